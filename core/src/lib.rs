@@ -1,0 +1,44 @@
+//! `pg_worm_core`: the PostgreSQL-free heart of pg_worm.
+//!
+//! * [`RowEncoder`] / [`Value`]: the canonical, versioned, length-prefixed encoding of a
+//!   row's column values and its SHA-256 row hash ([`row_hash`]).
+//! * [`link`]: the chain link that binds a row hash to its table, chain, position,
+//!   insertion time and the previous link.
+//! * [`verify_chain`]: verification of one chain, reporting every problem found.
+//! * [`decode_row`] and [`fuzz_encode`]: a strict decoder (the inverse of the encoder) and a
+//!   fuzzable entry point checking that the encoding is unambiguous.
+//!
+//! The byte layout is specified in `docs/hashing.md`; the golden vectors there are asserted by
+//! this crate's tests.
+
+mod chain;
+mod decode;
+mod encoding;
+mod fuzz;
+mod value;
+mod verify;
+
+pub use chain::{link, link_preimage, LINK_DOMAIN, LINK_PREIMAGE_LEN};
+pub use decode::{decode_row, DecodeError, MAX_ARRAY_NESTING};
+pub use encoding::{tag, RowEncoder, ROW_DOMAIN};
+pub use fuzz::{fuzz_encode, FuzzFailure};
+pub use value::{row_encoding, row_hash, Value};
+pub use verify::{verify_chain, Anchor, ChainReport, RowRecord};
+
+/// Version of the row encoding and of the link pre-image. Both carry this byte.
+pub const ENCODING_VERSION: u8 = 1;
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// The "previous link" of the first row (seq 1) of a chain that was never purged.
+pub const GENESIS: Hash = [0u8; 32];
+
+/// Converts a stored link (e.g. a `bytea` read from `worm_hash`) to a [`Hash`], if it has
+/// exactly 32 bytes.
+pub fn hash_from_slice(bytes: &[u8]) -> Option<Hash> {
+    <Hash>::try_from(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,537 @@
+//! Verification of one chain: pure logic shared by the extension and external verifiers.
+
+use crate::{link, Hash, GENESIS};
+
+/// One stored row of a chain, as read from the table: its `worm_seq`, `worm_inserted_at`
+/// (microseconds since 2000-01-01 00:00:00 UTC) and `worm_hash` as stored (any of them may be
+/// NULL or malformed after tampering), and the row hash recomputed from its column values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRecord {
+    pub seq: Option<i64>,
+    pub inserted_at: Option<i64>,
+    pub stored_link: Option<Vec<u8>>,
+    pub row_hash: Hash,
+}
+
+/// A purge anchor: rows up to and including `seq` were legitimately purged; the row at
+/// `seq + 1` must link to `link` (the link of the last purged row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub link: Hash,
+}
+
+/// The outcome of verifying one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// The chain number.
+    pub chain: i32,
+    /// Number of records given (including rows with a NULL position).
+    pub rows_checked: i64,
+    /// True when no problem was found.
+    pub ok: bool,
+    /// The smallest sequence number involved in a problem.
+    pub first_bad_seq: Option<i64>,
+    /// Number of problems found (a run of consecutive missing rows counts as one problem,
+    /// every other problem concerns one row or one position).
+    pub problems: i64,
+    /// Sequence number of the last row of the chain (the anchor's when no row follows it).
+    pub head_seq: Option<i64>,
+    /// Stored link of the last row when it is a valid 32-byte value (the anchor's link when
+    /// no row follows it).
+    pub head_link: Option<Hash>,
+    /// Plain English: "ok: ..." or the first few problems, then "... and N more problems".
+    pub detail: String,
+}
+
+/// How many problems `detail` spells out before summarising the rest.
+const DETAIL_PROBLEMS: usize = 5;
+/// Positions around a broken row searched for an alternative explanation of its link.
+const SEARCH_WINDOW: i64 = 4;
+/// At most this many broken rows get the (bounded, but not free) alternative-link search.
+const SEARCH_BUDGET: usize = 1000;
+
+#[derive(Debug, Clone, Copy)]
+enum StoredLink {
+    Valid(Hash),
+    Null,
+    BadLength(usize),
+}
+
+impl StoredLink {
+    fn valid(&self) -> Option<&Hash> {
+        match self {
+            StoredLink::Valid(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    seq: i64,
+    inserted_at: Option<i64>,
+    link: StoredLink,
+    row_hash: Hash,
+}
+
+/// What a row's "previous link" is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pred {
+    /// GENESIS: the chain start (seq 1, no purge).
+    Start,
+    /// The purge anchor at this seq.
+    Anchor(i64),
+    /// The row at this seq.
+    Row(i64),
+}
+
+impl Pred {
+    fn name(self) -> String {
+        match self {
+            Pred::Start => "the chain start (genesis)".to_owned(),
+            Pred::Anchor(a) => format!("the purge anchor at {a}"),
+            Pred::Row(s) => format!("row {s}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Problem {
+    seq: Option<i64>,
+    weight: i64,
+    message: String,
+}
+
+struct Ctx<'a> {
+    uid: &'a [u8; 16],
+    chain: i32,
+    anchor: Option<&'a Anchor>,
+    recs: Vec<Rec>,
+    /// (seq, indices into `recs`), ascending by seq.
+    groups: Vec<(i64, Vec<usize>)>,
+}
+
+impl Ctx<'_> {
+    /// Does `rec`, placed at `seq` after `prev`, reproduce its stored link?
+    fn fits(&self, rec: &Rec, seq: i64, prev: &Hash) -> bool {
+        match (rec.inserted_at, rec.link.valid()) {
+            (Some(at), Some(stored)) => {
+                link(self.uid, self.chain, seq, at, prev, &rec.row_hash) == *stored
+            }
+            _ => false,
+        }
+    }
+
+    /// Does some row at `seq + 1` link to `stored` (i.e. vouch for it)?
+    fn vouched(&self, next: Option<&(i64, Vec<usize>)>, seq: i64, stored: &Hash) -> bool {
+        let Some((_, members)) = next else {
+            return false;
+        };
+        let Some(succ_seq) = seq.checked_add(1) else {
+            return false;
+        };
+        members
+            .iter()
+            .any(|&m| self.fits(&self.recs[m], succ_seq, stored))
+    }
+
+    /// Links near position `seq` that a broken row may have been linked over, with a name.
+    fn nearby_links(&self, seq: i64, skip: usize) -> Vec<(Hash, String)> {
+        let lo = seq.saturating_sub(SEARCH_WINDOW + 1);
+        let hi = seq.saturating_add(SEARCH_WINDOW);
+        let from = self.groups.partition_point(|g| g.0 < lo);
+        let mut out = Vec::new();
+        for (gseq, members) in self.groups[from..].iter().take_while(|g| g.0 <= hi) {
+            for &m in members {
+                if m == skip {
+                    continue;
+                }
+                if let Some(h) = self.recs[m].link.valid() {
+                    let name = if gseq.checked_add(1) == Some(seq) {
+                        format!("another row at seq {gseq}")
+                    } else {
+                        format!("the row now at seq {gseq}")
+                    };
+                    out.push((*h, name));
+                }
+            }
+        }
+        out.push((GENESIS, Pred::Start.name()));
+        if let Some(a) = self.anchor {
+            out.push((a.link, Pred::Anchor(a.seq).name()));
+        }
+        out
+    }
+
+    /// Explains why the row `idx` at `seq` does not reproduce its stored link over `prev`.
+    fn classify(
+        &self,
+        idx: usize,
+        seq: i64,
+        prev: &Hash,
+        pred: Pred,
+        pred_failed: bool,
+        next: Option<&(i64, Vec<usize>)>,
+        search: bool,
+    ) -> String {
+        let rec = &self.recs[idx];
+        if search {
+            let candidates = self.nearby_links(seq, idx);
+            // Same position, another previous link: linked over the wrong row.
+            for (h, name) in &candidates {
+                if h != prev && self.fits(rec, seq, h) {
+                    return format!(
+                        "row {seq} does not link to {}: inserted out of chain (its link was made \
+                         over {name})",
+                        pred.name()
+                    );
+                }
+            }
+            // Another position: the row was moved (reordered or renumbered).
+            let lo = seq.saturating_sub(SEARCH_WINDOW);
+            let hi = seq.saturating_add(SEARCH_WINDOW);
+            for t in lo..=hi {
+                if t == seq {
+                    continue;
+                }
+                let placed = std::iter::once(prev).chain(candidates.iter().map(|(h, _)| h));
+                for h in placed {
+                    if self.fits(rec, t, h) {
+                        return format!(
+                            "row {seq} is out of place: its stored link was made for position {t} \
+                             (rows reordered or renumbered)"
+                        );
+                    }
+                }
+            }
+        }
+        let Some(stored) = rec.link.valid() else {
+            return format!("row {seq} has no valid stored link");
+        };
+        if self.vouched(next, seq, stored) {
+            // The next row links to this row's stored link, so that link is genuine.
+            match pred {
+                Pred::Row(p) if pred_failed => format!(
+                    "row {seq} does not link to row {p}: row {p} was replaced or had its stored \
+                     link altered (or both rows were changed)"
+                ),
+                Pred::Anchor(a) => format!(
+                    "row {seq} does not link to the purge anchor at {a}: the anchor's link is \
+                     wrong, or row {seq} was changed"
+                ),
+                _ => format!("row {seq} was changed: its content no longer matches its stored link"),
+            }
+        } else if next.is_none() {
+            format!(
+                "row {seq} does not match its stored link over {}: it was changed, replaced or \
+                 inserted out of chain, or its stored link altered (no later row confirms which)",
+                pred.name()
+            )
+        } else {
+            format!(
+                "row {seq} does not link to {}: it was replaced or inserted out of chain, or its \
+                 stored link altered",
+                pred.name()
+            )
+        }
+    }
+}
+
+/// Verifies one chain and reports every problem found.
+///
+/// `rows` may come in any order; they are sorted by `seq` here. With `anchor` `None` the chain
+/// starts at seq 1, whose previous link is [`GENESIS`]; with an anchor, rows up to and
+/// including `anchor.seq` were purged and the row at `anchor.seq + 1` links to `anchor.link`.
+///
+/// Each row's link is recomputed as `link(uid, chain, seq, inserted_at, prev, row_hash)` where
+/// `prev` is the *stored* link of the row before it, and compared with its stored link.
+/// Problems found (all of them, each counted in `problems`):
+///
+/// * a row without a position (NULL `worm_seq`), insertion time or link, or a link that is not
+///   32 bytes;
+/// * a row at or before the purge anchor (or before seq 1);
+/// * a position held by more than one row (two rows linking to the same predecessor is a fork);
+/// * missing rows (a gap in the sequence, or missing first rows);
+/// * a row whose link does not verify, classified as: *changed* (its successor still links to
+///   its stored link, so the link is genuine and the content or insertion time changed),
+///   *does not link to its predecessor* (its link verifies over another nearby row's link:
+///   inserted out of chain or the predecessor replaced), *out of place* (its link verifies for
+///   another nearby position: rows reordered or renumbered), or unconfirmed when it is the last
+///   row. A row that follows a gap or a row without a valid link cannot be checked.
+///
+/// Limits, by construction of an unkeyed hash chain:
+///
+/// * A removed **tail** (the newest rows) cannot be detected here: the remaining chain is
+///   valid. Only comparing the head with an earlier checkpoint (digest) detects it.
+/// * Someone who rewrites rows *and* recomputes every following link leaves a valid chain;
+///   again only a checkpoint detects it. Someone who recomputes the link of one replaced row
+///   only makes its successor look "changed".
+pub fn verify_chain(
+    table_uid: &[u8; 16],
+    chain: i32,
+    anchor: Option<&Anchor>,
+    rows: Vec<RowRecord>,
+) -> ChainReport {
+    let rows_checked = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let start = anchor.map_or(1, |a| a.seq.saturating_add(1));
+    let mut problems: Vec<Problem> = Vec::new();
+
+    // Rows without a position.
+    let unplaced = rows.iter().filter(|r| r.seq.is_none()).count();
+    if unplaced > 0 {
+        problems.push(Problem {
+            seq: None,
+            weight: i64::try_from(unplaced).unwrap_or(i64::MAX),
+            message: if unplaced == 1 {
+                "a row has no chain position (NULL worm_seq)".to_owned()
+            } else {
+                format!("{unplaced} rows have no chain position (NULL worm_seq)")
+            },
+        });
+    }
+
+    let mut recs: Vec<Rec> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let seq = r.seq?;
+            let link = match r.stored_link {
+                None => StoredLink::Null,
+                Some(v) => match <Hash>::try_from(v.as_slice()) {
+                    Ok(h) => StoredLink::Valid(h),
+                    Err(_) => StoredLink::BadLength(v.len()),
+                },
+            };
+            Some(Rec {
+                seq,
+                inserted_at: r.inserted_at,
+                link,
+                row_hash: r.row_hash,
+            })
+        })
+        .collect();
+    recs.sort_by_key(|r| r.seq); // stable: duplicates keep their input order
+
+    // Rows before the start of the chain.
+    let first_chained = recs.partition_point(|r| r.seq < start);
+    for r in &recs[..first_chained] {
+        let message = match anchor {
+            Some(a) if r.seq < a.seq => {
+                format!("row {} precedes the purge anchor at {}", r.seq, a.seq)
+            }
+            Some(a) => format!(
+                "row {} is the purge anchor's row, which was purged (anchor at {})",
+                r.seq, a.seq
+            ),
+            None => format!(
+                "row {} has an impossible position (worm_seq starts at 1)",
+                r.seq
+            ),
+        };
+        problems.push(Problem {
+            seq: Some(r.seq),
+            weight: 1,
+            message,
+        });
+    }
+
+    let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
+    for (i, r) in recs.iter().enumerate().skip(first_chained) {
+        match groups.last_mut() {
+            Some((s, members)) if *s == r.seq => members.push(i),
+            _ => groups.push((r.seq, vec![i])),
+        }
+    }
+    let ctx = Ctx {
+        uid: table_uid,
+        chain,
+        anchor,
+        recs,
+        groups,
+    };
+
+    let mut prev: Option<(Hash, Pred)> = Some(match anchor {
+        Some(a) => (a.link, Pred::Anchor(a.seq)),
+        None => (GENESIS, Pred::Start),
+    });
+    let mut expected = start;
+    let mut searches = 0usize;
+    let mut prev_failed = false;
+    let mut head: Option<(i64, Option<Hash>)> = None;
+
+    for (gi, (seq, members)) in ctx.groups.iter().enumerate() {
+        let seq = *seq;
+        if seq > expected {
+            let missing = i128::from(seq) - i128::from(expected);
+            let message = if missing == 1 {
+                format!("row {expected} is missing")
+            } else {
+                format!(
+                    "rows {expected}..{} are missing ({missing} rows)",
+                    seq - 1
+                )
+            };
+            problems.push(Problem {
+                seq: Some(expected),
+                weight: 1,
+                message,
+            });
+            prev = None;
+        }
+        let next = ctx
+            .groups
+            .get(gi + 1)
+            .filter(|g| seq.checked_add(1) == Some(g.0));
+
+        // Pick the member that best continues the chain.
+        let chosen = if members.len() == 1 {
+            members[0]
+        } else {
+            let score = |m: usize| {
+                let r = &ctx.recs[m];
+                let fits = prev.as_ref().is_some_and(|(p, _)| ctx.fits(r, seq, p));
+                let vouched = r
+                    .link
+                    .valid()
+                    .is_some_and(|h| ctx.vouched(next, seq, h));
+                u8::from(fits) * 2 + u8::from(vouched)
+            };
+            let mut best = members[0];
+            let mut best_score = score(best);
+            for &m in &members[1..] {
+                let s = score(m);
+                if s > best_score {
+                    best = m;
+                    best_score = s;
+                }
+            }
+            let mut fitting: Vec<&Hash> = match &prev {
+                Some((p, _)) => members
+                    .iter()
+                    .map(|&m| &ctx.recs[m])
+                    .filter(|r| ctx.fits(r, seq, p))
+                    .filter_map(|r| r.link.valid())
+                    .collect(),
+                None => Vec::new(),
+            };
+            let n_fitting = fitting.len();
+            fitting.sort_unstable();
+            fitting.dedup();
+            let note = match (n_fitting, fitting.len()) {
+                (0, _) => String::new(),
+                (1, _) => " (only one of them links into the chain)".to_owned(),
+                (n, 1) => format!(" ({n} identical copies)"),
+                (n, _) => format!(" ({n} of them link to the same predecessor: a forked chain)"),
+            };
+            problems.push(Problem {
+                seq: Some(seq),
+                weight: 1,
+                message: format!("row {seq} appears {} times{note}", members.len()),
+            });
+            best
+        };
+
+        let rec = &ctx.recs[chosen];
+        let mut checkable = true;
+        let mut failed = false;
+        if rec.inserted_at.is_none() {
+            problems.push(Problem {
+                seq: Some(seq),
+                weight: 1,
+                message: format!("row {seq} has no insertion time (NULL worm_inserted_at)"),
+            });
+            checkable = false;
+        }
+        match rec.link {
+            StoredLink::Valid(_) => {}
+            StoredLink::Null => {
+                problems.push(Problem {
+                    seq: Some(seq),
+                    weight: 1,
+                    message: format!("row {seq} has no stored link (NULL worm_hash)"),
+                });
+                checkable = false;
+            }
+            StoredLink::BadLength(n) => {
+                problems.push(Problem {
+                    seq: Some(seq),
+                    weight: 1,
+                    message: format!("row {seq}: stored link is not 32 bytes (it has {n})"),
+                });
+                checkable = false;
+            }
+        }
+        if checkable {
+            if let Some((p, pred)) = &prev {
+                if !ctx.fits(rec, seq, p) {
+                    failed = true;
+                    let search = searches < SEARCH_BUDGET;
+                    searches += 1;
+                    let message =
+                        ctx.classify(chosen, seq, p, *pred, prev_failed, next, search);
+                    problems.push(Problem {
+                        seq: Some(seq),
+                        weight: 1,
+                        message,
+                    });
+                }
+            }
+        }
+
+        prev = rec.link.valid().map(|h| (*h, Pred::Row(seq)));
+        prev_failed = failed;
+        head = Some((seq, rec.link.valid().copied()));
+        expected = seq.saturating_add(1);
+    }
+
+    let (head_seq, head_link) = match (head, anchor) {
+        (Some((s, l)), _) => (Some(s), l),
+        (None, Some(a)) => (Some(a.seq), Some(a.link)),
+        (None, None) => (None, None),
+    };
+
+    // NULL-position problems first, then by position (stable within a position).
+    problems.sort_by_key(|p| p.seq.map_or((0, 0), |s| (1, s)));
+    let total: i64 = problems.iter().map(|p| p.weight).sum();
+    let first_bad_seq = problems.iter().filter_map(|p| p.seq).min();
+
+    let detail = if problems.is_empty() {
+        let chained = ctx.recs.len() - first_chained;
+        let rows_word = if chained == 1 { "row" } else { "rows" };
+        match (head_seq, anchor) {
+            (_, Some(a)) if chained == 0 => {
+                format!("ok: no rows after the purge anchor at {}", a.seq)
+            }
+            (Some(h), Some(a)) => format!(
+                "ok: {chained} {rows_word} after the purge anchor at {}, head at seq {h}",
+                a.seq
+            ),
+            (Some(h), None) => format!("ok: {chained} {rows_word}, head at seq {h}"),
+            (None, _) => "ok: no rows".to_owned(),
+        }
+    } else {
+        let shown = &problems[..problems.len().min(DETAIL_PROBLEMS)];
+        let mut d = shown
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let rest = total - shown.iter().map(|p| p.weight).sum::<i64>();
+        if rest > 0 {
+            let word = if rest == 1 { "problem" } else { "problems" };
+            d.push_str(&format!("; ... and {rest} more {word}"));
+        }
+        d
+    };
+
+    ChainReport {
+        chain,
+        rows_checked,
+        ok: problems.is_empty(),
+        first_bad_seq,
+        problems: total,
+        head_seq,
+        head_link,
+        detail,
+    }
+}

@@ -1,0 +1,103 @@
+# Shared helpers for pg_worm's scripts (sourced, not run).
+# Everything here is idempotent: a fresh Debian machine gets what is missing,
+# a prepared one skips it.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_CONFIG="${PG_BIN}/pg_config"
+PGRX_VERSION=0.18.1
+export PGRX_HOME="${ROOT}/pgrx-config"
+export PATH="${HOME}/.cargo/bin:${PATH}"
+
+log() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then echo "run as root (it installs packages and runs PostgreSQL as user postgres)" >&2; exit 1; fi
+}
+
+# Debian packages: PostgreSQL 15 server and headers, clang for bindgen, sudo for --runas.
+ensure_packages() {
+  local missing=()
+  for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} libclang-dev clang pkg-config sudo; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # Debian's postgresql-common starts a cluster on 5432; we never use it.
+}
+
+ensure_cargo_pgrx() {
+  if ! cargo pgrx --version 2>/dev/null | grep -q " ${PGRX_VERSION}\$"; then
+    log "installing cargo-pgrx ${PGRX_VERSION} (once; about 15-20 minutes)"
+    cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
+  fi
+  # pgrx-config/config.toml (committed) points pgrx at Debian's pg_config.
+  if [ ! -f "${PGRX_HOME}/config.toml" ]; then
+    cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
+  fi
+}
+
+ensure_toolchain() {
+  need_root
+  ensure_packages
+  ensure_cargo_pgrx
+}
+
+# Build and install the extension into Debian's PostgreSQL. $1 = "release" or "debug".
+install_extension() {
+  local profile="${1:-debug}"
+  log "building and installing pg_worm (${profile})"
+  if [ "$profile" = release ]; then
+    (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG")
+  else
+    (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG")
+  fi
+}
+
+# A throwaway cluster run by the postgres user in a temporary directory.
+# start_cluster PORT [extra postgresql.conf lines...]; sets PGDATA_DIR, PGHOST, PGPORT.
+start_cluster() {
+  local port="$1"; shift
+  CLUSTER_DIR="$(mktemp -d /tmp/pg_worm_cluster.XXXXXX)"
+  chown postgres: "$CLUSTER_DIR"
+  chmod 700 "$CLUSTER_DIR"
+  PGDATA_DIR="$CLUSTER_DIR/data"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
+    --encoding=UTF8 --locale=C >"$CLUSTER_DIR/initdb.log" 2>&1
+  {
+    echo "port = $port"
+    echo "listen_addresses = ''"
+    echo "unix_socket_directories = '$CLUSTER_DIR'"
+    echo "fsync = on"
+    echo "max_connections = 100"
+    for line in "$@"; do echo "$line"; done
+  } >>"$PGDATA_DIR/postgresql.conf"
+  export PGHOST="$CLUSTER_DIR" PGPORT="$port" PGUSER=postgres
+  runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+}
+
+restart_cluster() {
+  runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w restart -m fast >/dev/null
+}
+
+stop_cluster() {
+  if [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop -m fast >/dev/null 2>&1 || \
+      runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop -m immediate >/dev/null 2>&1 || true
+  fi
+}
+
+cleanup_cluster() {
+  stop_cluster
+  if [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR" ] && [ -z "${KEEP_CLUSTER:-}" ]; then
+    rm -rf "$CLUSTER_DIR"
+  fi
+}
+
+psql_q() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -At "$@"; }

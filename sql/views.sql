@@ -1,0 +1,18 @@
+-- pg_worm: views over the registry. Hand-written; loaded last.
+
+CREATE VIEW worm.protected_tables AS
+SELECT t.table_name,
+       t.table_uid,
+       t.chains,
+       (SELECT coalesce(sum(h.head_seq), 0)::bigint
+          FROM worm.chain_heads(t.table_name::oid) AS h) AS rows,
+       t.retention,
+       t.legal_basis,
+       t.legal_hold,
+       t.protected_at,
+       t.protected_by,
+       NULL::timestamptz AS last_verified,
+       NULL::timestamptz AS last_checkpoint
+  FROM worm.tables AS t;
+COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
+GRANT SELECT ON worm.protected_tables TO PUBLIC;

@@ -1,0 +1,164 @@
+//! Chain heads and chain locks.
+//!
+//! A protected table has `chains` independent hash chains. An inserting
+//! transaction takes one chain per table (a transaction-level lock private to
+//! pg_worm, held until its top-level transaction ends, also across savepoint
+//! rollbacks), preferring a chain nobody holds, so concurrent writers spread
+//! over chains instead of queueing behind one head.
+//!
+//! The head is never stored separately: it is the chain's last row, found by a
+//! backward scan of the unique (worm_chain, worm_seq) index. The trigger scans
+//! with a "self" snapshot, which sees every committed row and every row of the
+//! current transaction (also those of the running statement), so once the lock
+//! is held the head is always the latest one: no stale snapshot, no fork, no
+//! write per row, and nothing to repair after a crash or a rollback.
+
+use crate::encode::TablePlan;
+use crate::error::WormError;
+use pg_worm_core::{Hash, GENESIS};
+use pgrx::pg_sys;
+use pgrx::pg_sys::Oid;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// locktag_field4 of pg_worm's chain locks. SQL advisory locks use 1 and 2,
+/// so these cannot be taken or released by pg_advisory_* functions.
+pub const CHAIN_LOCK_FIELD4: u16 = 0x574f; // "WO"
+
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    pub seq: i64,
+    pub link: Hash,
+    pub inserted_at: i64,
+}
+
+impl Head {
+    pub fn genesis() -> Self {
+        Head { seq: 0, link: GENESIS, inserted_at: i64::MIN }
+    }
+}
+
+fn locktag(relid: Oid, chain: i32) -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: relid.to_u32(),
+        locktag_field3: chain as u32,
+        locktag_field4: CHAIN_LOCK_FIELD4,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    }
+}
+
+thread_local! {
+    /// Which chain this backend last used for each table. Only a hint: the
+    /// lock itself says whether the current transaction still holds it.
+    static MY_CHAIN: RefCell<HashMap<Oid, i32>> = RefCell::new(HashMap::new());
+}
+
+/// Acquires under the top-level transaction's resource owner, so a savepoint
+/// rollback does not release a chain whose earlier rows are still pending.
+unsafe fn acquire(tag: &pg_sys::LOCKTAG, dont_wait: bool) -> bool {
+    let saved = pg_sys::CurrentResourceOwner;
+    pg_sys::CurrentResourceOwner = pg_sys::TopTransactionResourceOwner;
+    let res = pgrx::PgTryBuilder::new(|| {
+        pg_sys::LockAcquire(tag, pg_sys::ExclusiveLock as _, false, dont_wait)
+    })
+    .finally(|| {
+        pg_sys::CurrentResourceOwner = saved;
+    })
+    .execute();
+    res != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+}
+
+/// The chain this transaction inserts into for `relid`, locking one if needed.
+pub fn chain_for_insert(relid: Oid, chains: i32) -> i32 {
+    unsafe {
+        if let Some(c) = MY_CHAIN.with(|m| m.borrow().get(&relid).copied()) {
+            if c < chains && pg_sys::LockHeldByMe(&locktag(relid, c), pg_sys::ExclusiveLock as _) {
+                return c;
+            }
+        }
+        let start = (pg_sys::MyProcPid as u32 % chains as u32) as i32;
+        let mut chosen = None;
+        for i in 0..chains {
+            let c = (start + i) % chains;
+            if acquire(&locktag(relid, c), true) {
+                chosen = Some(c);
+                break;
+            }
+        }
+        let c = match chosen {
+            Some(c) => c,
+            None => {
+                // Every chain is held by a running transaction: queue on ours.
+                acquire(&locktag(relid, start), false);
+                start
+            }
+        };
+        MY_CHAIN.with(|m| m.borrow_mut().insert(relid, c));
+        c
+    }
+}
+
+/// Reads the last row of `chain` through the chain index.
+///
+/// `snapshot` = None reads with a "self" snapshot (latest committed state plus
+/// this transaction's own rows); Some(s) reads as of an MVCC snapshot.
+pub unsafe fn read_head(
+    rel: pg_sys::Relation,
+    plan: &TablePlan,
+    table: &str,
+    chain: i32,
+    snapshot: Option<pg_sys::Snapshot>,
+) -> Result<Head, WormError> {
+    let index_oid = plan.index.ok_or_else(|| WormError::Damaged {
+        table: table.into(),
+        what: "its unique index on (worm_chain, worm_seq) is missing".into(),
+    })?;
+    let snap = snapshot.unwrap_or(&raw mut pg_sys::SnapshotSelfData);
+    let idx = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as _);
+    let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+    pg_sys::ScanKeyInit(
+        &mut key,
+        1,
+        pg_sys::BTEqualStrategyNumber as _,
+        pg_sys::Oid::from(pg_sys::F_INT4EQ),
+        pg_sys::Datum::from(chain),
+    );
+    let scan = pg_sys::index_beginscan(rel, idx, snap, 1, 0);
+    pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
+    let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+    let mut result = Ok(Head::genesis());
+    if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::BackwardScanDirection, slot) {
+        result = head_from_slot(slot, plan, table);
+    }
+    pg_sys::ExecDropSingleTupleTableSlot(slot);
+    pg_sys::index_endscan(scan);
+    pg_sys::index_close(idx, pg_sys::AccessShareLock as _);
+    result
+}
+
+unsafe fn head_from_slot(
+    slot: *mut pg_sys::TupleTableSlot,
+    plan: &TablePlan,
+    table: &str,
+) -> Result<Head, WormError> {
+    let mut isnull = false;
+    let seq = pg_sys::slot_getattr(slot, plan.seq_att as _, &mut isnull);
+    let seq_null = isnull;
+    let ins = pg_sys::slot_getattr(slot, plan.inserted_at_att as _, &mut isnull);
+    let ins_null = isnull;
+    let h = pg_sys::slot_getattr(slot, plan.hash_att as _, &mut isnull);
+    let h_null = isnull;
+    let damaged = |what: &str| WormError::Damaged { table: table.into(), what: what.into() };
+    if seq_null || ins_null || h_null {
+        return Err(damaged("the last row of a chain has NULL worm_ values"));
+    }
+    let bytes = pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
+        h.cast_mut_ptr(),
+    ));
+    let link: Hash = bytes
+        .try_into()
+        .map_err(|_| damaged("the last row of a chain has a worm_hash that is not 32 bytes"))?;
+    Ok(Head { seq: seq.value() as i64, link, inserted_at: ins.value() as i64 })
+}

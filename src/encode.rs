@@ -1,0 +1,435 @@
+//! From PostgreSQL datums to pg_worm's canonical row encoding.
+//!
+//! The byte layout lives in `pg_worm_core` (and `docs/hashing.md`); this module
+//! only reads each column's stored value, in a way that depends on no session
+//! setting and no OID, and feeds it to the core's [`RowEncoder`].
+//!
+//! A [`TablePlan`] (which columns, of which kind, where the `worm_` columns
+//! are, which index holds the chains) is built once per backend and table and
+//! dropped when the relcache entry of that table is invalidated.
+
+use crate::error::WormError;
+use pg_worm_core::RowEncoder;
+use pgrx::pg_sys;
+use pgrx::pg_sys::Oid;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::rc::Rc;
+
+pub const COL_CHAIN: &str = "worm_chain";
+pub const COL_SEQ: &str = "worm_seq";
+pub const COL_INSERTED_AT: &str = "worm_inserted_at";
+pub const COL_HASH: &str = "worm_hash";
+pub const RESERVED_PREFIX: &str = "worm_";
+
+/// How one column's datum is read.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// numeric, jsonb, inet, cidr and enums: their output functions depend on
+    /// no setting, so the text they return is canonical.
+    Output { what: OutputKind, func: Oid },
+    Text,
+    Bytea,
+    Json,
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Array(Box<ArrayKind>),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum OutputKind {
+    Numeric,
+    Jsonb,
+    Inet,
+    Enum,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArrayKind {
+    pub elem: Kind,
+    pub elem_type: Oid,
+    pub elmlen: i16,
+    pub elmbyval: bool,
+    pub elmalign: std::ffi::c_char,
+}
+
+/// Everything the trigger and the verifier need to know about a protected table.
+#[derive(Debug)]
+pub struct TablePlan {
+    /// (attribute number, kind) of every user column, in attnum order.
+    pub cols: Vec<(i16, Kind)>,
+    pub chain_att: i16,
+    pub seq_att: i16,
+    pub inserted_at_att: i16,
+    pub hash_att: i16,
+    /// The unique (worm_chain, worm_seq) index, if present.
+    pub index: Option<Oid>,
+}
+
+/// Maps a type to the way it is encoded, or None when pg_worm cannot hash it.
+pub fn kind_for_type(typid: Oid) -> Option<Kind> {
+    unsafe {
+        let base = pg_sys::getBaseType(typid);
+        let k = match base {
+            pg_sys::BOOLOID => Kind::Bool,
+            pg_sys::INT2OID => Kind::Int2,
+            pg_sys::INT4OID => Kind::Int4,
+            pg_sys::INT8OID => Kind::Int8,
+            pg_sys::FLOAT4OID => Kind::Float4,
+            pg_sys::FLOAT8OID => Kind::Float8,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID => Kind::Text,
+            pg_sys::BYTEAOID => Kind::Bytea,
+            pg_sys::JSONOID => Kind::Json,
+            pg_sys::DATEOID => Kind::Date,
+            pg_sys::TIMEOID => Kind::Time,
+            pg_sys::TIMETZOID => Kind::TimeTz,
+            pg_sys::TIMESTAMPOID => Kind::Timestamp,
+            pg_sys::TIMESTAMPTZOID => Kind::TimestampTz,
+            pg_sys::INTERVALOID => Kind::Interval,
+            pg_sys::UUIDOID => Kind::Uuid,
+            pg_sys::NUMERICOID => output(OutputKind::Numeric, base),
+            pg_sys::JSONBOID => output(OutputKind::Jsonb, base),
+            pg_sys::INETOID | pg_sys::CIDROID => output(OutputKind::Inet, base),
+            _ => {
+                if pg_sys::get_typtype(base) == pg_sys::TYPTYPE_ENUM as std::ffi::c_char {
+                    output(OutputKind::Enum, base)
+                } else {
+                    let elem = pg_sys::get_element_type(base);
+                    if elem == pg_sys::InvalidOid || pg_sys::get_typlen(base) != -1 {
+                        return None;
+                    }
+                    let elem_kind = kind_for_type(elem)?;
+                    if matches!(elem_kind, Kind::Array(_)) {
+                        return None;
+                    }
+                    let mut elmlen = 0i16;
+                    let mut elmbyval = false;
+                    let mut elmalign: std::ffi::c_char = 0;
+                    pg_sys::get_typlenbyvalalign(elem, &mut elmlen, &mut elmbyval, &mut elmalign);
+                    Kind::Array(Box::new(ArrayKind {
+                        elem: elem_kind,
+                        elem_type: elem,
+                        elmlen,
+                        elmbyval,
+                        elmalign,
+                    }))
+                }
+            }
+        };
+        Some(k)
+    }
+}
+
+unsafe fn output(what: OutputKind, typ: Oid) -> Kind {
+    let mut func = pg_sys::InvalidOid;
+    let mut varlena = false;
+    pg_sys::getTypeOutputInfo(typ, &mut func, &mut varlena);
+    Kind::Output { what, func }
+}
+
+pub fn type_name(typid: Oid) -> String {
+    unsafe {
+        let p = pg_sys::format_type_be(typid);
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// Attribute name of a tuple descriptor entry.
+pub unsafe fn att_name(att: &pg_sys::FormData_pg_attribute) -> String {
+    CStr::from_ptr(att.attname.data.as_ptr()).to_string_lossy().into_owned()
+}
+
+/// Builds the plan for a relation. `require_worm` = the four worm_ columns must exist.
+pub unsafe fn build_plan(
+    rel: pg_sys::Relation,
+    table: &str,
+    require_worm: bool,
+) -> Result<TablePlan, WormError> {
+    let tupdesc = (*rel).rd_att;
+    let natts = (*tupdesc).natts as usize;
+    let atts = (*tupdesc).attrs.as_slice(natts);
+    let mut plan = TablePlan {
+        cols: Vec::with_capacity(natts),
+        chain_att: 0,
+        seq_att: 0,
+        inserted_at_att: 0,
+        hash_att: 0,
+        index: None,
+    };
+    for att in atts {
+        if att.attisdropped {
+            continue;
+        }
+        let name = att_name(att);
+        match name.as_str() {
+            COL_CHAIN => plan.chain_att = att.attnum,
+            COL_SEQ => plan.seq_att = att.attnum,
+            COL_INSERTED_AT => plan.inserted_at_att = att.attnum,
+            COL_HASH => plan.hash_att = att.attnum,
+            _ => {
+                if name.starts_with(RESERVED_PREFIX) {
+                    return Err(WormError::ReservedColumn { table: table.into(), column: name });
+                }
+                match kind_for_type(att.atttypid) {
+                    Some(k) => plan.cols.push((att.attnum, k)),
+                    None => {
+                        return Err(WormError::UnsupportedType {
+                            table: table.into(),
+                            column: name,
+                            type_name: type_name(att.atttypid),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    if require_worm {
+        if plan.chain_att == 0 || plan.seq_att == 0 || plan.inserted_at_att == 0 || plan.hash_att == 0
+        {
+            return Err(WormError::Damaged {
+                table: table.into(),
+                what: "one of the columns worm_chain, worm_seq, worm_inserted_at, worm_hash is missing"
+                    .into(),
+            });
+        }
+        plan.index = find_chain_index(rel, plan.chain_att, plan.seq_att);
+    }
+    Ok(plan)
+}
+
+/// Finds the unique btree index on exactly (worm_chain, worm_seq).
+unsafe fn find_chain_index(rel: pg_sys::Relation, chain_att: i16, seq_att: i16) -> Option<Oid> {
+    let list = pg_sys::RelationGetIndexList(rel);
+    if list.is_null() {
+        return None;
+    }
+    let mut found = None;
+    let n = (*list).length;
+    for i in 0..n {
+        let cell = (*list).elements.add(i as usize);
+        let idx_oid = (*cell).oid_value;
+        let idx = pg_sys::index_open(idx_oid, pg_sys::AccessShareLock as _);
+        let form = (*idx).rd_index;
+        let ok = !form.is_null()
+            && (*form).indisunique
+            && (*form).indisvalid
+            && (*form).indnatts == 2
+            && (*form).indnkeyatts == 2
+            && (*idx).rd_rel.as_ref().map(|r| r.relam) == Some(pg_sys::BTREE_AM_OID)
+            && (*idx).rd_indpred.is_null()
+            && (*idx).rd_indexprs.is_null()
+            && {
+                let keys = (*form).indkey.values.as_slice(2);
+                keys[0] == chain_att && keys[1] == seq_att
+            };
+        pg_sys::index_close(idx, pg_sys::AccessShareLock as _);
+        if ok {
+            found = Some(idx_oid);
+            break;
+        }
+    }
+    pg_sys::list_free(list);
+    found
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<Oid, Rc<TablePlan>>> = RefCell::new(HashMap::new());
+    static ENCODER: RefCell<RowEncoder> = RefCell::new(RowEncoder::new());
+}
+
+/// The cached plan of a protected relation (built on first use).
+pub unsafe fn plan_for(rel: pg_sys::Relation, table: &str) -> Result<Rc<TablePlan>, WormError> {
+    let relid = (*rel).rd_id;
+    if let Some(p) = PLANS.with(|m| m.borrow().get(&relid).cloned()) {
+        return Ok(p);
+    }
+    let plan = Rc::new(build_plan(rel, table, true)?);
+    PLANS.with(|m| m.borrow_mut().insert(relid, plan.clone()));
+    Ok(plan)
+}
+
+/// Relcache invalidation callback: forget plans of changed relations.
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: Oid) {
+    PLANS.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            if relid == pg_sys::InvalidOid {
+                m.clear();
+            } else {
+                m.remove(&relid);
+            }
+        }
+    });
+}
+
+pub fn register_callbacks() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
+    }
+}
+
+/// Computes the row hash of a heap tuple under `plan`.
+pub unsafe fn row_hash(
+    plan: &TablePlan,
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+) -> pg_worm_core::Hash {
+    ENCODER.with(|e| {
+        let mut enc = e.borrow_mut();
+        enc.reset(plan.cols.len() as u32);
+        for (attnum, kind) in &plan.cols {
+            let mut isnull = false;
+            let d = pg_sys::heap_getattr(tuple, *attnum as _, tupdesc, &mut isnull);
+            if isnull {
+                enc.null();
+            } else {
+                encode_datum(&mut enc, kind, d);
+            }
+        }
+        enc.row_hash()
+    })
+}
+
+/// Computes the row hash from already deformed values (`values`/`nulls` indexed by attnum-1).
+pub unsafe fn row_hash_deformed(
+    plan: &TablePlan,
+    values: &[pg_sys::Datum],
+    nulls: &[bool],
+) -> pg_worm_core::Hash {
+    ENCODER.with(|e| {
+        let mut enc = e.borrow_mut();
+        enc.reset(plan.cols.len() as u32);
+        for (attnum, kind) in &plan.cols {
+            let i = (*attnum - 1) as usize;
+            if nulls[i] {
+                enc.null();
+            } else {
+                encode_datum(&mut enc, kind, values[i]);
+            }
+        }
+        enc.row_hash()
+    })
+}
+
+fn db_is_utf8_compatible() -> bool {
+    thread_local! {
+        static UTF8: bool = unsafe {
+            let e = pg_sys::GetDatabaseEncoding() as u32;
+            e == pg_sys::pg_enc::PG_UTF8 || e == pg_sys::pg_enc::PG_SQL_ASCII
+        };
+    }
+    UTF8.with(|u| *u)
+}
+
+/// Bytes of a varlena datum, detoasted (and decompressed) as needed.
+unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+    pgrx::varlena::varlena_to_byte_slice(p)
+}
+
+/// Text in the server encoding, as UTF-8.
+unsafe fn utf8_text<'a>(bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    if db_is_utf8_compatible() || bytes.is_empty() {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let out = pg_sys::pg_server_to_any(
+        bytes.as_ptr() as *const std::ffi::c_char,
+        bytes.len() as i32,
+        pg_sys::pg_enc::PG_UTF8 as i32,
+    );
+    if out as *const u8 == bytes.as_ptr() {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        std::borrow::Cow::Owned(CStr::from_ptr(out).to_bytes().to_vec())
+    }
+}
+
+unsafe fn output_text(func: Oid, d: pg_sys::Datum) -> Vec<u8> {
+    let p = pg_sys::OidOutputFunctionCall(func, d);
+    let v = CStr::from_ptr(p).to_bytes().to_vec();
+    pg_sys::pfree(p as *mut std::ffi::c_void);
+    v
+}
+
+unsafe fn encode_datum(enc: &mut RowEncoder, kind: &Kind, d: pg_sys::Datum) {
+    match kind {
+        Kind::Bool => enc.bool(d.value() != 0),
+        Kind::Int2 => enc.int(d.value() as i16 as i64),
+        Kind::Int4 => enc.int(d.value() as i32 as i64),
+        Kind::Int8 => enc.int(d.value() as i64),
+        Kind::Float4 => enc.float4(f32::from_bits(d.value() as u32)),
+        Kind::Float8 => enc.float8(f64::from_bits(d.value() as u64)),
+        Kind::Text => enc.text(&utf8_text(varlena_bytes(d))),
+        Kind::Json => enc.json(&utf8_text(varlena_bytes(d))),
+        Kind::Bytea => enc.bytes(varlena_bytes(d)),
+        Kind::Date => enc.date(d.value() as i32),
+        Kind::Time => enc.time(d.value() as i64),
+        Kind::Timestamp => enc.timestamp(d.value() as i64),
+        Kind::TimestampTz => enc.timestamptz(d.value() as i64),
+        Kind::TimeTz => {
+            let t = &*(d.cast_mut_ptr::<pg_sys::TimeTzADT>());
+            enc.timetz(t.time, t.zone)
+        }
+        Kind::Interval => {
+            let i = &*(d.cast_mut_ptr::<pg_sys::Interval>());
+            enc.interval(i.month, i.day, i.time)
+        }
+        Kind::Uuid => {
+            let u = &*(d.cast_mut_ptr::<[u8; 16]>());
+            enc.uuid(u)
+        }
+        Kind::Output { what, func } => {
+            let text = output_text(*func, d);
+            match what {
+                OutputKind::Numeric => enc.numeric(std::str::from_utf8(&text).unwrap_or("")),
+                OutputKind::Inet => enc.inet(std::str::from_utf8(&text).unwrap_or("")),
+                OutputKind::Jsonb => enc.jsonb(&utf8_text(&text)),
+                OutputKind::Enum => enc.enum_label(&utf8_text(&text)),
+            }
+        }
+        Kind::Array(ak) => encode_array(enc, ak, d),
+    }
+}
+
+unsafe fn encode_array(enc: &mut RowEncoder, ak: &ArrayKind, d: pg_sys::Datum) {
+    let arr = pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+    let ndim = (*arr).ndim.max(0) as usize;
+    let dims_ptr = (arr as *const u8).add(std::mem::size_of::<pg_sys::ArrayType>()) as *const i32;
+    let lbound_ptr = dims_ptr.add(ndim);
+    let dims: Vec<(i32, i32)> =
+        (0..ndim).map(|i| (*lbound_ptr.add(i), *dims_ptr.add(i))).collect();
+    enc.array_begin(&dims);
+    let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
+    let mut nulls: *mut bool = std::ptr::null_mut();
+    let mut n: i32 = 0;
+    pg_sys::deconstruct_array(
+        arr,
+        ak.elem_type,
+        ak.elmlen as i32,
+        ak.elmbyval,
+        ak.elmalign,
+        &mut elems,
+        &mut nulls,
+        &mut n,
+    );
+    for i in 0..n.max(0) as usize {
+        if *nulls.add(i) {
+            enc.null();
+        } else {
+            encode_datum(enc, &ak.elem, *elems.add(i));
+        }
+    }
+    enc.array_end();
+}

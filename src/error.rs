@@ -1,0 +1,169 @@
+//! One error type for every refusal and failure pg_worm reports.
+//!
+//! Each variant maps to a real SQLSTATE, a message that names the table, and a
+//! HINT that tells the user what to do instead. Trigger functions never return
+//! `Err` (pgrx would turn that into XX000 with a backtrace): they call
+//! [`WormError::raise`], which reports through `ereport(ERROR)`.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+const PURGE_HINT: &str = "Rows of a pg_worm table are never changed or removed by SQL. \
+Rows whose retention has ended leave only through worm.purge_expired(table), which issues a deletion certificate.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WormError {
+    #[error("table {table} is protected by pg_worm: {operation} is not allowed")]
+    Immutable { table: String, operation: &'static str },
+
+    #[error("\"{name}\" is not an ordinary table ({kind})")]
+    NotATable { name: String, kind: &'static str },
+
+    #[error("table {table} is {persistence}; pg_worm protects only permanent (logged) tables")]
+    NotPermanent { table: String, persistence: &'static str },
+
+    #[error("table {table} is already protected by pg_worm")]
+    AlreadyProtected { table: String },
+
+    #[error("table {table} is not protected by pg_worm")]
+    NotProtected { table: String },
+
+    #[error("must be owner of table {table} to protect it")]
+    NotOwner { table: String },
+
+    #[error("permission denied to verify table {table}")]
+    NoSelect { table: String },
+
+    #[error("column \"{column}\" of table {table} has type {type_name}, which pg_worm cannot hash")]
+    UnsupportedType { table: String, column: String, type_name: String },
+
+    #[error("column \"{column}\" of table {table} uses the prefix worm_, which pg_worm reserves")]
+    ReservedColumn { table: String, column: String },
+
+    #[error("chains must be between 1 and {max}, not {given}")]
+    InvalidChains { given: i32, max: i32 },
+
+    #[error("retention must be a positive interval, not {given}")]
+    InvalidRetention { given: String },
+
+    #[error("table {table} has trigger \"{trigger}\", which would {what}")]
+    ConflictingTrigger { table: String, trigger: String, what: &'static str },
+
+    #[error("table {table} has rewrite rules; pg_worm cannot protect a table whose statements are rewritten")]
+    HasRules { table: String },
+
+    #[error("protection of table {table} is damaged: {what}")]
+    Damaged { table: String, what: String },
+
+    #[error("pg_worm trigger function {function} was called {how}")]
+    TriggerMisuse { function: &'static str, how: String },
+
+    #[error("pg_worm internal error: {0}")]
+    Internal(String),
+}
+
+impl WormError {
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            WormError::Immutable { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            WormError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            WormError::NotPermanent { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            WormError::AlreadyProtected { .. } => ERRCODE_DUPLICATE_OBJECT,
+            WormError::NotProtected { .. } => ERRCODE_UNDEFINED_OBJECT,
+            WormError::NotOwner { .. } | WormError::NoSelect { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            WormError::UnsupportedType { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            WormError::ReservedColumn { .. } => ERRCODE_DUPLICATE_COLUMN,
+            WormError::InvalidChains { .. } | WormError::InvalidRetention { .. } => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            WormError::ConflictingTrigger { .. } | WormError::HasRules { .. } => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            WormError::Damaged { .. } => ERRCODE_DATA_CORRUPTED,
+            WormError::TriggerMisuse { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            WormError::Internal(_) => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            WormError::Immutable { .. } => PURGE_HINT.to_string(),
+            WormError::NotATable { .. } => {
+                "Protect the table itself; views, foreign, partitioned and other relations cannot be protected.".into()
+            }
+            WormError::NotPermanent { .. } => {
+                "Create the table without TEMPORARY or UNLOGGED, or run ALTER TABLE ... SET LOGGED first.".into()
+            }
+            WormError::AlreadyProtected { table } => format!(
+                "Protection is permanent. See SELECT * FROM worm.protected_tables WHERE table_name = '{table}'::regclass;"
+            ),
+            WormError::NotProtected { .. } => "Protect it first with worm.protect(table).".into(),
+            WormError::NotOwner { .. } => {
+                "Ask the table's owner (or a member of its owning role) to run worm.protect.".into()
+            }
+            WormError::NoSelect { .. } => "Verification needs SELECT on the table.".into(),
+            WormError::UnsupportedType { .. } => {
+                "Supported: integers, numeric, float, bool, text/varchar/char, bytea, date/time types, interval, uuid, json, jsonb, inet, cidr, enums, domains and arrays of these. Change the column's type before protecting.".into()
+            }
+            WormError::ReservedColumn { .. } => "Rename the column before protecting the table.".into(),
+            WormError::InvalidChains { .. } => {
+                "Use about as many chains as concurrent writers; the default is 32.".into()
+            }
+            WormError::InvalidRetention { .. } => {
+                "Give an interval such as '6 years', or NULL to keep rows for ever.".into()
+            }
+            WormError::ConflictingTrigger { .. } => {
+                "Drop or disable that trigger before protecting the table.".into()
+            }
+            WormError::HasRules { .. } => "Drop the rules before protecting the table.".into(),
+            WormError::Damaged { table, .. } => {
+                format!("Run SELECT * FROM worm.verify('{table}'); and investigate before writing more rows.")
+            }
+            WormError::TriggerMisuse { .. } => {
+                "pg_worm's trigger functions are attached by worm.protect only.".into()
+            }
+            WormError::Internal(_) => return None,
+        })
+    }
+
+    /// Reports the error with `ereport(ERROR)`; never returns.
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "pg_worm");
+        if let Some(h) = self.hint() {
+            report = report.set_hint(h);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ereport(ERROR) returned")
+    }
+}
+
+impl From<WormError> for ErrorReport {
+    fn from(e: WormError) -> Self {
+        let mut report = ErrorReport::new(e.sqlstate(), e.to_string(), "pg_worm");
+        if let Some(h) = e.hint() {
+            report = report.set_hint(h);
+        }
+        report
+    }
+}
+
+impl From<pgrx::spi::SpiError> for WormError {
+    fn from(e: pgrx::spi::SpiError) -> Self {
+        WormError::Internal(format!("SPI: {e}"))
+    }
+}
+
+/// Unwraps a result or raises its error.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, WormError> {
+    fn or_raise(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.raise(),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! worm.protect: turns an ordinary table into a chained, insert-only one.
+
+use crate::encode::{self, COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ};
+use crate::error::{OrRaise, WormError};
+use crate::meta;
+use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
+use pg_worm_core::{Hash, GENESIS};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgRelation};
+
+pub const MAX_CHAINS: i32 = 1024;
+
+// tgtype bits (catalog/pg_trigger.h)
+const TRIGGER_TYPE_ROW: i16 = 1 << 0;
+const TRIGGER_TYPE_BEFORE: i16 = 1 << 1;
+const TRIGGER_TYPE_INSERT: i16 = 1 << 2;
+const TRIGGER_TYPE_UPDATE: i16 = 1 << 4;
+
+/// Makes `tbl` immutable and chained. See README, "SQL reference".
+#[pg_extern(name = "protect", volatile)]
+fn worm_protect(
+    tbl: PgRelation,
+    retention: default!(Option<pgrx::datum::Interval>, "NULL"),
+    chains: default!(i32, 32),
+) -> String {
+    protect(tbl, retention, chains).or_raise()
+}
+
+fn protect(
+    tbl: PgRelation,
+    retention: Option<pgrx::datum::Interval>,
+    chains: i32,
+) -> Result<String, WormError> {
+    let relid = tbl.oid();
+    let rel = tbl.as_ptr();
+    let table = unsafe { rel_display_name(rel) };
+    let form = unsafe { &*(*rel).rd_rel };
+
+    let kind = match form.relkind as u8 {
+        b'r' => None,
+        b'v' => Some("a view"),
+        b'm' => Some("a materialized view"),
+        b'f' => Some("a foreign table"),
+        b'p' => Some("a partitioned table; protect its partitions"),
+        b'i' | b'I' => Some("an index"),
+        b'S' => Some("a sequence"),
+        b'c' => Some("a composite type"),
+        b't' => Some("a TOAST table"),
+        _ => Some("not a table"),
+    };
+    if let Some(kind) = kind {
+        return Err(WormError::NotATable { name: table, kind });
+    }
+    match form.relpersistence as u8 {
+        b't' => return Err(WormError::NotPermanent { table, persistence: "temporary" }),
+        b'u' => return Err(WormError::NotPermanent { table, persistence: "unlogged" }),
+        _ => {}
+    }
+    if !unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) } {
+        return Err(WormError::NotOwner { table });
+    }
+    if meta::lookup(relid)?.is_some() {
+        return Err(WormError::AlreadyProtected { table });
+    }
+    if !(1..=MAX_CHAINS).contains(&chains) {
+        return Err(WormError::InvalidChains { given: chains, max: MAX_CHAINS });
+    }
+    if let Some(r) = &retention {
+        let positive = Spi::get_one_with_args::<bool>(
+            "SELECT $1 > interval '0'",
+            &[DatumWithOid::from(*r)],
+        )?
+        .unwrap_or(false);
+        if !positive {
+            return Err(WormError::InvalidRetention { given: interval_text(r) });
+        }
+    }
+    if form.relhasrules {
+        return Err(WormError::HasRules { table });
+    }
+    // Validates every column type (and the reserved prefix) before changing anything.
+    unsafe { encode::build_plan(rel, &table, false)? };
+    // ALTER TABLE refuses a relation this function still holds open.
+    drop(tbl);
+
+    let existing = Spi::get_one_with_args::<i64>(
+        &format!("SELECT count(*) FROM {table}"),
+        &[],
+    )?
+    .unwrap_or(0);
+    check_triggers(relid, &table, existing > 0)?;
+
+    let uid: pgrx::Uuid = Spi::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
+        .ok_or_else(|| WormError::Internal("gen_random_uuid returned NULL".into()))?;
+    let uid_bytes: [u8; 16] = *uid.as_bytes();
+    let uid_text = hex::encode(uid_bytes);
+
+    // `table` is produced by the server's quote_qualified_identifier; nothing
+    // the user typed is spliced into these statements.
+    Spi::run(&format!(
+        "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
+         ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
+    ))?;
+
+    let chained = backfill(relid, &table, &uid_bytes, chains)?;
+
+    Spi::run(&format!(
+        "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
+         ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
+    ))?;
+    Spi::run(&format!("CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"))?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
+         EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
+    ))?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
+         FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
+    ))?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
+         FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
+    ))?;
+    Spi::run(&format!(
+        "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
+         ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
+    ))?;
+
+    meta::register(relid, uid, chains, retention, chained)?;
+
+    let keep = match &retention {
+        Some(r) => format!("rows are kept for {}", interval_text(r)),
+        None => "rows are kept for ever".to_string(),
+    };
+    Ok(format!(
+        "protected {table}: {chains} chains, {chained} existing rows chained, {keep}"
+    ))
+}
+
+fn interval_text(i: &pgrx::datum::Interval) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::text", &[DatumWithOid::from(*i)])
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Refuses BEFORE INSERT row triggers that would fire after pg_worm's (and so
+/// could change a row after it was hashed) and, when rows exist, BEFORE UPDATE
+/// row triggers (the backfill updates every row once).
+fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(), WormError> {
+    let triggers: Vec<(String, i16)> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT tgname::text, tgtype FROM pg_catalog.pg_trigger \
+             WHERE tgrelid = $1 AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY 1",
+            None,
+            &[DatumWithOid::from(relid)],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let name: Option<String> = row.get(1)?;
+            let t: Option<i16> = row.get(2)?;
+            if let (Some(n), Some(t)) = (name, t) {
+                out.push((n, t));
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?;
+    for (name, t) in triggers {
+        let before_row = t & TRIGGER_TYPE_ROW != 0 && t & TRIGGER_TYPE_BEFORE != 0;
+        if before_row && t & TRIGGER_TYPE_INSERT != 0 && name.as_bytes() > TRIGGER_CHAIN.as_bytes() {
+            return Err(WormError::ConflictingTrigger {
+                table: table.into(),
+                trigger: name,
+                what: "fire after pg_worm's chain trigger and could change rows after they are hashed",
+            });
+        }
+        if before_row && has_rows && t & TRIGGER_TYPE_UPDATE != 0 {
+            return Err(WormError::ConflictingTrigger {
+                table: table.into(),
+                trigger: name,
+                what: "change existing rows while pg_worm chains them",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Chains the rows a table already holds, in a deterministic order: ascending
+/// by row hash (the SHA-256 of the canonical encoding), ties by their physical
+/// position (identical rows are indistinguishable). Row i (from 0) goes to
+/// chain i % chains at sequence i / chains + 1; all get the transaction's
+/// start time as insertion time.
+fn backfill(
+    relid: pg_sys::Oid,
+    table: &str,
+    uid: &[u8; 16],
+    chains: i32,
+) -> Result<i64, WormError> {
+    let mut rows: Vec<(Hash, u32, u16)> = Vec::new();
+    unsafe {
+        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as _);
+        let plan = encode::build_plan(rel, table, false);
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+                return Err(e);
+            }
+        };
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let natts = (*(*rel).rd_att).natts as usize;
+        while pg_sys::table_scan_getnextslot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+            pg_sys::slot_getallattrs(slot);
+            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+            let h = encode::row_hash_deformed(&plan, values, nulls);
+            let tid = (*slot).tts_tid;
+            let block = ((tid.ip_blkid.bi_hi as u32) << 16) | tid.ip_blkid.bi_lo as u32;
+            rows.push((h, block, tid.ip_posid));
+            pgrx::check_for_interrupts!();
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    rows.sort();
+    let inserted_at = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let mut prev: Vec<Hash> = vec![GENESIS; chains as usize];
+    let mut tids = Vec::with_capacity(rows.len());
+    let mut cs = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    let mut links: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
+    for (i, (row_hash, block, off)) in rows.iter().enumerate() {
+        let c = (i as i64 % chains as i64) as i32;
+        let seq = i as i64 / chains as i64 + 1;
+        let l = pg_worm_core::link(uid, c, seq, inserted_at, &prev[c as usize], row_hash);
+        prev[c as usize] = l;
+        tids.push(format!("({block},{off})"));
+        cs.push(c);
+        seqs.push(seq);
+        links.push(l.to_vec());
+    }
+    let n = rows.len() as i64;
+    Spi::run_with_args(
+        &format!(
+            "UPDATE {table} AS t SET {COL_CHAIN} = u.c, {COL_SEQ} = u.s, \
+             {COL_INSERTED_AT} = pg_catalog.transaction_timestamp(), {COL_HASH} = u.h \
+             FROM ROWS FROM (pg_catalog.unnest($1::text[]::tid[]), pg_catalog.unnest($2::int[]), \
+             pg_catalog.unnest($3::bigint[]), pg_catalog.unnest($4::bytea[])) AS u(tid, c, s, h) \
+             WHERE t.ctid = u.tid"
+        ),
+        &[
+            DatumWithOid::from(tids),
+            DatumWithOid::from(cs),
+            DatumWithOid::from(seqs),
+            DatumWithOid::from(links),
+        ],
+    )?;
+    Ok(n)
+}

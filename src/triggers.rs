@@ -1,0 +1,142 @@
+//! The triggers worm.protect attaches (all `ENABLE ALWAYS`):
+//!
+//! * `zz_worm_chain` — BEFORE INSERT, FOR EACH ROW: computes the row's
+//!   `worm_` values. Whatever the application supplied for them is replaced.
+//!   Named to sort after ordinary trigger names, because BEFORE ROW triggers
+//!   fire in name order and a later one could change the row after hashing.
+//! * `worm_refuse_change` — BEFORE UPDATE OR DELETE OR TRUNCATE, FOR EACH
+//!   STATEMENT: refuses the statement even when it would touch no row (this
+//!   also covers MERGE with UPDATE/DELETE actions and INSERT ... ON CONFLICT
+//!   DO UPDATE, which fire UPDATE statement triggers).
+//! * `worm_refuse_row_change` — BEFORE UPDATE OR DELETE, FOR EACH ROW: the
+//!   same for rows reached through an inheritance parent, whose statement
+//!   triggers are not the child's.
+
+use crate::chain;
+use crate::encode;
+use crate::error::WormError;
+use pgrx::prelude::*;
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+pub const TRIGGER_CHAIN: &str = "zz_worm_chain";
+pub const TRIGGER_REFUSE: &str = "worm_refuse_change";
+pub const TRIGGER_REFUSE_ROW: &str = "worm_refuse_row_change";
+
+/// Schema-qualified, quoted name of a relation for messages.
+pub unsafe fn rel_display_name(rel: pg_sys::Relation) -> String {
+    let ns = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+    let name = (*(*rel).rd_rel).relname.data.as_ptr();
+    let q = pg_sys::quote_qualified_identifier(ns, name);
+    CStr::from_ptr(q).to_string_lossy().into_owned()
+}
+
+fn trigger_args(tg: &pg_sys::Trigger) -> Vec<String> {
+    let n = tg.tgnargs.max(0) as usize;
+    if n == 0 || tg.tgargs.is_null() {
+        return Vec::new();
+    }
+    unsafe {
+        std::slice::from_raw_parts(tg.tgargs, n)
+            .iter()
+            .map(|p| CStr::from_ptr(*p).to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+fn parse_uid(s: &str) -> Option<[u8; 16]> {
+    let hexs: String = s.chars().filter(|c| *c != '-').collect();
+    let v = hex::decode(hexs).ok()?;
+    v.try_into().ok()
+}
+
+#[pg_trigger]
+fn worm_chain_insert<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
+    let td = trigger.trigger_data();
+    unsafe { chain_insert(td) }
+}
+
+unsafe fn chain_insert<'a>(
+    td: &'a pg_sys::TriggerData,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
+    let ev = td.tg_event;
+    let is_insert = ev & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_INSERT;
+    let is_row = ev & pg_sys::TRIGGER_EVENT_ROW != 0;
+    let is_before = ev & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
+    if !(is_insert && is_row && is_before) {
+        WormError::TriggerMisuse {
+            function: "worm.worm_chain_insert",
+            how: "other than BEFORE INSERT FOR EACH ROW".into(),
+        }
+        .raise();
+    }
+    let rel = td.tg_relation;
+    let table = rel_display_name(rel);
+    let args = trigger_args(&*td.tg_trigger);
+    let (uid, chains) = match (args.first().and_then(|a| parse_uid(a)), args.get(1)) {
+        (Some(u), Some(c)) => match c.parse::<i32>() {
+            Ok(n) if n >= 1 => (u, n),
+            _ => WormError::Damaged { table, what: "its chain trigger has bad arguments".into() }.raise(),
+        },
+        _ => WormError::Damaged { table, what: "its chain trigger has bad arguments".into() }.raise(),
+    };
+    let plan = match encode::plan_for(rel, &table) {
+        Ok(p) => p,
+        Err(e) => e.raise(),
+    };
+    let tupdesc = (*rel).rd_att;
+    let tuple = td.tg_trigtuple;
+
+    let row_hash = encode::row_hash(&plan, tuple, tupdesc);
+    let c = chain::chain_for_insert((*rel).rd_id, chains);
+    let head = match chain::read_head(rel, &plan, &table, c, None) {
+        Ok(h) => h,
+        Err(e) => e.raise(),
+    };
+    let seq = head.seq + 1;
+    // Insertion time: the clock, never earlier than the chain's previous row,
+    // so that a chain's rows expire as a prefix.
+    let now = pg_sys::GetCurrentTimestamp();
+    let inserted_at = now.max(head.inserted_at);
+    let link = pg_worm_core::link(&uid, c, seq, inserted_at, &head.link, &row_hash);
+
+    let hash_datum = link.as_slice().into_datum().unwrap_or(pg_sys::Datum::from(0));
+    let mut cols = [plan.chain_att as i32, plan.seq_att as i32, plan.inserted_at_att as i32, plan.hash_att as i32];
+    let mut values = [
+        pg_sys::Datum::from(c),
+        pg_sys::Datum::from(seq),
+        pg_sys::Datum::from(inserted_at),
+        hash_datum,
+    ];
+    let mut nulls = [false; 4];
+    let new_tuple = pg_sys::heap_modify_tuple_by_cols(
+        tuple,
+        tupdesc,
+        4,
+        cols.as_mut_ptr(),
+        values.as_mut_ptr(),
+        nulls.as_mut_ptr(),
+    );
+    Ok(Some(PgHeapTuple::from_heap_tuple(
+        pgrx::PgTupleDesc::from_pg_unchecked(tupdesc),
+        new_tuple,
+    )))
+}
+
+#[pg_trigger]
+fn worm_refuse_change<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
+    let td = trigger.trigger_data();
+    let ev = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let operation = match ev {
+        pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
+        pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
+        pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
+        _ => "this change",
+    };
+    let table = unsafe { rel_display_name(td.tg_relation) };
+    WormError::Immutable { table, operation }.raise()
+}
