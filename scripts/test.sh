@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# pg_worm's full test suite: every layer, from a fresh Debian machine as root.
+#
+#   1. core unit and property tests     cargo test -p pg_worm_core
+#   2. in-server tests                  cargo pgrx test pg15 (#[pg_test])
+#   3. SQL surface golden files         pg_regress on tests/pg_regress
+#   4. scenarios against a real server  tests/scenarios/*.sh
+#
+# Installs what is missing (Debian packages, cargo-pgrx), builds, installs the
+# extension into Debian's PostgreSQL 15, runs throwaway clusters as the
+# postgres user in temporary directories, and stops them even on failure.
+source "$(dirname "$0")/lib.sh"
+
+ONLY="${1:-all}"   # all | core | pgtest | regress | scenarios
+ensure_toolchain
+cd "$ROOT"
+
+passed=0; failed=0; failures=()
+record() { # name rc
+  if [ "$2" = 0 ]; then passed=$((passed+1)); else failed=$((failed+1)); failures+=("$1"); fi
+}
+
+if [ "$ONLY" = all ] || [ "$ONLY" = core ]; then
+  log "layer 1: core unit and property tests"
+  set +e; cargo test -p pg_worm_core; rc=$?; set -e
+  record "core unit tests" $rc
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = pgtest ]; then
+  log "layer 2: #[pg_test] in a pgrx-managed server"
+  PGTEST_DIR="$(mktemp -d /tmp/pg_worm_pgtest.XXXXXX)"
+  chown postgres: "$PGTEST_DIR"
+  set +e
+  RUST_BACKTRACE=0 cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/data"
+  rc=$?
+  set -e
+  rm -rf "$PGTEST_DIR"
+  record "pg_test" $rc
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = regress ] || [ "$ONLY" = scenarios ]; then
+  install_extension debug
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = regress ]; then
+  log "layer 3: pg_regress golden files"
+  set +e; bash "$ROOT/tests/pg_regress/run.sh"; rc=$?; set -e
+  record "pg_regress" $rc
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = scenarios ]; then
+  log "layer 4: scenarios against a real server"
+  for s in "$ROOT"/tests/scenarios/[0-9]*.sh; do
+    name="$(basename "$s" .sh)"
+    log "scenario $name"
+    set +e; bash "$s"; rc=$?; set -e
+    if [ $rc = 0 ]; then echo "ok - $name"; else echo "not ok - $name (exit $rc)"; fi
+    record "scenario $name" $rc
+  done
+fi
+
+log "summary"
+for f in "${failures[@]:-}"; do [ -n "$f" ] && echo "FAILED: $f"; done
+echo "pg_worm: ${passed} passed, ${failed} failed"
+[ "$failed" = 0 ]
