@@ -133,8 +133,10 @@ fn protect(
         Some(r) => format!("rows are kept for {}", interval_text(r)),
         None => "rows are kept for ever".to_string(),
     };
+    let chains_word = if chains == 1 { "chain" } else { "chains" };
+    let rows_word = if chained == 1 { "row" } else { "rows" };
     Ok(format!(
-        "protected {table}: {chains} chains, {chained} existing rows chained, {keep}"
+        "protected {table}: {chains} {chains_word}, {chained} existing {rows_word} chained, {keep}"
     ))
 }
 

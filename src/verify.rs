@@ -128,8 +128,8 @@ fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
         let n = rows.len() as i64;
         let detail = match chain {
             Some(c) => format!(
-                "{n} row(s) claim chain {c}, which this table does not have (it has {} chains): rows inserted out of chain",
-                meta.chains
+                "{n} row(s) claim chain {c}, which this table does not have (its chains are 0..{}): rows inserted out of chain",
+                meta.chains - 1
             ),
             None => format!("{n} row(s) have no chain (NULL worm_chain): rows inserted out of chain"),
         };
@@ -184,8 +184,10 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
     Scanned { by_chain }
 }
 
-/// The last row of every chain, as of the current snapshot.
-#[pg_extern(name = "chain_heads", stable)]
+/// The last row of every chain, as of the current snapshot (wrapped by the
+/// SQL function worm.chain_heads(regclass); takes an oid so that the view
+/// keeps working when a protected table has been dropped).
+#[pg_extern(name = "_chain_heads", stable)]
 fn worm_chain_heads(
     tbl: pg_sys::Oid,
 ) -> TableIterator<'static, (name!(chain, i32), name!(head_seq, i64), name!(head_link, Option<String>))>

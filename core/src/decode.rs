@@ -189,9 +189,7 @@ fn value(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
             }
         }
         tag::TIMESTAMP => Value::Timestamp(i64::from_be_bytes(fixed(r, len, "timestamp")?)),
-        tag::TIMESTAMPTZ => {
-            Value::TimestampTz(i64::from_be_bytes(fixed(r, len, "timestamptz")?))
-        }
+        tag::TIMESTAMPTZ => Value::TimestampTz(i64::from_be_bytes(fixed(r, len, "timestamptz")?)),
         tag::INTERVAL => {
             let p: [u8; 16] = fixed(r, len, "interval")?;
             let mut us = [0u8; 8];
@@ -229,7 +227,9 @@ fn value(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
             let end = start + len;
             let ndims = r.u32()? as usize;
             if ndims > (end.saturating_sub(r.pos)) / 8 {
-                return r.err(format!("array claims {ndims} dimensions, too many for its length"));
+                return r.err(format!(
+                    "array claims {ndims} dimensions, too many for its length"
+                ));
             }
             let mut dims = Vec::with_capacity(ndims);
             let mut count: u64 = if ndims == 0 { 0 } else { 1 };

@@ -42,11 +42,7 @@ pub fn fuzz_encode(data: &[u8]) -> Result<(), FuzzFailure> {
         let enc = row_encoding(row);
         match decode_row(&enc) {
             Ok(back) if back == *row => {}
-            Ok(back) => {
-                return Err(FuzzFailure(format!(
-                    "{row:?} decodes back as {back:?}"
-                )))
-            }
+            Ok(back) => return Err(FuzzFailure(format!("{row:?} decodes back as {back:?}"))),
             Err(e) => return Err(FuzzFailure(format!("{row:?} does not decode: {e}"))),
         }
     }

@@ -220,7 +220,9 @@ impl Ctx<'_> {
                     "row {seq} does not link to the purge anchor at {a}: the anchor's link is \
                      wrong, or row {seq} was changed"
                 ),
-                _ => format!("row {seq} was changed: its content no longer matches its stored link"),
+                _ => {
+                    format!("row {seq} was changed: its content no longer matches its stored link")
+                }
             }
         } else if next.is_none() {
             format!(
@@ -366,10 +368,7 @@ pub fn verify_chain(
             let message = if missing == 1 {
                 format!("row {expected} is missing")
             } else {
-                format!(
-                    "rows {expected}..{} are missing ({missing} rows)",
-                    seq - 1
-                )
+                format!("rows {expected}..{} are missing ({missing} rows)", seq - 1)
             };
             problems.push(Problem {
                 seq: Some(expected),
@@ -390,10 +389,7 @@ pub fn verify_chain(
             let score = |m: usize| {
                 let r = &ctx.recs[m];
                 let fits = prev.as_ref().is_some_and(|(p, _)| ctx.fits(r, seq, p));
-                let vouched = r
-                    .link
-                    .valid()
-                    .is_some_and(|h| ctx.vouched(next, seq, h));
+                let vouched = r.link.valid().is_some_and(|h| ctx.vouched(next, seq, h));
                 u8::from(fits) * 2 + u8::from(vouched)
             };
             let mut best = members[0];
@@ -467,8 +463,7 @@ pub fn verify_chain(
                     failed = true;
                     let search = searches < SEARCH_BUDGET;
                     searches += 1;
-                    let message =
-                        ctx.classify(chosen, seq, p, *pred, prev_failed, next, search);
+                    let message = ctx.classify(chosen, seq, p, *pred, prev_failed, next, search);
                     problems.push(Problem {
                         seq: Some(seq),
                         weight: 1,

@@ -11,12 +11,7 @@ pub(crate) fn content(i: i64) -> Hash {
 }
 
 /// A well-formed chain of `n` rows after `anchor` (or from seq 1).
-pub(crate) fn build(
-    uid: &[u8; 16],
-    chain: i32,
-    anchor: Option<&Anchor>,
-    n: i64,
-) -> Vec<RowRecord> {
+pub(crate) fn build(uid: &[u8; 16], chain: i32, anchor: Option<&Anchor>, n: i64) -> Vec<RowRecord> {
     let (mut prev, start) = match anchor {
         Some(a) => (a.link, a.seq + 1),
         None => (GENESIS, 1),
@@ -143,7 +138,11 @@ fn several_changed_rows_are_all_reported() {
         &r,
         3,
         Some(2),
-        &["row 2 was changed", "row 5 was changed", "row 8 was changed"],
+        &[
+            "row 2 was changed",
+            "row 5 was changed",
+            "row 8 was changed",
+        ],
     );
 }
 
@@ -164,7 +163,12 @@ fn missing_middle_rows() {
 fn missing_first_rows() {
     let mut rows = chain10();
     rows.drain(0..2);
-    assert_bad(&verify(rows), 1, Some(1), &["rows 1..2 are missing (2 rows)"]);
+    assert_bad(
+        &verify(rows),
+        1,
+        Some(1),
+        &["rows 1..2 are missing (2 rows)"],
+    );
 }
 
 #[test]
@@ -172,7 +176,12 @@ fn duplicated_row() {
     let mut rows = chain10();
     rows.push(rows[2].clone());
     let r = verify(rows);
-    assert_bad(&r, 1, Some(3), &["row 3 appears 2 times (2 identical copies)"]);
+    assert_bad(
+        &r,
+        1,
+        Some(3),
+        &["row 3 appears 2 times (2 identical copies)"],
+    );
     assert_eq!(r.rows_checked, 11);
 }
 
@@ -340,7 +349,12 @@ fn several_rows_without_position_are_counted() {
     rows.push(extra.clone());
     rows.push(extra);
     let r = verify(rows);
-    assert_bad(&r, 2, None, &["2 rows have no chain position (NULL worm_seq)"]);
+    assert_bad(
+        &r,
+        2,
+        None,
+        &["2 rows have no chain position (NULL worm_seq)"],
+    );
     assert_eq!(r.rows_checked, 12);
 }
 
@@ -381,7 +395,10 @@ fn anchored_chain_is_ok() {
     let (anchor, rows) = anchored();
     let r = verify_chain(&UID, CHAIN, Some(&anchor), rows.clone());
     assert!(r.ok, "{r:?}");
-    assert_eq!(r.detail, "ok: 5 rows after the purge anchor at 10, head at seq 15");
+    assert_eq!(
+        r.detail,
+        "ok: 5 rows after the purge anchor at 10, head at seq 15"
+    );
     assert_eq!(r.head_seq, Some(15));
     // Built directly after an anchor, too.
     let direct = build(&UID, CHAIN, Some(&anchor), 5);
@@ -430,7 +447,12 @@ fn wrong_anchor() {
     assert_bad(&r, 1, Some(11), &["row 11 is missing"]);
     // A chain verified without its anchor: rows 1..10 missing.
     let (_, rows) = anchored();
-    assert_bad(&verify(rows), 1, Some(1), &["rows 1..10 are missing (10 rows)"]);
+    assert_bad(
+        &verify(rows),
+        1,
+        Some(1),
+        &["rows 1..10 are missing (10 rows)"],
+    );
 }
 
 #[test]
@@ -458,7 +480,11 @@ fn detail_lists_first_problems_then_a_count() {
     assert_eq!(r.problems, 10);
     assert_eq!(r.first_bad_seq, Some(1));
     assert_eq!(r.detail.matches("was changed").count(), 5);
-    assert!(r.detail.ends_with("; ... and 5 more problems"), "{}", r.detail);
+    assert!(
+        r.detail.ends_with("; ... and 5 more problems"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -466,6 +492,11 @@ fn head_link_absent_when_head_link_invalid() {
     let mut rows = chain10();
     rows[9].stored_link = Some(vec![]);
     let r = verify(rows);
-    assert_bad(&r, 1, Some(10), &["row 10: stored link is not 32 bytes (it has 0)"]);
+    assert_bad(
+        &r,
+        1,
+        Some(10),
+        &["row 10: stored link is not 32 bytes (it has 0)"],
+    );
     assert_eq!((r.head_seq, r.head_link), (Some(10), None));
 }

@@ -40,13 +40,53 @@ fn value_layout_is_tag_length_payload() {
     let b = enc_one(|e| e.timetz(1, -7200));
     assert_eq!(
         &b[17..],
-        &[tag::TIMETZ, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xe3, 0xe0]
+        &[
+            tag::TIMETZ,
+            0,
+            0,
+            0,
+            12,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0xff,
+            0xff,
+            0xe3,
+            0xe0
+        ]
     );
     // interval payload = interval_send: time, day, month
     let b = enc_one(|e| e.interval(14, 3, 5));
     assert_eq!(
         &b[17..],
-        &[tag::INTERVAL, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 14]
+        &[
+            tag::INTERVAL,
+            0,
+            0,
+            0,
+            16,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            5,
+            0,
+            0,
+            0,
+            3,
+            0,
+            0,
+            0,
+            14
+        ]
     );
 }
 
@@ -85,8 +125,14 @@ fn floats_canonicalise_nan_and_keep_negative_zero() {
     }
     assert_ne!(enc_one(|e| e.float8(0.0)), enc_one(|e| e.float8(-0.0)));
     assert_ne!(enc_one(|e| e.float4(0.0)), enc_one(|e| e.float4(-0.0)));
-    assert_eq!(&enc_one(|e| e.float8(-0.0))[22..], &[0x80, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(&enc_one(|e| e.float8(0.1))[22..], &0.1f64.to_bits().to_be_bytes());
+    assert_eq!(
+        &enc_one(|e| e.float8(-0.0))[22..],
+        &[0x80, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        &enc_one(|e| e.float8(0.1))[22..],
+        &0.1f64.to_bits().to_be_bytes()
+    );
     // float4 and float8 of the same number are different kinds
     assert_ne!(enc_one(|e| e.float4(1.0)), enc_one(|e| e.float8(1.0)));
     assert_eq!(Value::Float8(f64::NAN), Value::Float8(-f64::NAN));
@@ -130,7 +176,10 @@ fn equal_bytes_of_different_kinds_differ() {
             assert_ne!(a, b);
         }
     }
-    assert_ne!(enc_one(|e| e.date(5)), enc_one(|e| e.float4(f32::from_bits(5))));
+    assert_ne!(
+        enc_one(|e| e.date(5)),
+        enc_one(|e| e.float4(f32::from_bits(5)))
+    );
 }
 
 #[test]
@@ -140,7 +189,10 @@ fn boundaries_are_unambiguous() {
     assert_ne!(row_hash(&[t("abc")]), row_hash(&[t("ab"), t("c")]));
     assert_ne!(row_hash(&[t("")]), row_hash(&[]));
     assert_ne!(row_hash(&[t("")]), row_hash(&[Value::Null]));
-    assert_ne!(row_hash(&[Value::Null]), row_hash(&[Value::Null, Value::Null]));
+    assert_ne!(
+        row_hash(&[Value::Null]),
+        row_hash(&[Value::Null, Value::Null])
+    );
     let arr = |dims: Vec<(i32, i32)>, elems: Vec<Value>| Value::Array { dims, elems };
     let empty = arr(vec![], vec![]);
     let one_null = arr(vec![(1, 1)], vec![Value::Null]);
@@ -255,7 +307,11 @@ fn streaming_matches_value_tree() {
 
 #[test]
 fn decoder_is_strict() {
-    let good = row_encoding(&[Value::Bool(true), Value::Float8(1.5), Value::Text("é".into())]);
+    let good = row_encoding(&[
+        Value::Bool(true),
+        Value::Float8(1.5),
+        Value::Text("é".into()),
+    ]);
     assert!(decode_row(&good).is_ok());
     let bad = |mutate: &dyn Fn(&mut Vec<u8>)| {
         let mut b = good.clone();
@@ -325,7 +381,10 @@ fn link_preimage_layout() {
     assert_eq!(&p[82..114], &rh);
     use sha2::{Digest, Sha256};
     let direct: Hash = Sha256::digest(p).into();
-    assert_eq!(link(&uid, -2, 0x0102_0304_0506_0708, -1, &prev, &rh), direct);
+    assert_eq!(
+        link(&uid, -2, 0x0102_0304_0506_0708, -1, &prev, &rh),
+        direct
+    );
 }
 
 #[test]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the pg_regress golden files in tests/pg_regress against a throwaway
+# cluster (the extension must already be installed). Prints the diff on failure.
+source "$(dirname "$0")/../../scripts/lib.sh"
+HERE="$ROOT/tests/pg_regress"
+PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+PORT="${PG_WORM_REGRESS_PORT:-55433}"
+
+start_cluster "$PORT"
+trap cleanup_cluster EXIT
+
+OUT="$(mktemp -d /tmp/pg_worm_regress.XXXXXX)"
+set +e
+"$PG_REGRESS" --load-extension=pg_worm --host="$PGHOST" --port="$PORT" --user=postgres \
+  --inputdir="$HERE" --outputdir="$OUT" --dbname=pg_worm_regress \
+  --schedule="$HERE/schedule"
+rc=$?
+set -e
+if [ $rc != 0 ]; then
+  echo "---- regression.diffs ----"
+  cat "$OUT/regression.diffs" 2>/dev/null || true
+  # Keep results where a developer can copy them into expected/.
+  mkdir -p "$HERE/results" && cp -r "$OUT"/results/. "$HERE/results/" 2>/dev/null || true
+fi
+rm -rf "$OUT"
+exit $rc
