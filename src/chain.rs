@@ -34,7 +34,11 @@ pub struct Head {
 
 impl Head {
     pub fn genesis() -> Self {
-        Head { seq: 0, link: GENESIS, inserted_at: i64::MIN }
+        Head {
+            seq: 0,
+            link: GENESIS,
+            inserted_at: i64::MIN,
+        }
     }
 }
 
@@ -150,15 +154,21 @@ unsafe fn head_from_slot(
     let ins_null = isnull;
     let h = pg_sys::slot_getattr(slot, plan.hash_att as _, &mut isnull);
     let h_null = isnull;
-    let damaged = |what: &str| WormError::Damaged { table: table.into(), what: what.into() };
+    let damaged = |what: &str| WormError::Damaged {
+        table: table.into(),
+        what: what.into(),
+    };
     if seq_null || ins_null || h_null {
         return Err(damaged("the last row of a chain has NULL worm_ values"));
     }
-    let bytes = pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
-        h.cast_mut_ptr(),
-    ));
+    let bytes =
+        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(h.cast_mut_ptr()));
     let link: Hash = bytes
         .try_into()
         .map_err(|_| damaged("the last row of a chain has a worm_hash that is not 32 bytes"))?;
-    Ok(Head { seq: seq.value() as i64, link, inserted_at: ins.value() as i64 })
+    Ok(Head {
+        seq: seq.value() as i64,
+        link,
+        inserted_at: ins.value() as i64,
+    })
 }

@@ -34,7 +34,10 @@ pub enum Kind {
     Float8,
     /// numeric, jsonb, inet, cidr and enums: their output functions depend on
     /// no setting, so the text they return is canonical.
-    Output { what: OutputKind, func: Oid },
+    Output {
+        what: OutputKind,
+        func: Oid,
+    },
     Text,
     Bytea,
     Json,
@@ -148,7 +151,9 @@ pub fn type_name(typid: Oid) -> String {
 
 /// Attribute name of a tuple descriptor entry.
 pub unsafe fn att_name(att: &pg_sys::FormData_pg_attribute) -> String {
-    CStr::from_ptr(att.attname.data.as_ptr()).to_string_lossy().into_owned()
+    CStr::from_ptr(att.attname.data.as_ptr())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Builds the plan for a relation. `require_worm` = the four worm_ columns must exist.
@@ -180,7 +185,10 @@ pub unsafe fn build_plan(
             COL_HASH => plan.hash_att = att.attnum,
             _ => {
                 if name.starts_with(RESERVED_PREFIX) {
-                    return Err(WormError::ReservedColumn { table: table.into(), column: name });
+                    return Err(WormError::ReservedColumn {
+                        table: table.into(),
+                        column: name,
+                    });
                 }
                 match kind_for_type(att.atttypid) {
                     Some(k) => plan.cols.push((att.attnum, k)),
@@ -196,7 +204,10 @@ pub unsafe fn build_plan(
         }
     }
     if require_worm {
-        if plan.chain_att == 0 || plan.seq_att == 0 || plan.inserted_at_att == 0 || plan.hash_att == 0
+        if plan.chain_att == 0
+            || plan.seq_att == 0
+            || plan.inserted_at_att == 0
+            || plan.hash_att == 0
         {
             return Err(WormError::Damaged {
                 table: table.into(),
@@ -286,20 +297,11 @@ pub unsafe fn row_hash(
     tuple: pg_sys::HeapTuple,
     tupdesc: pg_sys::TupleDesc,
 ) -> pg_worm_core::Hash {
-    ENCODER.with(|e| {
-        let mut enc = e.borrow_mut();
-        enc.reset(plan.cols.len() as u32);
-        for (attnum, kind) in &plan.cols {
-            let mut isnull = false;
-            let d = pg_sys::heap_getattr(tuple, *attnum as _, tupdesc, &mut isnull);
-            if isnull {
-                enc.null();
-            } else {
-                encode_datum(&mut enc, kind, d);
-            }
-        }
-        enc.row_hash()
-    })
+    let natts = (*tupdesc).natts as usize;
+    let mut values = vec![pg_sys::Datum::from(0); natts];
+    let mut nulls = vec![true; natts];
+    pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+    row_hash_deformed(plan, &values, &nulls)
 }
 
 /// Computes the row hash from already deformed values (`values`/`nulls` indexed by attnum-1).
@@ -308,10 +310,17 @@ pub unsafe fn row_hash_deformed(
     values: &[pg_sys::Datum],
     nulls: &[bool],
 ) -> pg_worm_core::Hash {
+    // Trailing NULL columns are not encoded: a column added later without a
+    // default reads as NULL in older rows, which therefore keep their hash.
+    let present = plan
+        .cols
+        .iter()
+        .rposition(|(attnum, _)| !nulls[(*attnum - 1) as usize])
+        .map_or(0, |p| p + 1);
     ENCODER.with(|e| {
         let mut enc = e.borrow_mut();
-        enc.reset(plan.cols.len() as u32);
-        for (attnum, kind) in &plan.cols {
+        enc.reset(present as u32);
+        for (attnum, kind) in &plan.cols[..present] {
             let i = (*attnum - 1) as usize;
             if nulls[i] {
                 enc.null();
@@ -408,8 +417,9 @@ unsafe fn encode_array(enc: &mut RowEncoder, ak: &ArrayKind, d: pg_sys::Datum) {
     let ndim = (*arr).ndim.max(0) as usize;
     let dims_ptr = (arr as *const u8).add(std::mem::size_of::<pg_sys::ArrayType>()) as *const i32;
     let lbound_ptr = dims_ptr.add(ndim);
-    let dims: Vec<(i32, i32)> =
-        (0..ndim).map(|i| (*lbound_ptr.add(i), *dims_ptr.add(i))).collect();
+    let dims: Vec<(i32, i32)> = (0..ndim)
+        .map(|i| (*lbound_ptr.add(i), *dims_ptr.add(i)))
+        .collect();
     enc.array_begin(&dims);
     let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
     let mut nulls: *mut bool = std::ptr::null_mut();

@@ -14,13 +14,19 @@ Rows whose retention has ended leave only through worm.purge_expired(table), whi
 #[derive(Debug, thiserror::Error)]
 pub enum WormError {
     #[error("table {table} is protected by pg_worm: {operation} is not allowed")]
-    Immutable { table: String, operation: &'static str },
+    Immutable {
+        table: String,
+        operation: &'static str,
+    },
 
     #[error("\"{name}\" is not an ordinary table ({kind})")]
     NotATable { name: String, kind: &'static str },
 
     #[error("table {table} is {persistence}; pg_worm protects only permanent (logged) tables")]
-    NotPermanent { table: String, persistence: &'static str },
+    NotPermanent {
+        table: String,
+        persistence: &'static str,
+    },
 
     #[error("table {table} is already protected by pg_worm")]
     AlreadyProtected { table: String },
@@ -34,8 +40,14 @@ pub enum WormError {
     #[error("permission denied to verify table {table}")]
     NoSelect { table: String },
 
-    #[error("column \"{column}\" of table {table} has type {type_name}, which pg_worm cannot hash")]
-    UnsupportedType { table: String, column: String, type_name: String },
+    #[error(
+        "column \"{column}\" of table {table} has type {type_name}, which pg_worm cannot hash"
+    )]
+    UnsupportedType {
+        table: String,
+        column: String,
+        type_name: String,
+    },
 
     #[error("column \"{column}\" of table {table} uses the prefix worm_, which pg_worm reserves")]
     ReservedColumn { table: String, column: String },
@@ -47,7 +59,11 @@ pub enum WormError {
     InvalidRetention { given: String },
 
     #[error("table {table} has trigger \"{trigger}\", which would {what}")]
-    ConflictingTrigger { table: String, trigger: String, what: &'static str },
+    ConflictingTrigger {
+        table: String,
+        trigger: String,
+        what: &'static str,
+    },
 
     #[error("table {table} has rewrite rules; pg_worm cannot protect a table whose statements are rewritten")]
     HasRules { table: String },
@@ -71,7 +87,9 @@ impl WormError {
             WormError::NotPermanent { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::AlreadyProtected { .. } => ERRCODE_DUPLICATE_OBJECT,
             WormError::NotProtected { .. } => ERRCODE_UNDEFINED_OBJECT,
-            WormError::NotOwner { .. } | WormError::NoSelect { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            WormError::NotOwner { .. } | WormError::NoSelect { .. } => {
+                ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
             WormError::UnsupportedType { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             WormError::ReservedColumn { .. } => ERRCODE_DUPLICATE_COLUMN,
             WormError::InvalidChains { .. } | WormError::InvalidRetention { .. } => {

@@ -36,12 +36,16 @@ mod tests {
         let msg = Spi::get_one::<String>("SELECT worm.protect('t_basic', chains => 4)").unwrap();
         assert_eq!(
             msg.as_deref(),
-            Some("protected public.t_basic: 4 chains, 1 existing rows chained, rows are kept for ever")
+            Some("protected public.t_basic: 4 chains, 1 existing row chained, rows are kept for ever")
         );
-        Spi::run("INSERT INTO t_basic SELECT g, 'row ' || g FROM generate_series(2, 50) g").unwrap();
-        let bad = Spi::get_one::<i64>("SELECT count(*) FROM worm.verify('t_basic') WHERE NOT ok").unwrap();
+        Spi::run("INSERT INTO t_basic SELECT g, 'row ' || g FROM generate_series(2, 50) g")
+            .unwrap();
+        let bad = Spi::get_one::<i64>("SELECT count(*) FROM worm.verify('t_basic') WHERE NOT ok")
+            .unwrap();
         assert_eq!(bad, Some(0));
-        let rows = Spi::get_one::<i64>("SELECT sum(rows_checked)::bigint FROM worm.verify('t_basic')").unwrap();
+        let rows =
+            Spi::get_one::<i64>("SELECT sum(rows_checked)::bigint FROM worm.verify('t_basic')")
+                .unwrap();
         assert_eq!(rows, Some(50));
     }
 
@@ -67,9 +71,66 @@ mod tests {
         let len = Spi::get_one::<i32>("SELECT length(worm_hash) FROM t_forge").unwrap();
         assert_eq!(len, Some(32));
     }
+
+    /// The link the trigger stored equals the one the pgrx-free core computes
+    /// from the same values, written down independently of PostgreSQL.
+    #[pg_test]
+    fn trigger_link_matches_core() {
+        use pg_worm_core::{link, row_hash, Value, GENESIS};
+        Spi::run("CREATE TABLE t_core (i int, t text, n numeric, ts timestamptz, a int[], e text)")
+            .unwrap();
+        Spi::run("SELECT worm.protect('t_core', chains => 1)").unwrap();
+        Spi::run(
+            "INSERT INTO t_core VALUES (42, 'héllo', 1.10, '2000-01-01 00:00:01+00', \
+             '[0:1]={7,NULL}', NULL)",
+        )
+        .unwrap();
+        let uid = Spi::get_one::<pgrx::Uuid>("SELECT table_uid FROM worm.tables")
+            .unwrap()
+            .unwrap();
+        let at = Spi::get_one::<i64>(
+            "SELECT ((extract(epoch FROM worm_inserted_at) - 946684800) * 1000000)::bigint FROM t_core",
+        )
+        .unwrap()
+        .unwrap();
+        let stored = Spi::get_one::<Vec<u8>>("SELECT worm_hash FROM t_core")
+            .unwrap()
+            .unwrap();
+        // The trailing NULL column is not encoded.
+        let values = [
+            Value::Int(42),
+            Value::Text("héllo".into()),
+            Value::Numeric("1.10".into()),
+            Value::TimestampTz(1_000_000),
+            Value::Array {
+                dims: vec![(0, 2)],
+                elems: vec![Value::Int(7), Value::Null],
+            },
+        ];
+        let expected = link(uid.as_bytes(), 0, 1, at, &GENESIS, &row_hash(&values));
+        assert_eq!(stored, expected.to_vec());
+    }
+
+    /// A column added later without a default reads as NULL in older rows,
+    /// which keep verifying; newer rows cover the new column.
+    #[pg_test]
+    fn add_column_without_default_keeps_verifying() {
+        Spi::run("CREATE TABLE t_evolve (id int, note text)").unwrap();
+        Spi::run("SELECT worm.protect('t_evolve', chains => 2)").unwrap();
+        Spi::run("INSERT INTO t_evolve SELECT g, 'n' FROM generate_series(1, 10) g").unwrap();
+        Spi::run("ALTER TABLE t_evolve ADD COLUMN severity int").unwrap();
+        Spi::run("INSERT INTO t_evolve SELECT g, 'n', g % 3 FROM generate_series(11, 20) g")
+            .unwrap();
+        let (bad, rows) = Spi::get_two::<i64, i64>(
+            "SELECT count(*) FILTER (WHERE NOT ok), sum(rows_checked)::bigint FROM worm.verify('t_evolve')",
+        )
+        .unwrap();
+        assert_eq!((bad, rows), (Some(0), Some(20)));
+    }
 }
 
 /// Required by `cargo pgrx test`.
+
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}

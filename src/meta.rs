@@ -6,8 +6,8 @@
 
 use crate::error::WormError;
 use pgrx::datum::DatumWithOid;
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 
 #[derive(Debug, Clone)]
 pub struct TableMeta {
@@ -23,15 +23,17 @@ pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
             &[DatumWithOid::from(relid)],
         )?;
         match rows.next() {
-            Some(r) => Ok::<_, pgrx::spi::SpiError>(Some((
-                r.get::<pgrx::Uuid>(1)?,
-                r.get::<i32>(2)?,
-            ))),
+            Some(r) => {
+                Ok::<_, pgrx::spi::SpiError>(Some((r.get::<pgrx::Uuid>(1)?, r.get::<i32>(2)?)))
+            }
             None => Ok(None),
         }
     })?;
     Ok(match row {
-        Some((Some(u), Some(c))) => Some(TableMeta { uid: *u.as_bytes(), chains: c }),
+        Some((Some(u), Some(c))) => Some(TableMeta {
+            uid: *u.as_bytes(),
+            chains: c,
+        }),
         _ => None,
     })
 }

@@ -53,8 +53,18 @@ fn protect(
         return Err(WormError::NotATable { name: table, kind });
     }
     match form.relpersistence as u8 {
-        b't' => return Err(WormError::NotPermanent { table, persistence: "temporary" }),
-        b'u' => return Err(WormError::NotPermanent { table, persistence: "unlogged" }),
+        b't' => {
+            return Err(WormError::NotPermanent {
+                table,
+                persistence: "temporary",
+            })
+        }
+        b'u' => {
+            return Err(WormError::NotPermanent {
+                table,
+                persistence: "unlogged",
+            })
+        }
         _ => {}
     }
     if !unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) } {
@@ -64,16 +74,19 @@ fn protect(
         return Err(WormError::AlreadyProtected { table });
     }
     if !(1..=MAX_CHAINS).contains(&chains) {
-        return Err(WormError::InvalidChains { given: chains, max: MAX_CHAINS });
+        return Err(WormError::InvalidChains {
+            given: chains,
+            max: MAX_CHAINS,
+        });
     }
     if let Some(r) = &retention {
-        let positive = Spi::get_one_with_args::<bool>(
-            "SELECT $1 > interval '0'",
-            &[DatumWithOid::from(*r)],
-        )?
-        .unwrap_or(false);
+        let positive =
+            Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[DatumWithOid::from(*r)])?
+                .unwrap_or(false);
         if !positive {
-            return Err(WormError::InvalidRetention { given: interval_text(r) });
+            return Err(WormError::InvalidRetention {
+                given: interval_text(r),
+            });
         }
     }
     if form.relhasrules {
@@ -84,11 +97,8 @@ fn protect(
     // ALTER TABLE refuses a relation this function still holds open.
     drop(tbl);
 
-    let existing = Spi::get_one_with_args::<i64>(
-        &format!("SELECT count(*) FROM {table}"),
-        &[],
-    )?
-    .unwrap_or(0);
+    let existing =
+        Spi::get_one_with_args::<i64>(&format!("SELECT count(*) FROM {table}"), &[])?.unwrap_or(0);
     check_triggers(relid, &table, existing > 0)?;
 
     let uid: pgrx::Uuid = Spi::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
@@ -109,7 +119,9 @@ fn protect(
         "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
          ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
     ))?;
-    Spi::run(&format!("CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"))?;
+    Spi::run(&format!(
+        "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
+    ))?;
     Spi::run(&format!(
         "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
          EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
@@ -170,11 +182,13 @@ fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(),
     })?;
     for (name, t) in triggers {
         let before_row = t & TRIGGER_TYPE_ROW != 0 && t & TRIGGER_TYPE_BEFORE != 0;
-        if before_row && t & TRIGGER_TYPE_INSERT != 0 && name.as_bytes() > TRIGGER_CHAIN.as_bytes() {
+        if before_row && t & TRIGGER_TYPE_INSERT != 0 && name.as_bytes() > TRIGGER_CHAIN.as_bytes()
+        {
             return Err(WormError::ConflictingTrigger {
                 table: table.into(),
                 trigger: name,
-                what: "fire after pg_worm's chain trigger and could change rows after they are hashed",
+                what:
+                    "fire after pg_worm's chain trigger and could change rows after they are hashed",
             });
         }
         if before_row && has_rows && t & TRIGGER_TYPE_UPDATE != 0 {
@@ -214,7 +228,11 @@ fn backfill(
         let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let natts = (*(*rel).rd_att).natts as usize;
-        while pg_sys::table_scan_getnextslot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+        while pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
             pg_sys::slot_getallattrs(slot);
             let values = std::slice::from_raw_parts((*slot).tts_values, natts);
             let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);

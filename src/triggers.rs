@@ -15,8 +15,8 @@
 use crate::chain;
 use crate::encode;
 use crate::error::WormError;
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 use std::ffi::CStr;
 
 pub const TRIGGER_CHAIN: &str = "zz_worm_chain";
@@ -78,9 +78,17 @@ unsafe fn chain_insert<'a>(
     let (uid, chains) = match (args.first().and_then(|a| parse_uid(a)), args.get(1)) {
         (Some(u), Some(c)) => match c.parse::<i32>() {
             Ok(n) if n >= 1 => (u, n),
-            _ => WormError::Damaged { table, what: "its chain trigger has bad arguments".into() }.raise(),
+            _ => WormError::Damaged {
+                table,
+                what: "its chain trigger has bad arguments".into(),
+            }
+            .raise(),
         },
-        _ => WormError::Damaged { table, what: "its chain trigger has bad arguments".into() }.raise(),
+        _ => WormError::Damaged {
+            table,
+            what: "its chain trigger has bad arguments".into(),
+        }
+        .raise(),
     };
     let plan = match encode::plan_for(rel, &table) {
         Ok(p) => p,
@@ -102,8 +110,16 @@ unsafe fn chain_insert<'a>(
     let inserted_at = now.max(head.inserted_at);
     let link = pg_worm_core::link(&uid, c, seq, inserted_at, &head.link, &row_hash);
 
-    let hash_datum = link.as_slice().into_datum().unwrap_or(pg_sys::Datum::from(0));
-    let mut cols = [plan.chain_att as i32, plan.seq_att as i32, plan.inserted_at_att as i32, plan.hash_att as i32];
+    let hash_datum = link
+        .as_slice()
+        .into_datum()
+        .unwrap_or(pg_sys::Datum::from(0));
+    let mut cols = [
+        plan.chain_att as i32,
+        plan.seq_att as i32,
+        plan.inserted_at_att as i32,
+        plan.hash_att as i32,
+    ];
     let mut values = [
         pg_sys::Datum::from(c),
         pg_sys::Datum::from(seq),

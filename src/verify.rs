@@ -110,8 +110,11 @@ fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
     let relid = tbl.oid();
     let rel = tbl.as_ptr();
     let table = unsafe { rel_display_name(rel) };
-    let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected { table: table.clone() })?;
-    let acl = unsafe { pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as _) };
+    let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
+        table: table.clone(),
+    })?;
+    let acl =
+        unsafe { pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as _) };
     if acl != pg_sys::AclResult::ACLCHECK_OK {
         return Err(WormError::NoSelect { table });
     }
@@ -170,7 +173,15 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
                 ))
                 .to_vec()
             });
-            (chain, RowRecord { seq, inserted_at, stored_link, row_hash })
+            (
+                chain,
+                RowRecord {
+                    seq,
+                    inserted_at,
+                    stored_link,
+                    row_hash,
+                },
+            )
         });
         per_row.reset();
         by_chain.entry(record.0).or_default().push(record.1);
@@ -190,8 +201,14 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
 #[pg_extern(name = "_chain_heads", stable)]
 fn worm_chain_heads(
     tbl: pg_sys::Oid,
-) -> TableIterator<'static, (name!(chain, i32), name!(head_seq, i64), name!(head_link, Option<String>))>
-{
+) -> TableIterator<
+    'static,
+    (
+        name!(chain, i32),
+        name!(head_seq, i64),
+        name!(head_link, Option<String>),
+    ),
+> {
     let mut out = Vec::new();
     unsafe {
         let rel = pg_sys::try_relation_open(tbl, pg_sys::AccessShareLock as _);
@@ -200,11 +217,21 @@ fn worm_chain_heads(
         }
         let table = rel_display_name(rel);
         let result = (|| -> Result<(), WormError> {
-            let Some(meta) = meta::lookup(tbl)? else { return Ok(()) };
+            let Some(meta) = meta::lookup(tbl)? else {
+                return Ok(());
+            };
             let plan = encode::build_plan(rel, &table, true)?;
             for c in 0..meta.chains {
                 let h = chain::read_head(rel, &plan, &table, c, Some(pg_sys::GetActiveSnapshot()))?;
-                out.push((c, h.seq, if h.seq > 0 { Some(hex::encode(h.link)) } else { None }));
+                out.push((
+                    c,
+                    h.seq,
+                    if h.seq > 0 {
+                        Some(hex::encode(h.link))
+                    } else {
+                        None
+                    },
+                ));
             }
             Ok(())
         })();

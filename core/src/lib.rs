@@ -22,7 +22,7 @@ pub use chain::{link, link_preimage, LINK_DOMAIN, LINK_PREIMAGE_LEN};
 pub use decode::{decode_row, DecodeError, MAX_ARRAY_NESTING};
 pub use encoding::{tag, RowEncoder, ROW_DOMAIN};
 pub use fuzz::{fuzz_encode, FuzzFailure};
-pub use value::{row_encoding, row_hash, Value};
+pub use value::{covered_columns, row_encoding, row_hash, table_row_hash, Value};
 pub use verify::{verify_chain, Anchor, ChainReport, RowRecord};
 
 /// Version of the row encoding and of the link pre-image. Both carry this byte.
@@ -34,7 +34,7 @@ pub type Hash = [u8; 32];
 /// The "previous link" of the first row (seq 1) of a chain that was never purged.
 pub const GENESIS: Hash = [0u8; 32];
 
-/// Converts a stored link (e.g. a `bytea` read from `worm_hash`) to a [`Hash`], if it has
+/// Converts a stored link (e.g. a `bytea` read from `worm_hash`) to a `Hash`, if it has
 /// exactly 32 bytes.
 pub fn hash_from_slice(bytes: &[u8]) -> Option<Hash> {
     <Hash>::try_from(bytes).ok()

@@ -157,6 +157,23 @@ pub fn row_hash(values: &[Value]) -> Hash {
     encoder_for(values).row_hash()
 }
 
+/// The values of a table row that its hash covers: the user columns in attnum
+/// order with trailing NULLs removed (docs/hashing.md, section 5). A column
+/// added after a row was written, without a default, reads as NULL in that
+/// row, so the row keeps its hash.
+pub fn covered_columns(values: &[Value]) -> &[Value] {
+    let n = values
+        .iter()
+        .rposition(|v| !matches!(v, Value::Null))
+        .map_or(0, |p| p + 1);
+    &values[..n]
+}
+
+/// The row hash of a table row: [`row_hash`] over [`covered_columns`].
+pub fn table_row_hash(values: &[Value]) -> Hash {
+    row_hash(covered_columns(values))
+}
+
 fn encoder_for(values: &[Value]) -> RowEncoder {
     let mut enc = RowEncoder::new();
     enc.reset(u32::try_from(values.len()).unwrap_or(u32::MAX));

@@ -96,6 +96,15 @@ impl Pred {
     }
 }
 
+/// The link a row is checked against, and what it belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Before<'a> {
+    link: &'a Hash,
+    pred: Pred,
+    /// Whether that previous row's own link failed to verify.
+    failed: bool,
+}
+
 #[derive(Debug)]
 struct Problem {
     seq: Option<i64>,
@@ -164,17 +173,20 @@ impl Ctx<'_> {
         out
     }
 
-    /// Explains why the row `idx` at `seq` does not reproduce its stored link over `prev`.
+    /// Explains why the row `idx` at `seq` does not reproduce its stored link over `before`.
     fn classify(
         &self,
         idx: usize,
         seq: i64,
-        prev: &Hash,
-        pred: Pred,
-        pred_failed: bool,
+        before: Before<'_>,
         next: Option<&(i64, Vec<usize>)>,
         search: bool,
     ) -> String {
+        let Before {
+            link: prev,
+            pred,
+            failed: pred_failed,
+        } = before;
         let rec = &self.recs[idx];
         if search {
             let candidates = self.nearby_links(seq, idx);
@@ -255,12 +267,23 @@ impl Ctx<'_> {
 /// * a row at or before the purge anchor (or before seq 1);
 /// * a position held by more than one row (two rows linking to the same predecessor is a fork);
 /// * missing rows (a gap in the sequence, or missing first rows);
-/// * a row whose link does not verify, classified as: *changed* (its successor still links to
-///   its stored link, so the link is genuine and the content or insertion time changed),
-///   *does not link to its predecessor* (its link verifies over another nearby row's link:
-///   inserted out of chain or the predecessor replaced), *out of place* (its link verifies for
-///   another nearby position: rows reordered or renumbered), or unconfirmed when it is the last
-///   row. A row that follows a gap or a row without a valid link cannot be checked.
+/// * a row whose link does not verify, classified as
+///   * *changed*: the next row still links to its stored link, so that link is genuine and the
+///     row's content or insertion time changed (when the previous row is itself broken, the
+///     message says the previous row may have been replaced instead; after a purge anchor,
+///     that the anchor may be wrong);
+///   * *does not link to its predecessor*: its link verifies over another nearby row's link
+///     (or the genesis or anchor value): inserted out of chain;
+///   * *out of place*: its link verifies for another nearby position: rows reordered or
+///     renumbered;
+///   * otherwise *does not link to its predecessor* (replaced, inserted out of chain or its
+///     stored link altered), or, for the last row, which no later row confirms, all of these.
+///
+/// A row that follows a gap or a row without a valid link cannot be checked. `first_bad_seq`
+/// is the smallest position involved in any problem; `detail` spells out the first few
+/// problems (position-less rows first, then by position), then "... and N more problems".
+/// `head_seq`/`head_link` are the last row's position and stored link (the anchor's when no
+/// row follows it); `head_link` is `None` when that stored link is not 32 bytes.
 ///
 /// Limits, by construction of an unkeyed hash chain:
 ///
@@ -463,7 +486,12 @@ pub fn verify_chain(
                     failed = true;
                     let search = searches < SEARCH_BUDGET;
                     searches += 1;
-                    let message = ctx.classify(chosen, seq, p, *pred, prev_failed, next, search);
+                    let before = Before {
+                        link: p,
+                        pred: *pred,
+                        failed: prev_failed,
+                    };
+                    let message = ctx.classify(chosen, seq, before, next, search);
                     problems.push(Problem {
                         seq: Some(seq),
                         weight: 1,

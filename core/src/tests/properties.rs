@@ -103,7 +103,7 @@ fn mutate(v: &Value, i: usize, x: u8) -> Value {
             micros,
             zone_secs_west,
         } => {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 Value::TimeTz {
                     micros: i64::from_be_bytes(flip(micros.to_be_bytes(), i / 2, x)),
                     zone_secs_west: *zone_secs_west,

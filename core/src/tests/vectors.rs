@@ -121,7 +121,9 @@ pub(crate) fn rows() -> Vec<(&'static str, &'static str, Vec<Value>)> {
 }
 
 /// (name, uid, chain, seq, inserted_at, prev, row_hash)
-pub(crate) fn links() -> Vec<(&'static str, [u8; 16], i32, i64, i64, Hash, Hash)> {
+pub(crate) type LinkVector = (&'static str, [u8; 16], i32, i64, i64, Hash, Hash);
+
+pub(crate) fn links() -> Vec<LinkVector> {
     let h1 = row_hash(&rows()[0].2);
     let h2 = row_hash(&rows()[1].2);
     let l1 = link(&UID, 3, 1, 758_637_296_789_012, &GENESIS, &h1);

@@ -46,6 +46,10 @@ CREATE VIEW visits_v AS SELECT id FROM visits;
 SELECT worm.protect('visits_v');                                 -- a view
 CREATE MATERIALIZED VIEW visits_m AS SELECT 1 AS x;
 SELECT pg_temp.try($$SELECT worm.protect('visits_m')$$);
+CREATE EXTENSION file_fdw;
+CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+CREATE FOREIGN TABLE imported (id int) SERVER files OPTIONS (filename '/dev/null');
+SELECT pg_temp.try($$SELECT worm.protect('imported')$$);
 CREATE SEQUENCE s1;
 SELECT pg_temp.try($$SELECT worm.protect('s1')$$);
 CREATE TABLE parted (id int) PARTITION BY RANGE (id);
