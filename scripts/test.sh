@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pg_worm's full test suite: every layer, from a fresh Debian machine as root.
 #
+#   0. rustfmt --check and clippy -D warnings
 #   1. core unit and property tests     cargo test -p pg_worm_core
 #   2. in-server tests                  cargo pgrx test pg15 (#[pg_test])
 #   3. SQL surface golden files         pg_regress on tests/pg_regress
@@ -11,7 +12,7 @@
 # postgres user in temporary directories, and stops them even on failure.
 source "$(dirname "$0")/lib.sh"
 
-ONLY="${1:-all}"   # all | core | pgtest | regress | scenarios
+ONLY="${1:-all}"   # all | lint | core | pgtest | regress | scenarios
 ensure_toolchain
 cd "$ROOT"
 
@@ -19,6 +20,15 @@ passed=0; failed=0; failures=()
 record() { # name rc
   if [ "$2" = 0 ]; then passed=$((passed+1)); else failed=$((failed+1)); failures+=("$1"); fi
 }
+
+if [ "$ONLY" = all ] || [ "$ONLY" = lint ]; then
+  log "layer 0: rustfmt and clippy -D warnings"
+  set +e
+  cargo fmt --all --check && cargo clippy --all-targets -- -D warnings
+  rc=$?
+  set -e
+  record "fmt + clippy" $rc
+fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = core ]; then
   log "layer 1: core unit and property tests"

@@ -130,7 +130,6 @@ mod tests {
 }
 
 /// Required by `cargo pgrx test`.
-
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}

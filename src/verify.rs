@@ -40,6 +40,7 @@ fn to_row(r: ChainReport, chain: Option<i32>) -> VerifyRow {
 }
 
 /// Recomputes every row hash and chain link of a protected table.
+#[allow(clippy::type_complexity)]
 #[pg_extern(name = "verify", volatile)]
 fn worm_verify(
     tbl: PgRelation,
@@ -61,6 +62,7 @@ fn worm_verify(
 }
 
 /// `worm.verify` for every protected table, one row per (table, chain).
+#[allow(clippy::type_complexity)]
 #[pg_extern(name = "verify_all", volatile)]
 fn worm_verify_all() -> TableIterator<
     'static,
@@ -186,7 +188,7 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
         per_row.reset();
         by_chain.entry(record.0).or_default().push(record.1);
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             pgrx::check_for_interrupts!();
         }
     }
