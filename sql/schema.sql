@@ -1,4 +1,7 @@
 -- pg_worm: the extension's own tables. Hand-written; loaded first.
+-- All of them are dumped by pg_dump (pg_extension_config_dump) and guarded by
+-- triggers (attached in guards.sql once the trigger functions exist): nobody
+-- updates, deletes or truncates them except pg_worm's own functions.
 
 -- One row per protected table. table_uid is the table's stable identity: it is
 -- bound into every chain link and survives renames, pg_dump/pg_restore and
@@ -10,14 +13,42 @@ CREATE TABLE worm.tables (
     retention       interval CHECK (retention > interval '0'),
     legal_basis     text,
     legal_hold      boolean NOT NULL DEFAULT false,
+    hold_reason     text,
+    hold_since      timestamptz,
     protected_at    timestamptz NOT NULL,
     protected_by    text NOT NULL,
     rows_at_protect bigint NOT NULL
 );
-COMMENT ON TABLE worm.tables IS 'pg_worm: registry of protected tables (edit only through worm.* functions)';
+COMMENT ON TABLE worm.tables IS 'pg_worm: registry of protected tables (changed only through worm.* functions)';
 
--- pg_dump must carry the registry: the tables it describes are user data.
+-- Per purged chain, the last row a purge removed: the surviving chain links to it.
+CREATE TABLE worm.anchors (
+    table_uid   uuid NOT NULL REFERENCES worm.tables (table_uid),
+    chain       integer NOT NULL,
+    seq         bigint NOT NULL CHECK (seq > 0),
+    link        bytea NOT NULL CHECK (length(link) = 32),
+    inserted_at timestamptz NOT NULL,
+    PRIMARY KEY (table_uid, chain)
+);
+COMMENT ON TABLE worm.anchors IS 'pg_worm: purge anchors (last removed row of each purged chain)';
+
+-- The extension's own chained ledger of events. hash = SHA-256 over
+-- "pg_worm.ledger" NUL, version 1, seq, prev_hash and the canonical JSON of
+-- document (docs/certificates.md).
+CREATE TABLE worm.ledger (
+    seq        bigint PRIMARY KEY CHECK (seq > 0),
+    event      text NOT NULL,
+    table_uid  uuid,
+    at         timestamptz NOT NULL,
+    document   jsonb NOT NULL,
+    prev_hash  bytea NOT NULL CHECK (length(prev_hash) = 32),
+    hash       bytea NOT NULL UNIQUE CHECK (length(hash) = 32)
+);
+COMMENT ON TABLE worm.ledger IS 'pg_worm: chained ledger of protect, retention, hold and purge events';
+
 SELECT pg_catalog.pg_extension_config_dump('worm.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('worm.anchors', '');
+SELECT pg_catalog.pg_extension_config_dump('worm.ledger', '');
 
-REVOKE ALL ON worm.tables FROM PUBLIC;
-GRANT SELECT ON worm.tables TO PUBLIC;
+REVOKE ALL ON worm.tables, worm.anchors, worm.ledger FROM PUBLIC;
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger TO PUBLIC;

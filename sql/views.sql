@@ -1,24 +1,61 @@
--- pg_worm: views over the registry. Hand-written; loaded last.
+-- pg_worm: guards and views over the extension's own tables. Hand-written; loaded last.
+
+-- Guards: UPDATE only by pg_worm's functions, DELETE and TRUNCATE never; the
+-- ledger is append-only. ENABLE ALWAYS: session_replication_role does not
+-- switch them off.
+CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.tables
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.anchors
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
+ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
 
 CREATE FUNCTION worm.chain_heads(tbl regclass)
-RETURNS TABLE (chain int, head_seq bigint, head_link text)
+RETURNS TABLE (chain int, head_seq bigint, head_link text, anchor_seq bigint)
 LANGUAGE sql STABLE STRICT
 AS $$ SELECT * FROM worm._chain_heads(tbl::oid) $$;
-COMMENT ON FUNCTION worm.chain_heads(regclass) IS 'pg_worm: the last row (sequence number and link) of every chain of a protected table';
+COMMENT ON FUNCTION worm.chain_heads(regclass) IS 'pg_worm: the last row (sequence number and link) of every chain of a protected table, and the last purged sequence number';
 
 CREATE VIEW worm.protected_tables AS
 SELECT t.table_name,
        t.table_uid,
        t.chains,
-       (SELECT coalesce(sum(h.head_seq), 0)::bigint
+       (SELECT coalesce(sum(h.head_seq - h.anchor_seq), 0)::bigint
           FROM worm._chain_heads(t.table_name::oid) AS h) AS rows,
        t.retention,
        t.legal_basis,
        t.legal_hold,
+       t.hold_reason,
        t.protected_at,
        t.protected_by,
-       NULL::timestamptz AS last_verified,
-       NULL::timestamptz AS last_checkpoint
+       (SELECT max(l.at) FROM worm.ledger AS l
+         WHERE l.table_uid = t.table_uid AND l.event IN ('purge', 'checkpoint')) AS last_verified,
+       (SELECT max(l.at) FROM worm.ledger AS l
+         WHERE l.table_uid = t.table_uid AND l.event = 'checkpoint') AS last_checkpoint,
+       (SELECT max(l.at) FROM worm.ledger AS l
+         WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge
   FROM worm.tables AS t;
 COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
-GRANT SELECT ON worm.protected_tables TO PUBLIC;
+
+CREATE VIEW worm.certificates AS
+SELECT l.seq AS ledger_seq,
+       (l.document ->> 'certificate_id')::uuid AS certificate_id,
+       l.table_uid,
+       l.document -> 'table' ->> 'name' AS table_name,
+       l.at AS purged_at,
+       (l.document ->> 'cutoff')::timestamptz AS cutoff,
+       (l.document -> 'removed' ->> 'rows')::bigint AS rows_removed,
+       l.document -> 'retention' ->> 'period' AS retention,
+       l.document -> 'by' ->> 'session_user' AS purged_by,
+       jsonb_build_object('certificate', l.document,
+                          'ledger_entry', jsonb_build_object('seq', l.seq,
+                                                             'prev_hash', encode(l.prev_hash, 'hex'),
+                                                             'hash', encode(l.hash, 'hex'))) AS certificate
+  FROM worm.ledger AS l
+ WHERE l.event = 'purge';
+COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by worm.purge_expired';
+
+GRANT SELECT ON worm.protected_tables, worm.certificates TO PUBLIC;

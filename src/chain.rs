@@ -104,37 +104,39 @@ pub fn chain_for_insert(relid: Oid, chains: i32) -> i32 {
     }
 }
 
-/// Reads the last row of `chain` through the chain index.
-///
-/// `snapshot` = None reads with a "self" snapshot (latest committed state plus
-/// this transaction's own rows); Some(s) reads as of an MVCC snapshot.
-pub unsafe fn read_head(
+/// Backward scan of `index_oid` over `rel` with equality scan keys
+/// (index column, equality function, value); calls `f` on the first visible
+/// tuple, i.e. the one with the greatest remaining index key.
+pub unsafe fn last_matching<R>(
     rel: pg_sys::Relation,
-    plan: &TablePlan,
-    table: &str,
-    chain: i32,
-    snapshot: Option<pg_sys::Snapshot>,
-) -> Result<Head, WormError> {
-    let index_oid = plan.index.ok_or_else(|| WormError::Damaged {
-        table: table.into(),
-        what: "its unique index on (worm_chain, worm_seq) is missing".into(),
-    })?;
-    let snap = snapshot.unwrap_or(&raw mut pg_sys::SnapshotSelfData);
+    index_oid: Oid,
+    keys: &[(i16, u32, pg_sys::Datum)],
+    snapshot: pg_sys::Snapshot,
+    f: impl FnOnce(*mut pg_sys::TupleTableSlot) -> R,
+) -> Option<R> {
     let idx = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as _);
-    let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-    pg_sys::ScanKeyInit(
-        &mut key,
-        1,
-        pg_sys::BTEqualStrategyNumber as _,
-        pg_sys::Oid::from(pg_sys::F_INT4EQ),
-        pg_sys::Datum::from(chain),
+    let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
+    for (sk, (attno, proc_, value)) in scankeys.iter_mut().zip(keys) {
+        pg_sys::ScanKeyInit(
+            sk,
+            *attno,
+            pg_sys::BTEqualStrategyNumber as _,
+            pg_sys::Oid::from(*proc_),
+            *value,
+        );
+    }
+    let scan = pg_sys::index_beginscan(rel, idx, snapshot, keys.len() as i32, 0);
+    pg_sys::index_rescan(
+        scan,
+        scankeys.as_mut_ptr(),
+        keys.len() as i32,
+        std::ptr::null_mut(),
+        0,
     );
-    let scan = pg_sys::index_beginscan(rel, idx, snap, 1, 0);
-    pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
     let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-    let mut result = Ok(Head::genesis());
+    let mut result = None;
     if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::BackwardScanDirection, slot) {
-        result = head_from_slot(slot, plan, table);
+        result = Some(f(slot));
     }
     pg_sys::ExecDropSingleTupleTableSlot(slot);
     pg_sys::index_endscan(scan);
@@ -142,6 +144,41 @@ pub unsafe fn read_head(
     result
 }
 
+/// A "self" snapshot: every committed row plus the current transaction's own.
+pub fn self_snapshot() -> pg_sys::Snapshot {
+    &raw mut pg_sys::SnapshotSelfData
+}
+
+/// Reads the last row of `chain` through the chain index; for a chain with no
+/// rows, its purge anchor (the last row a purge removed) or genesis.
+///
+/// `snapshot` = None reads with a "self" snapshot (latest committed state plus
+/// this transaction's own rows); Some(s) reads as of an MVCC snapshot.
+pub unsafe fn read_head(
+    rel: pg_sys::Relation,
+    plan: &TablePlan,
+    table: &str,
+    uid: &[u8; 16],
+    chain: i32,
+    snapshot: Option<pg_sys::Snapshot>,
+) -> Result<Head, WormError> {
+    let index_oid = plan.index.ok_or_else(|| WormError::Damaged {
+        table: table.into(),
+        what: "its unique index on (worm_chain, worm_seq) is missing".into(),
+    })?;
+    let snap = snapshot.unwrap_or_else(self_snapshot);
+    let found = last_matching(
+        rel,
+        index_oid,
+        &[(1, pg_sys::F_INT4EQ, pg_sys::Datum::from(chain))],
+        snap,
+        |slot| head_from_slot(slot, plan, table),
+    );
+    match found {
+        Some(h) => h,
+        None => Ok(crate::meta::read_anchor(uid, chain, snap)?.unwrap_or_else(Head::genesis)),
+    }
+}
 unsafe fn head_from_slot(
     slot: *mut pg_sys::TupleTableSlot,
     plan: &TablePlan,

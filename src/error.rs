@@ -19,6 +19,44 @@ pub enum WormError {
         operation: &'static str,
     },
 
+    #[error("{table} belongs to pg_worm: {operation} is not allowed")]
+    ExtensionTable {
+        table: String,
+        operation: &'static str,
+    },
+
+    #[error("table {table} is under legal hold since {since}: {reason}")]
+    OnHold {
+        table: String,
+        reason: String,
+        since: String,
+    },
+
+    #[error("table {table} is not under legal hold")]
+    NotOnHold { table: String },
+
+    #[error("table {table} has no retention period: its rows are kept for ever")]
+    NoRetention { table: String },
+
+    #[error("retention of table {table} can only be lengthened: {old} is longer than {new}")]
+    RetentionShortened {
+        table: String,
+        old: String,
+        new: String,
+    },
+
+    #[error("retention of table {table} cannot be removed or set to NULL")]
+    RetentionRemoved { table: String },
+
+    #[error("{what} must not be empty")]
+    EmptyReason { what: &'static str },
+
+    #[error("table {table} failed verification; nothing was purged")]
+    PurgeRefusedDamaged { table: String, problems: String },
+
+    #[error("must be owner of table {table} to {action}")]
+    NotOwnerFor { table: String, action: &'static str },
+
     #[error("\"{name}\" is not an ordinary table ({kind})")]
     NotATable { name: String, kind: &'static str },
 
@@ -82,7 +120,18 @@ impl WormError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
-            WormError::Immutable { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            WormError::Immutable { .. } | WormError::ExtensionTable { .. } => {
+                ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
+            WormError::OnHold { .. }
+            | WormError::NotOnHold { .. }
+            | WormError::NoRetention { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            WormError::RetentionShortened { .. } | WormError::RetentionRemoved { .. } => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            WormError::EmptyReason { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            WormError::PurgeRefusedDamaged { .. } => ERRCODE_DATA_CORRUPTED,
+            WormError::NotOwnerFor { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             WormError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             WormError::NotPermanent { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::AlreadyProtected { .. } => ERRCODE_DUPLICATE_OBJECT,
@@ -107,6 +156,26 @@ impl WormError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             WormError::Immutable { .. } => PURGE_HINT.to_string(),
+            WormError::ExtensionTable { .. } => {
+                "pg_worm's own tables change only through its functions (worm.protect, worm.set_retention, worm.legal_hold, worm.release_hold, worm.purge_expired).".into()
+            }
+            WormError::OnHold { table, .. } => format!(
+                "No row leaves a table under legal hold. When the hold ends, run SELECT worm.release_hold('{table}', 'reason');"
+            ),
+            WormError::NotOnHold { .. } => "See worm.protected_tables for the hold state.".into(),
+            WormError::NoRetention { table } => format!(
+                "Give it a retention period first: SELECT worm.set_retention('{table}', '6 years');"
+            ),
+            WormError::RetentionShortened { .. } | WormError::RetentionRemoved { .. } => {
+                "A retention period can only be lengthened, so that no row leaves earlier than promised when it was written.".into()
+            }
+            WormError::EmptyReason { .. } => "Say why, for the record (it goes into the ledger).".into(),
+            WormError::PurgeRefusedDamaged { table, .. } => format!(
+                "Investigate with SELECT * FROM worm.verify('{table}'); before purging: a purge would destroy the evidence."
+            ),
+            WormError::NotOwnerFor { .. } => {
+                "Ask the table's owner (or a member of its owning role).".into()
+            }
             WormError::NotATable { .. } => {
                 "Protect the table itself; views, foreign, partitioned and other relations cannot be protected.".into()
             }
@@ -145,12 +214,16 @@ impl WormError {
         })
     }
 
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            WormError::PurgeRefusedDamaged { problems, .. } => Some(problems.clone()),
+            _ => None,
+        }
+    }
+
     /// Reports the error with `ereport(ERROR)`; never returns.
     pub fn raise(self) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "pg_worm");
-        if let Some(h) = self.hint() {
-            report = report.set_hint(h);
-        }
+        let report: ErrorReport = self.into();
         report.report(PgLogLevel::ERROR);
         unreachable!("ereport(ERROR) returned")
     }
@@ -159,6 +232,9 @@ impl WormError {
 impl From<WormError> for ErrorReport {
     fn from(e: WormError) -> Self {
         let mut report = ErrorReport::new(e.sqlstate(), e.to_string(), "pg_worm");
+        if let Some(d) = e.detail() {
+            report = report.set_detail(d);
+        }
         if let Some(h) = e.hint() {
             report = report.set_hint(h);
         }

@@ -9,8 +9,10 @@ use pgrx::prelude::*;
 mod chain;
 mod encode;
 mod error;
+mod ledger;
 mod meta;
 mod protect;
+mod retention;
 mod triggers;
 mod verify;
 

@@ -23,14 +23,16 @@ fn worm_protect(
     tbl: PgRelation,
     retention: default!(Option<pgrx::datum::Interval>, "NULL"),
     chains: default!(i32, 32),
+    legal_basis: default!(Option<String>, "NULL"),
 ) -> String {
-    protect(tbl, retention, chains).or_raise()
+    protect(tbl, retention, chains, legal_basis).or_raise()
 }
 
 fn protect(
     tbl: PgRelation,
     retention: Option<pgrx::datum::Interval>,
     chains: i32,
+    legal_basis: Option<String>,
 ) -> Result<String, WormError> {
     let relid = tbl.oid();
     let rel = tbl.as_ptr();
@@ -139,7 +141,18 @@ fn protect(
          ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
     ))?;
 
-    meta::register(relid, uid, chains, retention, chained)?;
+    meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("chains".into(), serde_json::json!(chains));
+    fields.insert("rows_chained".into(), serde_json::json!(chained));
+    fields.insert(
+        "retention".into(),
+        serde_json::json!({
+            "period": retention.as_ref().map(crate::retention::iso8601),
+            "legal_basis": legal_basis,
+        }),
+    );
+    crate::ledger::append("protect", Some(&uid_bytes), Some(&table), fields)?;
 
     let keep = match &retention {
         Some(r) => format!("rows are kept for {}", interval_text(r)),

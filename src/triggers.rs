@@ -17,6 +17,8 @@ use crate::encode;
 use crate::error::WormError;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 pub const TRIGGER_CHAIN: &str = "zz_worm_chain";
@@ -99,7 +101,7 @@ unsafe fn chain_insert<'a>(
 
     let row_hash = encode::row_hash(&plan, tuple, tupdesc);
     let c = chain::chain_for_insert((*rel).rd_id, chains);
-    let head = match chain::read_head(rel, &plan, &table, c, None) {
+    let head = match chain::read_head(rel, &plan, &table, &uid, c, None) {
         Ok(h) => h,
         Err(e) => e.raise(),
     };
@@ -141,12 +143,108 @@ unsafe fn chain_insert<'a>(
     )))
 }
 
+/// The rows the running purge may delete: per chain, the last sequence
+/// number of its expired prefix. Set only by worm.purge_expired, in this
+/// backend's memory, around its own DELETE; no setting or statement can set it.
+pub struct PurgePlan {
+    pub relid: pg_sys::Oid,
+    pub last_seq: HashMap<i32, i64>,
+}
+
+thread_local! {
+    static PURGE: RefCell<Option<PurgePlan>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `plan` in force, clearing it on every path.
+pub fn with_purge_plan<R>(plan: PurgePlan, f: impl FnOnce() -> R) -> R {
+    PURGE.with(|p| *p.borrow_mut() = Some(plan));
+    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .finally(|| PURGE.with(|p| *p.borrow_mut() = None))
+        .execute()
+}
+
+fn purge_allows_statement(relid: pg_sys::Oid) -> bool {
+    PURGE.with(|p| p.borrow().as_ref().is_some_and(|plan| plan.relid == relid))
+}
+
+unsafe fn purge_allows_row(td: &pg_sys::TriggerData) -> bool {
+    let rel = td.tg_relation;
+    let relid = (*rel).rd_id;
+    if !purge_allows_statement(relid) {
+        return false;
+    }
+    let table = rel_display_name(rel);
+    let Ok(plan) = encode::plan_for(rel, &table) else {
+        return false;
+    };
+    let mut isnull = false;
+    let chain = pg_sys::heap_getattr(
+        td.tg_trigtuple,
+        plan.chain_att as _,
+        (*rel).rd_att,
+        &mut isnull,
+    );
+    if isnull {
+        return false;
+    }
+    let seq = pg_sys::heap_getattr(
+        td.tg_trigtuple,
+        plan.seq_att as _,
+        (*rel).rd_att,
+        &mut isnull,
+    );
+    if isnull {
+        return false;
+    }
+    let (chain, seq) = (chain.value() as i32, seq.value() as i64);
+    PURGE.with(|p| {
+        p.borrow()
+            .as_ref()
+            .and_then(|plan| plan.last_seq.get(&chain).copied())
+            .is_some_and(|last| seq <= last)
+    })
+}
+
 #[pg_trigger]
 fn worm_refuse_change<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
     let td = trigger.trigger_data();
     let ev = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let is_row = td.tg_event & pg_sys::TRIGGER_EVENT_ROW != 0;
+    let operation = match ev {
+        pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
+        pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
+        pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
+        _ => "this change",
+    };
+    if ev == pg_sys::TRIGGER_EVENT_DELETE {
+        let relid = unsafe { (*td.tg_relation).rd_id };
+        if !is_row && purge_allows_statement(relid) {
+            return Ok(None);
+        }
+        if is_row && unsafe { purge_allows_row(td) } {
+            return Ok(trigger.old());
+        }
+    }
+    let table = unsafe { rel_display_name(td.tg_relation) };
+    WormError::Immutable { table, operation }.raise()
+}
+
+/// Guards pg_worm's own tables. With the argument `internal-update`, UPDATE
+/// is allowed while pg_worm itself writes (its internal-write flag);
+/// everything else this trigger is attached to is refused.
+#[pg_trigger]
+fn worm_guard_meta<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
+    let td = trigger.trigger_data();
+    let ev = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let args = trigger_args(trigger.trigger());
+    let update_ok = args.iter().any(|a| a == "internal-update");
+    if ev == pg_sys::TRIGGER_EVENT_UPDATE && update_ok && crate::meta::internal_write_active() {
+        return Ok(None);
+    }
     let operation = match ev {
         pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
         pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
@@ -154,5 +252,5 @@ fn worm_refuse_change<'a>(
         _ => "this change",
     };
     let table = unsafe { rel_display_name(td.tg_relation) };
-    WormError::Immutable { table, operation }.raise()
+    WormError::ExtensionTable { table, operation }.raise()
 }

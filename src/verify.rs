@@ -10,12 +10,12 @@ use crate::encode;
 use crate::error::{OrRaise, WormError};
 use crate::meta;
 use crate::triggers::rel_display_name;
-use pg_worm_core::{verify_chain, ChainReport, RowRecord};
+use pg_worm_core::{verify_chain, Anchor, ChainReport, RowRecord};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts, PgRelation};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-type VerifyRow = (
+pub type VerifyRow = (
     Option<i32>,
     i64,
     bool,
@@ -108,9 +108,42 @@ struct Scanned {
     by_chain: BTreeMap<Option<i32>, Vec<RowRecord>>,
 }
 
+/// The outcome of verifying one table.
+pub struct Verified {
+    pub rows: Vec<VerifyRow>,
+    /// The rows read, per chain (kept only when asked for).
+    pub records: BTreeMap<Option<i32>, Vec<RowRecord>>,
+    pub anchors: HashMap<i32, Anchor>,
+}
+
+impl Verified {
+    pub fn ok(&self) -> bool {
+        self.rows.iter().all(|r| r.2)
+    }
+    pub fn rows_checked(&self) -> i64 {
+        self.rows.iter().map(|r| r.1).sum()
+    }
+    /// One line per broken chain, for error messages.
+    pub fn problems_text(&self) -> String {
+        self.rows
+            .iter()
+            .filter(|r| !r.2)
+            .map(|r| match r.0 {
+                Some(c) => format!("chain {c}: {}", r.4),
+                None => format!("rows without chain: {}", r.4),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
-    let relid = tbl.oid();
-    let rel = tbl.as_ptr();
+    Ok(verify_rel(tbl.as_ptr(), false)?.rows)
+}
+
+/// Verifies an open protected relation; `keep_records` keeps the rows read.
+pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified, WormError> {
+    let relid = unsafe { (*rel).rd_id };
     let table = unsafe { rel_display_name(rel) };
     let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
         table: table.clone(),
@@ -120,13 +153,22 @@ fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
     if acl != pg_sys::AclResult::ACLCHECK_OK {
         return Err(WormError::NoSelect { table });
     }
+    let anchors = meta::anchors(&meta.uid)?;
     let plan = unsafe { encode::build_plan(rel, &table, true)? };
     let scanned = unsafe { scan(rel, &plan) };
     let mut by_chain = scanned.by_chain;
+    let records = if keep_records {
+        by_chain.clone()
+    } else {
+        BTreeMap::new()
+    };
     let mut out = Vec::new();
     for c in 0..meta.chains {
         let rows = by_chain.remove(&Some(c)).unwrap_or_default();
-        out.push(to_row(verify_chain(&meta.uid, c, None, rows), Some(c)));
+        out.push(to_row(
+            verify_chain(&meta.uid, c, anchors.get(&c), rows),
+            Some(c),
+        ));
     }
     // Rows outside the table's chains: inserted out of chain.
     for (chain, rows) in by_chain {
@@ -141,7 +183,11 @@ fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
         let first_bad = rows.iter().filter_map(|r| r.seq).min();
         out.push((chain, n, false, first_bad, detail, n, None, None));
     }
-    Ok(out)
+    Ok(Verified {
+        rows: out,
+        records,
+        anchors,
+    })
 }
 
 unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
@@ -200,6 +246,7 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
 /// The last row of every chain, as of the current snapshot (wrapped by the
 /// SQL function worm.chain_heads(regclass); takes an oid so that the view
 /// keeps working when a protected table has been dropped).
+#[allow(clippy::type_complexity)]
 #[pg_extern(name = "_chain_heads", stable)]
 fn worm_chain_heads(
     tbl: pg_sys::Oid,
@@ -209,6 +256,7 @@ fn worm_chain_heads(
         name!(chain, i32),
         name!(head_seq, i64),
         name!(head_link, Option<String>),
+        name!(anchor_seq, i64),
     ),
 > {
     let mut out = Vec::new();
@@ -223,17 +271,13 @@ fn worm_chain_heads(
                 return Ok(());
             };
             let plan = encode::build_plan(rel, &table, true)?;
+            let anchors = meta::anchors(&meta.uid)?;
             for c in 0..meta.chains {
-                let h = chain::read_head(rel, &plan, &table, c, Some(pg_sys::GetActiveSnapshot()))?;
-                out.push((
-                    c,
-                    h.seq,
-                    if h.seq > 0 {
-                        Some(hex::encode(h.link))
-                    } else {
-                        None
-                    },
-                ));
+                let snap = Some(pg_sys::GetActiveSnapshot());
+                let h = chain::read_head(rel, &plan, &table, &meta.uid, c, snap)?;
+                let anchor_seq = anchors.get(&c).map_or(0, |a| a.seq);
+                let link = (h.seq > 0).then(|| hex::encode(h.link));
+                out.push((c, h.seq, link, anchor_seq));
             }
             Ok(())
         })();

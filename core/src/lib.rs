@@ -42,3 +42,9 @@ pub fn hash_from_slice(bytes: &[u8]) -> Option<Hash> {
 
 #[cfg(test)]
 mod tests;
+
+pub mod merkle;
+pub use merkle::{inclusion_proof, merkle_root, verify_inclusion};
+
+pub mod ledger;
+pub use ledger::{canonical_json, ledger_hash, verify_ledger, LedgerEntry, LedgerReport};

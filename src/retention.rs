@@ -1,0 +1,631 @@
+//! Retention, legal holds, purge and deletion certificates.
+//!
+//! Rows expire as a prefix of their chain (insertion times never go
+//! backwards along a chain). `worm.purge_expired` is the only way rows leave a
+//! protected table: it verifies the table first, deletes per chain exactly the
+//! expired prefix (its DELETE passes the refusal triggers only through a plan
+//! held in this backend's memory), records the last removed row of each chain
+//! as the chain's anchor, and writes a certificate into the ledger.
+
+use crate::error::{OrRaise, WormError};
+use crate::ledger::{self, rfc3339};
+use crate::meta::{self, TableMeta};
+use crate::triggers::{rel_display_name, with_purge_plan, PurgePlan};
+use crate::verify::verify_rel;
+use pg_worm_core::merkle_root;
+use pgrx::datum::{DatumWithOid, Interval};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, JsonB, PgRelation};
+use serde_json::{json, Map, Value as Json};
+use std::collections::HashMap;
+
+/// Rows deleted per DELETE statement of a purge (progress is reported per batch).
+const PURGE_BATCH: i64 = 10_000;
+
+/// ISO 8601 duration text of an interval (months, days and time kept apart,
+/// as PostgreSQL keeps them): '6 years' is "P6Y", '1 day 02:00' is "P1DT2H".
+pub fn iso8601(i: &Interval) -> String {
+    let (months, days, micros) = (i.months(), i.days(), i.micros());
+    if months == 0 && days == 0 && micros == 0 {
+        return "PT0S".into();
+    }
+    let mut out = String::from("P");
+    let (y, m) = (months / 12, months % 12);
+    if y != 0 {
+        out.push_str(&format!("{y}Y"));
+    }
+    if m != 0 {
+        out.push_str(&format!("{m}M"));
+    }
+    if days != 0 {
+        out.push_str(&format!("{days}D"));
+    }
+    if micros != 0 {
+        out.push('T');
+        let (h, rest) = (micros / 3_600_000_000, micros % 3_600_000_000);
+        let (min, us) = (rest / 60_000_000, rest % 60_000_000);
+        if h != 0 {
+            out.push_str(&format!("{h}H"));
+        }
+        if min != 0 {
+            out.push_str(&format!("{min}M"));
+        }
+        if us != 0 {
+            if us % 1_000_000 == 0 {
+                out.push_str(&format!("{}S", us / 1_000_000));
+            } else {
+                let secs = format!("{}.{:06}", us / 1_000_000, (us % 1_000_000).abs());
+                out.push_str(secs.trim_end_matches('0'));
+                out.push('S');
+            }
+        }
+    }
+    out
+}
+
+fn require_owner(relid: pg_sys::Oid, table: &str, action: &'static str) -> Result<(), WormError> {
+    if unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) } {
+        Ok(())
+    } else {
+        Err(WormError::NotOwnerFor {
+            table: table.into(),
+            action,
+        })
+    }
+}
+
+struct Target {
+    relid: pg_sys::Oid,
+    table: String,
+    meta: TableMeta,
+}
+
+fn target(tbl: &PgRelation) -> Result<Target, WormError> {
+    let relid = tbl.oid();
+    let table = unsafe { rel_display_name(tbl.as_ptr()) };
+    let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
+        table: table.clone(),
+    })?;
+    Ok(Target { relid, table, meta })
+}
+
+fn entry_json(appended: &ledger::Appended, document: Json) -> JsonB {
+    JsonB(json!({ "ledger_entry": appended.to_json(), "document": document }))
+}
+
+fn non_empty(reason: &str, what: &'static str) -> Result<(), WormError> {
+    if reason.trim().is_empty() {
+        Err(WormError::EmptyReason { what })
+    } else {
+        Ok(())
+    }
+}
+
+fn hold_since(relid: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT hold_since::text FROM worm.tables WHERE table_name::oid = $1",
+        &[DatumWithOid::from(relid)],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Lengthens the retention period of a protected table (never shortens or removes it).
+#[pg_extern(name = "set_retention", volatile)]
+fn worm_set_retention(
+    tbl: PgRelation,
+    retention: Option<Interval>,
+    legal_basis: default!(Option<String>, "NULL"),
+) -> JsonB {
+    set_retention(tbl, retention, legal_basis).or_raise()
+}
+
+fn set_retention(
+    tbl: PgRelation,
+    retention: Option<Interval>,
+    legal_basis: Option<String>,
+) -> Result<JsonB, WormError> {
+    let t = target(&tbl)?;
+    require_owner(t.relid, &t.table, "change its retention")?;
+    let Some(new) = retention else {
+        return Err(WormError::RetentionRemoved { table: t.table });
+    };
+    let positive =
+        Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[DatumWithOid::from(new)])?
+            .unwrap_or(false);
+    if !positive {
+        return Err(WormError::InvalidRetention {
+            given: iso8601(&new),
+        });
+    }
+    let old = t.meta.retention;
+    if let Some(old) = old {
+        // Longer both as an interval and at today's calendar.
+        let longer = Spi::get_one_with_args::<bool>(
+            "SELECT $1 >= $2 AND pg_catalog.now() - $1 <= pg_catalog.now() - $2",
+            &[DatumWithOid::from(new), DatumWithOid::from(old)],
+        )?
+        .unwrap_or(false);
+        if !longer {
+            return Err(WormError::RetentionShortened {
+                table: t.table,
+                old: iso8601(&old),
+                new: iso8601(&new),
+            });
+        }
+    }
+    let basis = legal_basis.or(t.meta.legal_basis.clone());
+    meta::internal_update(
+        "UPDATE worm.tables SET retention = $2, legal_basis = $3 WHERE table_uid = $1",
+        &[
+            DatumWithOid::from(pgrx::Uuid::from_bytes(t.meta.uid)),
+            DatumWithOid::from(new),
+            DatumWithOid::from(basis.clone()),
+        ],
+    )?;
+    let mut fields = Map::new();
+    fields.insert(
+        "retention".into(),
+        json!({
+            "from": old.as_ref().map(iso8601),
+            "to": iso8601(&new),
+            "legal_basis": basis,
+        }),
+    );
+    let (appended, doc) =
+        ledger::append("set_retention", Some(&t.meta.uid), Some(&t.table), fields)?;
+    Ok(entry_json(&appended, doc))
+}
+
+/// Places a legal hold: every purge of the table is refused until it is released.
+#[pg_extern(name = "legal_hold", volatile)]
+fn worm_legal_hold(tbl: PgRelation, reason: String) -> JsonB {
+    hold(tbl, reason, true).or_raise()
+}
+
+/// Releases a legal hold.
+#[pg_extern(name = "release_hold", volatile)]
+fn worm_release_hold(tbl: PgRelation, reason: String) -> JsonB {
+    hold(tbl, reason, false).or_raise()
+}
+
+fn hold(tbl: PgRelation, reason: String, on: bool) -> Result<JsonB, WormError> {
+    let t = target(&tbl)?;
+    require_owner(
+        t.relid,
+        &t.table,
+        if on {
+            "place a legal hold"
+        } else {
+            "release a legal hold"
+        },
+    )?;
+    non_empty(&reason, "the reason")?;
+    if on && t.meta.legal_hold {
+        return Err(WormError::OnHold {
+            since: hold_since(t.relid),
+            table: t.table,
+            reason: t.meta.hold_reason.unwrap_or_default(),
+        });
+    }
+    if !on && !t.meta.legal_hold {
+        return Err(WormError::NotOnHold { table: t.table });
+    }
+    let uid = pgrx::Uuid::from_bytes(t.meta.uid);
+    if on {
+        meta::internal_update(
+            "UPDATE worm.tables SET legal_hold = true, hold_reason = $2, \
+             hold_since = pg_catalog.transaction_timestamp() WHERE table_uid = $1",
+            &[DatumWithOid::from(uid), DatumWithOid::from(reason.clone())],
+        )?;
+    } else {
+        meta::internal_update(
+            "UPDATE worm.tables SET legal_hold = false, hold_reason = NULL, hold_since = NULL \
+             WHERE table_uid = $1",
+            &[DatumWithOid::from(uid)],
+        )?;
+    }
+    let mut fields = Map::new();
+    fields.insert("reason".into(), json!(reason));
+    if !on {
+        fields.insert("hold_reason".into(), json!(t.meta.hold_reason));
+    }
+    let event = if on { "legal_hold" } else { "release_hold" };
+    let (appended, doc) = ledger::append(event, Some(&t.meta.uid), Some(&t.table), fields)?;
+    Ok(entry_json(&appended, doc))
+}
+
+/// One chain's share of a purge.
+struct ChainPurge {
+    chain: i32,
+    first_seq: i64,
+    last_seq: i64,
+    count: i64,
+    anchor_link: [u8; 32],
+    anchor_inserted_at: i64,
+    previous_anchor_seq: i64,
+}
+
+/// Deletes the rows whose retention has ended and returns a deletion certificate.
+#[pg_extern(name = "purge_expired", volatile)]
+fn worm_purge_expired(tbl: PgRelation) -> JsonB {
+    purge(tbl).or_raise()
+}
+
+fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
+    let t = target(&tbl)?;
+    require_owner(t.relid, &t.table, "purge it")?;
+    if t.meta.legal_hold {
+        return Err(WormError::OnHold {
+            since: hold_since(t.relid),
+            table: t.table,
+            reason: t.meta.hold_reason.unwrap_or_default(),
+        });
+    }
+    let Some(retention) = t.meta.retention else {
+        return Err(WormError::NoRetention { table: t.table });
+    };
+    // One purge of a table at a time; inserts go on (SHARE UPDATE EXCLUSIVE
+    // does not conflict with ROW EXCLUSIVE).
+    unsafe { pg_sys::LockRelationOid(t.relid, pg_sys::ShareUpdateExclusiveLock as _) };
+
+    let verified = verify_rel(tbl.as_ptr(), true)?;
+    if !verified.ok() {
+        return Err(WormError::PurgeRefusedDamaged {
+            table: t.table,
+            problems: verified.problems_text(),
+        });
+    }
+    let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
+    let cutoff = Spi::get_one_with_args::<i64>(
+        "SELECT ((extract(epoch FROM pg_catalog.transaction_timestamp() - $1) - 946684800) * 1000000)::bigint",
+        &[DatumWithOid::from(retention)],
+    )?
+    .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
+
+    let mut purges: Vec<ChainPurge> = Vec::new();
+    let mut leaves: Vec<Vec<u8>> = Vec::new();
+    for c in 0..t.meta.chains {
+        let mut recs = verified.records.get(&Some(c)).cloned().unwrap_or_default();
+        recs.sort_by_key(|r| r.seq);
+        let mut expired = Vec::new();
+        for r in recs {
+            match (r.seq, r.inserted_at, r.stored_link) {
+                (Some(seq), Some(at), Some(link)) if at <= cutoff => expired.push((seq, at, link)),
+                _ => break,
+            }
+        }
+        let (Some(first), Some(last)) = (expired.first(), expired.last()) else {
+            continue;
+        };
+        let anchor_link: [u8; 32] = last
+            .2
+            .as_slice()
+            .try_into()
+            .map_err(|_| WormError::Internal("a verified link is not 32 bytes".into()))?;
+        purges.push(ChainPurge {
+            chain: c,
+            first_seq: first.0,
+            last_seq: last.0,
+            count: expired.len() as i64,
+            anchor_link,
+            anchor_inserted_at: last.1,
+            previous_anchor_seq: verified.anchors.get(&c).map_or(0, |a| a.seq),
+        });
+        leaves.extend(expired.into_iter().map(|e| e.2));
+    }
+    let total: i64 = purges.iter().map(|p| p.count).sum();
+
+    // The deletion itself, in bounded batches.
+    let plan = PurgePlan {
+        relid: t.relid,
+        last_seq: purges
+            .iter()
+            .map(|p| (p.chain, p.last_seq))
+            .collect::<HashMap<_, _>>(),
+    };
+    let table = t.table.clone();
+    with_purge_plan(plan, || -> Result<(), WormError> {
+        let mut done = 0i64;
+        for p in &purges {
+            let mut from = p.first_seq;
+            while from <= p.last_seq {
+                let to = (from + PURGE_BATCH - 1).min(p.last_seq);
+                let deleted = Spi::connect_mut(|client| {
+                    client
+                        .update(
+                            &format!(
+                                "DELETE FROM {table} WHERE worm_chain = $1 AND worm_seq BETWEEN $2 AND $3"
+                            ),
+                            None,
+                            &[DatumWithOid::from(p.chain), DatumWithOid::from(from), DatumWithOid::from(to)],
+                        )
+                        .map(|t| t.len() as i64)
+                })?;
+                if deleted != to - from + 1 {
+                    return Err(WormError::Internal(format!(
+                        "chain {}: expected to purge {} rows at seq {from}..{to}, found {deleted}",
+                        p.chain,
+                        to - from + 1
+                    )));
+                }
+                done += deleted;
+                if total > PURGE_BATCH {
+                    pgrx::notice!("pg_worm: purged {done} of {total} expired rows of {table}");
+                }
+                from = to + 1;
+            }
+        }
+        Ok(())
+    })?;
+    let remaining_expired = count_rows(&t.table, &purges)?;
+    if remaining_expired != 0 {
+        return Err(WormError::Internal(format!(
+            "{remaining_expired} expired rows were still present after the purge"
+        )));
+    }
+
+    // The new anchors.
+    for p in &purges {
+        meta::as_extension_owner(|| {
+            Spi::run_with_args(
+                "INSERT INTO worm.anchors (table_uid, chain, seq, link, inserted_at) \
+                 VALUES ($1, $2, $3, $4, timestamptz '2000-01-01 00:00:00+00' + $5 * interval '1 microsecond') \
+                 ON CONFLICT (table_uid, chain) DO UPDATE \
+                 SET seq = EXCLUDED.seq, link = EXCLUDED.link, inserted_at = EXCLUDED.inserted_at",
+                &[
+                    DatumWithOid::from(pgrx::Uuid::from_bytes(t.meta.uid)),
+                    DatumWithOid::from(p.chain),
+                    DatumWithOid::from(p.last_seq),
+                    DatumWithOid::from(p.anchor_link.to_vec()),
+                    DatumWithOid::from(p.anchor_inserted_at),
+                ],
+            )?;
+            Ok(())
+        })?;
+    }
+
+    let certificate_id = Spi::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!("pg_worm deletion certificate"));
+    fields.insert("format_version".into(), json!(1));
+    fields.insert("certificate_id".into(), json!(certificate_id));
+    fields.insert(
+        "standard".into(),
+        json!("modelled on the certificate of sanitization of NIST SP 800-88 Rev. 1: what, how, verified by whom, when"),
+    );
+    fields.insert(
+        "retention".into(),
+        json!({ "period": iso8601(&retention), "legal_basis": t.meta.legal_basis }),
+    );
+    fields.insert("legal_hold".into(), json!({ "active": false }));
+    fields.insert("cutoff".into(), json!(rfc3339(cutoff)));
+    fields.insert(
+        "chains".into(),
+        Json::Array(
+            purges
+                .iter()
+                .map(|p| {
+                    json!({
+                        "chain": p.chain,
+                        "first_seq": p.first_seq,
+                        "last_seq": p.last_seq,
+                        "count": p.count,
+                        "anchor_link": hex::encode(p.anchor_link),
+                        "anchor_inserted_at": rfc3339(p.anchor_inserted_at),
+                        "previous_anchor_seq": p.previous_anchor_seq,
+                    })
+                })
+                .collect(),
+        ),
+    );
+    fields.insert(
+        "removed".into(),
+        json!({
+            "rows": total,
+            "merkle_root": hex::encode(merkle_root(&leaves)),
+            "merkle_leaves": "the removed rows' links (worm_hash), ordered by chain then seq; RFC 9162 leaf and node hashing",
+        }),
+    );
+    fields.insert(
+        "verification_before".into(),
+        json!({
+            "ok": true,
+            "chains": verified.rows.len(),
+            "rows_checked": verified.rows_checked(),
+            "at": rfc3339(verified_at),
+            "by": "worm.verify (every row hash and link recomputed)",
+        }),
+    );
+    fields.insert(
+        "method".into(),
+        json!("logical deletion by pg_worm.purge_expired; storage reclaimed by VACUUM"),
+    );
+    fields.insert(
+        "remaining".into(),
+        json!("The deleted row versions stay in the table's data files as dead tuples until VACUUM reclaims their space; they also remain in WAL segments and in backups taken before this purge, until those expire under their own retention."),
+    );
+    let (appended, doc) = ledger::append("purge", Some(&t.meta.uid), Some(&t.table), fields)?;
+    Ok(JsonB(
+        json!({ "certificate": doc, "ledger_entry": appended.to_json() }),
+    ))
+}
+
+fn count_rows(table: &str, purges: &[ChainPurge]) -> Result<i64, WormError> {
+    let mut n = 0;
+    for p in purges {
+        n += Spi::get_one_with_args::<i64>(
+            &format!("SELECT count(*) FROM {table} WHERE worm_chain = $1 AND worm_seq <= $2"),
+            &[DatumWithOid::from(p.chain), DatumWithOid::from(p.last_seq)],
+        )?
+        .unwrap_or(0);
+    }
+    Ok(n)
+}
+
+/// Checks a deletion certificate against the ledger and the table's chains.
+/// Says why in a NOTICE when the answer is false.
+#[pg_extern(name = "verify_certificate", volatile)]
+fn worm_verify_certificate(cert: JsonB) -> bool {
+    match check_certificate(&cert.0) {
+        Ok(()) => true,
+        Err(why) => {
+            pgrx::notice!("pg_worm: certificate does not verify: {why}");
+            false
+        }
+    }
+}
+
+fn check_certificate(cert: &Json) -> Result<(), String> {
+    let doc = cert
+        .get("certificate")
+        .ok_or("it has no \"certificate\" document")?;
+    let entry = cert
+        .get("ledger_entry")
+        .ok_or("it has no \"ledger_entry\"")?;
+    let seq = entry
+        .get("seq")
+        .and_then(Json::as_i64)
+        .ok_or("ledger_entry.seq is missing")?;
+    let hex_field = |k: &str| -> Result<[u8; 32], String> {
+        let s = entry
+            .get(k)
+            .and_then(Json::as_str)
+            .ok_or(format!("ledger_entry.{k} is missing"))?;
+        let v = hex::decode(s).map_err(|_| format!("ledger_entry.{k} is not hex"))?;
+        v.try_into()
+            .map_err(|_| format!("ledger_entry.{k} is not 32 bytes"))
+    };
+    let prev = hex_field("prev_hash")?;
+    let hash = hex_field("hash")?;
+    if doc.get("event").and_then(Json::as_str) != Some("purge") {
+        return Err("it is not a purge certificate".into());
+    }
+    if pg_worm_core::ledger_hash(seq, &prev, doc) != hash {
+        return Err("its hash does not match its content: the certificate was altered".into());
+    }
+    // Its place in the ledger, and the ledger as a whole.
+    let entries = ledger::entries().map_err(|e| e.to_string())?;
+    let report = pg_worm_core::verify_ledger(entries.clone());
+    if !report.ok {
+        return Err(format!(
+            "the ledger itself does not verify: {}",
+            report.detail
+        ));
+    }
+    let stored = entries
+        .iter()
+        .find(|e| e.seq == seq)
+        .ok_or(format!("ledger entry {seq} does not exist"))?;
+    if stored.hash != hash.to_vec() || stored.prev != prev.to_vec() {
+        return Err(format!("ledger entry {seq} is a different entry"));
+    }
+    // The table's surviving chains start exactly at the certificate's anchors
+    // (or at a later purge that continued from them).
+    let uid_text = doc
+        .get("table")
+        .and_then(|t| t.get("uid"))
+        .and_then(Json::as_str)
+        .ok_or("table.uid is missing")?;
+    let uid_bytes: [u8; 16] = hex::decode(uid_text.replace('-', ""))
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or("table.uid is not a uuid")?;
+    let uid = pgrx::Uuid::from_bytes(uid_bytes);
+    let relid = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT table_name::oid FROM worm.tables WHERE table_uid = $1",
+        &[DatumWithOid::from(uid)],
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or("the certificate's table is not protected in this database")?;
+    let rel = unsafe { pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _) };
+    if rel.is_null() {
+        return Err("the certificate's table no longer exists".into());
+    }
+    let tblrel = unsafe { PgRelation::from_pg_owned(rel) };
+    let verified = verify_rel(tblrel.as_ptr(), false).map_err(|e| e.to_string())?;
+    drop(tblrel);
+    let later_purges: Vec<&pg_worm_core::LedgerEntry> = entries
+        .iter()
+        .filter(|e| e.seq > seq)
+        .filter(|e| e.document.get("event").and_then(Json::as_str) == Some("purge"))
+        .filter(|e| {
+            e.document.get("table").and_then(|t| t.get("uid"))
+                == doc.get("table").and_then(|t| t.get("uid"))
+        })
+        .collect();
+    for ch in doc
+        .get("chains")
+        .and_then(Json::as_array)
+        .ok_or("chains is missing")?
+    {
+        let c = ch
+            .get("chain")
+            .and_then(Json::as_i64)
+            .ok_or("a chain number is missing")? as i32;
+        let last = ch
+            .get("last_seq")
+            .and_then(Json::as_i64)
+            .ok_or("a last_seq is missing")?;
+        let link = ch
+            .get("anchor_link")
+            .and_then(Json::as_str)
+            .ok_or("an anchor_link is missing")?;
+        let row = verified
+            .rows
+            .iter()
+            .find(|r| r.0 == Some(c))
+            .ok_or(format!("chain {c} does not exist"))?;
+        if !row.2 {
+            return Err(format!("chain {c} of the table does not verify: {}", row.4));
+        }
+        match verified.anchors.get(&c) {
+            Some(a) if a.seq == last => {
+                if hex::encode(a.link) != link {
+                    return Err(format!("chain {c}'s anchor link differs from the certificate's"));
+                }
+            }
+            Some(a) if a.seq > last => {
+                // A later purge must have continued exactly from this anchor.
+                let continued = later_purges.iter().any(|e| {
+                    e.document.get("chains").and_then(Json::as_array).is_some_and(|cs| {
+                        cs.iter().any(|x| {
+                            x.get("chain").and_then(Json::as_i64) == Some(c as i64)
+                                && x.get("first_seq").and_then(Json::as_i64) == Some(last + 1)
+                        })
+                    })
+                });
+                if !continued {
+                    return Err(format!("chain {c} was purged past seq {last} without a certificate continuing from it"));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "chain {c} no longer starts after seq {last}: its anchor was rolled back or removed"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::iso8601;
+    use pgrx::datum::Interval;
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn iso8601_durations() {
+        let i = |m, d, us| Interval::new(m, d, us).unwrap_or_else(|_| Interval::from_micros(0));
+        assert_eq!(iso8601(&i(72, 0, 0)), "P6Y");
+        assert_eq!(iso8601(&i(14, 3, 0)), "P1Y2M3D");
+        assert_eq!(iso8601(&i(0, 1, 7_200_000_000)), "P1DT2H");
+        assert_eq!(iso8601(&i(0, 0, 1_500_000)), "PT1.5S");
+        assert_eq!(iso8601(&i(0, 0, 0)), "PT0S");
+    }
+}
