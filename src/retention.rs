@@ -427,7 +427,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
         json!({
             "rows": total,
             "merkle_root": hex::encode(merkle_root(&leaves)),
-            "merkle_leaves": "the removed rows' links (worm_hash), ordered by chain then seq; RFC 9162 leaf and node hashing",
+            "merkle_leaves": "the links (worm_hash) of the removed rows, ordered by chain then seq; RFC 9162 leaf and node hashing",
         }),
     );
     fields.insert(
