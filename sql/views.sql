@@ -36,7 +36,8 @@ SELECT t.table_name,
        (SELECT max(l.at) FROM worm.ledger AS l
          WHERE l.table_uid = t.table_uid AND l.event = 'checkpoint') AS last_checkpoint,
        (SELECT max(l.at) FROM worm.ledger AS l
-         WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge
+         WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
+       worm.enforcement() AS enforcement
   FROM worm.tables AS t;
 COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
 
@@ -59,3 +60,13 @@ SELECT l.seq AS ledger_seq,
 COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by worm.purge_expired';
 
 GRANT SELECT ON worm.protected_tables, worm.certificates TO PUBLIC;
+
+-- The fallback enforcement that works without shared_preload_libraries: the
+-- same checks as the ProcessUtility hook on ddl_command_start, and a refusal of
+-- drops that reach protected objects by CASCADE or DROP OWNED on sql_drop.
+CREATE FUNCTION worm.guard_ddl() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl';
+CREATE FUNCTION worm.guard_drop() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_drop';
+CREATE EVENT TRIGGER worm_guard_ddl ON ddl_command_start EXECUTE FUNCTION worm.guard_ddl();
+CREATE EVENT TRIGGER worm_guard_drop ON sql_drop EXECUTE FUNCTION worm.guard_drop();

@@ -19,6 +19,9 @@ pub enum WormError {
         operation: &'static str,
     },
 
+    #[error("{target} is protected by pg_worm; refused: {what}")]
+    Protected { target: String, what: String },
+
     #[error("{table} belongs to pg_worm: {operation} is not allowed")]
     ExtensionTable {
         table: String,
@@ -120,9 +123,9 @@ impl WormError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
-            WormError::Immutable { .. } | WormError::ExtensionTable { .. } => {
-                ERRCODE_INSUFFICIENT_PRIVILEGE
-            }
+            WormError::Immutable { .. }
+            | WormError::ExtensionTable { .. }
+            | WormError::Protected { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             WormError::OnHold { .. }
             | WormError::NotOnHold { .. }
             | WormError::NoRetention { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -156,6 +159,9 @@ impl WormError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             WormError::Immutable { .. } => PURGE_HINT.to_string(),
+            WormError::Protected { .. } => {
+                "Protection is permanent. Still allowed: INSERT, SELECT, CREATE INDEX, ANALYZE, VACUUM, CLUSTER, ALTER TABLE ... RENAME / SET SCHEMA / SET TABLESPACE / ADD COLUMN without a default, GRANT and REVOKE.".into()
+            }
             WormError::ExtensionTable { .. } => {
                 "pg_worm's own tables change only through its functions (worm.protect, worm.set_retention, worm.legal_hold, worm.release_hold, worm.purge_expired).".into()
             }

@@ -9,6 +9,8 @@ use pgrx::prelude::*;
 mod chain;
 mod encode;
 mod error;
+mod guard;
+mod hooks;
 mod ledger;
 mod meta;
 mod protect;
@@ -24,6 +26,7 @@ extension_sql_file!("../sql/views.sql", name = "views", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     encode::register_callbacks();
+    hooks::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

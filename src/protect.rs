@@ -109,37 +109,41 @@ fn protect(
     let uid_text = hex::encode(uid_bytes);
 
     // `table` is produced by the server's quote_qualified_identifier; nothing
-    // the user typed is spliced into these statements.
-    Spi::run(&format!(
-        "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
-         ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
-    ))?;
+    // the user typed is spliced into these statements. The guards let
+    // pg_worm's own DDL through (and only it).
+    let chained = crate::guard::internal_ddl(|| -> Result<i64, WormError> {
+        Spi::run(&format!(
+            "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
+             ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
+        ))?;
 
-    let chained = backfill(relid, &table, &uid_bytes, chains)?;
+        let chained = backfill(relid, &table, &uid_bytes, chains)?;
 
-    Spi::run(&format!(
-        "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
-         ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
-    ))?;
-    Spi::run(&format!(
-        "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
-    ))?;
-    Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
-         EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
-    ))?;
-    Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
-         FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
-    ))?;
-    Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
-         FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
-    ))?;
-    Spi::run(&format!(
-        "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
-         ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
-    ))?;
+        Spi::run(&format!(
+            "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
+             ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
+        ))?;
+        Spi::run(&format!(
+            "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
+        ))?;
+        Spi::run(&format!(
+            "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
+             EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
+        ))?;
+        Spi::run(&format!(
+            "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
+        ))?;
+        Spi::run(&format!(
+            "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
+        ))?;
+        Spi::run(&format!(
+            "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
+             ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
+        ))?;
+        Ok(chained)
+    })?;
 
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
     let mut fields = serde_json::Map::new();

@@ -163,7 +163,7 @@ pub fn with_purge_plan<R>(plan: PurgePlan, f: impl FnOnce() -> R) -> R {
         .execute()
 }
 
-fn purge_allows_statement(relid: pg_sys::Oid) -> bool {
+pub fn purge_allows_statement(relid: pg_sys::Oid) -> bool {
     PURGE.with(|p| p.borrow().as_ref().is_some_and(|plan| plan.relid == relid))
 }
 

@@ -57,6 +57,7 @@ fn worm_verify(
         name!(head_link, Option<String>),
     ),
 > {
+    crate::hooks::notice_weaker_mode();
     let rows = verify_table(&tbl).or_raise();
     TableIterator::new(rows)
 }
@@ -78,6 +79,7 @@ fn worm_verify_all() -> TableIterator<
         name!(head_link, Option<String>),
     ),
 > {
+    crate::hooks::notice_weaker_mode();
     let mut out = Vec::new();
     for (relid, name) in meta::all().or_raise() {
         let rel = unsafe { pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _) };

@@ -15,7 +15,13 @@ SELECT worm.protect('ledger3', chains => 1);
 INSERT INTO ledger3 SELECT g, 'entry ' || g FROM generate_series(1, 5) g;
 SELECT table_name, chain, rows_checked, ok, detail FROM worm.verify_all() ORDER BY table_name, chain;
 
--- The insider's edits, with protection switched off.
+-- The insider's edits. Switching the triggers off is refused (here by the
+-- event trigger: pg_worm is not preloaded) ...
+ALTER TABLE ledger DISABLE TRIGGER ALL;
+-- ... but a superuser can disable the event triggers first. What the
+-- insider then does to rows is detected.
+ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
+ALTER EVENT TRIGGER worm_guard_drop DISABLE;
 ALTER TABLE ledger DISABLE TRIGGER ALL;
 UPDATE ledger SET entry = 'entry 3 (altered)' WHERE id = 3;        -- content changed
 DELETE FROM ledger WHERE id IN (6, 7);                              -- rows removed from the middle
@@ -61,7 +67,13 @@ SELECT * FROM worm.verify('ro_check');
 RESET ROLE;
 ROLLBACK;
 
--- A protected table that disappears is reported by verify_all. (Refusing the
--- DROP itself needs the preloaded hooks; without them this is detection.)
+-- DROP TABLE is refused (here by the event trigger, as pg_worm is not
+-- preloaded). A superuser can disable the event triggers first; the table that
+-- then disappears is reported by verify_all.
 DROP TABLE ro_check;
+ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
+ALTER EVENT TRIGGER worm_guard_drop DISABLE;
+DROP TABLE ro_check;
+ALTER EVENT TRIGGER worm_guard_ddl ENABLE;
+ALTER EVENT TRIGGER worm_guard_drop ENABLE;
 SELECT table_name ~ '^[0-9]+$' AS dangling_oid, chain, rows_checked, ok, detail FROM worm.verify_all();

@@ -1,0 +1,782 @@
+//! What pg_worm refuses at the SQL level, shared by the hooks (with
+//! `shared_preload_libraries = 'pg_worm'`) and the event triggers (always).
+//!
+//! A relation is *protected* when it carries pg_worm's chain trigger; the
+//! extension's own tables (worm.tables, worm.anchors, worm.ledger) are guarded
+//! the same way. Refusals raise SQLSTATE 42501 with the table's name and a
+//! HINT saying what is allowed instead.
+
+use crate::error::WormError;
+use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
+use pgrx::pg_sys::{self, Node, NodeTag, Oid};
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+
+pub const EXT_TABLES: [&str; 3] = ["tables", "anchors", "ledger"];
+pub const EVENT_TRIGGERS: [&str; 2] = ["worm_guard_ddl", "worm_guard_drop"];
+pub const OUR_TRIGGERS: [&str; 3] = [TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW];
+
+thread_local! {
+    static INTERNAL_DDL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs pg_worm's own DDL (worm.protect) without the guards.
+pub fn internal_ddl<R>(f: impl FnOnce() -> R) -> R {
+    INTERNAL_DDL.with(|c| c.set(c.get() + 1));
+    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .finally(|| INTERNAL_DDL.with(|c| c.set(c.get().saturating_sub(1))))
+        .execute()
+}
+
+/// True when no guard applies: pg_worm's own DDL, or the extension's script.
+pub fn exempt() -> bool {
+    INTERNAL_DDL.with(|c| c.get() > 0) || unsafe { pg_sys::creating_extension }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protected {
+    /// A table protected by worm.protect.
+    Table(String),
+    /// One of pg_worm's own tables.
+    Extension(String),
+}
+
+impl Protected {
+    pub fn name(&self) -> &str {
+        match self {
+            Protected::Table(n) | Protected::Extension(n) => n,
+        }
+    }
+}
+
+pub fn worm_namespace() -> Option<Oid> {
+    let ns = CString::new("worm").ok()?;
+    let oid = unsafe { pg_sys::get_namespace_oid(ns.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+unsafe fn cstr(p: *const std::ffi::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// Whether `relid` is protected (or one of pg_worm's tables), from the relcache.
+pub fn protected(relid: Oid) -> Option<Protected> {
+    if relid == pg_sys::InvalidOid {
+        return None;
+    }
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(relid);
+        if rel.is_null() {
+            return None;
+        }
+        let form = &*(*rel).rd_rel;
+        let mut result = None;
+        if Some(form.relnamespace) == worm_namespace() {
+            let name = cstr(form.relname.data.as_ptr());
+            if EXT_TABLES.contains(&name.as_str()) {
+                result = Some(Protected::Extension(format!("worm.{name}")));
+            }
+        }
+        if result.is_none() && !(*rel).trigdesc.is_null() {
+            let td = &*(*rel).trigdesc;
+            let trigs = std::slice::from_raw_parts(td.triggers, td.numtriggers.max(0) as usize);
+            if trigs.iter().any(|t| cstr(t.tgname) == TRIGGER_CHAIN) {
+                result = Some(Protected::Table(rel_display_name(rel)));
+            }
+        }
+        pg_sys::RelationClose(rel);
+        result
+    }
+}
+
+/// Any protected table in this database (a registry row whose table exists)?
+pub fn any_protected_table() -> bool {
+    let Some(relid) = crate::meta::worm_relid("tables") else {
+        return false;
+    };
+    unsafe {
+        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
+        if rel.is_null() {
+            return false;
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let mut found = false;
+        while pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
+            let mut isnull = false;
+            let oid = pg_sys::slot_getattr(slot, 2, &mut isnull);
+            if !isnull {
+                let relid = Oid::from(oid.value() as u32);
+                if pg_sys::SearchSysCacheExists(
+                    pg_sys::SysCacheIdentifier::RELOID as _,
+                    pg_sys::Datum::from(relid),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                ) {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
+        found
+    }
+}
+
+fn refuse(target: &str, what: impl Into<String>) -> WormError {
+    WormError::Protected {
+        target: target.into(),
+        what: what.into(),
+    }
+}
+
+unsafe fn node_is(node: *mut Node, tag: NodeTag) -> bool {
+    !node.is_null() && (*node).type_ == tag
+}
+
+unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    let n = (*list).length.max(0) as usize;
+    (0..n)
+        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
+        .collect()
+}
+
+unsafe fn str_node(node: *mut Node) -> String {
+    if node_is(node, NodeTag::T_String) {
+        cstr((*(node as *mut pg_sys::String)).sval)
+    } else {
+        String::new()
+    }
+}
+
+unsafe fn rangevar_relid(rv: *mut pg_sys::RangeVar) -> Oid {
+    if rv.is_null() {
+        return pg_sys::InvalidOid;
+    }
+    pg_sys::RangeVarGetRelidExtended(
+        rv,
+        pg_sys::NoLock as _,
+        pg_sys::RVROption::RVR_MISSING_OK,
+        None,
+        std::ptr::null_mut(),
+    )
+}
+
+/// The relation and, when it has inheritance children or partitions, those too.
+unsafe fn with_inheritors(relid: Oid) -> Vec<Oid> {
+    use pgrx::datum::DatumWithOid;
+    use pgrx::spi::Spi;
+    if relid == pg_sys::InvalidOid {
+        return Vec::new();
+    }
+    let rel = pg_sys::RelationIdGetRelation(relid);
+    if rel.is_null() {
+        return Vec::new();
+    }
+    let has_children = (*(*rel).rd_rel).relhassubclass;
+    pg_sys::RelationClose(rel);
+    if !has_children {
+        return vec![relid];
+    }
+    let children = Spi::connect(|client| {
+        let rows = client.select(
+            "WITH RECURSIVE tree(oid) AS (SELECT $1::oid UNION \
+               SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree ON i.inhparent = tree.oid) \
+             SELECT oid FROM tree",
+            None,
+            &[DatumWithOid::from(relid)],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(o) = r.get::<Oid>(1)? {
+                out.push(o);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    });
+    children.unwrap_or_else(|_| vec![relid])
+}
+
+fn is_worm_column(name: &str) -> bool {
+    name.starts_with(crate::encode::RESERVED_PREFIX)
+}
+
+/// A DEFAULT, GENERATED or IDENTITY clause that would give existing rows a
+/// value they did not have when they were hashed.
+unsafe fn column_gets_values(def: *mut pg_sys::ColumnDef) -> bool {
+    if def.is_null() {
+        return false;
+    }
+    let null_const = |n: *mut Node| {
+        n.is_null() || (node_is(n, NodeTag::T_A_Const) && (*(n as *mut pg_sys::A_Const)).isnull)
+    };
+    if !null_const((*def).raw_default) || (*def).identity != 0 || (*def).generated != 0 {
+        return true;
+    }
+    list_ptrs::<pg_sys::Constraint>((*def).constraints)
+        .into_iter()
+        .any(|c| {
+            let ty = (*c).contype;
+            ty == pg_sys::ConstrType::CONSTR_IDENTITY
+                || ty == pg_sys::ConstrType::CONSTR_GENERATED
+                || (ty == pg_sys::ConstrType::CONSTR_DEFAULT && !null_const((*c).raw_expr))
+        })
+}
+
+#[allow(non_upper_case_globals)]
+unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Result<(), WormError> {
+    use pg_sys::AlterTableType::*;
+    let relid = rangevar_relid((*stmt).relation);
+    for rel in with_inheritors(relid) {
+        let Some(p) = protected(rel) else { continue };
+        let t = p.name().to_string();
+        if let Protected::Extension(_) = p {
+            return Err(refuse(&t, "ALTER TABLE"));
+        }
+        for cmd in list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds) {
+            let name = cstr((*cmd).name);
+            let st = (*cmd).subtype;
+            let what: Option<String> = match st {
+                AT_DropColumn => Some(format!("dropping column \"{name}\" (it would lose stored values)")),
+                AT_AlterColumnType => {
+                    Some(format!("changing the type of column \"{name}\" (it would rewrite stored values)"))
+                }
+                AT_SetUnLogged => Some("SET UNLOGGED (an unlogged table is lost in a crash)".into()),
+                AT_SetAccessMethod => Some("changing the access method".into()),
+                AT_DisableTrig | AT_DisableTrigAll | AT_DisableTrigUser => {
+                    Some("disabling triggers (they enforce the protection)".into())
+                }
+                AT_EnableTrig | AT_EnableReplicaTrig | AT_EnableTrigAll | AT_EnableTrigUser => Some(
+                    "re-enabling triggers other than ENABLE ALWAYS (session_replication_role could then skip them)".into(),
+                ),
+                AT_AddColumn | AT_AddColumnRecurse => {
+                    let def = (*cmd).def as *mut pg_sys::ColumnDef;
+                    let col = if def.is_null() { String::new() } else { cstr((*def).colname) };
+                    if is_worm_column(&col) {
+                        Some(format!("adding column \"{col}\" (the worm_ prefix is reserved)"))
+                    } else if column_gets_values(def) {
+                        Some(format!(
+                            "adding column \"{col}\" with a default, identity or generated value (older rows would read a value they were not hashed with); add it without a default"
+                        ))
+                    } else {
+                        None
+                    }
+                }
+                AT_ColumnDefault | AT_DropNotNull | AT_SetNotNull | AT_SetStorage | AT_SetCompression
+                | AT_SetStatistics | AT_SetOptions | AT_ResetOptions | AT_AddIdentity | AT_SetIdentity
+                | AT_DropIdentity | AT_DropExpression | AT_CookedColumnDefault
+                    if is_worm_column(&name) =>
+                {
+                    Some(format!("changing pg_worm's column \"{name}\""))
+                }
+                _ => None,
+            };
+            if let Some(w) = what {
+                return Err(refuse(&t, w));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(non_upper_case_globals)]
+unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormError> {
+    use pg_sys::ObjectType::*;
+    let rt = (*stmt).renameType;
+    if rt == OBJECT_SCHEMA && cstr((*stmt).subname) == "worm" {
+        return Err(refuse("schema worm", "renaming pg_worm's schema"));
+    }
+    let relid = rangevar_relid((*stmt).relation);
+    let Some(p) = protected(relid) else {
+        return Ok(());
+    };
+    let sub = cstr((*stmt).subname);
+    match (&p, rt) {
+        (Protected::Extension(t), _) => {
+            Err(refuse(t, "renaming pg_worm's own tables or their parts"))
+        }
+        (Protected::Table(t), OBJECT_COLUMN) if is_worm_column(&sub) => {
+            Err(refuse(t, format!("renaming pg_worm's column \"{sub}\"")))
+        }
+        (Protected::Table(t), OBJECT_TRIGGER) if OUR_TRIGGERS.contains(&sub.as_str()) => {
+            Err(refuse(t, format!("renaming pg_worm's trigger \"{sub}\"")))
+        }
+        _ => Ok(()),
+    }
+}
+
+unsafe fn qualified_names(node: *mut Node) -> Vec<String> {
+    list_ptrs::<Node>(node as *mut pg_sys::List)
+        .into_iter()
+        .map(|n| str_node(n))
+        .collect()
+}
+
+unsafe fn relid_of_names(names: &[String]) -> Oid {
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for n in names {
+        let Ok(c) = CString::new(n.as_str()) else {
+            return pg_sys::InvalidOid;
+        };
+        list = pg_sys::lappend(
+            list,
+            pg_sys::makeString(pg_sys::pstrdup(c.as_ptr())) as *mut std::ffi::c_void,
+        );
+    }
+    let rv = pg_sys::makeRangeVarFromNameList(list);
+    rangevar_relid(rv)
+}
+
+/// Is `index` the last valid (worm_chain, worm_seq) index of a protected table?
+unsafe fn is_last_chain_index(index: Oid) -> Option<String> {
+    let table = pg_sys::IndexGetRelation(index, true);
+    let Some(Protected::Table(t)) = protected(table) else {
+        return None;
+    };
+    let rel = pg_sys::RelationIdGetRelation(table);
+    if rel.is_null() {
+        return None;
+    }
+    let plan = crate::encode::build_plan(rel, &t, true);
+    pg_sys::RelationClose(rel);
+    match plan {
+        Ok(p) if p.index == Some(index) => {
+            // Another valid chain index (REINDEX CONCURRENTLY) makes this one redundant.
+            let list = pg_sys::RelationGetIndexList(pg_sys::RelationIdGetRelation(table));
+            let others = if list.is_null() { 0 } else { (*list).length } - 1;
+            if others > 0 {
+                let rel = pg_sys::RelationIdGetRelation(table);
+                let idxs: Vec<Oid> = (0..(*list).length as usize)
+                    .map(|i| (*(*list).elements.add(i)).oid_value)
+                    .collect();
+                let mut another = false;
+                for o in idxs.into_iter().filter(|o| *o != index) {
+                    let ir = pg_sys::RelationIdGetRelation(o);
+                    if !ir.is_null() {
+                        let f = (*ir).rd_index;
+                        if !f.is_null()
+                            && (*f).indisvalid
+                            && (*f).indisunique
+                            && (*f).indnkeyatts == 2
+                        {
+                            let keys = (*f).indkey.values.as_slice(2);
+                            let pl = crate::encode::build_plan(rel, &t, false).ok();
+                            if let Some(pl) = pl {
+                                if keys[0] == pl.chain_att && keys[1] == pl.seq_att {
+                                    another = true;
+                                }
+                            }
+                        }
+                        pg_sys::RelationClose(ir);
+                    }
+                }
+                pg_sys::RelationClose(rel);
+                if another {
+                    return None;
+                }
+            }
+            Some(t)
+        }
+        _ => None,
+    }
+}
+
+#[allow(non_upper_case_globals)]
+unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormError> {
+    use pg_sys::ObjectType::*;
+    let rt = (*stmt).removeType;
+    for obj in list_ptrs::<Node>((*stmt).objects) {
+        match rt {
+            OBJECT_TABLE | OBJECT_FOREIGN_TABLE => {
+                let relid = relid_of_names(&qualified_names(obj));
+                if let Some(p) = protected(relid) {
+                    return Err(refuse(p.name(), "DROP TABLE (protection is permanent)"));
+                }
+            }
+            OBJECT_INDEX => {
+                let relid = relid_of_names(&qualified_names(obj));
+                if let Some(t) = is_last_chain_index(relid) {
+                    return Err(refuse(&t, "dropping its (worm_chain, worm_seq) index"));
+                }
+                if let Some(Protected::Extension(t)) =
+                    protected(pg_sys::IndexGetRelation(relid, true))
+                {
+                    return Err(refuse(&t, "dropping an index of pg_worm's own tables"));
+                }
+            }
+            OBJECT_TRIGGER => {
+                let mut names = qualified_names(obj);
+                let trig = names.pop().unwrap_or_default();
+                let relid = relid_of_names(&names);
+                if let Some(p) = protected(relid) {
+                    if OUR_TRIGGERS.contains(&trig.as_str()) || matches!(p, Protected::Extension(_))
+                    {
+                        return Err(refuse(
+                            p.name(),
+                            format!("dropping pg_worm's trigger \"{trig}\""),
+                        ));
+                    }
+                }
+            }
+            OBJECT_SCHEMA => {
+                let name = str_node(obj);
+                if name == "worm" && any_protected_table() {
+                    return Err(refuse(
+                        "schema worm",
+                        "dropping pg_worm's schema while tables are protected",
+                    ));
+                }
+            }
+            OBJECT_EXTENSION if str_node(obj) == "pg_worm" && any_protected_table() => {
+                return Err(refuse(
+                    "extension pg_worm",
+                    "DROP EXTENSION while tables are protected",
+                ));
+            }
+            OBJECT_EVENT_TRIGGER => {
+                let name = str_node(obj);
+                if EVENT_TRIGGERS.contains(&name.as_str()) {
+                    return Err(refuse(
+                        "extension pg_worm",
+                        format!("dropping pg_worm's event trigger \"{name}\""),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+unsafe fn func_in_worm(names: *mut pg_sys::List) -> bool {
+    let Some(ns) = worm_namespace() else {
+        return false;
+    };
+    let mut objname: *mut std::ffi::c_char = std::ptr::null_mut();
+    let nsoid = pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname);
+    nsoid == ns
+}
+
+/// Checks one utility statement. `hooked` = called from the ProcessUtility
+/// hook (statements event triggers never see are checked there only).
+pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormError> {
+    if node.is_null() || exempt() {
+        return Ok(());
+    }
+    match (*node).type_ {
+        NodeTag::T_AlterTableStmt => check_alter_table(node as *mut pg_sys::AlterTableStmt),
+        NodeTag::T_RenameStmt => check_rename(node as *mut pg_sys::RenameStmt),
+        NodeTag::T_DropStmt => check_drop(node as *mut pg_sys::DropStmt),
+        NodeTag::T_TruncateStmt => {
+            let stmt = node as *mut pg_sys::TruncateStmt;
+            for rv in list_ptrs::<pg_sys::RangeVar>((*stmt).relations) {
+                for rel in with_inheritors(rangevar_relid(rv)) {
+                    if let Some(p) = protected(rel) {
+                        return Err(WormError::Immutable {
+                            table: p.name().to_string(),
+                            operation: "TRUNCATE",
+                        });
+                    }
+                }
+            }
+            Ok(())
+        }
+        NodeTag::T_CreateTrigStmt => {
+            let stmt = node as *mut pg_sys::CreateTrigStmt;
+            let Some(p) = protected(rangevar_relid((*stmt).relation)) else {
+                return Ok(());
+            };
+            let name = cstr((*stmt).trigname);
+            if let Protected::Extension(t) = &p {
+                return Err(refuse(t, "adding triggers to pg_worm's own tables"));
+            }
+            if (*stmt).replace && OUR_TRIGGERS.contains(&name.as_str()) {
+                return Err(refuse(
+                    p.name(),
+                    format!("replacing pg_worm's trigger \"{name}\""),
+                ));
+            }
+            let before = (*stmt).timing as u32 & pg_sys::TRIGGER_TYPE_BEFORE != 0;
+            let writes = (*stmt).events as u32
+                & (pg_sys::TRIGGER_TYPE_INSERT | pg_sys::TRIGGER_TYPE_UPDATE)
+                != 0;
+            if (*stmt).row && before && writes && name.as_bytes() > TRIGGER_CHAIN.as_bytes() {
+                return Err(refuse(
+                    p.name(),
+                    format!("a BEFORE row trigger \"{name}\" that fires after pg_worm's and could change rows after they are hashed (name it so that it sorts before \"{TRIGGER_CHAIN}\")"),
+                ));
+            }
+            Ok(())
+        }
+        NodeTag::T_RuleStmt => {
+            let stmt = node as *mut pg_sys::RuleStmt;
+            match protected(rangevar_relid((*stmt).relation)) {
+                Some(p) => Err(refuse(
+                    p.name(),
+                    "rewrite rules (they could change or drop rows)",
+                )),
+                None => Ok(()),
+            }
+        }
+        NodeTag::T_CreateFunctionStmt => {
+            let stmt = node as *mut pg_sys::CreateFunctionStmt;
+            if (*stmt).replace && func_in_worm((*stmt).funcname) {
+                return Err(refuse("schema worm", "replacing pg_worm's functions"));
+            }
+            Ok(())
+        }
+        NodeTag::T_AlterFunctionStmt => {
+            let stmt = node as *mut pg_sys::AlterFunctionStmt;
+            if !(*stmt).func.is_null() && func_in_worm((*(*stmt).func).objname) {
+                return Err(refuse("schema worm", "altering pg_worm's functions"));
+            }
+            Ok(())
+        }
+        NodeTag::T_AlterExtensionContentsStmt => {
+            let stmt = node as *mut pg_sys::AlterExtensionContentsStmt;
+            if cstr((*stmt).extname) == "pg_worm" {
+                return Err(refuse(
+                    "extension pg_worm",
+                    "adding or removing members of the extension",
+                ));
+            }
+            Ok(())
+        }
+        NodeTag::T_AlterObjectSchemaStmt => {
+            let stmt = node as *mut pg_sys::AlterObjectSchemaStmt;
+            if let Some(Protected::Extension(t)) = protected(rangevar_relid((*stmt).relation)) {
+                return Err(refuse(&t, "moving pg_worm's own tables"));
+            }
+            Ok(())
+        }
+        NodeTag::T_AlterEventTrigStmt if hooked => {
+            let stmt = node as *mut pg_sys::AlterEventTrigStmt;
+            let name = cstr((*stmt).trigname);
+            if EVENT_TRIGGERS.contains(&name.as_str()) {
+                return Err(refuse(
+                    "extension pg_worm",
+                    format!("altering pg_worm's event trigger \"{name}\""),
+                ));
+            }
+            Ok(())
+        }
+        NodeTag::T_VariableSetStmt if hooked => {
+            check_set(node as *mut pg_sys::VariableSetStmt, false)
+        }
+        NodeTag::T_AlterSystemStmt if hooked => {
+            check_set((*(node as *mut pg_sys::AlterSystemStmt)).setstmt, true)
+        }
+        _ => Ok(()),
+    }
+}
+
+unsafe fn set_value(stmt: *mut pg_sys::VariableSetStmt) -> String {
+    let args = list_ptrs::<Node>((*stmt).args);
+    let mut out = Vec::new();
+    for a in args {
+        if node_is(a, NodeTag::T_A_Const) {
+            let c = a as *mut pg_sys::A_Const;
+            let v = &(*c).val;
+            let tag = v.node.type_;
+            if tag == NodeTag::T_String {
+                out.push(cstr(v.sval.sval));
+            } else if tag == NodeTag::T_Integer {
+                out.push(v.ival.ival.to_string());
+            } else if tag == NodeTag::T_Boolean {
+                out.push(if v.boolval.boolval {
+                    "on".into()
+                } else {
+                    "off".into()
+                });
+            }
+        }
+    }
+    out.join(",")
+}
+
+unsafe fn check_set(stmt: *mut pg_sys::VariableSetStmt, system: bool) -> Result<(), WormError> {
+    if stmt.is_null() {
+        return Ok(());
+    }
+    let name = cstr((*stmt).name).to_lowercase();
+    let value = set_value(stmt).to_lowercase();
+    let kind = (*stmt).kind;
+    if name == "allow_system_table_mods"
+        && kind == pg_sys::VariableSetKind::VAR_SET_VALUE
+        && matches!(value.as_str(), "on" | "true" | "yes" | "1" | "t")
+        && any_protected_table()
+    {
+        return Err(refuse(
+            "the server",
+            "allow_system_table_mods (catalog edits could switch protection off)",
+        ));
+    }
+    if system
+        && (name == "shared_preload_libraries" || kind == pg_sys::VariableSetKind::VAR_RESET_ALL)
+        && !(kind == pg_sys::VariableSetKind::VAR_SET_VALUE && value.contains("pg_worm"))
+    {
+        return Err(refuse(
+            "the server",
+            "removing pg_worm from shared_preload_libraries (its hooks enforce the protection)",
+        ));
+    }
+    Ok(())
+}
+
+/// System catalogs whose direct DML could switch protection off.
+pub fn guarded_catalog(relid: Oid) -> bool {
+    [
+        pg_sys::TriggerRelationId,
+        pg_sys::RelationRelationId,
+        pg_sys::AttributeRelationId,
+        Oid::from(2618u32), // pg_rewrite
+        pg_sys::IndexRelationId,
+        pg_sys::ProcedureRelationId,
+        Oid::from(2608u32), // pg_depend
+        pg_sys::ExtensionRelationId,
+        pg_sys::NamespaceRelationId,
+        Oid::from(2606u32), // pg_constraint
+        Oid::from(2604u32), // pg_attrdef
+        pg_sys::TypeRelationId,
+        pg_sys::EventTriggerRelationId,
+    ]
+    .contains(&relid)
+}
+
+/// Checks an object about to be dropped (object-access hook, also CASCADE).
+pub unsafe fn check_drop_object(
+    class_id: Oid,
+    object_id: Oid,
+    sub_id: i32,
+) -> Result<(), WormError> {
+    if exempt() {
+        return Ok(());
+    }
+    if class_id == pg_sys::RelationRelationId {
+        let kind = pg_sys::get_rel_relkind(object_id) as u8;
+        if kind == b'i' || kind == b'I' {
+            if let Some(t) = is_last_chain_index(object_id) {
+                return Err(refuse(&t, "dropping its (worm_chain, worm_seq) index"));
+            }
+            return Ok(());
+        }
+        match protected(object_id) {
+            Some(Protected::Table(t)) if sub_id != 0 => Err(refuse(
+                &t,
+                "dropping a column (it would lose stored values)",
+            )),
+            Some(Protected::Table(t)) => Err(refuse(&t, "DROP (protection is permanent)")),
+            Some(Protected::Extension(t)) if any_protected_table() => Err(refuse(
+                &t,
+                "dropping pg_worm's own tables while tables are protected",
+            )),
+            _ => Ok(()),
+        }
+    } else if class_id == pg_sys::TriggerRelationId {
+        match trigger_of(object_id) {
+            Some((relid, name)) if OUR_TRIGGERS.contains(&name.as_str()) => {
+                match protected(relid) {
+                    Some(p) => Err(refuse(
+                        p.name(),
+                        format!("dropping pg_worm's trigger \"{name}\""),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            Some((relid, name)) => match protected(relid) {
+                Some(Protected::Extension(t)) if any_protected_table() => {
+                    Err(refuse(&t, format!("dropping trigger \"{name}\"")))
+                }
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    } else if class_id == pg_sys::ExtensionRelationId {
+        let name = cstr(pg_sys::get_extension_name(object_id));
+        if name == "pg_worm" && any_protected_table() {
+            return Err(refuse(
+                "extension pg_worm",
+                "DROP EXTENSION while tables are protected",
+            ));
+        }
+        Ok(())
+    } else if class_id == pg_sys::NamespaceRelationId {
+        if Some(object_id) == worm_namespace() && any_protected_table() {
+            return Err(refuse(
+                "schema worm",
+                "dropping pg_worm's schema while tables are protected",
+            ));
+        }
+        Ok(())
+    } else if class_id == pg_sys::ProcedureRelationId {
+        let ns = pg_sys::get_func_namespace(object_id);
+        if Some(ns) == worm_namespace() && any_protected_table() {
+            return Err(refuse(
+                "schema worm",
+                "dropping pg_worm's functions while tables are protected",
+            ));
+        }
+        Ok(())
+    } else if class_id == pg_sys::EventTriggerRelationId {
+        let ours = EVENT_TRIGGERS.iter().find(|n| {
+            CString::new(**n)
+                .is_ok_and(|c| pg_sys::get_event_trigger_oid(c.as_ptr(), true) == object_id)
+        });
+        if let (Some(name), true) = (ours, any_protected_table()) {
+            return Err(refuse(
+                "extension pg_worm",
+                format!("dropping pg_worm's event trigger \"{name}\""),
+            ));
+        }
+        Ok(())
+    } else {
+        Ok(())
+    }
+}
+
+/// (table, name) of a trigger, by its oid.
+unsafe fn trigger_of(trigger: Oid) -> Option<(Oid, String)> {
+    let rel = pg_sys::table_open(pg_sys::TriggerRelationId, pg_sys::AccessShareLock as _);
+    let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+    pg_sys::ScanKeyInit(
+        &mut key,
+        pg_sys::Anum_pg_trigger_oid as _,
+        pg_sys::BTEqualStrategyNumber as _,
+        Oid::from(pg_sys::F_OIDEQ),
+        pg_sys::Datum::from(trigger),
+    );
+    let scan = pg_sys::systable_beginscan(
+        rel,
+        Oid::from(pg_sys::TriggerOidIndexId),
+        true,
+        std::ptr::null_mut(),
+        1,
+        &mut key,
+    );
+    let tup = pg_sys::systable_getnext(scan);
+    let out = if tup.is_null() {
+        None
+    } else {
+        let form = &*(pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_trigger);
+        Some((form.tgrelid, cstr(form.tgname.data.as_ptr())))
+    };
+    pg_sys::systable_endscan(scan);
+    pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+    out
+}

@@ -1,0 +1,312 @@
+//! Enforcement hooks (with `shared_preload_libraries = 'pg_worm'`) and the
+//! event-trigger fallback (always).
+//!
+//! Preloaded, pg_worm chains into three hooks, each calling the previous one:
+//! * ProcessUtility: refuses protection-breaking utility statements
+//!   ([`guard::check_utility`]) for owners and superusers alike, including
+//!   SET allow_system_table_mods, ALTER SYSTEM on shared_preload_libraries and
+//!   changes to pg_worm's event triggers;
+//! * ExecutorCheckPerms: refuses UPDATE and DELETE of protected tables reached
+//!   by any path (CTEs, MERGE, upserts, views), edits of pg_worm's own tables,
+//!   and direct DML on the system catalogs that could switch protection off;
+//! * object access (OAT_DROP): refuses every drop of a protected table, of a
+//!   column, of pg_worm's triggers, index, tables, functions, schema or
+//!   extension, also when it comes by CASCADE or DROP OWNED.
+//!
+//! Not preloaded, the triggers (ENABLE ALWAYS) and two event triggers
+//! (`worm_guard_ddl` on ddl_command_start, `worm_guard_drop` on sql_drop) refuse
+//! what they can; a superuser can disable event triggers, and what they then
+//! do to rows is detected by worm.verify.
+
+use crate::error::WormError;
+use crate::guard::{self, Protected};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREV_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+/// Whether this server loaded pg_worm through shared_preload_libraries.
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
+pub fn init() {
+    unsafe {
+        if !pg_sys::process_shared_preload_libraries_in_progress {
+            return;
+        }
+        PRELOADED.store(true, Ordering::Relaxed);
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+        PREV_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
+        pg_sys::ExecutorCheckPerms_hook = Some(check_perms);
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
+    }
+}
+
+/// Worm's answer is only valid inside a transaction with catalog access.
+fn can_check() -> bool {
+    unsafe { pg_sys::IsTransactionState() }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    if can_check() && !pstmt.is_null() {
+        if let Err(e) = guard::check_utility((*pstmt).utilityStmt, true) {
+            e.raise();
+        }
+    }
+    match PREV_PROCESS_UTILITY {
+        Some(prev) => prev(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+        None => pg_sys::standard_ProcessUtility(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport: bool) -> bool {
+    if !guard::exempt() && !range_table.is_null() {
+        let n = (*range_table).length.max(0) as usize;
+        for i in 0..n {
+            let rte = (*(*range_table).elements.add(i)).ptr_value as *mut pg_sys::RangeTblEntry;
+            if rte.is_null() || (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                continue;
+            }
+            let perms = (*rte).requiredPerms as u64;
+            let deletes = perms & pg_sys::ACL_DELETE as u64 != 0;
+            // FOR UPDATE / FOR KEY SHARE also ask for UPDATE, but lock rows
+            // with RowShareLock: only a real UPDATE target takes RowExclusiveLock.
+            let updates = perms & pg_sys::ACL_UPDATE as u64 != 0
+                && (*rte).rellockmode >= pg_sys::RowExclusiveLock as i32;
+            let inserts = perms & pg_sys::ACL_INSERT as u64 != 0;
+            if !(deletes || updates || inserts) {
+                continue;
+            }
+            let relid = (*rte).relid;
+            if inserts && !deletes && !updates {
+                if guard::guarded_catalog(relid) && crate::meta::worm_relid("tables").is_some() {
+                    guard_catalog_dml(relid, "INSERT");
+                }
+                continue;
+            }
+            let op = if deletes { "DELETE" } else { "UPDATE" };
+            if guard::guarded_catalog(relid) {
+                if crate::meta::worm_relid("tables").is_some() {
+                    guard_catalog_dml(relid, op);
+                }
+                continue;
+            }
+            match guard::protected(relid) {
+                Some(Protected::Table(t)) => {
+                    if deletes && !updates && crate::triggers::purge_allows_statement(relid) {
+                        continue;
+                    }
+                    WormError::Immutable {
+                        table: t,
+                        operation: op,
+                    }
+                    .raise();
+                }
+                Some(Protected::Extension(t)) => {
+                    if updates && !deletes && crate::meta::internal_write_active() {
+                        continue;
+                    }
+                    WormError::ExtensionTable {
+                        table: t,
+                        operation: op,
+                    }
+                    .raise();
+                }
+                None => {}
+            }
+        }
+    }
+    match PREV_CHECK_PERMS {
+        Some(prev) => prev(range_table, ereport),
+        None => true,
+    }
+}
+
+unsafe fn guard_catalog_dml(relid: pg_sys::Oid, op: &'static str) {
+    let name = std::ffi::CStr::from_ptr(pg_sys::get_rel_name(relid))
+        .to_string_lossy()
+        .into_owned();
+    WormError::Protected {
+        target: format!("pg_catalog.{name}"),
+        what: format!("{op} on a system catalog (it could switch protection off)"),
+    }
+    .raise();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    if access == pg_sys::ObjectAccessType::OAT_DROP && can_check() {
+        let internal = !arg.is_null()
+            && (*(arg as *mut pg_sys::ObjectAccessDrop)).dropflags
+                & pg_sys::PERFORM_DELETION_INTERNAL as i32
+                != 0;
+        if !internal {
+            if let Err(e) = guard::check_drop_object(class_id, object_id, sub_id) {
+                e.raise();
+            }
+        }
+    }
+    if let Some(prev) = PREV_OBJECT_ACCESS {
+        prev(access, class_id, object_id, sub_id, arg);
+    }
+}
+
+// ---- event triggers (work without preloading) ----
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_worm_guard_ddl() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// ddl_command_start: the same checks as the ProcessUtility hook.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn worm_guard_ddl(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let ctx = (*fcinfo).context;
+    if !ctx.is_null() && (*ctx).type_ == pg_sys::NodeTag::T_EventTriggerData {
+        let data = ctx as *mut pg_sys::EventTriggerData;
+        if let Err(e) = guard::check_utility((*data).parsetree, false) {
+            e.raise();
+        }
+    }
+    pg_sys::Datum::from(0)
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_worm_guard_drop() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// sql_drop: refuses drops that reached protected objects by CASCADE or DROP
+/// OWNED (the objects are already gone from the catalogs; the registry and
+/// the names tell what they were).
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn worm_guard_drop(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    if guard::exempt() {
+        return pg_sys::Datum::from(0);
+    }
+    let refused: Option<(String, String)> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT d.object_type, d.object_identity, d.objsubid, t.table_uid::text \
+               FROM pg_catalog.pg_event_trigger_dropped_objects() AS d \
+               LEFT JOIN worm.tables AS t ON t.table_name::oid = d.objid \
+                    AND d.classid = 'pg_catalog.pg_class'::regclass",
+            None,
+            &[],
+        )?;
+        for r in rows {
+            let ty: String = r.get(1)?.unwrap_or_default();
+            let ident: String = r.get(2)?.unwrap_or_default();
+            let sub: i32 = r.get(3)?.unwrap_or(0);
+            let registered: Option<String> = r.get(4)?;
+            if let Some(t) = registered {
+                let what = if sub != 0 {
+                    format!("dropping column {ident}")
+                } else {
+                    "DROP (protection is permanent)".into()
+                };
+                return Ok::<_, pgrx::spi::SpiError>(Some((t, what)));
+            }
+            if ty == "trigger"
+                && guard::OUR_TRIGGERS
+                    .iter()
+                    .any(|n| ident.starts_with(&format!("{n} on ")))
+            {
+                return Ok(Some((
+                    ident.clone(),
+                    format!("dropping pg_worm's trigger {ident}"),
+                )));
+            }
+            if ty == "table"
+                && guard::EXT_TABLES
+                    .iter()
+                    .any(|n| ident == format!("worm.{n}"))
+            {
+                return Ok(Some((
+                    ident.clone(),
+                    "dropping pg_worm's own tables".into(),
+                )));
+            }
+        }
+        Ok(None)
+    })
+    .unwrap_or(None);
+    if let Some((target, what)) = refused {
+        WormError::Protected { target, what }.raise();
+    }
+    pg_sys::Datum::from(0)
+}
+
+/// How this server enforces protection, in plain words.
+#[pg_extern(name = "enforcement", stable)]
+fn worm_enforcement() -> &'static str {
+    if preloaded() {
+        "hooks: pg_worm is in shared_preload_libraries; owners and superusers are refused at SQL level"
+    } else {
+        "triggers and event triggers only: pg_worm is not in shared_preload_libraries, so a superuser can disable the event triggers and then switch protection off (what they do to rows is still detected by worm.verify)"
+    }
+}
+
+thread_local! {
+    static WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Once per session, says so when the server runs in the weaker mode.
+pub fn notice_weaker_mode() {
+    if preloaded() || WARNED.with(|w| w.replace(true)) {
+        return;
+    }
+    pgrx::notice!(
+        "pg_worm runs without its hooks (add pg_worm to shared_preload_libraries): a superuser can disable its event triggers and then switch protection off; worm.verify still detects every changed, removed or forged row"
+    );
+}
