@@ -61,6 +61,28 @@ COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by w
 
 GRANT SELECT ON worm.protected_tables, worm.certificates TO PUBLIC;
 
+-- Roles. Cluster-wide, so created only when missing (another database may
+-- have created them); they outlive DROP EXTENSION.
+--   worm_auditor: runs every verify function, reads the ledger, the
+--                 certificates and (granted by worm.protect) the protected
+--                 tables; changes nothing.
+--   worm_admin:   protects tables and manages their retention, holds and
+--                 purges without owning them.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'worm_auditor') THEN
+        CREATE ROLE worm_auditor NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'worm_admin') THEN
+        CREATE ROLE worm_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+-- Every role may call pg_worm's functions; each checks the caller's rights itself.
+GRANT USAGE ON SCHEMA worm TO PUBLIC;
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.protected_tables, worm.certificates
+    TO worm_auditor, worm_admin;
+
 -- The fallback enforcement that works without shared_preload_libraries: the
 -- same checks as the ProcessUtility hook on ddl_command_start, and a refusal of
 -- drops that reach protected objects by CASCADE or DROP OWNED on sql_drop.

@@ -180,7 +180,7 @@ impl WormError {
                 "Investigate with SELECT * FROM worm.verify('{table}'); before purging: a purge would destroy the evidence."
             ),
             WormError::NotOwnerFor { .. } => {
-                "Ask the table's owner (or a member of its owning role).".into()
+                "Ask the table's owner (or a member of its owning role, or of worm_admin).".into()
             }
             WormError::NotATable { .. } => {
                 "Protect the table itself; views, foreign, partitioned and other relations cannot be protected.".into()
@@ -193,9 +193,11 @@ impl WormError {
             ),
             WormError::NotProtected { .. } => "Protect it first with worm.protect(table).".into(),
             WormError::NotOwner { .. } => {
-                "Ask the table's owner (or a member of its owning role) to run worm.protect.".into()
+                "Ask the table's owner (or a member of its owning role, or of worm_admin) to run worm.protect.".into()
             }
-            WormError::NoSelect { .. } => "Verification needs SELECT on the table.".into(),
+            WormError::NoSelect { .. } => {
+                "Verification needs SELECT on the table or membership in worm_auditor.".into()
+            }
             WormError::UnsupportedType { .. } => {
                 "Supported: integers, numeric, float, bool, text/varchar/char, bytea, date/time types, interval, uuid, json, jsonb, inet, cidr, enums, domains and arrays of these. Change the column's type before protecting.".into()
             }

@@ -239,3 +239,37 @@ pub fn register(
 pub fn internal_update(sql: &str, args: &[DatumWithOid<'_>]) -> Result<(), WormError> {
     as_extension_owner(|| Ok(Spi::run_with_args(sql, args)?))
 }
+
+/// Whether the current user is a member of (has the privileges of) `role`.
+pub fn has_role(role: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(role) else {
+        return false;
+    };
+    unsafe {
+        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+        oid != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid)
+    }
+}
+
+/// The table's owner, or a member of worm_admin.
+pub fn may_manage(relid: pg_sys::Oid) -> bool {
+    let owner = unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) };
+    owner || has_role("worm_admin")
+}
+
+/// Runs `f` as `role` (used by worm_admin members to run protect's DDL as the
+/// table's owner). The (sub)transaction abort restores the user on error.
+pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_ctx = 0;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let r = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
+    r
+}

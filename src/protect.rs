@@ -69,9 +69,10 @@ fn protect(
         }
         _ => {}
     }
-    if !unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) } {
+    if !meta::may_manage(relid) {
         return Err(WormError::NotOwner { table });
     }
+    let owner = form.relowner;
     if meta::lookup(relid)?.is_some() {
         return Err(WormError::AlreadyProtected { table });
     }
@@ -99,8 +100,10 @@ fn protect(
     // ALTER TABLE refuses a relation this function still holds open.
     drop(tbl);
 
-    let existing =
-        Spi::get_one_with_args::<i64>(&format!("SELECT count(*) FROM {table}"), &[])?.unwrap_or(0);
+    let existing = meta::as_role(owner, || {
+        Spi::get_one::<i64>(&format!("SELECT count(*) FROM {table}"))
+    })?
+    .unwrap_or(0);
     check_triggers(relid, &table, existing > 0)?;
 
     let uid: pgrx::Uuid = Spi::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
@@ -111,41 +114,51 @@ fn protect(
     // `table` is produced by the server's quote_qualified_identifier; nothing
     // the user typed is spliced into these statements. The guards let
     // pg_worm's own DDL through (and only it).
-    let chained = crate::guard::internal_ddl(|| -> Result<i64, WormError> {
-        Spi::run(&format!(
-            "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
+    let chained = crate::guard::internal_ddl(|| {
+        meta::as_role(owner, || -> Result<i64, WormError> {
+            Spi::run(&format!(
+                "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
              ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
-        ))?;
+            ))?;
 
-        let chained = backfill(relid, &table, &uid_bytes, chains)?;
+            let chained = backfill(relid, &table, &uid_bytes, chains)?;
 
-        Spi::run(&format!(
+            Spi::run(&format!(
             "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
              ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
         ))?;
-        Spi::run(&format!(
-            "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
-        ))?;
-        Spi::run(&format!(
-            "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
+            Spi::run(&format!(
+                "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
+            ))?;
+            Spi::run(&format!(
+                "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
              EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
-        ))?;
-        Spi::run(&format!(
-            "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
+            ))?;
+            Spi::run(&format!(
+                "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
              FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
-        ))?;
-        Spi::run(&format!(
-            "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
+            ))?;
+            Spi::run(&format!(
+                "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
              FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
-        ))?;
-        Spi::run(&format!(
-            "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
+            ))?;
+            Spi::run(&format!(
+                "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
              ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
-        ))?;
-        Ok(chained)
+            ))?;
+            Ok(chained)
+        })
     })?;
 
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
+    // Auditors verify, also with the independent worm-verify, which reads rows.
+    if role_exists("worm_auditor") {
+        crate::guard::internal_ddl(|| {
+            meta::as_role(owner, || {
+                Spi::run(&format!("GRANT SELECT ON {table} TO worm_auditor"))
+            })
+        })?;
+    }
     let mut fields = serde_json::Map::new();
     fields.insert("chains".into(), serde_json::json!(chains));
     fields.insert("rows_chained".into(), serde_json::json!(chained));
@@ -301,4 +314,10 @@ fn backfill(
         ],
     )?;
     Ok(n)
+}
+
+fn role_exists(name: &str) -> bool {
+    std::ffi::CString::new(name)
+        .map(|c| unsafe { pg_sys::get_role_oid(c.as_ptr(), true) } != pg_sys::InvalidOid)
+        .unwrap_or(false)
 }

@@ -64,7 +64,7 @@ pub fn iso8601(i: &Interval) -> String {
 }
 
 fn require_owner(relid: pg_sys::Oid, table: &str, action: &'static str) -> Result<(), WormError> {
-    if unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) } {
+    if meta::may_manage(relid) {
         Ok(())
     } else {
         Err(WormError::NotOwnerFor {
