@@ -2,7 +2,7 @@
 # pg_worm's full test suite: every layer, from a fresh Debian machine as root.
 #
 #   0. rustfmt --check and clippy -D warnings
-#   1. core unit and property tests     cargo test -p pg_worm_core
+#   1. core and CLI unit tests          cargo test -p pg_worm_core -p worm-verify
 #   2. in-server tests                  cargo pgrx test pg15 (#[pg_test])
 #   3. SQL surface golden files         pg_regress on tests/pg_regress
 #   4. scenarios against a real server  tests/scenarios/*.sh
@@ -24,16 +24,16 @@ record() { # name rc
 if [ "$ONLY" = all ] || [ "$ONLY" = lint ]; then
   log "layer 0: rustfmt and clippy -D warnings"
   set +e
-  cargo fmt --all --check && cargo clippy --all-targets -- -D warnings
+  cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
   rc=$?
   set -e
   record "fmt + clippy" $rc
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = core ]; then
-  log "layer 1: core unit and property tests"
-  set +e; cargo test -p pg_worm_core; rc=$?; set -e
-  record "core unit tests" $rc
+  log "layer 1: unit and property tests of the core and of worm-verify"
+  set +e; cargo test -p pg_worm_core -p worm-verify; rc=$?; set -e
+  record "core and worm-verify unit tests" $rc
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = pgtest ]; then

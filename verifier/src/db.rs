@@ -1,0 +1,509 @@
+//! Reading a protected table over an ordinary client connection, in one read-only
+//! REPEATABLE READ snapshot, without calling any pg_worm function: the registry
+//! (`worm.tables`), the purge anchors (`worm.anchors`, when it exists), the column list from
+//! `pg_catalog`, then every row's payloads through a portal, 10 000 rows per fetch.
+
+use crate::payload::{self, ArrayData, ColData, ColKind};
+use crate::plan::{self, Column, TypeInfo};
+use crate::report::{self, ChainRow, Summary};
+use anyhow::{anyhow, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pg_worm_core::{verify_chain, Anchor, RowEncoder, RowRecord};
+use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Rows per FETCH from the portal: bounds the client's memory to one batch of payloads
+/// (plus the per-chain records `verify_chain` needs).
+const FETCH_ROWS: i32 = 10_000;
+
+/// Why a verification did not produce a report.
+#[derive(Debug)]
+pub enum Failure {
+    /// Could not verify: bad connection string, connection refused, not a protected table,
+    /// no privilege, a column type outside encoding version 1, ...
+    Fatal(anyhow::Error),
+    /// The table's protection itself is damaged (a `worm_` column is gone): a finding.
+    Damaged(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+/// A PostgreSQL error as one readable line (message, detail, hint), without the driver's
+/// "db error:" prefix.
+pub fn pg(e: postgres::Error) -> anyhow::Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" (DETAIL: {d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" (HINT: {h})"));
+            }
+            anyhow!(s)
+        }
+        None => anyhow::Error::new(e),
+    }
+}
+
+trait PgContext<T> {
+    fn pg(self, what: &str) -> Result<T>;
+}
+
+impl<T> PgContext<T> for std::result::Result<T, postgres::Error> {
+    fn pg(self, what: &str) -> Result<T> {
+        self.map_err(pg).with_context(|| what.to_owned())
+    }
+}
+
+pub fn connect(db: &str) -> Result<Client> {
+    let mut config: Config = db.parse().map_err(|e| anyhow!("{e}")).context(
+        "invalid --db connection string (expected a postgresql:// URL or key=value conninfo)",
+    )?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("worm-verify");
+    let mut client = config
+        .connect(NoTls)
+        .map_err(pg)
+        .context("cannot connect to the database")?;
+    // Nothing here writes; make the server refuse it if anything ever tried. UTF8 for every
+    // text the server sends (payloads are bytea and do not depend on it). row_security off:
+    // a row-level security policy must make the read fail, never hide rows silently.
+    client
+        .batch_execute(
+            "SET default_transaction_read_only = on; \
+             SET client_encoding = 'UTF8'; \
+             SET row_security = off;",
+        )
+        .pg("cannot set up the session")?;
+    Ok(client)
+}
+
+struct TableRef {
+    oid: u32,
+    qualified: String,
+    display: String,
+    estimate: u64,
+}
+
+fn resolve_table(tx: &mut Transaction<'_>, table: &str) -> Result<TableRef> {
+    let row = tx
+        .query_one(
+            "SELECT c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
+                    c.relkind::pg_catalog.text, c.reltuples::pg_catalog.float8 \
+             FROM pg_catalog.pg_class AS c \
+             JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
+             WHERE c.oid = $1::pg_catalog.text::pg_catalog.regclass",
+            &[&table],
+        )
+        .pg(&format!("cannot find table {table}"))?;
+    let oid: u32 = row.try_get(0)?;
+    let nsp: String = row.try_get(1)?;
+    let rel: String = row.try_get(2)?;
+    let relkind: String = row.try_get(3)?;
+    let reltuples: f64 = row.try_get(4)?;
+    if relkind != "r" {
+        return Err(anyhow!(
+            "{nsp}.{rel} is not an ordinary table (relkind {relkind}); pg_worm protects only ordinary tables"
+        ));
+    }
+    Ok(TableRef {
+        oid,
+        qualified: format!("{}.{}", plan::quote_ident(&nsp), plan::quote_ident(&rel)),
+        display: format!("{nsp}.{rel}"),
+        // reltuples is -1 before the first VACUUM/ANALYZE: no estimate.
+        estimate: if reltuples >= 1.0 {
+            reltuples as u64
+        } else {
+            0
+        },
+    })
+}
+
+fn relation_exists(tx: &mut Transaction<'_>, nsp: &str, rel: &str) -> Result<bool> {
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c \
+                            JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
+                            WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&nsp, &rel],
+        )
+        .pg("cannot read pg_catalog")?;
+    Ok(row.try_get(0)?)
+}
+
+fn lookup_type(tx: &mut Transaction<'_>, oid: u32, pg14: bool) -> Result<TypeInfo, String> {
+    // PostgreSQL's get_element_type: a true array type (PostgreSQL 14 added typsubscript).
+    let elem = if pg14 {
+        "CASE WHEN t.typelem <> 0 AND t.typlen = -1 AND \
+              t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc \
+         THEN t.typelem ELSE '0'::pg_catalog.oid END"
+    } else {
+        "CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE '0'::pg_catalog.oid END"
+    };
+    let q = format!(
+        "SELECT n.nspname::pg_catalog.text, t.typname::pg_catalog.text, \
+                t.typtype::pg_catalog.text, t.typbasetype, {elem}, \
+                pg_catalog.format_type(t.oid, NULL) \
+         FROM pg_catalog.pg_type AS t \
+         JOIN pg_catalog.pg_namespace AS n ON n.oid = t.typnamespace \
+         WHERE t.oid = $1"
+    );
+    let row = tx
+        .query_opt(&q, &[&oid])
+        .map_err(|e| format!("cannot read pg_type: {}", pg(e)))?
+        .ok_or_else(|| format!("type {oid} does not exist"))?;
+    let get = |e: postgres::Error| format!("unexpected pg_type row: {e}");
+    let typtype: String = row.try_get(2).map_err(get)?;
+    Ok(TypeInfo {
+        oid,
+        nspname: row.try_get(0).map_err(get)?,
+        typname: row.try_get(1).map_err(get)?,
+        typtype: typtype.chars().next().unwrap_or('?'),
+        basetype: row.try_get(3).map_err(get)?,
+        array_elem: row.try_get(4).map_err(get)?,
+        display: row.try_get(5).map_err(get)?,
+    })
+}
+
+/// The user columns in attnum order, each with its encoding (docs/hashing.md section 5).
+fn columns(tx: &mut Transaction<'_>, t: &TableRef) -> Result<Vec<Column>, Failure> {
+    let version: i32 = tx
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
+            &[],
+        )
+        .pg("cannot read the server version")?
+        .try_get(0)
+        .map_err(anyhow::Error::new)?;
+    let pg14 = version >= 140_000;
+    let atts = tx
+        .query(
+            "SELECT a.attname::pg_catalog.text, a.atttypid FROM pg_catalog.pg_attribute AS a \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&t.oid],
+        )
+        .pg("cannot read the table's columns")?;
+    let mut cols = Vec::new();
+    let mut worm = [false; 4];
+    let mut cache: HashMap<u32, TypeInfo> = HashMap::new();
+    for a in atts {
+        let name: String = a.try_get(0).map_err(anyhow::Error::new)?;
+        let typ: u32 = a.try_get(1).map_err(anyhow::Error::new)?;
+        let reserved = [
+            plan::COL_CHAIN,
+            plan::COL_SEQ,
+            plan::COL_INSERTED_AT,
+            plan::COL_HASH,
+        ];
+        if let Some(i) = reserved.iter().position(|r| *r == name) {
+            worm[i] = true;
+            continue;
+        }
+        if name.starts_with(plan::RESERVED_PREFIX) {
+            return Err(Failure::Fatal(anyhow!(
+                "{} has a user column \"{name}\": the worm_ prefix is reserved for pg_worm's own columns, so its row encoding is undefined",
+                t.display
+            )));
+        }
+        let mut lookup = |oid: u32| -> Result<TypeInfo, String> {
+            if let Some(ti) = cache.get(&oid) {
+                return Ok(ti.clone());
+            }
+            let ti = lookup_type(tx, oid, pg14)?;
+            cache.insert(oid, ti.clone());
+            Ok(ti)
+        };
+        let ti = lookup(typ).map_err(|e| anyhow!(e))?;
+        match plan::resolve_column(&name, ti, &mut lookup).map_err(|e| anyhow!(e))? {
+            Ok(c) => cols.push(c),
+            Err(plan::Unsupported(why)) => {
+                return Err(Failure::Fatal(anyhow!("cannot hash {}: {why}", t.display)))
+            }
+        }
+    }
+    let missing: Vec<&str> = [
+        plan::COL_CHAIN,
+        plan::COL_SEQ,
+        plan::COL_INSERTED_AT,
+        plan::COL_HASH,
+    ]
+    .iter()
+    .zip(worm)
+    .filter(|(_, present)| !present)
+    .map(|(name, _)| *name)
+    .collect();
+    if !missing.is_empty() {
+        return Err(Failure::Damaged(format!(
+            "the protection of {} is damaged: its column{} {} {} missing, so no row can be verified",
+            t.display,
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" },
+        )));
+    }
+    Ok(cols)
+}
+
+enum AnchorEntry {
+    Good(Anchor),
+    Bad { seq: Option<i64>, why: String },
+}
+
+fn anchors(tx: &mut Transaction<'_>, uid_hex: &str) -> Result<Option<HashMap<i32, AnchorEntry>>> {
+    if !relation_exists(tx, "worm", "anchors")? {
+        return Ok(None);
+    }
+    let rows = tx
+        .query(
+            "SELECT a.chain, a.seq, a.link FROM worm.anchors AS a \
+             WHERE a.table_uid = $1::pg_catalog.text::pg_catalog.uuid \
+             ORDER BY a.chain, a.seq",
+            &[&uid_hex],
+        )
+        .pg("cannot read worm.anchors")?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let chain: Option<i32> = r.try_get(0)?;
+        let seq: Option<i64> = r.try_get(1)?;
+        let link: Option<Vec<u8>> = r.try_get(2)?;
+        let Some(chain) = chain else { continue };
+        // One row per purged chain; should there be several, the latest purge (highest seq,
+        // sorted last) is the one the chain continues from.
+        let entry = match (seq, link) {
+            (Some(seq), Some(l)) => match pg_worm_core::hash_from_slice(&l) {
+                Some(link) => AnchorEntry::Good(Anchor { seq, link }),
+                None => AnchorEntry::Bad {
+                    seq: Some(seq),
+                    why: format!("its link has {} bytes, not 32", l.len()),
+                },
+            },
+            (seq, None) => AnchorEntry::Bad {
+                seq,
+                why: "its link is NULL".into(),
+            },
+            (None, Some(_)) => AnchorEntry::Bad {
+                seq: None,
+                why: "its seq is NULL".into(),
+            },
+        };
+        out.insert(chain, entry);
+    }
+    Ok(Some(out))
+}
+
+fn progress_bar(show: bool, estimate: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let target = ProgressDrawTarget::stderr();
+    if estimate > 0 {
+        let pb = ProgressBar::with_draw_target(Some(estimate), target);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:25}] {human_pos}/~{human_len} rows, {elapsed}, eta {eta}",
+        ) {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb
+    } else {
+        let pb = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {msg} {human_pos} rows, {elapsed}")
+        {
+            pb.set_style(style);
+        }
+        pb
+    }
+}
+
+fn bytes_at(row: &postgres::Row, i: usize) -> Result<Option<Vec<u8>>> {
+    Ok(row.try_get::<_, Option<Vec<u8>>>(i)?)
+}
+
+/// Verifies one protected table: the report rows (like `worm.verify`) and a summary.
+pub fn verify_table(
+    client: &mut Client,
+    table: &str,
+    show_progress: bool,
+) -> Result<(Summary, Vec<ChainRow>), Failure> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .pg("cannot start a read-only transaction")?;
+    let t = resolve_table(&mut tx, table)?;
+    // From here on every name is schema-qualified; functions and operators resolve in
+    // pg_catalog only, whatever objects other schemas hold.
+    tx.execute(
+        "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)",
+        &[],
+    )
+    .pg("cannot set search_path")?;
+
+    if !relation_exists(&mut tx, "worm", "tables")? {
+        return Err(Failure::Fatal(anyhow!(
+            "pg_worm is not installed in this database (there is no table worm.tables)"
+        )));
+    }
+    let reg = tx
+        .query_opt(
+            "SELECT pg_catalog.uuid_send(w.table_uid), w.chains FROM worm.tables AS w \
+             WHERE w.table_name = $1::pg_catalog.oid::pg_catalog.regclass",
+            &[&t.oid],
+        )
+        .pg("cannot read worm.tables")?
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is not protected by pg_worm (it is not in worm.tables)",
+                t.display
+            )
+        })?;
+    let uid_bytes: Vec<u8> = reg.try_get(0).map_err(anyhow::Error::new)?;
+    let chains: i32 = reg.try_get(1).map_err(anyhow::Error::new)?;
+    let uid: [u8; 16] = uid_bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow!("worm.tables.table_uid is not 16 bytes"))?;
+    let uid_hex = hex::encode(uid);
+
+    let cols = columns(&mut tx, &t)?;
+    let anchors = anchors(&mut tx, &uid_hex)?;
+    let kinds: Vec<ColKind> = cols.iter().map(|c| c.kind).collect();
+
+    let query = plan::rows_query(&t.qualified, &cols);
+    let portal = tx.bind(query.as_str(), &[]).pg("cannot read the table")?;
+    let pb = progress_bar(show_progress, t.estimate);
+    pb.set_message(t.display.clone());
+
+    let mut by_chain: BTreeMap<Option<i32>, Vec<RowRecord>> = BTreeMap::new();
+    let mut enc = RowEncoder::new();
+    let mut data: Vec<ColData> = Vec::with_capacity(cols.len());
+    let mut rows_read: u64 = 0;
+    loop {
+        let batch = tx
+            .query_portal(&portal, FETCH_ROWS)
+            .pg("cannot read the table")?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in &batch {
+            let chain: Option<i32> = row.try_get(0).map_err(anyhow::Error::new)?;
+            let seq: Option<i64> = row.try_get(1).map_err(anyhow::Error::new)?;
+            let inserted_at = match bytes_at(row, 2)? {
+                None => None,
+                Some(b) => Some(i64::from_be_bytes(b.as_slice().try_into().map_err(
+                    |_| anyhow!("timestamptz_send returned {} bytes, expected 8", b.len()),
+                )?)),
+            };
+            let stored_link = bytes_at(row, 3)?;
+            data.clear();
+            let mut i = 4;
+            for c in &cols {
+                match c.kind {
+                    ColKind::Scalar(_) => {
+                        data.push(ColData::Scalar(bytes_at(row, i)?));
+                        i += 1;
+                    }
+                    ColKind::Array(_) => {
+                        let bounds: Option<Vec<i32>> =
+                            row.try_get(i).map_err(anyhow::Error::new)?;
+                        let elems: Option<Vec<Option<Vec<u8>>>> =
+                            row.try_get(i + 1).map_err(anyhow::Error::new)?;
+                        data.push(ColData::Array(match (bounds, elems) {
+                            (Some(bounds), Some(elems)) => Some(ArrayData { bounds, elems }),
+                            _ => None,
+                        }));
+                        i += 2;
+                    }
+                }
+            }
+            let row_hash = payload::row_hash(&mut enc, &kinds, &data).map_err(|e| {
+                let col = cols.get(e.column).map_or("?", |c| c.name.as_str());
+                anyhow!(
+                    "unexpected value from the server in the row at chain {chain:?}, seq {seq:?}, column \"{col}\": {}",
+                    e.message
+                )
+            })?;
+            by_chain.entry(chain).or_default().push(RowRecord {
+                seq,
+                inserted_at,
+                stored_link,
+                row_hash,
+            });
+        }
+        rows_read += batch.len() as u64;
+        pb.inc(batch.len() as u64);
+    }
+    pb.finish_and_clear();
+    drop(portal);
+    tx.commit().pg("cannot end the read-only transaction")?;
+
+    let mut out = Vec::new();
+    let anchor_map = anchors.as_ref();
+    for c in 0..chains {
+        let rows = by_chain.remove(&Some(c)).unwrap_or_default();
+        let row = match anchor_map.and_then(|m| m.get(&c)) {
+            None => ChainRow::from(verify_chain(&uid, c, None, rows)),
+            Some(AnchorEntry::Good(a)) => ChainRow::from(verify_chain(&uid, c, Some(a), rows)),
+            Some(AnchorEntry::Bad { seq, why }) => {
+                // Verify the chain from where the anchor says it starts; its first row then
+                // cannot link to the (unknown) anchor link.
+                let stand_in = seq.map(|s| Anchor {
+                    seq: s,
+                    link: pg_worm_core::GENESIS,
+                });
+                let r = ChainRow::from(verify_chain(&uid, c, stand_in.as_ref(), rows));
+                report::with_bad_anchor(r, why, *seq)
+            }
+        };
+        out.push(row);
+    }
+    // Rows whose chain is NULL or not one of the table's chains (worm.verify's order: NULL
+    // first, then by chain number).
+    for (chain, rows) in &by_chain {
+        out.push(report::stray_rows(*chain, rows, chains));
+    }
+    let summary = Summary {
+        table: t.display,
+        table_uid: format_uuid(&uid),
+        chains,
+        rows_read,
+        anchors: anchor_map.map_or(0, |m| m.len()),
+    };
+    Ok((summary, out))
+}
+
+fn format_uuid(u: &[u8; 16]) -> String {
+    let h = hex::encode(u);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid_text() {
+        let u = [
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff,
+        ];
+        assert_eq!(
+            super::format_uuid(&u),
+            "00112233-4455-6677-8899-aabbccddeeff"
+        );
+    }
+}

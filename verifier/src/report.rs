@@ -1,0 +1,336 @@
+//! The report: one row per chain with worm.verify's columns, printed for people or as JSON.
+
+use pg_worm_core::{ChainReport, RowRecord};
+use serde::Serialize;
+
+/// One row of the report: the same fields, names and meaning as a row of `worm.verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainRow {
+    pub chain: Option<i32>,
+    pub rows_checked: i64,
+    pub ok: bool,
+    pub first_bad_seq: Option<i64>,
+    pub detail: String,
+    pub problems: i64,
+    pub head_seq: Option<i64>,
+    pub head_link: Option<String>,
+}
+
+impl From<ChainReport> for ChainRow {
+    fn from(r: ChainReport) -> Self {
+        ChainRow {
+            chain: Some(r.chain),
+            rows_checked: r.rows_checked,
+            ok: r.ok,
+            first_bad_seq: r.first_bad_seq,
+            detail: r.detail,
+            problems: r.problems,
+            head_seq: r.head_seq,
+            head_link: r.head_link.map(hex::encode),
+        }
+    }
+}
+
+/// The row for rows whose `worm_chain` is NULL or not one of the table's chains `0..chains`
+/// (worded as `worm.verify` words it).
+pub fn stray_rows(chain: Option<i32>, rows: &[RowRecord], chains: i32) -> ChainRow {
+    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let detail = match chain {
+        Some(c) => format!(
+            "{n} row(s) claim chain {c}, which this table does not have (its chains are 0..{}): \
+             rows inserted out of chain",
+            chains.saturating_sub(1)
+        ),
+        None => format!("{n} row(s) have no chain (NULL worm_chain): rows inserted out of chain"),
+    };
+    ChainRow {
+        chain,
+        rows_checked: n,
+        ok: false,
+        first_bad_seq: rows.iter().filter_map(|r| r.seq).min(),
+        detail,
+        problems: n,
+        head_seq: None,
+        head_link: None,
+    }
+}
+
+/// A purge anchor in worm.anchors that cannot be used: the chain is reported as broken.
+pub fn with_bad_anchor(mut row: ChainRow, why: &str, anchor_seq: Option<i64>) -> ChainRow {
+    row.ok = false;
+    row.problems = row.problems.saturating_add(1);
+    row.detail = if row.detail.starts_with("ok:") {
+        format!("the purge anchor in worm.anchors is unusable: {why}")
+    } else {
+        format!(
+            "the purge anchor in worm.anchors is unusable: {why}; {}",
+            row.detail
+        )
+    };
+    let anchor_pos = anchor_seq.map(|s| s.saturating_add(1));
+    row.first_bad_seq = match (row.first_bad_seq, anchor_pos) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    row
+}
+
+/// What was verified, for the report's heading and summary.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub table: String,
+    pub table_uid: String,
+    pub chains: i32,
+    pub rows_read: u64,
+    pub anchors: usize,
+}
+
+pub fn all_ok(rows: &[ChainRow]) -> bool {
+    rows.iter().all(|r| r.ok)
+}
+
+pub fn to_json(rows: &[ChainRow]) -> String {
+    // Serialising plain strings, integers and booleans cannot fail; fall back to an empty
+    // array rather than panic.
+    serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The human report: a heading, one aligned line per chain (like psql shows worm.verify) and
+/// a summary line.
+pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
+    let headers = ["chain", "rows_checked", "ok", "first_bad_seq", "detail"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.chain.map(|c| c.to_string()).unwrap_or_default(),
+                r.rows_checked.to_string(),
+                if r.ok { "t" } else { "f" }.to_owned(),
+                r.first_bad_seq.map(|s| s.to_string()).unwrap_or_default(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    let mut width = headers.map(str::len);
+    for row in &cells {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let anchors = match s.anchors {
+        0 => String::new(),
+        1 => ", 1 purge anchor".to_owned(),
+        n => format!(", {n} purge anchors"),
+    };
+    out.push_str(&format!(
+        "worm-verify: {} (table_uid {}, {} chain{}{anchors}): {} row{} read\n\n",
+        s.table,
+        s.table_uid,
+        s.chains,
+        if s.chains == 1 { "" } else { "s" },
+        s.rows_read,
+        if s.rows_read == 1 { "" } else { "s" },
+    ));
+    let line = |cols: [&str; 5], out: &mut String| {
+        // Numbers right-aligned, text left-aligned, as psql does; no padding after the last.
+        let numeric = [true, true, false, true, false];
+        let mut parts = Vec::new();
+        for i in 0..5 {
+            let pad = width[i].saturating_sub(cols[i].chars().count());
+            let cell = if i == 4 {
+                cols[i].to_owned()
+            } else if numeric[i] {
+                format!("{}{}", " ".repeat(pad), cols[i])
+            } else {
+                format!("{}{}", cols[i], " ".repeat(pad))
+            };
+            parts.push(cell);
+        }
+        out.push(' ');
+        out.push_str(&parts.join(" | "));
+        out.push('\n');
+    };
+    let centred: Vec<String> = headers
+        .iter()
+        .zip(width)
+        .enumerate()
+        .map(|(i, (h, w))| {
+            if i == 4 {
+                (*h).to_owned()
+            } else {
+                let left = (w - h.len()) / 2;
+                format!("{}{h}{}", " ".repeat(left), " ".repeat(w - h.len() - left))
+            }
+        })
+        .collect();
+    line(
+        [
+            &centred[0],
+            &centred[1],
+            &centred[2],
+            &centred[3],
+            &centred[4],
+        ],
+        &mut out,
+    );
+    out.push_str(
+        &width
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+"),
+    );
+    out.push('\n');
+    for c in &cells {
+        line([&c[0], &c[1], &c[2], &c[3], &c[4]], &mut out);
+    }
+    out.push('\n');
+    let bad: Vec<&ChainRow> = rows.iter().filter(|r| !r.ok).collect();
+    if bad.is_empty() {
+        out.push_str(&format!(
+            "OK: every row hash and link of {} chain{} verified ({} row{}).\n",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" },
+            s.rows_read,
+            if s.rows_read == 1 { "" } else { "s" },
+        ));
+    } else {
+        let problems: i64 = bad.iter().map(|r| r.problems).sum();
+        let names: Vec<String> = bad
+            .iter()
+            .map(|r| match (r.chain, r.first_bad_seq) {
+                (Some(c), Some(s)) => format!("chain {c} from seq {s}"),
+                (Some(c), None) => format!("chain {c}"),
+                (None, _) => "rows without a chain".to_owned(),
+            })
+            .collect();
+        out.push_str(&format!(
+            "PROBLEMS FOUND: {problems} problem{} in {} of {} report rows: {}.\n",
+            if problems == 1 { "" } else { "s" },
+            bad.len(),
+            rows.len(),
+            names.join(", ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg_worm_core::{link, verify_chain, GENESIS};
+
+    const UID: [u8; 16] = [7; 16];
+
+    fn chain_of(n: i64) -> Vec<RowRecord> {
+        let mut prev = GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let row_hash = [seq as u8; 32];
+                let l = link(&UID, 0, seq, 1000 + seq, &prev, &row_hash);
+                prev = l;
+                RowRecord {
+                    seq: Some(seq),
+                    inserted_at: Some(1000 + seq),
+                    stored_link: Some(l.to_vec()),
+                    row_hash,
+                }
+            })
+            .collect()
+    }
+
+    fn summary() -> Summary {
+        Summary {
+            table: "public.t".into(),
+            table_uid: "07070707-0707-0707-0707-070707070707".into(),
+            chains: 2,
+            rows_read: 3,
+            anchors: 0,
+        }
+    }
+
+    #[test]
+    fn json_has_worm_verify_fields() {
+        let rows = chain_of(3);
+        let head = hex::encode(rows[2].stored_link.clone().unwrap_or_default());
+        let r: ChainRow = verify_chain(&UID, 0, None, rows).into();
+        let v: serde_json::Value = serde_json::from_str(&to_json(&[r])).expect("valid JSON");
+        let o = &v[0];
+        assert_eq!(o["chain"], 0);
+        assert_eq!(o["rows_checked"], 3);
+        assert_eq!(o["ok"], true);
+        assert!(o["first_bad_seq"].is_null());
+        assert_eq!(o["detail"], "ok: 3 rows, head at seq 3");
+        assert_eq!(o["problems"], 0);
+        assert_eq!(o["head_seq"], 3);
+        assert_eq!(o["head_link"], head.as_str());
+        assert_eq!(o.as_object().map(|m| m.len()), Some(8));
+    }
+
+    #[test]
+    fn stray_rows_are_worded_like_the_extension() {
+        let rows = chain_of(3);
+        let r = stray_rows(Some(9), &rows[1..], 4);
+        assert_eq!(
+            r.detail,
+            "2 row(s) claim chain 9, which this table does not have (its chains are 0..3): rows \
+             inserted out of chain"
+        );
+        assert_eq!(
+            (r.rows_checked, r.problems, r.first_bad_seq),
+            (2, 2, Some(2))
+        );
+        assert!(!r.ok);
+        let r = stray_rows(None, &rows[..1], 4);
+        assert_eq!(
+            r.detail,
+            "1 row(s) have no chain (NULL worm_chain): rows inserted out of chain"
+        );
+        assert_eq!(r.chain, None);
+    }
+
+    #[test]
+    fn text_report_ok_and_broken() {
+        let good: ChainRow = verify_chain(&UID, 0, None, chain_of(3)).into();
+        let mut tampered = chain_of(3);
+        tampered[1].row_hash = [0xee; 32];
+        let mut bad: ChainRow = verify_chain(&UID, 0, None, tampered).into();
+        bad.chain = Some(1);
+        let text = to_text(&summary(), std::slice::from_ref(&good));
+        assert!(
+            text.contains(" chain | rows_checked | ok | first_bad_seq | detail\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "     0 |            3 | t  |               | ok: 3 rows, head at seq 3\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("OK: every row hash and link of 1 chain verified (3 rows).\n"));
+        let text = to_text(&summary(), &[good, bad]);
+        assert!(text.contains(
+            "     1 |            3 | f  |             2 | row 2 was changed: its content no longer matches its stored link\n"
+        ), "{text}");
+        assert!(
+            text.ends_with(
+                "PROBLEMS FOUND: 1 problem in 1 of 2 report rows: chain 1 from seq 2.\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_anchor_marks_the_chain() {
+        let good: ChainRow = verify_chain(&UID, 0, None, chain_of(2)).into();
+        let r = with_bad_anchor(good, "its link has 3 bytes, not 32", Some(5));
+        assert!(!r.ok);
+        assert_eq!(r.problems, 1);
+        assert_eq!(r.first_bad_seq, Some(6));
+        assert_eq!(
+            r.detail,
+            "the purge anchor in worm.anchors is unusable: its link has 3 bytes, not 32"
+        );
+    }
+}
