@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Concurrent writers: 8 pgbench clients mixing READ COMMITTED, REPEATABLE READ
-# and SERIALIZABLE inserts, savepoint rollbacks and rolled-back transactions,
+# and SERIALIZABLE inserts, savepoint rollbacks, rolled-back transactions and
+# INSERT ... ON CONFLICT DO NOTHING (speculative insertions that lose races),
 # first on a table with 8 chains, then on one with 2 chains (so writers queue
 # for chain heads). Every committed row is counted exactly, rolled-back rows
 # must be absent, every chain must be gap-free and fork-free, and worm.verify
@@ -16,6 +17,8 @@ eq() { [ "$2" = "$3" ] || fail "$1: expected '$3', got '$2'"; }
 
 start_cluster "$PORT"
 trap cleanup_cluster EXIT
+# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
+export PGOPTIONS="-c client_min_messages=warning"
 psql_q -c "CREATE EXTENSION pg_worm"
 
 WORK="$CLUSTER_DIR/bench"
@@ -63,6 +66,14 @@ INSERT INTO $t (mrn, note, amount, script) VALUES ('MRN-' || :mrn, 'sp: kept thr
 RELEASE SAVEPOINT s2;
 COMMIT;
 EOF
+  # ON CONFLICT DO NOTHING: one new key (always inserted), one key that
+  # always conflicts with a committed row, one random key in a small range
+  # (concurrent speculative insertions of the same key race).
+  cat >"$d/oc.sql" <<EOF
+\set k random(2, 300)
+INSERT INTO $t (mrn, note, script, ukey) VALUES ('MRN-oc', 'oc: new key', 'oc', nextval('${t}_oc')), ('MRN-oc', 'oc: always conflicts', 'oc_dup', -1), ('MRN-oc', 'oc: racing key', 'oc_race', -:k)
+  ON CONFLICT (ukey) DO NOTHING;
+EOF
   # Rolled back: 3 rows that must never appear.
   cat >"$d/rb.sql" <<EOF
 \set mrn random(1, 1000000)
@@ -83,11 +94,13 @@ script_tx() {
 # run_case TABLE CHAINS DURATION
 run_case() {
   local t="$1" chains="$2" dur="$3" out="$WORK/$1.pgbench.out"
-  psql_q -c "CREATE TABLE $t (id bigserial PRIMARY KEY, mrn text NOT NULL, note text, amount numeric(12,2), script text NOT NULL, recorded_at timestamptz DEFAULT now(), tx bigint DEFAULT txid_current())"
+  psql_q -c "CREATE TABLE $t (id bigserial PRIMARY KEY, mrn text NOT NULL, note text, amount numeric(12,2), script text NOT NULL, recorded_at timestamptz DEFAULT now(), tx bigint DEFAULT txid_current(), ukey bigint UNIQUE)"
+  psql_q -c "CREATE SEQUENCE ${t}_oc"
   local msg
   msg="$(psql_q -c "SELECT worm.protect('$t', chains => $chains)")"
   eq "protect $t" "$msg" "protected public.$t: $chains chains, 0 existing rows chained, rows are kept for ever"
   write_scripts "$t"
+  psql_q -c "INSERT INTO $t (mrn, note, script, ukey) VALUES ('MRN-oc', 'the row oc_dup conflicts with', 'oc_seed', -1)"
   local d="$WORK/$t"
 
   # A reader verifying the table while the writers run: every snapshot must
@@ -105,7 +118,7 @@ run_case() {
 
   set +e
   "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$dur" --max-tries=0 \
-    -f "$d/rc.sql@3" -f "$d/rr.sql@2" -f "$d/ser.sql@2" -f "$d/sp.sql@2" -f "$d/rb.sql@1" \
+    -f "$d/rc.sql@3" -f "$d/rr.sql@2" -f "$d/ser.sql@2" -f "$d/sp.sql@2" -f "$d/rb.sql@1" -f "$d/oc.sql@2" \
     postgres >"$out" 2>&1
   local rc=$?
   set -e
@@ -125,10 +138,10 @@ run_case() {
   local retried
   retried="$(sed -n 's/^number of transactions retried: \([0-9]*\).*/\1/p' "$out")"
 
-  local n_rc n_rr n_ser n_sp n_rb
+  local n_rc n_rr n_ser n_sp n_rb n_oc
   n_rc="$(script_tx "$out" rc)"; n_rr="$(script_tx "$out" rr)"; n_ser="$(script_tx "$out" ser)"
-  n_sp="$(script_tx "$out" sp)"; n_rb="$(script_tx "$out" rb)"
-  for v in "$n_rc" "$n_rr" "$n_ser" "$n_sp" "$n_rb"; do
+  n_sp="$(script_tx "$out" sp)"; n_rb="$(script_tx "$out" rb)"; n_oc="$(script_tx "$out" oc)"
+  for v in "$n_rc" "$n_rr" "$n_ser" "$n_sp" "$n_rb" "$n_oc"; do
     [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] || { cat "$out"; fail "$t: could not read per-script transaction counts from pgbench"; }
   done
 
@@ -139,9 +152,14 @@ run_case() {
   eq "$t: sp rows" "$(psql_q -c "SELECT count(*) FROM $t WHERE script = 'sp'")" "$((2 * n_sp))"
   eq "$t: rows undone by ROLLBACK TO SAVEPOINT" "$(psql_q -c "SELECT count(*) FROM $t WHERE script = 'sp_undone'")" 0
   eq "$t: rows of rolled-back transactions" "$(psql_q -c "SELECT count(*) FROM $t WHERE script = 'rolledback'")" 0
+  eq "$t: ON CONFLICT new-key rows" "$(psql_q -c "SELECT count(*) FROM $t WHERE script = 'oc'")" "$n_oc"
+  eq "$t: ON CONFLICT always-conflicting rows" "$(psql_q -c "SELECT count(*) FROM $t WHERE script = 'oc_dup'")" 0
+  local n_race
+  n_race="$(psql_q -c "SELECT count(*) FROM $t WHERE script = 'oc_race'")"
+  [ "$n_race" -ge 1 ] && [ "$n_race" -le 299 ] && [ "$n_race" -le "$n_oc" ] || fail "$t: $n_race racing-key rows for $n_oc transactions and 299 keys"
   local total
   total="$(psql_q -c "SELECT count(*) FROM $t")"
-  eq "$t: total rows" "$total" "$((n_rc + 4 * n_rr + n_ser + 2 * n_sp))"
+  eq "$t: total rows" "$total" "$((1 + n_rc + 4 * n_rr + n_ser + 2 * n_sp + n_oc + n_race))"
 
   # Chains: no duplicate position, every chain numbered 1..n without a gap,
   # only chains 0..chains-1, insertion time never decreasing along a chain,
@@ -180,7 +198,7 @@ run_case() {
   psql_q -c "INSERT INTO $t (mrn, note, script) VALUES ('MRN-after', 'after the load', 'after')"
   eq "$t: verify after one more row" "$(psql_q -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('$t')")" "0 $((total + 1))"
 
-  echo "$t ($chains chains, ${dur}s): $total rows committed (rc=$n_rc rr=$n_rr ser=$n_ser sp=$n_sp tx, rb=$n_rb rolled back, ${retried:-0} retried, ${failed:-0} failed), $used chains used, $(wc -l <"$vlog") concurrent verifies ok"
+  echo "$t ($chains chains, ${dur}s): $total rows committed (rc=$n_rc rr=$n_rr ser=$n_ser sp=$n_sp tx, oc=$n_oc, rb=$n_rb rolled back, ${retried:-0} retried, ${failed:-0} failed), $used chains used, $(wc -l <"$vlog") concurrent verifies ok"
 }
 
 run_case phi8 8 "$DURATION_8"
@@ -189,4 +207,4 @@ run_case phi2 2 "$DURATION_2"
 eq "verify_all not ok" "$(psql_q -c "SELECT count(*) FROM worm.verify_all() WHERE NOT ok")" 0
 eq "verify_all rows" "$(psql_q -c "SELECT count(*) FROM worm.verify_all()")" 10
 
-echo "PASS 10_concurrent_writers: exact committed-row counts per isolation level/savepoint/rollback script, no rolled-back rows, gap-free fork-free chains, heads = row count, verify ok (also during load) with 8 and 2 chains"
+echo "PASS 10_concurrent_writers: exact committed-row counts per isolation level/savepoint/rollback/ON CONFLICT script, no rolled-back rows, gap-free fork-free chains, heads = row count, verify ok (also during load) with 8 and 2 chains"

@@ -25,6 +25,8 @@ crash() {
 
 start_cluster "$PORT" "max_prepared_transactions = 10"
 trap cleanup_cluster EXIT
+# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
+export PGOPTIONS="-c client_min_messages=warning"
 psql_q -c "CREATE EXTENSION pg_worm"
 eq "durable commits" "$(psql_q -c "SELECT current_setting('fsync') || ' ' || current_setting('synchronous_commit')")" "on on"
 psql_q >/dev/null <<SQL
