@@ -46,9 +46,20 @@ CREATE TABLE worm.ledger (
 );
 COMMENT ON TABLE worm.ledger IS 'pg_worm: chained ledger of protect, retention, hold and purge events';
 
+-- Auditors' Ed25519 public keys: when any is registered, worm.verify(tbl,
+-- against) counts only digests signed by one of them.
+CREATE TABLE worm.trusted_keys (
+    key_id     text PRIMARY KEY,
+    public_key bytea NOT NULL UNIQUE CHECK (length(public_key) = 32),
+    added_at   timestamptz NOT NULL,
+    added_by   text NOT NULL
+);
+COMMENT ON TABLE worm.trusted_keys IS 'pg_worm: public keys whose signatures make a checkpoint digest count';
+
 SELECT pg_catalog.pg_extension_config_dump('worm.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('worm.trusted_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.anchors', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.ledger', '');
 
-REVOKE ALL ON worm.tables, worm.anchors, worm.ledger FROM PUBLIC;
-GRANT SELECT ON worm.tables, worm.anchors, worm.ledger TO PUBLIC;
+REVOKE ALL ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys FROM PUBLIC;
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys TO PUBLIC;

@@ -9,9 +9,12 @@ CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.anchors
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
 CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.ledger
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
+CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.trusted_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
 ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.trusted_keys ENABLE ALWAYS TRIGGER worm_guard;
 
 CREATE FUNCTION worm.chain_heads(tbl regclass)
 RETURNS TABLE (chain int, head_seq bigint, head_link text, anchor_seq bigint)
@@ -80,8 +83,8 @@ END
 $roles$;
 -- Every role may call pg_worm's functions; each checks the caller's rights itself.
 GRANT USAGE ON SCHEMA worm TO PUBLIC;
-GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.protected_tables, worm.certificates
-    TO worm_auditor, worm_admin;
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.protected_tables,
+    worm.certificates TO worm_auditor, worm_admin;
 
 -- The fallback enforcement that works without shared_preload_libraries: the
 -- same checks as the ProcessUtility hook on ddl_command_start, and a refusal of

@@ -57,6 +57,29 @@ pub enum WormError {
     #[error("table {table} failed verification; nothing was purged")]
     PurgeRefusedDamaged { table: String, problems: String },
 
+    #[error("table {table} failed verification; no checkpoint was taken")]
+    CheckpointRefusedDamaged { table: String, problems: String },
+
+    #[error("the digest cannot be used: {why}")]
+    BadDigest { why: String },
+
+    #[error("the public key is not 32 bytes of hex forming an Ed25519 key")]
+    BadKey,
+
+    #[error("table {table} has no checkpoint yet")]
+    NoCheckpoint { table: String },
+
+    #[error("table {table} no longer matches its latest checkpoint (ledger entry {ledger_seq})")]
+    CheckpointStale { table: String, ledger_seq: i64 },
+
+    #[error("row {seq} of chain {chain} of table {table} is not covered by its latest checkpoint (ledger entry {ledger_seq})")]
+    NotInCheckpoint {
+        table: String,
+        chain: i32,
+        seq: i64,
+        ledger_seq: i64,
+    },
+
     #[error("must be owner of table {table} to {action}")]
     NotOwnerFor { table: String, action: &'static str },
 
@@ -133,7 +156,13 @@ impl WormError {
                 ERRCODE_INVALID_PARAMETER_VALUE
             }
             WormError::EmptyReason { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
-            WormError::PurgeRefusedDamaged { .. } => ERRCODE_DATA_CORRUPTED,
+            WormError::PurgeRefusedDamaged { .. }
+            | WormError::CheckpointRefusedDamaged { .. }
+            | WormError::CheckpointStale { .. } => ERRCODE_DATA_CORRUPTED,
+            WormError::BadDigest { .. } | WormError::BadKey => ERRCODE_INVALID_PARAMETER_VALUE,
+            WormError::NoCheckpoint { .. } | WormError::NotInCheckpoint { .. } => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
             WormError::NotOwnerFor { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             WormError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             WormError::NotPermanent { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -175,6 +204,22 @@ impl WormError {
             WormError::RetentionShortened { .. } | WormError::RetentionRemoved { .. } => {
                 "A retention period can only be lengthened, so that no row leaves earlier than promised when it was written.".into()
             }
+            WormError::CheckpointRefusedDamaged { table, .. } => format!(
+                "Investigate with SELECT * FROM worm.verify('{table}'); a checkpoint certifies only an intact table."
+            ),
+            WormError::BadDigest { .. } => {
+                "Pass the JSON exactly as worm.checkpoint returned it (and, when keys are trusted, signed with worm-verify sign).".into()
+            }
+            WormError::BadKey => {
+                "Give the public key worm-verify keygen printed (64 hex digits).".into()
+            }
+            WormError::NoCheckpoint { table } => format!("Take one first: SELECT worm.checkpoint('{table}');"),
+            WormError::CheckpointStale { table, .. } => format!(
+                "Verify the table against the digest you kept: SELECT * FROM worm.verify('{table}', digest);"
+            ),
+            WormError::NotInCheckpoint { table, .. } => format!(
+                "Rows inserted after the checkpoint need a new one: SELECT worm.checkpoint('{table}');"
+            ),
             WormError::EmptyReason { .. } => "Say why, for the record (it goes into the ledger).".into(),
             WormError::PurgeRefusedDamaged { table, .. } => format!(
                 "Investigate with SELECT * FROM worm.verify('{table}'); before purging: a purge would destroy the evidence."
@@ -224,7 +269,8 @@ impl WormError {
 
     pub fn detail(&self) -> Option<String> {
         match self {
-            WormError::PurgeRefusedDamaged { problems, .. } => Some(problems.clone()),
+            WormError::PurgeRefusedDamaged { problems, .. }
+            | WormError::CheckpointRefusedDamaged { problems, .. } => Some(problems.clone()),
             _ => None,
         }
     }

@@ -12,7 +12,7 @@ use pgrx::pg_sys::{self, Node, NodeTag, Oid};
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 
-pub const EXT_TABLES: [&str; 3] = ["tables", "anchors", "ledger"];
+pub const EXT_TABLES: [&str; 4] = ["tables", "anchors", "ledger", "trusted_keys"];
 pub const EVENT_TRIGGERS: [&str; 2] = ["worm_guard_ddl", "worm_guard_drop"];
 pub const OUR_TRIGGERS: [&str; 3] = [TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW];
 

@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 mod chain;
+mod checkpoint;
 mod encode;
 mod error;
 mod guard;
