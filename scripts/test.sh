@@ -6,13 +6,14 @@
 #   2. in-server tests                  cargo pgrx test pg15 (#[pg_test])
 #   3. SQL surface golden files         pg_regress on tests/pg_regress
 #   4. scenarios against a real server  tests/scenarios/*.sh
+#   5. red-team attacks, both modes      tests/redteam/run.sh plain|preload
 #
 # Installs what is missing (Debian packages, cargo-pgrx), builds, installs the
 # extension into Debian's PostgreSQL 15, runs throwaway clusters as the
 # postgres user in temporary directories, and stops them even on failure.
 source "$(dirname "$0")/lib.sh"
 
-ONLY="${1:-all}"   # all | lint | core | pgtest | regress | scenarios
+ONLY="${1:-all}"   # all | lint | core | pgtest | regress | scenarios | redteam
 ensure_toolchain
 cd "$ROOT"
 
@@ -48,7 +49,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = pgtest ]; then
   record "pg_test" $rc
 fi
 
-if [ "$ONLY" = all ] || [ "$ONLY" = regress ] || [ "$ONLY" = scenarios ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = regress ] || [ "$ONLY" = scenarios ] || [ "$ONLY" = redteam ]; then
   install_extension debug
 fi
 
@@ -66,6 +67,14 @@ if [ "$ONLY" = all ] || [ "$ONLY" = scenarios ]; then
     set +e; bash "$s"; rc=$?; set -e
     if [ $rc = 0 ]; then echo "ok - $name"; else echo "not ok - $name (exit $rc)"; fi
     record "scenario $name" $rc
+  done
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = redteam ]; then
+  for mode in plain preload; do
+    log "layer 5: red-team suite, $mode mode"
+    set +e; bash "$ROOT/tests/redteam/run.sh" "$mode"; rc=$?; set -e
+    record "red team ($mode)" $rc
   done
 fi
 

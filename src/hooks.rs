@@ -249,13 +249,22 @@ pub unsafe extern "C-unwind" fn worm_guard_drop(
             let ident: String = r.get(2)?.unwrap_or_default();
             let sub: i32 = r.get(3)?.unwrap_or(0);
             let registered: Option<String> = r.get(4)?;
-            if let Some(t) = registered {
+            if registered.is_some() {
+                // The table is already gone from the catalogs: name it by its
+                // identity ("schema.table", or "schema.table.column").
+                let table = if sub != 0 {
+                    ident
+                        .rsplit_once('.')
+                        .map_or(ident.clone(), |(t, _)| t.to_string())
+                } else {
+                    ident.clone()
+                };
                 let what = if sub != 0 {
                     format!("dropping column {ident}")
                 } else {
                     "DROP (protection is permanent)".into()
                 };
-                return Ok::<_, pgrx::spi::SpiError>(Some((t, what)));
+                return Ok::<_, pgrx::spi::SpiError>(Some((table, what)));
             }
             if ty == "trigger"
                 && guard::OUR_TRIGGERS

@@ -73,7 +73,12 @@ pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
 pub fn all() -> Result<Vec<(pg_sys::Oid, String)>, WormError> {
     Ok(Spi::connect(|client| {
         let rows = client.select(
-            "SELECT table_name::oid, table_name::text FROM worm.tables ORDER BY 2",
+            "SELECT t.table_name::oid, \
+                    CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.table_name::oid) \
+                         THEN t.table_name::text \
+                         ELSE (SELECT l.document -> 'table' ->> 'name' FROM worm.ledger AS l \
+                                WHERE l.table_uid = t.table_uid ORDER BY l.seq DESC LIMIT 1) END \
+               FROM worm.tables AS t ORDER BY 2",
             None,
             &[],
         )?;

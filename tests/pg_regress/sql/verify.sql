@@ -76,4 +76,4 @@ ALTER EVENT TRIGGER worm_guard_drop DISABLE;
 DROP TABLE ro_check;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE;
 ALTER EVENT TRIGGER worm_guard_drop ENABLE;
-SELECT table_name ~ '^[0-9]+$' AS dangling_oid, chain, rows_checked, ok, detail FROM worm.verify_all();
+SELECT table_name, chain, rows_checked, ok, detail FROM worm.verify_all();
