@@ -157,13 +157,12 @@ pub fn self_snapshot() -> pg_sys::Snapshot {
 pub unsafe fn read_head(
     rel: pg_sys::Relation,
     plan: &TablePlan,
-    table: &str,
     uid: &[u8; 16],
     chain: i32,
     snapshot: Option<pg_sys::Snapshot>,
 ) -> Result<Head, WormError> {
     let index_oid = plan.index.ok_or_else(|| WormError::Damaged {
-        table: table.into(),
+        table: crate::triggers::rel_display_name(rel),
         what: "its unique index on (worm_chain, worm_seq) is missing".into(),
     })?;
     let snap = snapshot.unwrap_or_else(self_snapshot);
@@ -172,7 +171,7 @@ pub unsafe fn read_head(
         index_oid,
         &[(1, pg_sys::F_INT4EQ, pg_sys::Datum::from(chain))],
         snap,
-        |slot| head_from_slot(slot, plan, table),
+        |slot| head_from_slot(slot, plan, rel),
     );
     match found {
         Some(h) => h,
@@ -182,7 +181,7 @@ pub unsafe fn read_head(
 unsafe fn head_from_slot(
     slot: *mut pg_sys::TupleTableSlot,
     plan: &TablePlan,
-    table: &str,
+    rel: pg_sys::Relation,
 ) -> Result<Head, WormError> {
     let mut isnull = false;
     let seq = pg_sys::slot_getattr(slot, plan.seq_att as _, &mut isnull);
@@ -192,7 +191,7 @@ unsafe fn head_from_slot(
     let h = pg_sys::slot_getattr(slot, plan.hash_att as _, &mut isnull);
     let h_null = isnull;
     let damaged = |what: &str| WormError::Damaged {
-        table: table.into(),
+        table: crate::triggers::rel_display_name(rel),
         what: what.into(),
     };
     if seq_null || ins_null || h_null {

@@ -261,12 +261,13 @@ thread_local! {
 }
 
 /// The cached plan of a protected relation (built on first use).
-pub unsafe fn plan_for(rel: pg_sys::Relation, table: &str) -> Result<Rc<TablePlan>, WormError> {
+pub unsafe fn plan_for(rel: pg_sys::Relation) -> Result<Rc<TablePlan>, WormError> {
     let relid = (*rel).rd_id;
     if let Some(p) = PLANS.with(|m| m.borrow().get(&relid).cloned()) {
         return Ok(p);
     }
-    let plan = Rc::new(build_plan(rel, table, true)?);
+    let table = crate::triggers::rel_display_name(rel);
+    let plan = Rc::new(build_plan(rel, &table, true)?);
     PLANS.with(|m| m.borrow_mut().insert(relid, plan.clone()));
     Ok(plan)
 }

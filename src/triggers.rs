@@ -75,24 +75,25 @@ unsafe fn chain_insert<'a>(
         .raise();
     }
     let rel = td.tg_relation;
-    let table = rel_display_name(rel);
-    let args = trigger_args(&*td.tg_trigger);
-    let (uid, chains) = match (args.first().and_then(|a| parse_uid(a)), args.get(1)) {
-        (Some(u), Some(c)) => match c.parse::<i32>() {
-            Ok(n) if n >= 1 => (u, n),
-            _ => WormError::Damaged {
-                table,
-                what: "its chain trigger has bad arguments".into(),
-            }
-            .raise(),
-        },
-        _ => WormError::Damaged {
-            table,
+    // The table's name is computed only for error messages (it costs a
+    // catalog lookup), never on the per-row path.
+    let bad_args = || -> ! {
+        WormError::Damaged {
+            table: rel_display_name(rel),
             what: "its chain trigger has bad arguments".into(),
         }
-        .raise(),
+        .raise()
     };
-    let plan = match encode::plan_for(rel, &table) {
+    let args = trigger_args(&*td.tg_trigger);
+    let uid = args
+        .first()
+        .and_then(|a| parse_uid(a))
+        .unwrap_or_else(|| bad_args());
+    let chains = match args.get(1).map(|c| c.parse::<i32>()) {
+        Some(Ok(n)) if n >= 1 => n,
+        _ => bad_args(),
+    };
+    let plan = match encode::plan_for(rel) {
         Ok(p) => p,
         Err(e) => e.raise(),
     };
@@ -101,7 +102,7 @@ unsafe fn chain_insert<'a>(
 
     let row_hash = encode::row_hash(&plan, tuple, tupdesc);
     let c = chain::chain_for_insert((*rel).rd_id, chains);
-    let head = match chain::read_head(rel, &plan, &table, &uid, c, None) {
+    let head = match chain::read_head(rel, &plan, &uid, c, None) {
         Ok(h) => h,
         Err(e) => e.raise(),
     };
@@ -173,8 +174,7 @@ unsafe fn purge_allows_row(td: &pg_sys::TriggerData) -> bool {
     if !purge_allows_statement(relid) {
         return false;
     }
-    let table = rel_display_name(rel);
-    let Ok(plan) = encode::plan_for(rel, &table) else {
+    let Ok(plan) = encode::plan_for(rel) else {
         return false;
     };
     let mut isnull = false;

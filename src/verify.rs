@@ -276,7 +276,7 @@ fn worm_chain_heads(
             let anchors = meta::anchors(&meta.uid)?;
             for c in 0..meta.chains {
                 let snap = Some(pg_sys::GetActiveSnapshot());
-                let h = chain::read_head(rel, &plan, &table, &meta.uid, c, snap)?;
+                let h = chain::read_head(rel, &plan, &meta.uid, c, snap)?;
                 let anchor_seq = anchors.get(&c).map_or(0, |a| a.seq);
                 let link = (h.seq > 0).then(|| hex::encode(h.link));
                 out.push((c, h.seq, link, anchor_seq));
