@@ -3,12 +3,13 @@
 //! (`worm.tables`), the purge anchors (`worm.anchors`, when it exists), the column list from
 //! `pg_catalog`, then every row's payloads through a portal, 10 000 rows per fetch.
 
+use crate::against::ChainState;
 use crate::payload::{self, ArrayData, ColData, ColKind};
 use crate::plan::{self, Column, TypeInfo};
 use crate::report::{self, ChainRow, Summary};
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pg_worm_core::{verify_chain, Anchor, RowEncoder, RowRecord};
+use pg_worm_core::{verify_chain, Anchor, Hash, LedgerEntry, RowEncoder, RowRecord};
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -94,16 +95,37 @@ struct TableRef {
 }
 
 fn resolve_table(tx: &mut Transaction<'_>, table: &str) -> Result<TableRef> {
+    resolve_table_where(
+        tx,
+        "c.oid = $1::pg_catalog.text::pg_catalog.regclass",
+        &table,
+        table,
+    )
+}
+
+fn resolve_table_oid(tx: &mut Transaction<'_>, oid: u32) -> Result<TableRef> {
+    resolve_table_where(tx, "c.oid = $1", &oid, &format!("with OID {oid}"))
+}
+
+fn resolve_table_where(
+    tx: &mut Transaction<'_>,
+    condition: &str,
+    param: &(dyn postgres::types::ToSql + Sync),
+    what: &str,
+) -> Result<TableRef> {
     let row = tx
-        .query_one(
-            "SELECT c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
-                    c.relkind::pg_catalog.text, c.reltuples::pg_catalog.float8 \
-             FROM pg_catalog.pg_class AS c \
-             JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
-             WHERE c.oid = $1::pg_catalog.text::pg_catalog.regclass",
-            &[&table],
+        .query_opt(
+            &format!(
+                "SELECT c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
+                        c.relkind::pg_catalog.text, c.reltuples::pg_catalog.float8 \
+                 FROM pg_catalog.pg_class AS c \
+                 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
+                 WHERE {condition}"
+            ),
+            &[param],
         )
-        .pg(&format!("cannot find table {table}"))?;
+        .pg(&format!("cannot find table {what}"))?
+        .ok_or_else(|| anyhow!("there is no table {what}"))?;
     let oid: u32 = row.try_get(0)?;
     let nsp: String = row.try_get(1)?;
     let rel: String = row.try_get(2)?;
@@ -327,19 +349,41 @@ fn bytes_at(row: &postgres::Row, i: usize) -> Result<Option<Vec<u8>>> {
     Ok(row.try_get::<_, Option<Vec<u8>>>(i)?)
 }
 
-/// Verifies one protected table: the report rows (like `worm.verify`) and a summary.
-pub fn verify_table(
-    client: &mut Client,
-    table: &str,
-    show_progress: bool,
-) -> Result<(Summary, Vec<ChainRow>), Failure> {
-    let mut tx = client
+/// Which table to open: a name as the user typed it (resolved with the role's search_path),
+/// or a table_uid (looked up in worm.tables).
+#[derive(Debug, Clone, Copy)]
+pub enum TableSel<'a> {
+    Name(&'a str),
+    Uid([u8; 16]),
+}
+
+/// A protected table opened in a transaction: what reading and hashing its rows needs.
+pub struct Opened {
+    t: TableRef,
+    pub uid: [u8; 16],
+    pub chains: i32,
+    cols: Vec<Column>,
+    kinds: Vec<ColKind>,
+    anchors: Option<HashMap<i32, AnchorEntry>>,
+}
+
+impl Opened {
+    pub fn display(&self) -> &str {
+        &self.t.display
+    }
+}
+
+/// Starts the one REPEATABLE READ READ ONLY transaction everything is read in.
+pub fn begin_read(client: &mut Client) -> Result<Transaction<'_>> {
+    client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
-        .pg("cannot start a read-only transaction")?;
-    let t = resolve_table(&mut tx, table)?;
+        .pg("cannot start a read-only transaction")
+}
+
+fn set_search_path(tx: &mut Transaction<'_>) -> Result<()> {
     // From here on every name is schema-qualified; functions and operators resolve in
     // pg_catalog only, whatever objects other schemas hold.
     tx.execute(
@@ -347,12 +391,53 @@ pub fn verify_table(
         &[],
     )
     .pg("cannot set search_path")?;
+    Ok(())
+}
 
-    if !relation_exists(&mut tx, "worm", "tables")? {
-        return Err(Failure::Fatal(anyhow!(
+fn require_pg_worm(tx: &mut Transaction<'_>) -> Result<()> {
+    if !relation_exists(tx, "worm", "tables")? {
+        return Err(anyhow!(
             "pg_worm is not installed in this database (there is no table worm.tables)"
-        )));
+        ));
     }
+    Ok(())
+}
+
+/// Resolves the table, reads its registration, columns and purge anchors.
+pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened, Failure> {
+    let t = match sel {
+        TableSel::Name(table) => {
+            let t = resolve_table(tx, table)?;
+            set_search_path(tx)?;
+            require_pg_worm(tx)?;
+            t
+        }
+        TableSel::Uid(uid) => {
+            set_search_path(tx)?;
+            require_pg_worm(tx)?;
+            let oid: u32 = tx
+                .query_opt(
+                    "SELECT w.table_name::pg_catalog.oid FROM worm.tables AS w \
+                     WHERE w.table_uid = $1::pg_catalog.text::pg_catalog.uuid",
+                    &[&hex::encode(uid)],
+                )
+                .pg("cannot read worm.tables")?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no table with table_uid {} is protected in this database",
+                        format_uuid(&uid)
+                    )
+                })?
+                .try_get(0)
+                .map_err(anyhow::Error::new)?;
+            resolve_table_oid(tx, oid).map_err(|_| {
+                Failure::Damaged(format!(
+                    "the protected table with table_uid {} (OID {oid} in worm.tables) no longer exists: it was dropped",
+                    format_uuid(&uid)
+                ))
+            })?
+        }
+    };
     let reg = tx
         .query_opt(
             "SELECT pg_catalog.uuid_send(w.table_uid), w.chains FROM worm.tables AS w \
@@ -372,18 +457,47 @@ pub fn verify_table(
         .as_slice()
         .try_into()
         .map_err(|_| anyhow!("worm.tables.table_uid is not 16 bytes"))?;
-    let uid_hex = hex::encode(uid);
-
-    let cols = columns(&mut tx, &t)?;
-    let anchors = anchors(&mut tx, &uid_hex)?;
+    let cols = columns(tx, &t)?;
+    let anchors = anchors(tx, &hex::encode(uid))?;
     let kinds: Vec<ColKind> = cols.iter().map(|c| c.kind).collect();
+    Ok(Opened {
+        t,
+        uid,
+        chains,
+        cols,
+        kinds,
+        anchors,
+    })
+}
 
-    let query = plan::rows_query(&t.qualified, &cols);
-    let portal = tx.bind(query.as_str(), &[]).pg("cannot read the table")?;
-    let pb = progress_bar(show_progress, t.estimate);
-    pb.set_message(t.display.clone());
+/// Rows grouped by worm_chain (NULL included).
+type ByChain = BTreeMap<Option<i32>, Vec<RowRecord>>;
 
-    let mut by_chain: BTreeMap<Option<i32>, Vec<RowRecord>> = BTreeMap::new();
+/// Reads rows (all of them, or the one at (chain, seq)) with their recomputed row hashes,
+/// grouped by worm_chain.
+fn read_rows(
+    tx: &mut Transaction<'_>,
+    o: &Opened,
+    only: Option<(i32, i64)>,
+    pb: &ProgressBar,
+) -> Result<(ByChain, u64)> {
+    let mut query = plan::rows_query(&o.t.qualified, &o.cols);
+    let (chain_param, seq_param) = only.unwrap_or((0, 0));
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> = if only.is_some() {
+        query.push_str(&format!(
+            " WHERE t.{} = $1 AND t.{} = $2",
+            plan::quote_ident(plan::COL_CHAIN),
+            plan::quote_ident(plan::COL_SEQ)
+        ));
+        vec![&chain_param, &seq_param]
+    } else {
+        Vec::new()
+    };
+    let portal = tx
+        .bind(query.as_str(), &params)
+        .pg("cannot read the table")?;
+    let cols = &o.cols;
+    let mut by_chain: ByChain = BTreeMap::new();
     let mut enc = RowEncoder::new();
     let mut data: Vec<ColData> = Vec::with_capacity(cols.len());
     let mut rows_read: u64 = 0;
@@ -406,7 +520,7 @@ pub fn verify_table(
             let stored_link = bytes_at(row, 3)?;
             data.clear();
             let mut i = 4;
-            for c in &cols {
+            for c in cols {
                 match c.kind {
                     ColKind::Scalar(_) => {
                         data.push(ColData::Scalar(bytes_at(row, i)?));
@@ -425,7 +539,7 @@ pub fn verify_table(
                     }
                 }
             }
-            let row_hash = payload::row_hash(&mut enc, &kinds, &data).map_err(|e| {
+            let row_hash = payload::row_hash(&mut enc, &o.kinds, &data).map_err(|e| {
                 let col = cols.get(e.column).map_or("?", |c| c.name.as_str());
                 anyhow!(
                     "unexpected value from the server in the row at chain {chain:?}, seq {seq:?}, column \"{col}\": {}",
@@ -442,14 +556,84 @@ pub fn verify_table(
         rows_read += batch.len() as u64;
         pb.inc(batch.len() as u64);
     }
-    pb.finish_and_clear();
     drop(portal);
-    tx.commit().pg("cannot end the read-only transaction")?;
+    Ok((by_chain, rows_read))
+}
 
+/// The row at (chain, seq), its row hash recomputed from its values (None: no such row).
+/// Several rows at that position (a fork, after tampering) are all returned.
+pub fn fetch_row(
+    tx: &mut Transaction<'_>,
+    o: &Opened,
+    chain: i32,
+    seq: i64,
+) -> Result<Vec<RowRecord>> {
+    let (mut rows, _) = read_rows(tx, o, Some((chain, seq)), &ProgressBar::hidden())?;
+    Ok(rows.remove(&Some(chain)).unwrap_or_default())
+}
+
+/// The current purge anchor of a chain: (seq, link; None when unusable).
+pub fn anchor_of(o: &Opened, chain: i32) -> Option<(i64, Option<Hash>)> {
+    match o.anchors.as_ref()?.get(&chain)? {
+        AnchorEntry::Good(a) => Some((a.seq, Some(a.link))),
+        AnchorEntry::Bad { seq, .. } => seq.map(|s| (s, None)),
+    }
+}
+
+/// A verified table: the report rows (like `worm.verify`), a summary, and per chain the
+/// positions and links of its rows (what a checkpoint is compared with).
+pub struct TableData {
+    pub summary: Summary,
+    pub rows: Vec<ChainRow>,
+    pub uid: [u8; 16],
+    pub chains: i32,
+    pub state: BTreeMap<i32, ChainState>,
+}
+
+/// Verifies one protected table inside `tx` (which the caller commits). With `positions`,
+/// also keeps every row's (seq, link) per chain in `state` (what a checkpoint is compared
+/// with; about 50 bytes per row), else `state` has only the anchors.
+pub fn verify_table_in(
+    tx: &mut Transaction<'_>,
+    sel: TableSel<'_>,
+    show_progress: bool,
+    positions: bool,
+) -> Result<TableData, Failure> {
+    let o = open_table(tx, sel)?;
+    let pb = progress_bar(show_progress, o.t.estimate);
+    pb.set_message(o.t.display.clone());
+    let (mut by_chain, rows_read) = read_rows(tx, &o, None, &pb)?;
+    pb.finish_and_clear();
+
+    let uid = o.uid;
+    let chains = o.chains;
     let mut out = Vec::new();
-    let anchor_map = anchors.as_ref();
+    let mut state = BTreeMap::new();
+    let anchor_map = o.anchors.as_ref();
     for c in 0..chains {
         let rows = by_chain.remove(&Some(c)).unwrap_or_default();
+        let mut kept: Vec<(i64, Option<Hash>)> = rows
+            .iter()
+            .filter(|_| positions)
+            .filter_map(|r| {
+                r.seq.map(|s| {
+                    (
+                        s,
+                        r.stored_link
+                            .as_deref()
+                            .and_then(pg_worm_core::hash_from_slice),
+                    )
+                })
+            })
+            .collect();
+        kept.sort_by_key(|p| p.0);
+        state.insert(
+            c,
+            ChainState {
+                anchor: anchor_of(&o, c),
+                rows: kept,
+            },
+        );
         let row = match anchor_map.and_then(|m| m.get(&c)) {
             None => ChainRow::from(verify_chain(&uid, c, None, rows)),
             Some(AnchorEntry::Good(a)) => ChainRow::from(verify_chain(&uid, c, Some(a), rows)),
@@ -472,16 +656,125 @@ pub fn verify_table(
         out.push(report::stray_rows(*chain, rows, chains));
     }
     let summary = Summary {
-        table: t.display,
+        table: o.t.display.clone(),
         table_uid: format_uuid(&uid),
         chains,
         rows_read,
         anchors: anchor_map.map_or(0, |m| m.len()),
     };
-    Ok((summary, out))
+    Ok(TableData {
+        summary,
+        rows: out,
+        uid,
+        chains,
+        state,
+    })
 }
 
-fn format_uuid(u: &[u8; 16]) -> String {
+/// Verifies one protected table in its own read-only snapshot.
+pub fn verify_table(
+    client: &mut Client,
+    table: &str,
+    show_progress: bool,
+) -> Result<TableData, Failure> {
+    let mut tx = begin_read(client)?;
+    let data = verify_table_in(&mut tx, TableSel::Name(table), show_progress, false)?;
+    tx.commit().pg("cannot end the read-only transaction")?;
+    Ok(data)
+}
+
+/// One stored ledger entry, with its document parsed from jsonb's text.
+fn ledger_row(r: &postgres::Row) -> Result<LedgerEntry> {
+    let seq: i64 = r.try_get(0)?;
+    let doc: String = r.try_get(1)?;
+    let document: serde_json::Value = serde_json::from_str(&doc)
+        .with_context(|| format!("worm.ledger entry {seq}: its document is not JSON"))?;
+    Ok(LedgerEntry {
+        seq,
+        document,
+        prev: r.try_get(2)?,
+        hash: r.try_get(3)?,
+    })
+}
+
+const LEDGER_COLUMNS: &str = "l.seq, l.document::pg_catalog.text, l.prev_hash, l.hash";
+
+/// The ledger entry at `seq`, if any (None also when there is no worm.ledger).
+pub fn ledger_entry(tx: &mut Transaction<'_>, seq: i64) -> Result<Option<LedgerEntry>> {
+    if !relation_exists(tx, "worm", "ledger")? {
+        return Ok(None);
+    }
+    let row = tx
+        .query_opt(
+            &format!("SELECT {LEDGER_COLUMNS} FROM worm.ledger AS l WHERE l.seq = $1"),
+            &[&seq],
+        )
+        .pg("cannot read worm.ledger")?;
+    row.as_ref().map(ledger_row).transpose()
+}
+
+/// The newest ledger seq (0 when empty; None when there is no worm.ledger).
+pub fn ledger_last_seq(tx: &mut Transaction<'_>) -> Result<Option<i64>> {
+    if !relation_exists(tx, "worm", "ledger")? {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one(
+            "SELECT COALESCE(pg_catalog.max(l.seq), 0)::pg_catalog.int8 FROM worm.ledger AS l",
+            &[],
+        )
+        .pg("cannot read worm.ledger")?;
+    Ok(Some(row.try_get(0)?))
+}
+
+/// Every ledger entry, in seq order.
+pub fn ledger_all(tx: &mut Transaction<'_>) -> Result<Vec<LedgerEntry>> {
+    if !relation_exists(tx, "worm", "ledger")? {
+        return Err(anyhow!(
+            "this pg_worm has no ledger (there is no table worm.ledger)"
+        ));
+    }
+    let rows = tx
+        .query(
+            &format!("SELECT {LEDGER_COLUMNS} FROM worm.ledger AS l ORDER BY l.seq"),
+            &[],
+        )
+        .pg("cannot read worm.ledger")?;
+    rows.iter().map(ledger_row).collect()
+}
+
+/// `SELECT worm.checkpoint(TABLE)` in its own read-write transaction (the one pg_worm
+/// function worm-verify calls: it appends the checkpoint to the ledger). The digest as JSON.
+pub fn take_checkpoint(client: &mut Client, table: &str) -> Result<serde_json::Value> {
+    let mut tx = client
+        .build_transaction()
+        .read_only(false)
+        .start()
+        .pg("cannot start a read-write transaction for worm.checkpoint")?;
+    let exists: bool = tx
+        .query_one(
+            "SELECT pg_catalog.to_regprocedure('worm.checkpoint(pg_catalog.regclass)') IS NOT NULL",
+            &[],
+        )
+        .pg("cannot read pg_catalog")?
+        .try_get(0)?;
+    if !exists {
+        return Err(anyhow!(
+            "this database's pg_worm has no worm.checkpoint(regclass) (pg_worm missing or older than checkpoints)"
+        ));
+    }
+    let row = tx
+        .query_one(
+            "SELECT worm.checkpoint($1::pg_catalog.text::pg_catalog.regclass)::pg_catalog.text",
+            &[&table],
+        )
+        .pg(&format!("SELECT worm.checkpoint('{table}') failed"))?;
+    let text: String = row.try_get(0)?;
+    tx.commit().pg("cannot commit the checkpoint")?;
+    serde_json::from_str(&text).context("worm.checkpoint returned something that is not JSON")
+}
+
+pub fn format_uuid(u: &[u8; 16]) -> String {
     let h = hex::encode(u);
     format!(
         "{}-{}-{}-{}-{}",

@@ -3,18 +3,25 @@
 //! It recomputes every row hash and chain link of a protected table from values read over an
 //! ordinary client connection, following docs/hashing.md, with `pg_worm_core` (the same
 //! encoding and chain rules the extension uses) and no pg_worm SQL function: a server whose
-//! extension was replaced or tampered with cannot vouch for itself here.
+//! extension was replaced or tampered with cannot vouch for itself here. It also takes,
+//! signs and checks the documents an auditor keeps outside the database: checkpoint digests,
+//! inclusion proofs and deletion certificates (docs/auditing.md).
 //!
-//! Exit status: 0 every chain verified, 1 a problem was found, 2 verification could not be
-//! done (usage, connection, privileges, not a protected table, a type outside encoding 1).
+//! Exit status: 0 everything verified, 1 a problem was found, 2 verification could not be
+//! done (usage, connection, privileges, not a protected table, a type outside encoding 1, an
+//! unreadable document).
 
+mod against;
+mod commands;
 mod db;
+mod docs;
 mod payload;
 mod plan;
 mod report;
+mod sig;
 
 use clap::{Parser, Subcommand};
-use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -22,9 +29,12 @@ use std::process::ExitCode;
     name = "worm-verify",
     version,
     about = "Independent verifier for pg_worm tables: recomputes every row hash and chain link \
-             over a plain client connection, without any pg_worm function",
-    after_help = "Exit status: 0 when every chain verifies, 1 when a problem is found, 2 when \
-                  verification could not be done (usage, connection, privileges, ...)."
+             over a plain client connection, without pg_worm's SQL functions; takes (through \
+             worm.checkpoint), signs and checks checkpoint digests, and checks inclusion proofs \
+             and deletion certificates",
+    after_help = "Exit status: 0 when everything verifies, 1 when a problem is found, 2 when \
+                  verification could not be done (usage, connection, privileges, unreadable \
+                  document, ...)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,10 +43,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Verify every chain of one protected table (like `SELECT * FROM worm.verify(TABLE)`).
+    /// Verify every chain of one protected table (like `SELECT * FROM worm.verify(TABLE)`),
+    /// and with --against, that it still extends a checkpoint digest taken earlier.
     ///
-    /// Reads worm.tables, worm.anchors (if present), pg_catalog and the table itself in one
-    /// REPEATABLE READ READ ONLY transaction; SELECT on those is the only privilege needed.
+    /// Reads worm.tables, worm.anchors (if present), pg_catalog and the table itself (with
+    /// --against also worm.ledger) in one REPEATABLE READ READ ONLY transaction; SELECT on
+    /// those is the only privilege needed. No pg_worm function is called.
     Table {
         /// Connection string: a postgresql:// URL or libpq-style key=value conninfo
         /// (e.g. "host=/var/run/postgresql dbname=app user=auditor"). No TLS.
@@ -45,50 +57,123 @@ enum Command {
         /// The table, as a regclass literal: name or schema.name (quote mixed case: '"My T"').
         #[arg(value_name = "TABLE")]
         table: String,
-        /// Print a JSON array with worm.verify's fields (chain, rows_checked, ok,
-        /// first_bad_seq, detail, problems, head_seq, head_link) instead of the human report.
+        /// Print JSON instead of the human report: an array with worm.verify's fields
+        /// (chain, rows_checked, ok, first_bad_seq, detail, problems, head_seq, head_link);
+        /// with --against an object {"chains": that array, "checkpoint": the findings}.
+        #[arg(long)]
+        json: bool,
+        /// A checkpoint digest (from `worm-verify checkpoint` or `SELECT worm.checkpoint(..)`,
+        /// signed or not) the table must still extend: its ledger hash must recompute, every
+        /// chain must still hold its checkpoint head with the same link (or have been purged
+        /// past it), and the rows up to the heads must hash to its Merkle root. Catches a
+        /// removed tail, a rewritten chain, a rolled-back database or an older backup.
+        #[arg(long, value_name = "DIGEST.json")]
+        against: Option<PathBuf>,
+        /// An Ed25519 public key (64 hex digits): the digest must carry a valid signature by
+        /// it (or by one of several: repeat the option or separate keys with commas).
+        #[arg(
+            long,
+            value_name = "PUBHEX",
+            requires = "against",
+            value_delimiter = ','
+        )]
+        require_signature: Vec<String>,
+    },
+    /// Take a checkpoint of a table and check it independently before handing it out.
+    ///
+    /// Calls `SELECT worm.checkpoint(TABLE)` in its own read-write transaction: this one call
+    /// uses a pg_worm function, and it records the checkpoint in the extension's ledger (the
+    /// role needs to be the table's owner, worm_admin or worm_auditor). Then, in a REPEATABLE
+    /// READ READ ONLY snapshot and without pg_worm functions, it verifies every chain,
+    /// recomputes the heads and the Merkle root over the rows up to the digest's heads, and
+    /// compares them with the server's digest. Only a digest that matches is written (to OUT,
+    /// or to stdout); if anything differs it refuses with exit 1.
+    Checkpoint {
+        /// Connection string (see `table --help`).
+        #[arg(long, value_name = "URL")]
+        db: String,
+        /// The table (name or schema.name).
+        #[arg(value_name = "TABLE")]
+        table: String,
+        /// Write the digest here instead of stdout (replaced atomically).
+        #[arg(short = 'o', long = "out", value_name = "OUT")]
+        out: Option<PathBuf>,
+    },
+    /// Create an Ed25519 key pair for signing checkpoint digests.
+    ///
+    /// Writes the secret key (64 hex digits, mode 0600; an existing file is never
+    /// overwritten) and prints the public key with the SQL that registers it in the server.
+    Keygen {
+        /// The secret key file to create. Keep it offline.
+        #[arg(long = "out", short = 'o', value_name = "KEYFILE")]
+        out: PathBuf,
+        /// The name the key is registered under (default: the key file's name without its
+        /// extension).
+        #[arg(long, value_name = "NAME")]
+        key_id: Option<String>,
+    },
+    /// Sign a checkpoint digest (or countersign an already signed one).
+    ///
+    /// Refuses (exit 1) a digest whose ledger hash does not recompute from its content or
+    /// that carries a signature which does not verify. Appends {"key_id", "public_key",
+    /// "signature"} to its "signatures": Ed25519 over "pg_worm checkpoint signature v1" NUL
+    /// followed by the 32 bytes of ledger_entry.hash.
+    Sign {
+        /// The secret key file (from `worm-verify keygen`).
+        #[arg(long, value_name = "KEYFILE")]
+        key: PathBuf,
+        /// The signer's name, as registered with worm.trust_key.
+        #[arg(long, value_name = "NAME")]
+        key_id: String,
+        /// The digest to sign ("-" for stdin).
+        #[arg(value_name = "DIGEST.json")]
+        digest: PathBuf,
+        /// Write the signed digest here instead of stdout (may be the input file; replaced
+        /// atomically).
+        #[arg(short = 'o', long = "out", value_name = "OUT")]
+        out: Option<PathBuf>,
+    },
+    /// Check an inclusion proof (from `SELECT worm.prove(TABLE, chain, seq)`).
+    ///
+    /// Offline: the row's link recomputes from its row hash, position, insertion time and
+    /// previous link, and is the leaf at leaf_index of the Merkle tree with the proof's root
+    /// (RFC 9162). With --checkpoint, that root is the one of a digest you keep; with --db,
+    /// the row is re-read and its row hash recomputed from its current values (no pg_worm
+    /// function), so the proof is about these values.
+    Proof {
+        /// The proof ("-" for stdin).
+        #[arg(value_name = "PROOF.json")]
+        proof: PathBuf,
+        /// The checkpoint digest the proof must be about (same ledger entry, root and size).
+        #[arg(long, value_name = "DIGEST.json")]
+        checkpoint: Option<PathBuf>,
+        /// Also re-read the row from this database (see `table --help`).
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+        /// Print JSON: {"ok", "checks", "proof_bytes", "check_micros", ...}.
+        #[arg(long)]
+        json: bool,
+        /// Also print how long the offline check took.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+    },
+    /// Check a deletion certificate (from worm.purge_expired or the worm.certificates view).
+    ///
+    /// Offline: its ledger hash recomputes and its fields agree. With --db (read-only, no
+    /// pg_worm function): the ledger entry at its seq in worm.ledger is the same entry, every
+    /// ledger entry up to it recomputes, and each chain it names starts at its anchor (or at a
+    /// later purge that continued from it), the first surviving row linking to the anchor.
+    Certificate {
+        /// The certificate ("-" for stdin).
+        #[arg(value_name = "CERT.json")]
+        cert: PathBuf,
+        /// Also check it against this database (see `table --help`).
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+        /// Print JSON: {"ok", "certificate_id", "ledger_seq", "checks": [...]}.
         #[arg(long)]
         json: bool,
     },
-}
-
-fn print_out(s: &str) {
-    // A closed pipe (`| head`) is not worth a panic.
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
-}
-
-fn fatal(e: &anyhow::Error) -> ExitCode {
-    eprintln!("worm-verify: error: {e:#}");
-    ExitCode::from(2)
-}
-
-fn run_table(db_url: &str, table: &str, json: bool) -> ExitCode {
-    let mut client = match db::connect(db_url) {
-        Ok(c) => c,
-        Err(e) => return fatal(&e),
-    };
-    let show_progress = !json && std::io::stderr().is_terminal();
-    match db::verify_table(&mut client, table, show_progress) {
-        Ok((summary, rows)) => {
-            if json {
-                print_out(&format!("{}\n", report::to_json(&rows)));
-            } else {
-                print_out(&report::to_text(&summary, &rows));
-            }
-            if report::all_ok(&rows) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(db::Failure::Damaged(msg)) => {
-            eprintln!("worm-verify: PROBLEM: {msg}");
-            ExitCode::from(1)
-        }
-        Err(db::Failure::Fatal(e)) => fatal(&e),
-    }
 }
 
 fn main() -> ExitCode {
@@ -101,7 +186,34 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Table { db, table, json } => run_table(&db, &table, json),
+        Command::Table {
+            db,
+            table,
+            json,
+            against,
+            require_signature,
+        } => match against {
+            None => commands::table(&db, &table, json),
+            Some(d) => commands::table_against(&db, &table, json, &d, &require_signature),
+        },
+        Command::Checkpoint { db, table, out } => commands::checkpoint(&db, &table, out.as_deref()),
+        Command::Keygen { out, key_id } => commands::keygen(&out, key_id.as_deref()),
+        Command::Sign {
+            key,
+            key_id,
+            digest,
+            out,
+        } => commands::sign(&key, &key_id, &digest, out.as_deref()),
+        Command::Proof {
+            proof,
+            checkpoint,
+            db,
+            json,
+            verbose,
+        } => commands::proof(&proof, checkpoint.as_deref(), db.as_deref(), json, verbose),
+        Command::Certificate { cert, db, json } => {
+            commands::certificate(&cert, db.as_deref(), json)
+        }
     }
 }
 
@@ -127,12 +239,109 @@ mod tests {
         ])
         .expect("valid arguments");
         match cli.command {
-            Command::Table { db, table, json } => {
+            Command::Table {
+                db,
+                table,
+                json,
+                against,
+                require_signature,
+            } => {
                 assert_eq!(db, "host=/tmp dbname=x");
                 assert_eq!(table, "public.t");
                 assert!(json);
+                assert!(against.is_none());
+                assert!(require_signature.is_empty());
             }
+            other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn parses_against_with_several_keys() {
+        let cli = Cli::try_parse_from([
+            "worm-verify",
+            "table",
+            "--db",
+            "x",
+            "--against",
+            "d.json",
+            "--require-signature",
+            "aa,bb",
+            "--require-signature",
+            "cc",
+            "t",
+        ])
+        .expect("valid arguments");
+        match cli.command {
+            Command::Table {
+                table,
+                against,
+                require_signature,
+                ..
+            } => {
+                assert_eq!(table, "t");
+                assert_eq!(against, Some(PathBuf::from("d.json")));
+                assert_eq!(require_signature, vec!["aa", "bb", "cc"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // A required signature only makes sense against a digest.
+        let e = Cli::try_parse_from([
+            "worm-verify",
+            "table",
+            "--db",
+            "x",
+            "--require-signature",
+            "aa",
+            "t",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn parses_the_document_subcommands() {
+        let cli = Cli::try_parse_from([
+            "worm-verify",
+            "sign",
+            "--key",
+            "k.key",
+            "--key-id",
+            "jane",
+            "d.json",
+            "-o",
+            "s.json",
+        ])
+        .expect("valid");
+        assert!(matches!(cli.command, Command::Sign { ref key_id, .. } if key_id == "jane"));
+        let cli = Cli::try_parse_from(["worm-verify", "keygen", "--out", "k.key"]).expect("valid");
+        assert!(matches!(cli.command, Command::Keygen { key_id: None, .. }));
+        let cli = Cli::try_parse_from([
+            "worm-verify",
+            "proof",
+            "p.json",
+            "--checkpoint",
+            "d.json",
+            "-v",
+        ])
+        .expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Proof {
+                verbose: true,
+                db: None,
+                ..
+            }
+        ));
+        let cli =
+            Cli::try_parse_from(["worm-verify", "certificate", "c.json", "--json"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Certificate { json: true, .. }
+        ));
+        let cli = Cli::try_parse_from(["worm-verify", "checkpoint", "--db", "x", "t", "-o", "d"])
+            .expect("valid");
+        assert!(matches!(cli.command, Command::Checkpoint { .. }));
     }
 
     #[test]
@@ -140,6 +349,10 @@ mod tests {
         let e = Cli::try_parse_from(["worm-verify", "table", "t"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         let e = Cli::try_parse_from(["worm-verify", "bogus"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["worm-verify", "sign", "d.json"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["worm-verify", "keygen"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }
 }
