@@ -210,15 +210,20 @@ fn trusted_keys() -> Result<Vec<Vec<u8>>, WormError> {
 
 fn check_signatures(j: &Json, d: &Digest) -> Result<Option<String>, WormError> {
     let keys = trusted_keys()?;
-    if keys.is_empty() {
-        return Ok(None);
-    }
     let sigs = j
         .get("signatures")
         .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default();
+    // Every signature present must verify, trusted key or not: a forged one
+    // is never ignored.
+    let mut trusted_signer = None;
     for s in &sigs {
+        let id = s
+            .get("key_id")
+            .and_then(Json::as_str)
+            .unwrap_or("?")
+            .to_string();
         let pk = s
             .get("public_key")
             .and_then(Json::as_str)
@@ -227,18 +232,31 @@ fn check_signatures(j: &Json, d: &Digest) -> Result<Option<String>, WormError> {
             .get("signature")
             .and_then(Json::as_str)
             .and_then(|h| hex::decode(h).ok());
-        if let (Some(pk), Some(sig)) = (pk, sig) {
-            if keys.contains(&pk) && verify_signature(&pk, &d.hash, &sig) {
-                let id = s.get("key_id").and_then(Json::as_str).unwrap_or("?");
-                return Ok(Some(id.to_string()));
-            }
+        let (Some(pk), Some(sig)) = (pk, sig) else {
+            return Err(bad_digest(format!("the signature of {id} is malformed")));
+        };
+        if !verify_signature(&pk, &d.hash, &sig) {
+            return Err(bad_digest(format!("the signature of {id} does not verify")));
+        }
+        if keys.contains(&pk) && trusted_signer.is_none() {
+            trusted_signer = Some(id);
         }
     }
-    Err(bad_digest(format!(
-        "it carries no valid signature by a trusted key ({} signature(s) present, {} key(s) trusted)",
-        sigs.len(),
-        keys.len()
-    )))
+    if keys.is_empty() {
+        return Ok(if sigs.is_empty() {
+            None
+        } else {
+            Some(format!("{} key(s), none registered as trusted", sigs.len()))
+        });
+    }
+    match trusted_signer {
+        Some(id) => Ok(Some(id)),
+        None => Err(bad_digest(format!(
+            "it carries no valid signature by a trusted key ({} signature(s) present, {} key(s) trusted)",
+            sigs.len(),
+            keys.len()
+        ))),
+    }
 }
 
 /// `worm.verify` that also proves the table still extends a digest taken earlier.
@@ -619,6 +637,14 @@ mod tests {
         Spi::run(&format!("SELECT worm.trust_key('auditor-1', '{pk}')")).unwrap();
         let forged = signed(&digest, &[7u8; 32], "mallory");
         let _ = bad_chains("t_unknown", &forged);
+    }
+
+    #[pg_test(error = "the digest cannot be used: the signature of mallory does not verify")]
+    fn forged_signature_is_refused_even_without_trusted_keys() {
+        let digest = setup("t_forged").0;
+        let mut forged = signed(&digest, &[7u8; 32], "mallory");
+        forged["signatures"][0]["signature"] = serde_json::json!("00".repeat(64));
+        let _ = bad_chains("t_forged", &forged);
     }
 
     #[pg_test]
