@@ -76,6 +76,8 @@ start_cluster() {
     echo "unix_socket_directories = '$CLUSTER_DIR'"
     echo "fsync = on"
     echo "max_connections = 100"
+    # PG_WORM_PRELOAD=1 runs any test with pg_worm's hooks loaded.
+    if [ "${PG_WORM_PRELOAD:-0}" = 1 ]; then echo "shared_preload_libraries = 'pg_worm'"; fi
     for line in "$@"; do echo "$line"; done
   } >>"$PGDATA_DIR/postgresql.conf"
   export PGHOST="$CLUSTER_DIR" PGPORT="$port" PGUSER=postgres

@@ -68,6 +68,16 @@ if [ "$ONLY" = all ] || [ "$ONLY" = scenarios ]; then
     if [ $rc = 0 ]; then echo "ok - $name"; else echo "not ok - $name (exit $rc)"; fi
     record "scenario $name" $rc
   done
+  # With the hooks loaded the trigger keeps chain heads in memory: run the
+  # scenarios that stress heads (concurrency, ON CONFLICT, savepoints, crashes)
+  # in that mode too.
+  for s in "$ROOT"/tests/scenarios/10_*.sh "$ROOT"/tests/scenarios/50_*.sh; do
+    name="$(basename "$s" .sh) (preloaded)"
+    log "scenario $name"
+    set +e; PG_WORM_PRELOAD=1 bash "$s"; rc=$?; set -e
+    if [ $rc = 0 ]; then echo "ok - $name"; else echo "not ok - $name (exit $rc)"; fi
+    record "scenario $name" $rc
+  done
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = redteam ]; then

@@ -57,6 +57,72 @@ thread_local! {
     /// Which chain this backend last used for each table. Only a hint: the
     /// lock itself says whether the current transaction still holds it.
     static MY_CHAIN: RefCell<HashMap<Oid, i32>> = RefCell::new(HashMap::new());
+
+    /// The head this transaction last wrote on a chain it holds, so that the
+    /// next row need not look it up in the index. Used only with the hooks
+    /// loaded (they see every statement's plan); see [`cached_head`].
+    static HEADS: RefCell<HashMap<(Oid, i32), (u32, Head)>> = RefCell::new(HashMap::new());
+
+    /// A transaction (local id) that ran an INSERT ... ON CONFLICT: a row the
+    /// trigger has chained may then be skipped, so the cache is not trusted.
+    static NO_CACHE_IN: std::cell::Cell<u32> = const { std::cell::Cell::new(u32::MAX) };
+}
+
+fn local_xid() -> u32 {
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+/// The cached head of a chain this transaction holds, if it can be trusted.
+///
+/// Once a transaction holds a chain's lock, only its own inserts move the
+/// head, and every one of them passes through the chain trigger, which
+/// records it here. The cache is dropped when a subtransaction aborts (its
+/// rows vanish), is keyed by the local transaction id, and is not used in a
+/// transaction that ran INSERT ... ON CONFLICT (a conflicting row is skipped
+/// after its BEFORE trigger ran) or without the hooks (which detect that).
+pub fn cached_head(relid: Oid, chain: i32) -> Option<Head> {
+    if !crate::hooks::preloaded() {
+        return None;
+    }
+    let lxid = local_xid();
+    if NO_CACHE_IN.with(|n| n.get()) == lxid {
+        return None;
+    }
+    HEADS.with(|h| match h.borrow().get(&(relid, chain)) {
+        Some((x, head)) if *x == lxid => Some(*head),
+        _ => None,
+    })
+}
+
+pub fn remember_head(relid: Oid, chain: i32, head: Head) {
+    if crate::hooks::preloaded() {
+        HEADS.with(|h| h.borrow_mut().insert((relid, chain), (local_xid(), head)));
+    }
+}
+
+/// Called by the ExecutorStart hook for statements with ON CONFLICT.
+pub fn distrust_cache_for_this_transaction() {
+    NO_CACHE_IN.with(|n| n.set(local_xid()));
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        HEADS.with(|h| {
+            if let Ok(mut h) = h.try_borrow_mut() {
+                h.clear();
+            }
+        });
+    }
+}
+
+pub fn register_callbacks() {
+    unsafe { pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut()) };
 }
 
 /// Acquires under the top-level transaction's resource owner, so a savepoint

@@ -36,7 +36,7 @@ pub enum Kind {
     /// no setting, so the text they return is canonical.
     Output {
         what: OutputKind,
-        func: Oid,
+        func: OutputFn,
     },
     Text,
     Bytea,
@@ -135,11 +135,26 @@ pub fn kind_for_type(typid: Oid) -> Option<Kind> {
     }
 }
 
+/// A type's output function, looked up once (fmgr_info) and kept in
+/// TopMemoryContext for the life of the backend: calling it per value then
+/// costs no catalog or fmgr lookup. (A plan rebuilt after an ALTER leaves the
+/// old, tiny FmgrInfo behind.)
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFn(*mut pg_sys::FmgrInfo);
+
 unsafe fn output(what: OutputKind, typ: Oid) -> Kind {
     let mut func = pg_sys::InvalidOid;
     let mut varlena = false;
     pg_sys::getTypeOutputInfo(typ, &mut func, &mut varlena);
-    Kind::Output { what, func }
+    let finfo = pg_sys::MemoryContextAllocZero(
+        pg_sys::TopMemoryContext,
+        std::mem::size_of::<pg_sys::FmgrInfo>(),
+    ) as *mut pg_sys::FmgrInfo;
+    pg_sys::fmgr_info_cxt(func, finfo, pg_sys::TopMemoryContext);
+    Kind::Output {
+        what,
+        func: OutputFn(finfo),
+    }
 }
 
 pub fn type_name(typid: Oid) -> String {
@@ -366,11 +381,11 @@ unsafe fn utf8_text<'a>(bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
     }
 }
 
-unsafe fn output_text(func: Oid, d: pg_sys::Datum) -> Vec<u8> {
-    let p = pg_sys::OidOutputFunctionCall(func, d);
-    let v = CStr::from_ptr(p).to_bytes().to_vec();
+unsafe fn with_output_text<R>(func: OutputFn, d: pg_sys::Datum, f: impl FnOnce(&[u8]) -> R) -> R {
+    let p = pg_sys::OutputFunctionCall(func.0, d);
+    let r = f(CStr::from_ptr(p).to_bytes());
     pg_sys::pfree(p as *mut std::ffi::c_void);
-    v
+    r
 }
 
 unsafe fn encode_datum(enc: &mut RowEncoder, kind: &Kind, d: pg_sys::Datum) {
@@ -400,15 +415,12 @@ unsafe fn encode_datum(enc: &mut RowEncoder, kind: &Kind, d: pg_sys::Datum) {
             let u = &*(d.cast_mut_ptr::<[u8; 16]>());
             enc.uuid(u)
         }
-        Kind::Output { what, func } => {
-            let text = output_text(*func, d);
-            match what {
-                OutputKind::Numeric => enc.numeric(std::str::from_utf8(&text).unwrap_or("")),
-                OutputKind::Inet => enc.inet(std::str::from_utf8(&text).unwrap_or("")),
-                OutputKind::Jsonb => enc.jsonb(&utf8_text(&text)),
-                OutputKind::Enum => enc.enum_label(&utf8_text(&text)),
-            }
-        }
+        Kind::Output { what, func } => with_output_text(*func, d, |text| match what {
+            OutputKind::Numeric => enc.numeric(std::str::from_utf8(text).unwrap_or("")),
+            OutputKind::Inet => enc.inet(std::str::from_utf8(text).unwrap_or("")),
+            OutputKind::Jsonb => enc.jsonb(&utf8_text(text)),
+            OutputKind::Enum => enc.enum_label(&utf8_text(text)),
+        }),
         Kind::Array(ak) => encode_array(enc, ak, d),
     }
 }

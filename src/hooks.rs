@@ -28,6 +28,7 @@ static PRELOADED: AtomicBool = AtomicBool::new(false);
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREV_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
 /// Whether this server loaded pg_worm through shared_preload_libraries.
 pub fn preloaded() -> bool {
@@ -46,6 +47,8 @@ pub fn init() {
         pg_sys::ExecutorCheckPerms_hook = Some(check_perms);
         PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
         pg_sys::object_access_hook = Some(object_access);
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
     }
 }
 
@@ -92,6 +95,49 @@ unsafe extern "C-unwind" fn process_utility(
             dest,
             qc,
         ),
+    }
+}
+
+/// Whether a plan (its top node or a data-modifying CTE's) inserts with ON CONFLICT.
+unsafe fn has_on_conflict(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    unsafe fn modify_on_conflict(plan: *mut pg_sys::Plan) -> bool {
+        if plan.is_null() {
+            return false;
+        }
+        if (*plan).type_ == pg_sys::NodeTag::T_ModifyTable {
+            let mt = plan as *mut pg_sys::ModifyTable;
+            return (*mt).onConflictAction != pg_sys::OnConflictAction::ONCONFLICT_NONE;
+        }
+        modify_on_conflict((*plan).lefttree) || modify_on_conflict((*plan).righttree)
+    }
+    if modify_on_conflict((*stmt).planTree) {
+        return true;
+    }
+    let subplans = (*stmt).subplans;
+    if subplans.is_null() {
+        return false;
+    }
+    (0..(*subplans).length.max(0) as usize)
+        .any(|i| modify_on_conflict((*(*subplans).elements.add(i)).ptr_value as *mut pg_sys::Plan))
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: std::ffi::c_int,
+) {
+    if !query_desc.is_null() {
+        let stmt = (*query_desc).plannedstmt;
+        if !stmt.is_null()
+            && ((*stmt).commandType == pg_sys::CmdType::CMD_INSERT || (*stmt).hasModifyingCTE)
+            && has_on_conflict(stmt)
+        {
+            crate::chain::distrust_cache_for_this_transaction();
+        }
+    }
+    match PREV_EXECUTOR_START {
+        Some(prev) => prev(query_desc, eflags),
+        None => pg_sys::standard_ExecutorStart(query_desc, eflags),
     }
 }
 

@@ -27,6 +27,7 @@ extension_sql_file!("../sql/views.sql", name = "views", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     encode::register_callbacks();
+    chain::register_callbacks();
     hooks::init();
 }
 

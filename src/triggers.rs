@@ -102,9 +102,13 @@ unsafe fn chain_insert<'a>(
 
     let row_hash = encode::row_hash(&plan, tuple, tupdesc);
     let c = chain::chain_for_insert((*rel).rd_id, chains);
-    let head = match chain::read_head(rel, &plan, &uid, c, None) {
-        Ok(h) => h,
-        Err(e) => e.raise(),
+    let relid = (*rel).rd_id;
+    let head = match chain::cached_head(relid, c) {
+        Some(h) => h,
+        None => match chain::read_head(rel, &plan, &uid, c, None) {
+            Ok(h) => h,
+            Err(e) => e.raise(),
+        },
     };
     let seq = head.seq + 1;
     // Insertion time: the clock, never earlier than the chain's previous row,
@@ -112,6 +116,15 @@ unsafe fn chain_insert<'a>(
     let now = pg_sys::GetCurrentTimestamp();
     let inserted_at = now.max(head.inserted_at);
     let link = pg_worm_core::link(&uid, c, seq, inserted_at, &head.link, &row_hash);
+    chain::remember_head(
+        relid,
+        c,
+        chain::Head {
+            seq,
+            link,
+            inserted_at,
+        },
+    );
 
     let hash_datum = link
         .as_slice()

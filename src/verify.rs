@@ -233,7 +233,11 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
                 },
             )
         });
-        per_row.reset();
+        // Detoasted values and output-function text live in per_row; free
+        // them in batches rather than per row.
+        if n % 256 == 255 {
+            per_row.reset();
+        }
         by_chain.entry(record.0).or_default().push(record.1);
         n += 1;
         if n.is_multiple_of(4096) {
