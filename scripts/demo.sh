@@ -12,8 +12,13 @@ PORT="${PG_WORM_DEMO_PORT:-55440}"
 
 ensure_toolchain
 install_extension release
+log "building worm-verify, the independent verifier"
+(cd "$ROOT" && cargo build --release --quiet -p worm-verify)
+WV="${CARGO_TARGET_DIR:-$ROOT/target}/release/worm-verify"
 start_cluster "$PORT"
-trap cleanup_cluster EXIT
+DIGEST_DIR="$(mktemp -d /tmp/pg_worm_demo_digest.XXXXXX)"
+trap 'cleanup_cluster; rm -rf "$DIGEST_DIR"' EXIT
+DB_URL="host=$PGHOST port=$PGPORT user=postgres dbname=postgres"
 
 sql() { "$PG_BIN/psql" -X -e -v ON_ERROR_STOP=1 "$@"; }
 say() { printf '\n\033[1;34m# %s\033[0m\n' "$*"; }
@@ -57,6 +62,16 @@ done
 say "The auditor verifies every chain:"
 sql -c "SELECT chain, rows_checked, ok, first_bad_seq, detail FROM worm.verify('clinical_notes') ORDER BY chain;"
 
+say "... and independently of the server's code, with worm-verify, which reads the rows over a"
+say "read-only connection and recomputes every hash itself. It also takes a checkpoint, signed"
+say "with the auditor's own key, to keep outside the database:"
+echo "\$ worm-verify table --db '...' clinical_notes"
+"$WV" table --db "$DB_URL" clinical_notes
+echo "\$ worm-verify keygen --out auditor.key && worm-verify checkpoint ... && worm-verify sign ..."
+"$WV" keygen --out "$DIGEST_DIR/auditor.key" --key-id demo-auditor >/dev/null
+"$WV" checkpoint --db "$DB_URL" clinical_notes -o "$DIGEST_DIR/digest.json"
+"$WV" sign --key "$DIGEST_DIR/auditor.key" --key-id demo-auditor "$DIGEST_DIR/digest.json" -o "$DIGEST_DIR/signed.json"
+
 say "An insider with access to the data files edits a stored row on disk."
 read -r FILE CHAIN SEQ < <(psql_q -F ' ' -c "SELECT pg_relation_filepath('clinical_notes'), worm_chain, worm_seq FROM clinical_notes WHERE note LIKE 'Bed 12:%'")
 echo "row 'Bed 12: ... pain 7/10' is chain $CHAIN, seq $SEQ, stored in \$PGDATA/$FILE"
@@ -81,7 +96,18 @@ sql -c "SELECT id, note, worm_chain, worm_seq FROM clinical_notes WHERE id = 2;"
 say "But worm.verify names the damaged chain and row:"
 sql -c "SELECT chain, rows_checked, ok, first_bad_seq, detail FROM worm.verify('clinical_notes') ORDER BY chain;"
 
-BAD="$(psql_q -c "SELECT chain || ':' || first_bad_seq FROM worm.verify('clinical_notes') WHERE NOT ok")"
+say "worm-verify, outside the server, agrees (exit code 1 = problem found), also against the signed digest:"
+echo "\$ worm-verify table --db '...' clinical_notes --against signed.json"
+set +e
+"$WV" table --db "$DB_URL" clinical_notes --against "$DIGEST_DIR/signed.json"
+WV_RC=$?
+set -e
+if [ "$WV_RC" != 1 ]; then
+  echo "demo FAILED: worm-verify should have exited 1, exited $WV_RC" >&2
+  exit 1
+fi
+
+BAD="$(psql_q -c "SELECT chain || ':' || first_bad_seq FROM worm.verify('clinical_notes') WHERE NOT ok" 2>/dev/null)"
 if [ "$BAD" != "$CHAIN:$SEQ" ]; then
   echo "demo FAILED: expected chain $CHAIN seq $SEQ to be reported, got '$BAD'" >&2
   exit 1
