@@ -7,7 +7,7 @@
 //! holds public keys (`worm.trusted_keys`).
 
 use crate::Hash;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 pub const SIGNATURE_DOMAIN: &[u8; 32] = b"pg_worm checkpoint signature v1\0";
 
@@ -30,12 +30,16 @@ pub fn sign(secret: &[u8; 32], ledger_hash: &Hash) -> [u8; 64] {
         .to_bytes()
 }
 
-/// Whether `public_key` is 32 bytes forming a valid Ed25519 point.
+/// Whether `public_key` is 32 bytes forming a valid Ed25519 point that is not
+/// of small order (a weak key, for which a signature proves nothing).
 pub fn valid_public_key(public_key: &[u8]) -> bool {
-    <[u8; 32]>::try_from(public_key).is_ok_and(|pk| VerifyingKey::from_bytes(&pk).is_ok())
+    <[u8; 32]>::try_from(public_key)
+        .is_ok_and(|pk| VerifyingKey::from_bytes(&pk).is_ok_and(|k| !k.is_weak()))
 }
 
-/// Checks an Ed25519 signature of a digest's ledger hash.
+/// Checks an Ed25519 signature of a digest's ledger hash, strictly (RFC 8032
+/// with canonical encodings; weak keys refused), the same in the server and
+/// in worm-verify.
 pub fn verify_signature(public_key: &[u8], ledger_hash: &Hash, signature: &[u8]) -> bool {
     let (Ok(pk), Ok(sig)) = (
         <[u8; 32]>::try_from(public_key),
@@ -46,11 +50,13 @@ pub fn verify_signature(public_key: &[u8], ledger_hash: &Hash, signature: &[u8])
     let Ok(key) = VerifyingKey::from_bytes(&pk) else {
         return false;
     };
-    key.verify(
-        &signature_message(ledger_hash),
-        &Signature::from_bytes(&sig),
-    )
-    .is_ok()
+    !key.is_weak()
+        && key
+            .verify_strict(
+                &signature_message(ledger_hash),
+                &Signature::from_bytes(&sig),
+            )
+            .is_ok()
 }
 
 #[cfg(test)]

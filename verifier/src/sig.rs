@@ -10,20 +10,9 @@
 //! and a newline, mode 0600.
 
 use anyhow::{anyhow, Context, Result};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::io::Write;
 use std::path::Path;
-
-/// Domain separation of the signed message (32 bytes including the NUL).
-pub const SIGNATURE_DOMAIN: &[u8; 32] = b"pg_worm checkpoint signature v1\0";
-
-/// The bytes a signature covers.
-pub fn message(ledger_hash: &[u8; 32]) -> [u8; 64] {
-    let mut m = [0u8; 64];
-    m[..32].copy_from_slice(SIGNATURE_DOMAIN);
-    m[32..].copy_from_slice(ledger_hash);
-    m
-}
 
 /// A fresh secret key from the operating system's CSPRNG.
 pub fn generate() -> Result<SigningKey> {
@@ -38,7 +27,7 @@ pub fn generate() -> Result<SigningKey> {
 
 /// Signs a digest's ledger hash: the 64-byte signature.
 pub fn sign(key: &SigningKey, ledger_hash: &[u8; 32]) -> [u8; 64] {
-    key.sign(&message(ledger_hash)).to_bytes()
+    pg_worm_core::sign(&key.to_bytes(), ledger_hash)
 }
 
 /// A public key given as hex (a `--require-signature` argument, a digest's `public_key`).
@@ -60,20 +49,9 @@ pub fn parse_public_key(hex_text: &str) -> Result<VerifyingKey, String> {
     Ok(key)
 }
 
-/// Checks one signature over a ledger hash (strict verification: RFC 8032 with canonical
-/// encodings and no small-order keys).
+/// Checks one signature over a ledger hash (strict, as the server does).
 pub fn verify(public_key: &[u8], ledger_hash: &[u8; 32], signature: &[u8]) -> bool {
-    let (Ok(pk), Ok(sig)) = (
-        <[u8; 32]>::try_from(public_key),
-        <[u8; 64]>::try_from(signature),
-    ) else {
-        return false;
-    };
-    let Ok(key) = VerifyingKey::from_bytes(&pk) else {
-        return false;
-    };
-    key.verify_strict(&message(ledger_hash), &Signature::from_bytes(&sig))
-        .is_ok()
+    pg_worm_core::verify_signature(public_key, ledger_hash, signature)
 }
 
 /// Writes a new key file (refuses to overwrite one), mode 0600 from the moment it exists.
@@ -143,6 +121,8 @@ fn parse_secret_key(text: &str) -> Result<SigningKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::Signer;
+    use pg_worm_core::signature::signature_message as message;
 
     #[test]
     fn message_layout() {
