@@ -5,30 +5,9 @@
 # agrees with worm.verify chain by chain, works for a role that may only SELECT, and after
 # a superuser's edits behind the triggers' back reports the same chains, rows and problems.
 source "$(dirname "$0")/../../scripts/lib.sh"
-fail() { echo "FAIL: $*"; exit 1; }
-T0=$SECONDS
-
-# The CLI is built here (release; the workspace's default target dir unless CARGO_TARGET_DIR).
-(cd "$ROOT" && cargo build --release --quiet -p worm-verify) || fail "cargo build -p worm-verify failed"
-WV="${CARGO_TARGET_DIR:-$ROOT/target}/release/worm-verify"
-[ -x "$WV" ] || fail "no binary at $WV"
-BUILD_SECS=$((SECONDS - T0))
-
-start_cluster 55570
-export PGOPTIONS="-c client_min_messages=warning"   # psql only: quiet the extension's NOTICEs
-WORK="$(mktemp -d /tmp/pg_worm_wv.XXXXXX)"
-trap 'cleanup_cluster; rm -rf "$WORK"' EXIT
-SU="host=$PGHOST port=$PGPORT user=postgres dbname=postgres"
+source "$(dirname "$0")/worm_verify_lib.sh"
+wv_start 55570 pg_worm_wv
 AUDITOR="host=$PGHOST port=$PGPORT user=auditor dbname=postgres"
-
-# run_wv ARGS...: runs worm-verify, sets OUT, ERR, RC; never a panic or a backtrace.
-run_wv() {
-  set +e
-  OUT="$("$WV" "$@" 2>"$WORK/stderr")"; RC=$?
-  set -e
-  ERR="$(cat "$WORK/stderr")"
-  if grep -qiE "panicked|backtrace" "$WORK/stderr"; then fail "worm-verify $*: panicked: $ERR"; fi
-}
 
 # differ TABLE JSON: how many report rows of worm-verify --json differ from worm.verify's
 # (all eight fields compared; a chain on one side only counts as a difference).

@@ -8,30 +8,9 @@
 # a backup older than the checkpoint restored, and a superuser removing the tail of a
 # chain: `table` still passes, `table --against` names the chain and the rows removed.
 source "$(dirname "$0")/../../scripts/lib.sh"
-fail() { echo "FAIL: $*"; exit 1; }
-T0=$SECONDS
-
-# The CLI is built here (release; the workspace's default target dir unless CARGO_TARGET_DIR).
-(cd "$ROOT" && cargo build --release --quiet -p worm-verify) || fail "cargo build -p worm-verify failed"
-WV="${CARGO_TARGET_DIR:-$ROOT/target}/release/worm-verify"
-[ -x "$WV" ] || fail "no binary at $WV"
-BUILD_SECS=$((SECONDS - T0))
-
-start_cluster 55590
-export PGOPTIONS="-c client_min_messages=warning"   # psql only: quiet the extension's NOTICEs
-WORK="$(mktemp -d /tmp/pg_worm_digests.XXXXXX)"
-trap 'cleanup_cluster; rm -rf "$WORK"' EXIT
-SU="host=$PGHOST port=$PGPORT user=postgres dbname=postgres"
+source "$(dirname "$0")/worm_verify_lib.sh"
+wv_start 55590 pg_worm_digests
 JANE="host=$PGHOST port=$PGPORT user=jane dbname=postgres"
-
-# run_wv ARGS...: runs worm-verify, sets OUT, ERR, RC; never a panic or a backtrace.
-run_wv() {
-  set +e
-  OUT="$("$WV" "$@" 2>"$WORK/stderr")"; RC=$?
-  set -e
-  ERR="$(cat "$WORK/stderr")"
-  if grep -qiE "panicked|backtrace" "$WORK/stderr"; then fail "worm-verify $*: panicked: $ERR"; fi
-}
 expect() { # expect RC WHAT: the last run_wv exited RC
   [ "$RC" = "$1" ] || fail "$2: exit $RC, expected $1; stdout: $OUT; stderr: $ERR"
 }
