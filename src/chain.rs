@@ -263,8 +263,7 @@ unsafe fn head_from_slot(
     if seq_null || ins_null || h_null {
         return Err(damaged("the last row of a chain has NULL worm_ values"));
     }
-    let bytes =
-        pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(h.cast_mut_ptr()));
+    let bytes = crate::encode::varlena_bytes(h);
     let link: Hash = bytes
         .try_into()
         .map_err(|_| damaged("the last row of a chain has a worm_hash that is not 32 bytes"))?;

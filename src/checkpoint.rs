@@ -93,10 +93,8 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
     let relid = tbl.oid();
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     require_checkpointer(relid, &table)?;
-    let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
-        table: table.clone(),
-    })?;
     let verified = verify_rel(tbl.as_ptr(), true)?;
+    let meta = &verified.meta;
     if !verified.ok() {
         return Err(WormError::CheckpointRefusedDamaged {
             table,
@@ -297,13 +295,11 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
     let d = parse_digest(j)?;
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     let Verified {
+        meta,
         mut rows,
         records,
         anchors,
     } = verify_rel(tbl.as_ptr(), true)?;
-    let meta = meta::lookup(tbl.oid())?.ok_or(WormError::NotProtected {
-        table: table.clone(),
-    })?;
     let uid = pgrx::Uuid::from_bytes(meta.uid).to_string();
     let digest_table = d.doc.get("table");
     let digest_uid = digest_table

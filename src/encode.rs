@@ -230,22 +230,23 @@ pub unsafe fn build_plan(
                     .into(),
             });
         }
-        plan.index = find_chain_index(rel, plan.chain_att, plan.seq_att);
+        plan.index = chain_indexes(rel, plan.chain_att, plan.seq_att)
+            .first()
+            .copied();
     }
     Ok(plan)
 }
 
-/// Finds the unique btree index on exactly (worm_chain, worm_seq).
-unsafe fn find_chain_index(rel: pg_sys::Relation, chain_att: i16, seq_att: i16) -> Option<Oid> {
+/// The valid unique btree indexes on exactly (worm_chain, worm_seq), in the
+/// relcache's order (normally one; two during REINDEX CONCURRENTLY).
+pub unsafe fn chain_indexes(rel: pg_sys::Relation, chain_att: i16, seq_att: i16) -> Vec<Oid> {
     let list = pg_sys::RelationGetIndexList(rel);
     if list.is_null() {
-        return None;
+        return Vec::new();
     }
-    let mut found = None;
-    let n = (*list).length;
-    for i in 0..n {
-        let cell = (*list).elements.add(i as usize);
-        let idx_oid = (*cell).oid_value;
+    let mut found = Vec::new();
+    for i in 0..(*list).length.max(0) as usize {
+        let idx_oid = (*(*list).elements.add(i)).oid_value;
         let idx = pg_sys::index_open(idx_oid, pg_sys::AccessShareLock as _);
         let form = (*idx).rd_index;
         let ok = !form.is_null()
@@ -262,8 +263,7 @@ unsafe fn find_chain_index(rel: pg_sys::Relation, chain_att: i16, seq_att: i16) 
             };
         pg_sys::index_close(idx, pg_sys::AccessShareLock as _);
         if ok {
-            found = Some(idx_oid);
-            break;
+            found.push(idx_oid);
         }
     }
     pg_sys::list_free(list);
@@ -359,7 +359,7 @@ fn db_is_utf8_compatible() -> bool {
 }
 
 /// Bytes of a varlena datum, detoasted (and decompressed) as needed.
-unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+pub unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
     pgrx::varlena::varlena_to_byte_slice(p)
 }

@@ -343,7 +343,8 @@ unsafe fn relid_of_names(names: &[String]) -> Oid {
     rangevar_relid(rv)
 }
 
-/// Is `index` the last valid (worm_chain, worm_seq) index of a protected table?
+/// Is `index` the last valid (worm_chain, worm_seq) index of a protected
+/// table? (During REINDEX CONCURRENTLY another valid one makes it redundant.)
 unsafe fn is_last_chain_index(index: Oid) -> Option<String> {
     let table = pg_sys::IndexGetRelation(index, true);
     let Some(Protected::Table(t)) = protected(table) else {
@@ -353,48 +354,11 @@ unsafe fn is_last_chain_index(index: Oid) -> Option<String> {
     if rel.is_null() {
         return None;
     }
-    let plan = crate::encode::build_plan(rel, &t, true);
+    let indexes = crate::encode::build_plan(rel, &t, true)
+        .map(|p| crate::encode::chain_indexes(rel, p.chain_att, p.seq_att))
+        .unwrap_or_default();
     pg_sys::RelationClose(rel);
-    match plan {
-        Ok(p) if p.index == Some(index) => {
-            // Another valid chain index (REINDEX CONCURRENTLY) makes this one redundant.
-            let list = pg_sys::RelationGetIndexList(pg_sys::RelationIdGetRelation(table));
-            let others = if list.is_null() { 0 } else { (*list).length } - 1;
-            if others > 0 {
-                let rel = pg_sys::RelationIdGetRelation(table);
-                let idxs: Vec<Oid> = (0..(*list).length as usize)
-                    .map(|i| (*(*list).elements.add(i)).oid_value)
-                    .collect();
-                let mut another = false;
-                for o in idxs.into_iter().filter(|o| *o != index) {
-                    let ir = pg_sys::RelationIdGetRelation(o);
-                    if !ir.is_null() {
-                        let f = (*ir).rd_index;
-                        if !f.is_null()
-                            && (*f).indisvalid
-                            && (*f).indisunique
-                            && (*f).indnkeyatts == 2
-                        {
-                            let keys = (*f).indkey.values.as_slice(2);
-                            let pl = crate::encode::build_plan(rel, &t, false).ok();
-                            if let Some(pl) = pl {
-                                if keys[0] == pl.chain_att && keys[1] == pl.seq_att {
-                                    another = true;
-                                }
-                            }
-                        }
-                        pg_sys::RelationClose(ir);
-                    }
-                }
-                pg_sys::RelationClose(rel);
-                if another {
-                    return None;
-                }
-            }
-            Some(t)
-        }
-        _ => None,
-    }
+    (indexes == [index]).then_some(t)
 }
 
 #[allow(non_upper_case_globals)]

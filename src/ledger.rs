@@ -107,10 +107,7 @@ pub fn append(
             let mut isnull = false;
             let seq = pg_sys::slot_getattr(slot, 1, &mut isnull).value() as i64;
             let h = pg_sys::slot_getattr(slot, 7, &mut isnull);
-            let bytes = pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
-                h.cast_mut_ptr(),
-            ))
-            .to_vec();
+            let bytes = crate::encode::varlena_bytes(h).to_vec();
             (seq, bytes)
         });
         pg_sys::table_close(rel, pg_sys::AccessShareLock as _);

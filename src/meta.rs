@@ -163,10 +163,7 @@ pub unsafe fn read_anchor(
             let mut isnull = false;
             let seq = pg_sys::slot_getattr(slot, 3, &mut isnull).value() as i64;
             let link_d = pg_sys::slot_getattr(slot, 4, &mut isnull);
-            let link = pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
-                link_d.cast_mut_ptr(),
-            ))
-            .to_vec();
+            let link = crate::encode::varlena_bytes(link_d).to_vec();
             let ins = pg_sys::slot_getattr(slot, 5, &mut isnull).value() as i64;
             (seq, link, ins)
         },
@@ -194,23 +191,14 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> Result<R, WormError>) -> Result
         "SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'worm.tables'::regclass",
     )?
     .ok_or_else(|| WormError::Internal("worm.tables has no owner".into()))?;
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_ctx = 0;
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
     INTERNAL_WRITE.with(|c| c.set(c.get() + 1));
-    // On error the (sub)transaction abort restores the user; the flag is
-    // restored here on both paths.
-    let r = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
-        .finally(|| INTERNAL_WRITE.with(|c| c.set(c.get().saturating_sub(1))))
-        .execute();
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
-    r
+    // The flag is restored on both paths; on error the (sub)transaction abort
+    // restores the user.
+    as_role(owner, || {
+        pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+            .finally(|| INTERNAL_WRITE.with(|c| c.set(c.get().saturating_sub(1))))
+            .execute()
+    })
 }
 
 pub fn register(
@@ -245,15 +233,16 @@ pub fn internal_update(sql: &str, args: &[DatumWithOid<'_>]) -> Result<(), WormE
     as_extension_owner(|| Ok(Spi::run_with_args(sql, args)?))
 }
 
+/// The oid of a role, if it exists.
+pub fn role_oid(role: &str) -> Option<pg_sys::Oid> {
+    let name = std::ffi::CString::new(role).ok()?;
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
 /// Whether the current user is a member of (has the privileges of) `role`.
 pub fn has_role(role: &str) -> bool {
-    let Ok(name) = std::ffi::CString::new(role) else {
-        return false;
-    };
-    unsafe {
-        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
-        oid != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid)
-    }
+    role_oid(role).is_some_and(|oid| unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid) })
 }
 
 /// The table's owner, or a member of worm_admin.

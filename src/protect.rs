@@ -152,7 +152,7 @@ fn protect(
 
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
     // Auditors verify, also with the independent worm-verify, which reads rows.
-    if role_exists("worm_auditor") {
+    if meta::role_oid("worm_auditor").is_some() {
         crate::guard::internal_ddl(|| {
             meta::as_role(owner, || {
                 Spi::run(&format!("GRANT SELECT ON {table} TO worm_auditor"))
@@ -314,10 +314,4 @@ fn backfill(
         ],
     )?;
     Ok(n)
-}
-
-fn role_exists(name: &str) -> bool {
-    std::ffi::CString::new(name)
-        .map(|c| unsafe { pg_sys::get_role_oid(c.as_ptr(), true) } != pg_sys::InvalidOid)
-        .unwrap_or(false)
 }

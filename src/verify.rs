@@ -112,6 +112,8 @@ struct Scanned {
 
 /// The outcome of verifying one table.
 pub struct Verified {
+    /// The table's registry entry, as read for this verification.
+    pub meta: meta::TableMeta,
     pub rows: Vec<VerifyRow>,
     /// The rows read, per chain (kept only when asked for).
     pub records: BTreeMap<Option<i32>, Vec<RowRecord>>,
@@ -186,6 +188,7 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
         out.push((chain, n, false, first_bad, detail, n, None, None));
     }
     Ok(Verified {
+        meta,
         rows: out,
         records,
         anchors,
@@ -217,12 +220,7 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
             let chain = get(plan.chain_att).map(|d| d.value() as i32);
             let seq = get(plan.seq_att).map(|d| d.value() as i64);
             let inserted_at = get(plan.inserted_at_att).map(|d| d.value() as i64);
-            let stored_link = get(plan.hash_att).map(|d| {
-                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
-                    d.cast_mut_ptr(),
-                ))
-                .to_vec()
-            });
+            let stored_link = get(plan.hash_att).map(|d| encode::varlena_bytes(d).to_vec());
             (
                 chain,
                 RowRecord {
