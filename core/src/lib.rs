@@ -49,5 +49,8 @@ pub use merkle::{inclusion_proof, merkle_root, verify_inclusion};
 pub mod ledger;
 pub use ledger::{canonical_json, ledger_hash, verify_ledger, LedgerEntry, LedgerReport};
 
+pub mod table;
+pub use table::{columns_mismatch, ColumnDef};
+
 pub mod signature;
 pub use signature::{public_key_of, sign, signature_message, valid_public_key, verify_signature};
