@@ -1128,6 +1128,7 @@ mod tests {
             problems: 0,
             head_seq: Some(5),
             head_link: None,
+            whole_table: false,
         }
     }
 

@@ -2,6 +2,8 @@
 //! REPEATABLE READ snapshot, without calling any pg_worm function: the registry
 //! (`worm.tables`), the purge anchors (`worm.anchors`, when it exists), the column list from
 //! `pg_catalog`, then every row's payloads through a portal, 10 000 rows per fetch.
+//! Besides the chains it checks the table as a whole, as `worm.verify` does: inheritance
+//! children, row-level security, and the columns against the list recorded in `worm.ledger`.
 
 use crate::against::ChainState;
 use crate::payload::{self, ArrayData, ColData, ColKind};
@@ -9,7 +11,10 @@ use crate::plan::{self, Column, TypeInfo};
 use crate::report::{self, ChainRow, Summary};
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pg_worm_core::{verify_chain, Anchor, Hash, LedgerEntry, RowEncoder, RowRecord};
+use pg_worm_core::{
+    columns_mismatch, table, verify_chain, Anchor, ColumnDef, Hash, LedgerEntry, RowEncoder,
+    RowRecord,
+};
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -655,6 +660,10 @@ pub fn verify_table_in(
     for (chain, rows) in &by_chain {
         out.push(report::stray_rows(*chain, rows, chains));
     }
+    // The table as a whole (after the chains, in worm.verify's order).
+    for detail in table_problems(tx, &o)? {
+        out.push(report::table_problem(detail));
+    }
     let summary = Summary {
         table: o.t.display.clone(),
         table_uid: format_uuid(&uid),
@@ -669,6 +678,103 @@ pub fn verify_table_in(
         chains,
         state,
     })
+}
+
+/// The inheritance children of the table, schema-qualified and quoted as needed (as the
+/// extension names them).
+fn inheritance_children(tx: &mut Transaction<'_>, oid: u32) -> Result<Vec<String>> {
+    let rows = tx
+        .query(
+            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
+               FROM pg_catalog.pg_inherits AS i \
+               JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
+               JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+              WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+              ORDER BY 1",
+            &[&oid],
+        )
+        .pg("cannot read pg_inherits")?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(anyhow::Error::new))
+        .collect()
+}
+
+/// The table's columns now, in attnum order, with `format_type`'s text. The caller has set
+/// search_path to `pg_catalog, pg_temp` (as the extension records it), so that types outside
+/// pg_catalog come schema-qualified whatever the role's search_path.
+fn column_defs(tx: &mut Transaction<'_>, oid: u32) -> Result<Vec<ColumnDef>> {
+    let rows = tx
+        .query(
+            "SELECT a.attnum::pg_catalog.int8, a.attname::pg_catalog.text, \
+                    pg_catalog.format_type(a.atttypid, a.atttypmod) \
+               FROM pg_catalog.pg_attribute AS a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 \
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped \
+              ORDER BY a.attnum",
+            &[&oid],
+        )
+        .pg("cannot read the table's columns")?;
+    rows.iter()
+        .map(|r| -> Result<ColumnDef> {
+            Ok(ColumnDef::new(
+                r.try_get::<_, i64>(0)?,
+                r.try_get::<_, String>(1)?,
+                r.try_get::<_, String>(2)?,
+            ))
+        })
+        .collect()
+}
+
+/// The `"columns"` value of the newest ledger entry of the table that has one (None: no
+/// ledger, or a table protected before column lists were recorded).
+fn recorded_columns(tx: &mut Transaction<'_>, uid: &[u8; 16]) -> Result<Option<serde_json::Value>> {
+    if !relation_exists(tx, "worm", "ledger")? {
+        return Ok(None);
+    }
+    let row = tx
+        .query_opt(
+            "SELECT (l.document OPERATOR(pg_catalog.->) 'columns')::pg_catalog.text \
+               FROM worm.ledger AS l \
+              WHERE l.table_uid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.uuid \
+                AND l.document OPERATOR(pg_catalog.?) 'columns' \
+              ORDER BY l.seq DESC LIMIT 1",
+            &[&hex::encode(uid)],
+        )
+        .pg("cannot read worm.ledger")?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = row.try_get(0)?;
+    Ok(Some(serde_json::from_str(&text).context(
+        "worm.ledger: the recorded column list is not JSON",
+    )?))
+}
+
+/// Problems of the table as a whole, worded as worm.verify words them
+/// (`pg_worm_core::table`): inheritance children, row-level security, columns that no
+/// longer match the list recorded in the ledger.
+fn table_problems(tx: &mut Transaction<'_>, o: &Opened) -> Result<Vec<String>> {
+    let mut out: Vec<String> = inheritance_children(tx, o.t.oid)?
+        .iter()
+        .map(|c| table::inheritance_child_problem(c))
+        .collect();
+    let rls = tx
+        .query_one(
+            "SELECT c.relrowsecurity, c.relforcerowsecurity FROM pg_catalog.pg_class AS c \
+              WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[&o.t.oid],
+        )
+        .pg("cannot read pg_class")?;
+    out.extend(table::row_security_problem(
+        rls.try_get(0)?,
+        rls.try_get(1)?,
+    ));
+    if let Some(recorded) = recorded_columns(tx, &o.uid)? {
+        let current = column_defs(tx, o.t.oid)?;
+        if let Some(diff) = columns_mismatch(&recorded, &current) {
+            out.push(table::columns_problem(&diff));
+        }
+    }
+    Ok(out)
 }
 
 /// Verifies one protected table in its own read-only snapshot.

@@ -14,6 +14,10 @@ pub struct ChainRow {
     pub problems: i64,
     pub head_seq: Option<i64>,
     pub head_link: Option<String>,
+    /// A problem of the table as a whole (inheritance child, row-level security, columns no
+    /// longer matching their record), not of a chain; not one of worm.verify's columns.
+    #[serde(skip)]
+    pub whole_table: bool,
 }
 
 impl From<ChainReport> for ChainRow {
@@ -27,6 +31,7 @@ impl From<ChainReport> for ChainRow {
             problems: r.problems,
             head_seq: r.head_seq,
             head_link: r.head_link.map(hex::encode),
+            whole_table: false,
         }
     }
 }
@@ -52,6 +57,23 @@ pub fn stray_rows(chain: Option<i32>, rows: &[RowRecord], chains: i32) -> ChainR
         problems: n,
         head_seq: None,
         head_link: None,
+        whole_table: false,
+    }
+}
+
+/// The row for a problem of the table as a whole (worded by `pg_worm_core::table`, as
+/// `worm.verify` reports it): chain NULL, nothing checked, not ok.
+pub fn table_problem(detail: String) -> ChainRow {
+    ChainRow {
+        chain: None,
+        rows_checked: 0,
+        ok: false,
+        first_bad_seq: None,
+        detail,
+        problems: 1,
+        head_seq: None,
+        head_link: None,
+        whole_table: true,
     }
 }
 
@@ -197,14 +219,16 @@ pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
         ));
     } else {
         let problems: i64 = bad.iter().map(|r| r.problems).sum();
-        let names: Vec<String> = bad
+        let mut names: Vec<String> = bad
             .iter()
             .map(|r| match (r.chain, r.first_bad_seq) {
+                _ if r.whole_table => "the table as a whole".to_owned(),
                 (Some(c), Some(s)) => format!("chain {c} from seq {s}"),
                 (Some(c), None) => format!("chain {c}"),
                 (None, _) => "rows without a chain".to_owned(),
             })
             .collect();
+        names.dedup();
         out.push_str(&format!(
             "PROBLEMS FOUND: {problems} problem{} in {} of {} report rows: {}.\n",
             if problems == 1 { "" } else { "s" },
@@ -316,6 +340,42 @@ mod tests {
         assert!(
             text.ends_with(
                 "PROBLEMS FOUND: 1 problem in 1 of 2 report rows: chain 1 from seq 2.\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_problems_are_rows_without_a_chain() {
+        let good: ChainRow = verify_chain(&UID, 0, None, chain_of(3)).into();
+        let child = table_problem(pg_worm_core::table::inheritance_child_problem(
+            "public.fake",
+        ));
+        let rls = table_problem(
+            pg_worm_core::table::row_security_problem(true, false).unwrap_or_default(),
+        );
+        assert_eq!(
+            (child.chain, child.rows_checked, child.ok, child.problems),
+            (None, 0, false, 1)
+        );
+        let rows = [good, child, rls];
+        assert!(!all_ok(&rows));
+        // JSON keeps worm.verify's eight fields.
+        let v: serde_json::Value = serde_json::from_str(&to_json(&rows)).expect("valid JSON");
+        assert_eq!(v[1].as_object().map(|m| m.len()), Some(8));
+        assert!(v[1]["chain"].is_null());
+        assert_eq!(
+            v[2]["detail"],
+            "row-level security is enabled: SELECTs may hide rows"
+        );
+        let text = to_text(&summary(), &rows);
+        assert!(
+            text.contains("|            0 | f  |               | table has an inheritance child public.fake whose rows every SELECT of the table also returns"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "PROBLEMS FOUND: 2 problems in 2 of 3 report rows: the table as a whole.\n"
             ),
             "{text}"
         );
