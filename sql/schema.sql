@@ -17,8 +17,10 @@ CREATE TABLE worm.tables (
     hold_since      timestamptz,
     protected_at    timestamptz NOT NULL,
     protected_by    text NOT NULL,
-    rows_at_protect bigint NOT NULL
+    rows_at_protect bigint NOT NULL,
+    encoding_version integer NOT NULL DEFAULT 1 CHECK (encoding_version >= 1)
 );
+COMMENT ON COLUMN worm.tables.encoding_version IS 'pg_worm: version of the row encoding and chain links of the table (docs/hashing.md)';
 COMMENT ON TABLE worm.tables IS 'pg_worm: registry of protected tables (changed only through worm.* functions)';
 
 -- Per purged chain, the last row a purge removed: the surviving chain links to it.

@@ -18,8 +18,8 @@ ALTER TABLE worm.trusted_keys ENABLE ALWAYS TRIGGER worm_guard;
 
 CREATE FUNCTION worm.chain_heads(tbl regclass)
 RETURNS TABLE (chain int, head_seq bigint, head_link text, anchor_seq bigint)
-LANGUAGE sql STABLE STRICT
-AS $$ SELECT * FROM worm._chain_heads(tbl::oid) $$;
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM worm._chain_heads(tbl::pg_catalog.oid) $$;
 COMMENT ON FUNCTION worm.chain_heads(regclass) IS 'pg_worm: the last row (sequence number and link) of every chain of a protected table, and the last purged sequence number';
 
 CREATE VIEW worm.protected_tables AS
@@ -40,7 +40,8 @@ SELECT t.table_name,
          WHERE l.table_uid = t.table_uid AND l.event = 'checkpoint') AS last_checkpoint,
        (SELECT max(l.at) FROM worm.ledger AS l
          WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
-       worm.enforcement() AS enforcement
+       worm.enforcement() AS enforcement,
+       t.encoding_version
   FROM worm.tables AS t;
 COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
 
@@ -95,3 +96,9 @@ CREATE FUNCTION worm.guard_drop() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_drop';
 CREATE EVENT TRIGGER worm_guard_ddl ON ddl_command_start EXECUTE FUNCTION worm.guard_ddl();
 CREATE EVENT TRIGGER worm_guard_drop ON sql_drop EXECUTE FUNCTION worm.guard_drop();
+-- Columns added to a protected table: checked after the fact (a default can
+-- come by many routes) and recorded in the ledger.
+CREATE FUNCTION worm.guard_ddl_end() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl_end';
+CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION worm.guard_ddl_end();

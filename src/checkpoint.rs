@@ -8,6 +8,7 @@
 //! removed tail, a rolled-back database, a restored older backup, a chain
 //! rewritten consistently.
 
+use crate::sql;
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta;
@@ -63,7 +64,7 @@ fn require_checkpointer(relid: pg_sys::Oid, table: &str) -> Result<(), WormError
 /// The latest checkpoint entry of a table in the ledger: (seq, hash, document).
 fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<(i64, Vec<u8>, Json)>, WormError> {
     let uuid = pgrx::Uuid::from_bytes(*uid);
-    Ok(Spi::connect(|client| {
+    Ok(sql::connect(|client| {
         let mut rows = client.select(
             "SELECT seq, hash, document FROM worm.ledger \
              WHERE event = 'checkpoint' AND table_uid = $1 ORDER BY seq DESC LIMIT 1",
@@ -194,7 +195,7 @@ fn parse_digest(j: &Json) -> Result<Digest, WormError> {
 
 /// Trusted public keys (hex) registered with worm.trust_key.
 fn trusted_keys() -> Result<Vec<Vec<u8>>, WormError> {
-    Ok(Spi::connect(|client| {
+    Ok(sql::connect(|client| {
         let rows = client.select("SELECT public_key FROM worm.trusted_keys", None, &[])?;
         let mut out = Vec::new();
         for r in rows {
@@ -318,7 +319,7 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
     let signer = check_signatures(j, &d)?;
 
     // The checkpoint itself must still be in this database's ledger.
-    let in_ledger = Spi::get_one_with_args::<Vec<u8>>(
+    let in_ledger = sql::get_one_with_args::<Vec<u8>>(
         "SELECT hash FROM worm.ledger WHERE seq = $1",
         &[DatumWithOid::from(d.seq)],
     )?;
@@ -464,7 +465,7 @@ fn trust_key(key_id: String, public_key: String) -> Result<JsonB, WormError> {
         .filter(|k| pg_worm_core::valid_public_key(k))
         .ok_or(WormError::BadKey)?;
     meta::as_extension_owner(|| {
-        Spi::run_with_args(
+        sql::run_with_args(
             "INSERT INTO worm.trusted_keys (key_id, public_key, added_at, added_by) \
              VALUES ($1, $2, pg_catalog.transaction_timestamp(), session_user)",
             &[

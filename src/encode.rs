@@ -237,6 +237,9 @@ pub unsafe fn build_plan(
     Ok(plan)
 }
 
+/// pg_catalog's btree operator family `integer_ops` (int2, int4, int8).
+const INTEGER_BTREE_FAM_OID: u32 = 1976;
+
 /// The valid unique btree indexes on exactly (worm_chain, worm_seq), in the
 /// relcache's order (normally one; two during REINDEX CONCURRENTLY).
 pub unsafe fn chain_indexes(rel: pg_sys::Relation, chain_att: i16, seq_att: i16) -> Vec<Oid> {
@@ -255,12 +258,22 @@ pub unsafe fn chain_indexes(rel: pg_sys::Relation, chain_att: i16, seq_att: i16)
             && (*form).indnatts == 2
             && (*form).indnkeyatts == 2
             && (*idx).rd_rel.as_ref().map(|r| r.relam) == Some(pg_sys::BTREE_AM_OID)
-            && (*idx).rd_indpred.is_null()
-            && (*idx).rd_indexprs.is_null()
             && {
                 let keys = (*form).indkey.values.as_slice(2);
                 keys[0] == chain_att && keys[1] == seq_att
-            };
+            }
+            // Ascending, with the built-in integer operators, not partial:
+            // anything else would not make a second (chain, seq) an error.
+            && !(*idx).rd_indoption.is_null()
+            && std::slice::from_raw_parts((*idx).rd_indoption, 2)
+                .iter()
+                .all(|o| *o as u32 & pg_sys::INDOPTION_DESC == 0)
+            && !(*idx).rd_opfamily.is_null()
+            && std::slice::from_raw_parts((*idx).rd_opfamily, 2)
+                .iter()
+                .all(|f| *f == pg_sys::Oid::from(INTEGER_BTREE_FAM_OID))
+            && pg_sys::RelationGetIndexPredicate(idx).is_null()
+            && pg_sys::RelationGetIndexExpressions(idx).is_null();
         pg_sys::index_close(idx, pg_sys::AccessShareLock as _);
         if ok {
             found.push(idx_oid);
@@ -344,9 +357,18 @@ pub unsafe fn row_hash_deformed(
                 encode_datum(&mut enc, kind, values[i]);
             }
         }
-        enc.row_hash()
+        let hash = enc.row_hash();
+        // Keep no large row's buffer for the life of the backend.
+        if enc.as_bytes().len() > ENCODER_KEEP_BYTES {
+            *enc = RowEncoder::new();
+        }
+        hash
     })
 }
+
+/// Rows whose encoding is larger than this do not leave their buffer behind
+/// in the per-backend encoder (its capacity then stays below about twice this).
+const ENCODER_KEEP_BYTES: usize = 1 << 20;
 
 fn db_is_utf8_compatible() -> bool {
     thread_local! {

@@ -138,6 +138,12 @@ pub enum WormError {
     #[error("pg_worm trigger function {function} was called {how}")]
     TriggerMisuse { function: &'static str, how: String },
 
+    #[error("the retention or legal holds of table {table} changed after this transaction's snapshot was taken")]
+    PolicyChanged { table: String },
+
+    #[error("table {table} has {what}; pg_worm cannot protect it")]
+    Unprotectable { table: String, what: String },
+
     #[error("pg_worm internal error: {0}")]
     Internal(String),
 }
@@ -181,6 +187,8 @@ impl WormError {
             }
             WormError::Damaged { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::TriggerMisuse { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            WormError::PolicyChanged { .. } => ERRCODE_T_R_SERIALIZATION_FAILURE,
+            WormError::Unprotectable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             WormError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -263,6 +271,8 @@ impl WormError {
             WormError::TriggerMisuse { .. } => {
                 "pg_worm's trigger functions are attached by worm.protect only.".into()
             }
+            WormError::PolicyChanged { .. } => "Run it again in a new transaction: it will see the current holds and retention.".into(),
+            WormError::Unprotectable { .. } => "Recreate the column as an ordinary one (the application or a trigger named before zz_worm_chain can compute its value), then protect the table.".into(),
             WormError::Internal(_) => return None,
         })
     }

@@ -6,6 +6,7 @@
 //! the same way. Refusals raise SQLSTATE 42501 with the table's name and a
 //! HINT saying what is allowed instead.
 
+use crate::sql;
 use crate::error::WormError;
 use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
@@ -13,7 +14,7 @@ use std::cell::Cell;
 use std::ffi::{CStr, CString};
 
 pub const EXT_TABLES: [&str; 4] = ["tables", "anchors", "ledger", "trusted_keys"];
-pub const EVENT_TRIGGERS: [&str; 2] = ["worm_guard_ddl", "worm_guard_drop"];
+pub const EVENT_TRIGGERS: [&str; 3] = ["worm_guard_ddl", "worm_guard_drop", "worm_guard_ddl_end"];
 pub const OUR_TRIGGERS: [&str; 3] = [TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW];
 
 thread_local! {
@@ -181,7 +182,6 @@ unsafe fn rangevar_relid(rv: *mut pg_sys::RangeVar) -> Oid {
 /// The relation and, when it has inheritance children or partitions, those too.
 unsafe fn with_inheritors(relid: Oid) -> Vec<Oid> {
     use pgrx::datum::DatumWithOid;
-    use pgrx::spi::Spi;
     if relid == pg_sys::InvalidOid {
         return Vec::new();
     }
@@ -194,7 +194,7 @@ unsafe fn with_inheritors(relid: Oid) -> Vec<Oid> {
     if !has_children {
         return vec![relid];
     }
-    let children = Spi::connect(|client| {
+    let children = sql::connect(|client| {
         let rows = client.select(
             "WITH RECURSIVE tree(oid) AS (SELECT $1::oid UNION \
                SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree ON i.inhparent = tree.oid) \
@@ -211,6 +211,161 @@ unsafe fn with_inheritors(relid: Oid) -> Vec<Oid> {
         Ok::<_, pgrx::spi::SpiError>(out)
     });
     children.unwrap_or_else(|_| vec![relid])
+}
+
+/// Whether a table has inheritance children (or partitions).
+pub fn has_children(relid: Oid) -> bool {
+    unsafe { with_inheritors(relid).len() > 1 }
+}
+
+/// The type named by a raw TypeName (None when it does not exist).
+unsafe fn type_of(tn: *mut pg_sys::TypeName) -> Option<Oid> {
+    if tn.is_null() {
+        return None;
+    }
+    let oid = pg_sys::LookupTypeNameOid(std::ptr::null_mut(), tn, true);
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// The type named by a list of names (`ALTER TYPE a.b ...`).
+unsafe fn type_of_names(names: *mut pg_sys::List) -> Option<Oid> {
+    if names.is_null() {
+        return None;
+    }
+    type_of(pg_sys::makeTypeNameFromNameList(names))
+}
+
+/// `typid`'s own definition row: (typtype, typbasetype, typelem, typrelid, typnamespace).
+unsafe fn type_row(typid: Oid) -> Option<(u8, Oid, Oid, Oid, Oid)> {
+    let tup = pg_sys::SearchSysCache1(
+        pg_sys::SysCacheIdentifier::TYPEOID as _,
+        pg_sys::Datum::from(typid),
+    );
+    if tup.is_null() {
+        return None;
+    }
+    let form = &*(pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_type);
+    let row = (
+        form.typtype as u8,
+        form.typbasetype,
+        form.typelem,
+        form.typrelid,
+        form.typnamespace,
+    );
+    pg_sys::ReleaseSysCache(tup);
+    Some(row)
+}
+
+/// Whether a value of type `typid` contains a value of type `target`
+/// (itself, through domains, arrays, ranges' subtypes are not followed, or
+/// composite attributes).
+unsafe fn type_contains(typid: Oid, target: Oid, depth: u32) -> bool {
+    if typid == target {
+        return true;
+    }
+    if depth > 16 || typid == pg_sys::InvalidOid {
+        return false;
+    }
+    let Some((typtype, base, elem, typrelid, _)) = type_row(typid) else {
+        return false;
+    };
+    if typtype == b'd' {
+        return type_contains(base, target, depth + 1);
+    }
+    if elem != pg_sys::InvalidOid && type_contains(elem, target, depth + 1) {
+        return true;
+    }
+    if typtype == b'c' && typrelid != pg_sys::InvalidOid {
+        return relation_uses_type(typrelid, target, depth + 1);
+    }
+    false
+}
+
+unsafe fn relation_uses_type(relid: Oid, target: Oid, depth: u32) -> bool {
+    let rel = pg_sys::RelationIdGetRelation(relid);
+    if rel.is_null() {
+        return false;
+    }
+    let desc = (*rel).rd_att;
+    let atts = (*desc).attrs.as_slice((*desc).natts.max(0) as usize);
+    let used = atts
+        .iter()
+        .any(|a| !a.attisdropped && type_contains(a.atttypid, target, depth));
+    pg_sys::RelationClose(rel);
+    used
+}
+
+/// The first protected table that stores values of type `typid` (directly,
+/// through a domain, an array or a composite type).
+fn protected_table_using_type(typid: Oid) -> Option<String> {
+    let tables = crate::meta::all().ok()?;
+    tables.into_iter().find_map(|(relid, name)| {
+        // SAFETY: relation and type lookups through the caches, inside a transaction.
+        unsafe { relation_uses_type(relid, typid, 0) }.then_some(name)
+    })
+}
+
+/// Whether a domain (or a domain it is based on) gives a default.
+unsafe fn domain_has_default(typid: Oid) -> bool {
+    let mut t = typid;
+    for _ in 0..32 {
+        let Some((typtype, base, _, _, _)) = type_row(t) else {
+            return false;
+        };
+        if typtype != b'd' {
+            return false;
+        }
+        if !pg_sys::get_typdefault(t).is_null() {
+            return true;
+        }
+        t = base;
+    }
+    false
+}
+
+/// serial, bigserial, ...: a default from a sequence in disguise.
+unsafe fn is_serial(tn: *mut pg_sys::TypeName) -> bool {
+    if tn.is_null() || !(*tn).typmods.is_null() || !(*tn).arrayBounds.is_null() {
+        return false;
+    }
+    let names = list_ptrs::<Node>((*tn).names);
+    if names.len() != 1 {
+        return false;
+    }
+    matches!(
+        str_node(names[0]).as_str(),
+        "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial"
+    )
+}
+
+/// Why a column about to be added to a protected table is refused, if it is.
+unsafe fn add_column_problem(def: *mut pg_sys::ColumnDef) -> Option<String> {
+    if def.is_null() {
+        return None;
+    }
+    let col = cstr((*def).colname);
+    if is_worm_column(&col) {
+        return Some(format!("adding column \"{col}\" (the worm_ prefix is reserved)"));
+    }
+    if column_gets_values(def) || is_serial((*def).typeName) {
+        return Some(format!(
+            "adding column \"{col}\" with a default, serial, identity or generated value (older rows would read a value they were not hashed with); add it without a default"
+        ));
+    }
+    if let Some(typid) = type_of((*def).typeName) {
+        if domain_has_default(typid) {
+            return Some(format!(
+                "adding column \"{col}\" of a domain with a DEFAULT (older rows would read a value they were not hashed with)"
+            ));
+        }
+        if crate::encode::kind_for_type(typid).is_none() {
+            return Some(format!(
+                "adding column \"{col}\" of type {}, which pg_worm cannot hash",
+                crate::encode::type_name(typid)
+            ));
+        }
+    }
+    None
 }
 
 fn is_worm_column(name: &str) -> bool {
@@ -243,6 +398,29 @@ unsafe fn column_gets_values(def: *mut pg_sys::ColumnDef) -> bool {
 unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Result<(), WormError> {
     use pg_sys::AlterTableType::*;
     let relid = rangevar_relid((*stmt).relation);
+    for cmd in list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds) {
+        let st = (*cmd).subtype;
+        if st == AT_AddInherit {
+            // ALTER TABLE x INHERIT t: x's rows would show in every SELECT of t.
+            if let Some(Protected::Table(t)) = protected(rangevar_relid((*cmd).def as _)) {
+                return Err(refuse(
+                    &t,
+                    "an inheritance child (its rows would show as the table's)",
+                ));
+            }
+        }
+        if st == AT_AttachPartition {
+            let pc = (*cmd).def as *mut pg_sys::PartitionCmd;
+            if !pc.is_null() {
+                if let Some(Protected::Table(t)) = protected(rangevar_relid((*pc).name)) {
+                    return Err(refuse(
+                        &t,
+                        "attaching it as a partition (the parent's triggers would be cloned onto it)",
+                    ));
+                }
+            }
+        }
+    }
     for rel in with_inheritors(relid) {
         let Some(p) = protected(rel) else { continue };
         let t = p.name().to_string();
@@ -266,18 +444,12 @@ unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Result<(), Wor
                     "re-enabling triggers other than ENABLE ALWAYS (session_replication_role could then skip them)".into(),
                 ),
                 AT_AddColumn | AT_AddColumnRecurse => {
-                    let def = (*cmd).def as *mut pg_sys::ColumnDef;
-                    let col = if def.is_null() { String::new() } else { cstr((*def).colname) };
-                    if is_worm_column(&col) {
-                        Some(format!("adding column \"{col}\" (the worm_ prefix is reserved)"))
-                    } else if column_gets_values(def) {
-                        Some(format!(
-                            "adding column \"{col}\" with a default, identity or generated value (older rows would read a value they were not hashed with); add it without a default"
-                        ))
-                    } else {
-                        None
-                    }
+                    add_column_problem((*cmd).def as *mut pg_sys::ColumnDef)
                 }
+                AT_EnableRowSecurity | AT_ForceRowSecurity => Some(
+                    "row-level security (its policies could hide rows from readers and verifiers)"
+                        .into(),
+                ),
                 AT_ColumnDefault | AT_DropNotNull | AT_SetNotNull | AT_SetStorage | AT_SetCompression
                 | AT_SetStatistics | AT_SetOptions | AT_ResetOptions | AT_AddIdentity | AT_SetIdentity
                 | AT_DropIdentity | AT_DropExpression | AT_CookedColumnDefault
@@ -302,7 +474,51 @@ unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormError> {
     if rt == OBJECT_SCHEMA && cstr((*stmt).subname) == "worm" {
         return Err(refuse("schema worm", "renaming pg_worm's schema"));
     }
+    match rt {
+        OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE => {
+            let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
+            if !owa.is_null() && func_in_worm((*owa).objname) {
+                return Err(refuse("schema worm", "renaming pg_worm's functions"));
+            }
+            return Ok(());
+        }
+        OBJECT_TYPE | OBJECT_DOMAIN | OBJECT_ATTRIBUTE => {
+            let typid = if rt == OBJECT_ATTRIBUTE {
+                let rel = rangevar_relid((*stmt).relation);
+                if rel == pg_sys::InvalidOid {
+                    None
+                } else {
+                    Some(pg_sys::get_rel_type_id(rel))
+                }
+            } else {
+                type_of_names((*stmt).object as *mut pg_sys::List)
+            };
+            if let Some(typid) = typid {
+                if in_worm(type_row(typid).map(|r| r.4)) {
+                    return Err(refuse("schema worm", "renaming pg_worm's types"));
+                }
+                if let Some(t) = protected_table_using_type(typid) {
+                    return Err(refuse(
+                        &t,
+                        format!(
+                            "renaming type {} or its attributes (the table stores values of it; the ledger records its columns' types)",
+                            crate::encode::type_name(typid)
+                        ),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        OBJECT_OPERATOR | OBJECT_OPCLASS | OBJECT_OPFAMILY => return Ok(()),
+        _ => {}
+    }
     let relid = rangevar_relid((*stmt).relation);
+    if relid != pg_sys::InvalidOid
+        && Some(pg_sys::get_rel_namespace(relid)) == worm_namespace()
+        && protected(relid).is_none()
+    {
+        return Err(refuse("schema worm", "renaming pg_worm's views or their parts"));
+    }
     let Some(p) = protected(relid) else {
         return Ok(());
     };
@@ -314,11 +530,71 @@ unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormError> {
         (Protected::Table(t), OBJECT_COLUMN) if is_worm_column(&sub) => {
             Err(refuse(t, format!("renaming pg_worm's column \"{sub}\"")))
         }
+        (Protected::Table(t), OBJECT_COLUMN) => Err(refuse(
+            t,
+            format!(
+                "renaming column \"{sub}\" (rows are hashed by column position: renaming would change what every stored row says)"
+            ),
+        )),
         (Protected::Table(t), OBJECT_TRIGGER) if OUR_TRIGGERS.contains(&sub.as_str()) => {
             Err(refuse(t, format!("renaming pg_worm's trigger \"{sub}\"")))
         }
+        (Protected::Table(t), OBJECT_TRIGGER) => {
+            let new = cstr((*stmt).newname);
+            if new.as_bytes() > TRIGGER_CHAIN.as_bytes() && writes_before_row(relid, &sub) {
+                Err(refuse(
+                    t,
+                    format!("renaming BEFORE row trigger \"{sub}\" to \"{new}\" (it would fire after pg_worm's \"{TRIGGER_CHAIN}\" and could change rows after they are hashed)"),
+                ))
+            } else {
+                Ok(())
+            }
+        }
         _ => Ok(()),
     }
+}
+
+/// Whether `relid`'s trigger `name` is a BEFORE row trigger on INSERT or UPDATE.
+unsafe fn writes_before_row(relid: Oid, name: &str) -> bool {
+    let rel = pg_sys::RelationIdGetRelation(relid);
+    if rel.is_null() {
+        return false;
+    }
+    let mut found = false;
+    if !(*rel).trigdesc.is_null() {
+        let td = &*(*rel).trigdesc;
+        let trigs = std::slice::from_raw_parts(td.triggers, td.numtriggers.max(0) as usize);
+        found = trigs.iter().any(|t| {
+            let ty = t.tgtype as u32;
+            cstr(t.tgname) == name
+                && ty & pg_sys::TRIGGER_TYPE_ROW != 0
+                && ty & pg_sys::TRIGGER_TYPE_BEFORE != 0
+                && ty & (pg_sys::TRIGGER_TYPE_INSERT | pg_sys::TRIGGER_TYPE_UPDATE) != 0
+        });
+    }
+    pg_sys::RelationClose(rel);
+    found
+}
+
+/// The namespace an object named by `names` would be created in.
+unsafe fn creation_namespace(names: *mut pg_sys::List) -> Option<Oid> {
+    if names.is_null() {
+        return None;
+    }
+    let mut objname: *mut std::ffi::c_char = std::ptr::null_mut();
+    let ns = pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname);
+    (ns != pg_sys::InvalidOid).then_some(ns)
+}
+
+fn in_worm(ns: Option<Oid>) -> bool {
+    ns.is_some() && ns == worm_namespace()
+}
+
+unsafe fn refuse_in_worm(names: *mut pg_sys::List, what: &str) -> Result<(), WormError> {
+    if in_worm(creation_namespace(names)) {
+        return Err(refuse("schema worm", format!("creating {what} in pg_worm's schema")));
+    }
+    Ok(())
 }
 
 unsafe fn qualified_names(node: *mut Node) -> Vec<String> {
@@ -463,7 +739,11 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
         }
         NodeTag::T_CreateTrigStmt => {
             let stmt = node as *mut pg_sys::CreateTrigStmt;
-            let Some(p) = protected(rangevar_relid((*stmt).relation)) else {
+            // A trigger on a partitioned parent is cloned onto its partitions.
+            let Some(p) = with_inheritors(rangevar_relid((*stmt).relation))
+                .into_iter()
+                .find_map(protected)
+            else {
                 return Ok(());
             };
             let name = cstr((*stmt).trigname);
@@ -500,10 +780,88 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
         }
         NodeTag::T_CreateFunctionStmt => {
             let stmt = node as *mut pg_sys::CreateFunctionStmt;
-            if (*stmt).replace && func_in_worm((*stmt).funcname) {
-                return Err(refuse("schema worm", "replacing pg_worm's functions"));
+            if func_in_worm((*stmt).funcname) {
+                let what = if (*stmt).replace {
+                    "replacing pg_worm's functions"
+                } else {
+                    "creating functions in pg_worm's schema (they could shadow its own)"
+                };
+                return Err(refuse("schema worm", what));
             }
             Ok(())
+        }
+        NodeTag::T_DefineStmt => {
+            let stmt = node as *mut pg_sys::DefineStmt;
+            refuse_in_worm((*stmt).defnames, "operators, types or aggregates")
+        }
+        NodeTag::T_CreateDomainStmt => {
+            refuse_in_worm((*(node as *mut pg_sys::CreateDomainStmt)).domainname, "domains")
+        }
+        NodeTag::T_CreateEnumStmt => {
+            refuse_in_worm((*(node as *mut pg_sys::CreateEnumStmt)).typeName, "types")
+        }
+        NodeTag::T_CreateRangeStmt => {
+            refuse_in_worm((*(node as *mut pg_sys::CreateRangeStmt)).typeName, "types")
+        }
+        NodeTag::T_CompositeTypeStmt => {
+            let rv = (*(node as *mut pg_sys::CompositeTypeStmt)).typevar;
+            if !rv.is_null() && cstr((*rv).schemaname) == "worm" {
+                return Err(refuse("schema worm", "creating types in pg_worm's schema"));
+            }
+            Ok(())
+        }
+        NodeTag::T_CreateCastStmt | NodeTag::T_CreateConversionStmt => Ok(()),
+        NodeTag::T_AlterEnumStmt => {
+            let stmt = node as *mut pg_sys::AlterEnumStmt;
+            if (*stmt).oldVal.is_null() {
+                return Ok(()); // ADD VALUE changes no stored value's meaning
+            }
+            let Some(typid) = type_of_names((*stmt).typeName) else {
+                return Ok(());
+            };
+            match protected_table_using_type(typid) {
+                Some(t) => Err(refuse(
+                    &t,
+                    format!(
+                        "renaming value '{}' of enum {} (the table stores it: every row holding it would then say something else)",
+                        cstr((*stmt).oldVal),
+                        crate::encode::type_name(typid)
+                    ),
+                )),
+                None => Ok(()),
+            }
+        }
+        NodeTag::T_CreateStmt => {
+            let stmt = node as *mut pg_sys::CreateStmt;
+            for rv in list_ptrs::<pg_sys::RangeVar>((*stmt).inhRelations) {
+                if let Some(Protected::Table(t)) = protected(rangevar_relid(rv)) {
+                    return Err(refuse(
+                        &t,
+                        "an inheritance child (its rows would show as the table's)",
+                    ));
+                }
+            }
+            Ok(())
+        }
+        NodeTag::T_CreatePolicyStmt => {
+            let rv = (*(node as *mut pg_sys::CreatePolicyStmt)).table;
+            match protected(rangevar_relid(rv)) {
+                Some(p) => Err(refuse(
+                    p.name(),
+                    "row-level security policies (they could hide rows from readers and verifiers)",
+                )),
+                None => Ok(()),
+            }
+        }
+        NodeTag::T_AlterPolicyStmt => {
+            let rv = (*(node as *mut pg_sys::AlterPolicyStmt)).table;
+            match protected(rangevar_relid(rv)) {
+                Some(p) => Err(refuse(
+                    p.name(),
+                    "row-level security policies (they could hide rows from readers and verifiers)",
+                )),
+                None => Ok(()),
+            }
         }
         NodeTag::T_AlterFunctionStmt => {
             let stmt = node as *mut pg_sys::AlterFunctionStmt;
@@ -526,6 +884,27 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
             let stmt = node as *mut pg_sys::AlterObjectSchemaStmt;
             if let Some(Protected::Extension(t)) = protected(rangevar_relid((*stmt).relation)) {
                 return Err(refuse(&t, "moving pg_worm's own tables"));
+            }
+            if cstr((*stmt).newschema) == "worm" {
+                return Err(refuse("schema worm", "moving objects into pg_worm's schema"));
+            }
+            use pg_sys::ObjectType::*;
+            let ot = (*stmt).objectType;
+            if matches!(ot, OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE) {
+                let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
+                if !owa.is_null() && func_in_worm((*owa).objname) {
+                    return Err(refuse("schema worm", "moving pg_worm's functions"));
+                }
+            }
+            if matches!(ot, OBJECT_TYPE | OBJECT_DOMAIN) {
+                if let Some(typid) = type_of_names((*stmt).object as *mut pg_sys::List) {
+                    if let Some(t) = protected_table_using_type(typid) {
+                        return Err(refuse(
+                            &t,
+                            "moving a type the table stores to another schema (the ledger records its columns' types)",
+                        ));
+                    }
+                }
             }
             Ok(())
         }
@@ -574,6 +953,108 @@ unsafe fn set_value(stmt: *mut pg_sys::VariableSetStmt) -> String {
     out.join(",")
 }
 
+/// ddl_command_end of ALTER TABLE: checks the columns a statement added to a
+/// protected table, whatever route gave them their values (a domain's
+/// default, a sequence, an identity, a generated expression, a rewrite), and
+/// records the table's new column list in the ledger so that verify can tell
+/// when names or types no longer match.
+pub fn after_alter_table() -> Result<(), WormError> {
+    if exempt() {
+        return Ok(());
+    }
+    let relids: Vec<Oid> = sql::connect(|client| {
+        let rows = client.select(
+            "SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() \
+              WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(o) = r.get::<Oid>(1)? {
+                out.push(o);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?;
+    for relid in relids {
+        let Some(meta) = crate::meta::lookup(relid)? else {
+            continue;
+        };
+        let current = crate::columns::current(relid)?;
+        let recorded = crate::columns::recorded(&meta.uid)?;
+        if recorded.as_ref() == Some(&current) {
+            continue;
+        }
+        let known: Vec<i64> = recorded
+            .as_ref()
+            .and_then(|r| r.as_array())
+            .map(|cols| {
+                cols.iter()
+                    .filter_map(|c| c.get("attnum").and_then(|a| a.as_i64()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // SAFETY: relcache and syscache lookups inside the transaction.
+        let (table, problem) = unsafe { new_column_problem(relid, recorded.is_some(), &known) };
+        if let Some(what) = problem {
+            return Err(refuse(&table, what));
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("columns".into(), current);
+        crate::ledger::append("add_column", Some(&meta.uid), Some(&table), fields)?;
+    }
+    Ok(())
+}
+
+/// The table's display name and, if a column it has now that the ledger did
+/// not record would read a value older rows were not hashed with (or cannot
+/// be hashed), why.
+unsafe fn new_column_problem(relid: Oid, has_record: bool, known: &[i64]) -> (String, Option<String>) {
+    let rel = pg_sys::RelationIdGetRelation(relid);
+    if rel.is_null() {
+        return (String::new(), None);
+    }
+    let table = rel_display_name(rel);
+    let mut problem = None;
+    if has_record {
+        let desc = (*rel).rd_att;
+        let atts = (*desc).attrs.as_slice((*desc).natts.max(0) as usize);
+        for a in atts {
+            if a.attisdropped || known.contains(&(a.attnum as i64)) {
+                continue;
+            }
+            let col = crate::encode::att_name(a);
+            let why = if a.atthasmissing || a.atthasdef || a.attidentity != 0 || a.attgenerated != 0 {
+                Some("a default, serial, identity or generated value")
+            } else if domain_has_default(a.atttypid) {
+                Some("a domain with a DEFAULT")
+            } else if crate::encode::kind_for_type(a.atttypid).is_none() {
+                Some("a type pg_worm cannot hash")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                problem = Some(format!(
+                    "adding column \"{col}\" with {why} (older rows would read a value they were not hashed with, or rows could not be hashed); add it without a default"
+                ));
+                break;
+            }
+        }
+    }
+    pg_sys::RelationClose(rel);
+    (table, problem)
+}
+
+/// Whether a library list (as shared_preload_libraries reads it) names
+/// pg_worm itself: exact names, not substrings.
+pub fn lists_pg_worm(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let lib = item.trim().trim_matches('"').trim();
+        lib.eq_ignore_ascii_case("pg_worm") || lib.eq_ignore_ascii_case("$libdir/pg_worm")
+    })
+}
+
 unsafe fn check_set(stmt: *mut pg_sys::VariableSetStmt, system: bool) -> Result<(), WormError> {
     if stmt.is_null() {
         return Ok(());
@@ -593,7 +1074,7 @@ unsafe fn check_set(stmt: *mut pg_sys::VariableSetStmt, system: bool) -> Result<
     }
     if system
         && (name == "shared_preload_libraries" || kind == pg_sys::VariableSetKind::VAR_RESET_ALL)
-        && !(kind == pg_sys::VariableSetKind::VAR_SET_VALUE && value.contains("pg_worm"))
+        && !(kind == pg_sys::VariableSetKind::VAR_SET_VALUE && lists_pg_worm(&value))
     {
         return Err(refuse(
             "the server",
@@ -619,6 +1100,10 @@ pub fn guarded_catalog(relid: Oid) -> bool {
         Oid::from(2604u32), // pg_attrdef
         pg_sys::TypeRelationId,
         pg_sys::EventTriggerRelationId,
+        Oid::from(3501u32), // pg_enum
+        Oid::from(2611u32), // pg_inherits
+        Oid::from(3256u32), // pg_policy
+        Oid::from(2617u32), // pg_operator
     ]
     .contains(&relid)
 }

@@ -18,6 +18,7 @@
 //! what they can; a superuser can disable event triggers, and what they then
 //! do to rows is detected by worm.verify.
 
+use crate::sql;
 use crate::error::WormError;
 use crate::guard::{self, Protected};
 use pgrx::pg_sys;
@@ -49,7 +50,65 @@ pub fn init() {
         pg_sys::object_access_hook = Some(object_access);
         PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
+        guard_allow_system_table_mods();
     }
+}
+
+static mut PREV_ASTM_CHECK: pg_sys::GucBoolCheckHook = None;
+
+/// allow_system_table_mods lets a superuser create objects in pg_catalog
+/// (shadowing what pg_worm's own SQL calls) and alter catalogs. SET and
+/// ALTER SYSTEM are refused by the utility hook; this check hook refuses the
+/// other routes to the same setting (set_config(), a function's SET clause,
+/// ALTER ROLE/DATABASE ... SET, connection options) while tables are
+/// protected. The server's configuration file stays the OS user's choice.
+unsafe fn guard_allow_system_table_mods() {
+    let vars = pg_sys::get_guc_variables();
+    if vars.is_null() {
+        return;
+    }
+    for i in 0..pg_sys::GetNumConfigOptions().max(0) as usize {
+        let var = *vars.add(i);
+        if var.is_null() || (*var).vartype != pg_sys::config_type::PGC_BOOL {
+            continue;
+        }
+        let name = std::ffi::CStr::from_ptr((*var).name);
+        if name.to_bytes() == b"allow_system_table_mods" {
+            let b = var as *mut pg_sys::config_bool;
+            PREV_ASTM_CHECK = (*b).check_hook;
+            (*b).check_hook = Some(astm_check);
+            return;
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn astm_check(
+    newval: *mut bool,
+    extra: *mut *mut std::ffi::c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    if let Some(prev) = PREV_ASTM_CHECK {
+        if !prev(newval, extra, source) {
+            return false;
+        }
+    }
+    if newval.is_null() || !*newval || source < pg_sys::GucSource::PGC_S_DATABASE {
+        return true;
+    }
+    // Outside a transaction nothing can be looked up: refuse (connection
+    // options); inside, refuse only where tables are protected.
+    let refuse = !pg_sys::IsTransactionState() || guard::any_protected_table();
+    if refuse {
+        pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+        let msg = std::ffi::CString::new(
+            "the server is protected by pg_worm; refused: allow_system_table_mods (catalog edits could switch protection off)",
+        )
+        .unwrap_or_default();
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+        return false;
+    }
+    true
 }
 
 /// Worm's answer is only valid inside a transaction with catalog access.
@@ -265,6 +324,26 @@ pub unsafe extern "C-unwind" fn worm_guard_ddl(fcinfo: pg_sys::FunctionCallInfo)
 
 #[no_mangle]
 #[doc(hidden)]
+pub extern "C" fn pg_finfo_worm_guard_ddl_end() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// ddl_command_end of ALTER TABLE: columns added to protected tables are
+/// checked after the fact (every route to a default) and recorded.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn worm_guard_ddl_end(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    if let Err(e) = guard::after_alter_table() {
+        e.raise();
+    }
+    pg_sys::Datum::from(0)
+}
+
+#[no_mangle]
+#[doc(hidden)]
 pub extern "C" fn pg_finfo_worm_guard_drop() -> &'static pg_sys::Pg_finfo_record {
     const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
     &V1
@@ -281,7 +360,7 @@ pub unsafe extern "C-unwind" fn worm_guard_drop(
     if guard::exempt() {
         return pg_sys::Datum::from(0);
     }
-    let refused: Option<(String, String)> = Spi::connect(|client| {
+    let refused: Option<(String, String)> = sql::connect(|client| {
         let rows = client.select(
             "SELECT d.object_type, d.object_identity, d.objsubid, t.table_uid::text \
                FROM pg_catalog.pg_event_trigger_dropped_objects() AS d \

@@ -7,6 +7,7 @@
 //! previous entry is read through the primary key with a "self" snapshot, so
 //! the ledger cannot fork under any isolation level.
 
+use crate::sql;
 use crate::chain::{last_matching, self_snapshot};
 use crate::error::{OrRaise, WormError};
 use crate::meta;
@@ -53,8 +54,8 @@ pub fn rfc3339(ts: i64) -> String {
 /// Who and when, for every document.
 pub fn actor() -> Result<Json, WormError> {
     let (session, current) =
-        Spi::get_two::<String, String>("SELECT session_user::text, current_user::text")?;
-    let app = Spi::get_one::<String>("SELECT current_setting('application_name')")?;
+        sql::get_two::<String, String>("SELECT session_user::text, current_user::text")?;
+    let app = sql::get_one::<String>("SELECT current_setting('application_name')")?;
     Ok(json!({
         "session_user": session,
         "current_user": current,
@@ -91,7 +92,7 @@ pub fn append(
     doc.insert("by".into(), actor()?);
     doc.insert(
         "database".into(),
-        json!(Spi::get_one::<String>("SELECT current_database()::text")?),
+        json!(sql::get_one::<String>("SELECT current_database()::text")?),
     );
     for (k, v) in fields {
         doc.insert(k, v);
@@ -125,7 +126,7 @@ pub fn append(
     let uid = table_uid.map(|u| pgrx::Uuid::from_bytes(*u));
     let doc_jsonb = pgrx::JsonB(document.clone());
     meta::as_extension_owner(|| {
-        Spi::run_with_args(
+        sql::run_with_args(
             "INSERT INTO worm.ledger (seq, event, table_uid, at, document, prev_hash, hash) \
              VALUES ($1, $2, $3, pg_catalog.transaction_timestamp(), $4, $5, $6)",
             &[
@@ -144,7 +145,7 @@ pub fn append(
 
 /// All ledger entries (read-only SPI).
 pub fn entries() -> Result<Vec<LedgerEntry>, WormError> {
-    Ok(Spi::connect(|client| {
+    Ok(sql::connect(|client| {
         let rows = client.select(
             "SELECT seq, document, prev_hash, hash FROM worm.ledger ORDER BY seq",
             None,

@@ -9,6 +9,7 @@
 //! and TRUNCATE always. The flag lives in this backend's memory; no setting,
 //! role or SQL statement can raise it.
 
+use crate::sql;
 use crate::chain::{last_matching, Head};
 use crate::error::WormError;
 use pgrx::datum::DatumWithOid;
@@ -36,60 +37,130 @@ pub fn internal_write_active() -> bool {
     INTERNAL_WRITE.with(|c| c.get() > 0)
 }
 
-pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
-    let row = Spi::connect(|client| {
-        let mut rows = client.select(
-            "SELECT table_uid, chains, retention, legal_basis, legal_hold, hold_reason \
-             FROM worm.tables WHERE table_name::oid = $1",
-            Some(1),
-            &[DatumWithOid::from(relid)],
-        )?;
-        match rows.next() {
-            Some(r) => Ok::<_, pgrx::spi::SpiError>(Some((
-                r.get::<pgrx::Uuid>(1)?,
-                r.get::<i32>(2)?,
-                r.get::<pgrx::datum::Interval>(3)?,
-                r.get::<String>(4)?,
-                r.get::<bool>(5)?,
-                r.get::<String>(6)?,
-            ))),
-            None => Ok(None),
+const META_COLUMNS: &str =
+    "SELECT table_uid, chains, retention, legal_basis, legal_hold, hold_reason, encoding_version \
+     FROM worm.tables WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1";
+
+type MetaRow = (
+    Option<pgrx::Uuid>,
+    Option<i32>,
+    Option<pgrx::datum::Interval>,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+);
+
+fn meta_from_table(rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<MetaRow>, pgrx::spi::SpiError> {
+    let mut rows = rows;
+    match rows.next() {
+        Some(r) => Ok(Some((
+            r.get::<pgrx::Uuid>(1)?,
+            r.get::<i32>(2)?,
+            r.get::<pgrx::datum::Interval>(3)?,
+            r.get::<String>(4)?,
+            r.get::<bool>(5)?,
+            r.get::<String>(6)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+fn meta_from_row(row: Option<MetaRow>) -> Option<TableMeta> {
+    match row {
+        Some((Some(u), Some(c), retention, legal_basis, hold, hold_reason)) => {
+            Some(TableMeta {
+                uid: *u.as_bytes(),
+                chains: c,
+                retention,
+                legal_basis,
+                legal_hold: hold.unwrap_or(false),
+                hold_reason,
+            })
         }
-    })?;
-    Ok(match row {
-        Some((Some(u), Some(c), retention, legal_basis, hold, hold_reason)) => Some(TableMeta {
-            uid: *u.as_bytes(),
-            chains: c,
-            retention,
-            legal_basis,
-            legal_hold: hold.unwrap_or(false),
-            hold_reason,
-        }),
         _ => None,
-    })
+    }
+}
+
+/// The registry row of a table, as of the current snapshot.
+pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
+    let row = sql::connect(|client| {
+        meta_from_table(client.select(META_COLUMNS, Some(1), &[DatumWithOid::from(relid)])?)
+    })?;
+    Ok(meta_from_row(row))
+}
+
+/// Locks the registry row of a table (FOR UPDATE) and returns its newest
+/// committed state. Purge, legal holds and retention changes all start here,
+/// before they read anything, so they serialize: a purge that waited for a
+/// hold sees it. A transaction whose snapshot predates a change committed
+/// meanwhile (REPEATABLE READ or SERIALIZABLE) is refused.
+pub fn lock(relid: pg_sys::Oid, table: &str) -> Result<Option<TableMeta>, WormError> {
+    let query = format!("{META_COLUMNS} FOR UPDATE");
+    let table = table.to_string();
+    let attempt = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        as_extension_owner(|| {
+            Ok(sql::connect_mut(|client| {
+                meta_from_table(client.update(&query, Some(1), &[DatumWithOid::from(relid)])?)
+            })?)
+        })
+        .map(meta_from_row)
+    }))
+    .catch_when(
+        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+        |_| Err(WormError::PolicyChanged { table: table.clone() }),
+    )
+    .execute();
+    attempt
 }
 
 /// All registered tables: (oid, name), ordered by name.
 pub fn all() -> Result<Vec<(pg_sys::Oid, String)>, WormError> {
-    Ok(Spi::connect(|client| {
+    let rows = sql::connect(|client| {
         let rows = client.select(
-            "SELECT t.table_name::oid, \
-                    CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.table_name::oid) \
-                         THEN t.table_name::text \
-                         ELSE (SELECT l.document -> 'table' ->> 'name' FROM worm.ledger AS l \
-                                WHERE l.table_uid = t.table_uid ORDER BY l.seq DESC LIMIT 1) END \
-               FROM worm.tables AS t ORDER BY 2",
+            "SELECT t.table_name::pg_catalog.oid, \
+                    EXISTS (SELECT FROM pg_catalog.pg_class c \
+                             WHERE c.oid OPERATOR(pg_catalog.=) t.table_name::pg_catalog.oid), \
+                    (SELECT l.document -> 'table' ->> 'name' FROM worm.ledger AS l \
+                      WHERE l.table_uid OPERATOR(pg_catalog.=) t.table_uid ORDER BY l.seq DESC LIMIT 1) \
+               FROM worm.tables AS t",
             None,
             &[],
         )?;
         let mut out = Vec::new();
         for r in rows {
-            if let (Some(o), Some(n)) = (r.get::<pg_sys::Oid>(1)?, r.get::<String>(2)?) {
-                out.push((o, n));
-            }
+            out.push((
+                r.get::<pg_sys::Oid>(1)?,
+                r.get::<bool>(2)?.unwrap_or(false),
+                r.get::<String>(3)?,
+            ));
         }
         Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+    })?;
+    let mut out: Vec<(pg_sys::Oid, String)> = rows
+        .into_iter()
+        .filter_map(|(oid, exists, recorded)| {
+            let oid = oid?;
+            // An existing table is named as the caller sees it (its
+            // search_path decides whether the schema is shown).
+            let name = if exists { Some(regclass_name(oid)) } else { recorded };
+            name.map(|n| (oid, n))
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// A relation's name as `regclass` prints it under the caller's settings.
+pub fn regclass_name(relid: pg_sys::Oid) -> String {
+    // SAFETY: regclassout takes an oid datum and returns a C string.
+    unsafe {
+        pgrx::direct_function_call::<&std::ffi::CStr>(
+            pg_sys::regclassout,
+            &[Some(pg_sys::Datum::from(relid))],
+        )
+    }
+    .map(|c| c.to_string_lossy().into_owned())
+    .unwrap_or_else(|| relid.to_u32().to_string())
 }
 
 /// Purge anchors of a table: chain -> (seq, link), as of the current snapshot.
@@ -97,7 +168,7 @@ pub fn anchors(
     uid: &[u8; 16],
 ) -> Result<std::collections::HashMap<i32, pg_worm_core::Anchor>, WormError> {
     let uuid = pgrx::Uuid::from_bytes(*uid);
-    let rows = Spi::connect(|client| {
+    let rows = sql::connect(|client| {
         let rows = client.select(
             "SELECT chain, seq, link FROM worm.anchors WHERE table_uid = $1",
             None,
@@ -187,7 +258,7 @@ pub unsafe fn read_anchor(
 
 /// Runs `f` as the owner of pg_worm's tables with the internal-write flag set.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> Result<R, WormError>) -> Result<R, WormError> {
-    let owner = Spi::get_one::<pg_sys::Oid>(
+    let owner = sql::get_one::<pg_sys::Oid>(
         "SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'worm.tables'::regclass",
     )?
     .ok_or_else(|| WormError::Internal("worm.tables has no owner".into()))?;
@@ -209,11 +280,11 @@ pub fn register(
     legal_basis: Option<String>,
     rows_at_protect: i64,
 ) -> Result<(), WormError> {
-    let by = Spi::get_one::<String>("SELECT session_user::text")?.unwrap_or_default();
+    let by = sql::get_one::<String>("SELECT session_user::text")?.unwrap_or_default();
     as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO worm.tables (table_uid, table_name, chains, retention, legal_basis, protected_at, protected_by, rows_at_protect) \
-             VALUES ($1, $2::oid::regclass, $3, $4, $5, pg_catalog.transaction_timestamp(), $6, $7)",
+        sql::run_with_args(
+            "INSERT INTO worm.tables (table_uid, table_name, chains, retention, legal_basis, protected_at, protected_by, rows_at_protect, encoding_version) \
+             VALUES ($1, $2::pg_catalog.oid::pg_catalog.regclass, $3, $4, $5, pg_catalog.transaction_timestamp(), $6, $7, $8)",
             &[
                 DatumWithOid::from(uid),
                 DatumWithOid::from(relid),
@@ -222,6 +293,7 @@ pub fn register(
                 DatumWithOid::from(legal_basis),
                 DatumWithOid::from(by),
                 DatumWithOid::from(rows_at_protect),
+                DatumWithOid::from(i32::from(pg_worm_core::ENCODING_VERSION)),
             ],
         )?;
         Ok(())
@@ -230,7 +302,7 @@ pub fn register(
 
 /// Runs one UPDATE of pg_worm's own tables (fixed SQL, bound parameters).
 pub fn internal_update(sql: &str, args: &[DatumWithOid<'_>]) -> Result<(), WormError> {
-    as_extension_owner(|| Ok(Spi::run_with_args(sql, args)?))
+    as_extension_owner(|| Ok(sql::run_with_args(sql, args)?))
 }
 
 /// The oid of a role, if it exists.
@@ -251,8 +323,11 @@ pub fn may_manage(relid: pg_sys::Oid) -> bool {
     owner || has_role("worm_admin")
 }
 
-/// Runs `f` as `role` (used by worm_admin members to run protect's DDL as the
-/// table's owner). The (sub)transaction abort restores the user on error.
+/// Runs `f` as `role` (the extension's owner for pg_worm's own tables; the
+/// table's owner for protect's DDL run by a worm_admin member) as a
+/// security-restricted operation: code that runs meanwhile cannot change
+/// session state (SET ROLE, temporary objects, ...) to keep `role`'s rights.
+/// The (sub)transaction abort restores the user on error.
 pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_ctx = 0;
@@ -260,7 +335,9 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         pg_sys::SetUserIdAndSecContext(
             role,
-            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            saved_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
     }
     let r = f();

@@ -1,5 +1,6 @@
 //! worm.protect: turns an ordinary table into a chained, insert-only one.
 
+use crate::sql;
 use crate::encode::{self, COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ};
 use crate::error::{OrRaise, WormError};
 use crate::meta;
@@ -83,10 +84,8 @@ fn protect(
         });
     }
     if let Some(r) = &retention {
-        let positive =
-            Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[DatumWithOid::from(*r)])?
-                .unwrap_or(false);
-        if !positive {
+        let now = crate::retention::transaction_start();
+        if !pg_worm_core::period::is_positive(&crate::retention::period(r), now) {
             return Err(WormError::InvalidRetention {
                 given: interval_text(r),
             });
@@ -95,18 +94,19 @@ fn protect(
     if form.relhasrules {
         return Err(WormError::HasRules { table });
     }
+    unsafe { refuse_unprotectable(rel, &table)? };
     // Validates every column type (and the reserved prefix) before changing anything.
     unsafe { encode::build_plan(rel, &table, false)? };
     // ALTER TABLE refuses a relation this function still holds open.
     drop(tbl);
 
     let existing = meta::as_role(owner, || {
-        Spi::get_one::<i64>(&format!("SELECT count(*) FROM {table}"))
+        sql::get_one::<i64>(&format!("SELECT count(*) FROM {table}"))
     })?
     .unwrap_or(0);
     check_triggers(relid, &table, existing > 0)?;
 
-    let uid: pgrx::Uuid = Spi::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
+    let uid: pgrx::Uuid = sql::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
         .ok_or_else(|| WormError::Internal("gen_random_uuid returned NULL".into()))?;
     let uid_bytes: [u8; 16] = *uid.as_bytes();
     let uid_text = hex::encode(uid_bytes);
@@ -116,33 +116,33 @@ fn protect(
     // pg_worm's own DDL through (and only it).
     let chained = crate::guard::internal_ddl(|| {
         meta::as_role(owner, || -> Result<i64, WormError> {
-            Spi::run(&format!(
+            sql::run(&format!(
                 "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
              ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
             ))?;
 
             let chained = backfill(relid, &table, &uid_bytes, chains)?;
 
-            Spi::run(&format!(
+            sql::run(&format!(
             "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
              ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
         ))?;
-            Spi::run(&format!(
+            sql::run(&format!(
                 "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
             ))?;
-            Spi::run(&format!(
+            sql::run(&format!(
                 "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
              EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
             ))?;
-            Spi::run(&format!(
+            sql::run(&format!(
                 "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
              FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
             ))?;
-            Spi::run(&format!(
+            sql::run(&format!(
                 "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
              FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
             ))?;
-            Spi::run(&format!(
+            sql::run(&format!(
                 "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
              ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
             ))?;
@@ -155,7 +155,7 @@ fn protect(
     if meta::role_oid("worm_auditor").is_some() {
         crate::guard::internal_ddl(|| {
             meta::as_role(owner, || {
-                Spi::run(&format!("GRANT SELECT ON {table} TO worm_auditor"))
+                sql::run(&format!("GRANT SELECT ON {table} TO worm_auditor"))
             })
         })?;
     }
@@ -169,6 +169,9 @@ fn protect(
             "legal_basis": legal_basis,
         }),
     );
+    // The row hash binds column positions; the names and types they had are
+    // recorded so that verify can tell when they no longer match.
+    fields.insert("columns".into(), crate::columns::current(relid)?);
     crate::ledger::append("protect", Some(&uid_bytes), Some(&table), fields)?;
 
     let keep = match &retention {
@@ -182,18 +185,48 @@ fn protect(
     ))
 }
 
+/// What pg_worm cannot protect: stored generated columns (PostgreSQL fills
+/// them after the BEFORE triggers, so the hash would not cover their values),
+/// inheritance children (their rows show in every SELECT of the table) and
+/// row-level security (its policies can hide rows from readers).
+unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(), WormError> {
+    let desc = (*rel).rd_att;
+    let natts = (*desc).natts.max(0) as usize;
+    let attrs = (*desc).attrs.as_slice(natts);
+    for att in attrs {
+        if !att.attisdropped && att.attgenerated != 0 {
+            return Err(WormError::Unprotectable {
+                table: table.into(),
+                what: format!("the generated column \"{}\"", encode::att_name(att)),
+            });
+        }
+    }
+    let form = &*(*rel).rd_rel;
+    if form.relrowsecurity || form.relforcerowsecurity {
+        return Err(WormError::Unprotectable {
+            table: table.into(),
+            what: "row-level security enabled (policies could hide rows)".into(),
+        });
+    }
+    if form.relhassubclass && crate::guard::has_children((*rel).rd_id) {
+        return Err(WormError::Unprotectable {
+            table: table.into(),
+            what: "inheritance children (their rows would show as the table's)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// An interval as text (ISO 8601: independent of the session's IntervalStyle).
 fn interval_text(i: &pgrx::datum::Interval) -> String {
-    Spi::get_one_with_args::<String>("SELECT $1::text", &[DatumWithOid::from(*i)])
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    crate::retention::iso8601(i)
 }
 
 /// Refuses BEFORE INSERT row triggers that would fire after pg_worm's (and so
 /// could change a row after it was hashed) and, when rows exist, BEFORE UPDATE
 /// row triggers (the backfill updates every row once).
 fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(), WormError> {
-    let triggers: Vec<(String, i16)> = Spi::connect(|client| {
+    let triggers: Vec<(String, i16)> = sql::connect(|client| {
         let rows = client.select(
             "SELECT tgname::text, tgtype FROM pg_catalog.pg_trigger \
              WHERE tgrelid = $1 AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY 1",
@@ -298,7 +331,7 @@ fn backfill(
         links.push(l.to_vec());
     }
     let n = rows.len() as i64;
-    Spi::run_with_args(
+    sql::run_with_args(
         &format!(
             "UPDATE {table} AS t SET {COL_CHAIN} = u.c, {COL_SEQ} = u.s, \
              {COL_INSERTED_AT} = pg_catalog.transaction_timestamp(), {COL_HASH} = u.h \

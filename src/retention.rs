@@ -7,12 +7,13 @@
 //! held in this backend's memory), records the last removed row of each chain
 //! as the chain's anchor, and writes a certificate into the ledger.
 
+use crate::sql;
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta::{self, TableMeta};
 use crate::triggers::{rel_display_name, with_purge_plan, PurgePlan};
 use crate::verify::verify_rel;
-use pg_worm_core::merkle_root;
+use pg_worm_core::{merkle_root, Period};
 use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgRelation};
@@ -80,13 +81,43 @@ struct Target {
     meta: TableMeta,
 }
 
-fn target(tbl: &PgRelation) -> Result<Target, WormError> {
+/// The protected table, after its registry row is locked: purge, holds and
+/// retention changes serialize here before they read anything, and decide on
+/// the newest committed holds and retention (see `meta::lock`).
+fn locked_target(
+    tbl: &PgRelation,
+    action: &'static str,
+) -> Result<Target, WormError> {
     let relid = tbl.oid();
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
-    let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
+    if meta::lookup(relid)?.is_none() {
+        return Err(WormError::NotProtected { table });
+    }
+    require_owner(relid, &table, action)?;
+    let meta = meta::lock(relid, &table)?.ok_or(WormError::NotProtected {
         table: table.clone(),
     })?;
     Ok(Target { relid, table, meta })
+}
+
+/// A PostgreSQL interval as the core's retention period.
+pub fn period(i: &Interval) -> Period {
+    Period {
+        months: i.months(),
+        days: i.days(),
+        micros: i.micros(),
+    }
+}
+
+/// A stored time (microseconds since 2000 UTC) as a timestamptz datum.
+fn timestamp_datum(us: i64) -> Option<pgrx::datum::TimestampWithTimeZone> {
+    pgrx::datum::TimestampWithTimeZone::try_from(us).ok()
+}
+
+/// The start time of the current transaction (UTC microseconds since 2000).
+pub fn transaction_start() -> i64 {
+    // SAFETY: reads a backend-local timestamp.
+    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
 fn entry_json(appended: &ledger::Appended, document: Json) -> JsonB {
@@ -102,7 +133,7 @@ fn non_empty(reason: &str, what: &'static str) -> Result<(), WormError> {
 }
 
 fn hold_since(relid: pg_sys::Oid) -> String {
-    Spi::get_one_with_args::<String>(
+    sql::get_one_with_args::<String>(
         "SELECT hold_since::text FROM worm.tables WHERE table_name::oid = $1",
         &[DatumWithOid::from(relid)],
     )
@@ -126,28 +157,21 @@ fn set_retention(
     retention: Option<Interval>,
     legal_basis: Option<String>,
 ) -> Result<JsonB, WormError> {
-    let t = target(&tbl)?;
-    require_owner(t.relid, &t.table, "change its retention")?;
+    let t = locked_target(&tbl, "change its retention")?;
     let Some(new) = retention else {
         return Err(WormError::RetentionRemoved { table: t.table });
     };
-    let positive =
-        Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[DatumWithOid::from(new)])?
-            .unwrap_or(false);
-    if !positive {
+    let now = transaction_start();
+    if !pg_worm_core::period::is_positive(&period(&new), now) {
         return Err(WormError::InvalidRetention {
             given: iso8601(&new),
         });
     }
     let old = t.meta.retention;
     if let Some(old) = old {
-        // Longer both as an interval and at today's calendar.
-        let longer = Spi::get_one_with_args::<bool>(
-            "SELECT $1 >= $2 AND pg_catalog.now() - $1 <= pg_catalog.now() - $2",
-            &[DatumWithOid::from(new), DatumWithOid::from(old)],
-        )?
-        .unwrap_or(false);
-        if !longer {
+        // Longer both as an interval and at today's calendar, decided in
+        // Rust in UTC (no operator or TimeZone of the caller's takes part).
+        if !pg_worm_core::period::not_shorter(&period(&new), &period(&old), now) {
             return Err(WormError::RetentionShortened {
                 table: t.table,
                 old: iso8601(&old),
@@ -191,10 +215,8 @@ fn worm_release_hold(tbl: PgRelation, reason: String) -> JsonB {
 }
 
 fn hold(tbl: PgRelation, reason: String, on: bool) -> Result<JsonB, WormError> {
-    let t = target(&tbl)?;
-    require_owner(
-        t.relid,
-        &t.table,
+    let t = locked_target(
+        &tbl,
         if on {
             "place a legal hold"
         } else {
@@ -254,8 +276,7 @@ fn worm_purge_expired(tbl: PgRelation) -> JsonB {
 }
 
 fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
-    let t = target(&tbl)?;
-    require_owner(t.relid, &t.table, "purge it")?;
+    let t = locked_target(&tbl, "purge it")?;
     if t.meta.legal_hold {
         return Err(WormError::OnHold {
             since: hold_since(t.relid),
@@ -278,11 +299,10 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
         });
     }
     let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
-    let cutoff = Spi::get_one_with_args::<i64>(
-        "SELECT ((extract(epoch FROM pg_catalog.transaction_timestamp() - $1) - 946684800) * 1000000)::bigint",
-        &[DatumWithOid::from(retention)],
-    )?
-    .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
+    // The cut-off is computed in Rust, in UTC: no operator, function or
+    // TimeZone of the caller's takes part in deciding what is deleted.
+    let cutoff = pg_worm_core::period::cutoff(transaction_start(), &period(&retention))
+        .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
 
     let mut purges: Vec<ChainPurge> = Vec::new();
     let mut leaves: Vec<Vec<u8>> = Vec::new();
@@ -332,7 +352,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
             let mut from = p.first_seq;
             while from <= p.last_seq {
                 let to = (from + PURGE_BATCH - 1).min(p.last_seq);
-                let deleted = Spi::connect_mut(|client| {
+                let deleted = sql::connect_mut(|client| {
                     client
                         .update(
                             &format!(
@@ -369,9 +389,9 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     // The new anchors.
     for p in &purges {
         meta::as_extension_owner(|| {
-            Spi::run_with_args(
+            sql::run_with_args(
                 "INSERT INTO worm.anchors (table_uid, chain, seq, link, inserted_at) \
-                 VALUES ($1, $2, $3, $4, timestamptz '2000-01-01 00:00:00+00' + $5 * interval '1 microsecond') \
+                 VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (table_uid, chain) DO UPDATE \
                  SET seq = EXCLUDED.seq, link = EXCLUDED.link, inserted_at = EXCLUDED.inserted_at",
                 &[
@@ -379,14 +399,14 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
                     DatumWithOid::from(p.chain),
                     DatumWithOid::from(p.last_seq),
                     DatumWithOid::from(p.anchor_link.to_vec()),
-                    DatumWithOid::from(p.anchor_inserted_at),
+                    DatumWithOid::from(timestamp_datum(p.anchor_inserted_at)),
                 ],
             )?;
             Ok(())
         })?;
     }
 
-    let certificate_id = Spi::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
+    let certificate_id = sql::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
         .map(|u| u.to_string())
         .unwrap_or_default();
     let mut fields = Map::new();
@@ -457,7 +477,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
 fn count_rows(table: &str, purges: &[ChainPurge]) -> Result<i64, WormError> {
     let mut n = 0;
     for p in purges {
-        n += Spi::get_one_with_args::<i64>(
+        n += sql::get_one_with_args::<i64>(
             &format!("SELECT count(*) FROM {table} WHERE worm_chain = $1 AND worm_seq <= $2"),
             &[DatumWithOid::from(p.chain), DatumWithOid::from(p.last_seq)],
         )?
@@ -535,7 +555,7 @@ fn check_certificate(cert: &Json) -> Result<(), String> {
         .and_then(|v| v.try_into().ok())
         .ok_or("table.uid is not a uuid")?;
     let uid = pgrx::Uuid::from_bytes(uid_bytes);
-    let relid = Spi::get_one_with_args::<pg_sys::Oid>(
+    let relid = sql::get_one_with_args::<pg_sys::Oid>(
         "SELECT table_name::oid FROM worm.tables WHERE table_uid = $1",
         &[DatumWithOid::from(uid)],
     )

@@ -49,6 +49,9 @@ pub use merkle::{inclusion_proof, merkle_root, verify_inclusion};
 pub mod ledger;
 pub use ledger::{canonical_json, ledger_hash, verify_ledger, LedgerEntry, LedgerReport};
 
+pub mod period;
+pub use period::{Period, PG_EPOCH_UNIX_MICROS};
+
 pub mod table;
 pub use table::{columns_mismatch, ColumnDef};
 
