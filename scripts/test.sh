@@ -25,7 +25,8 @@ record() { # name rc
 if [ "$ONLY" = all ] || [ "$ONLY" = lint ]; then
   log "layer 0: rustfmt and clippy -D warnings"
   set +e
-  cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
+  cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings \
+    && bash "$ROOT/scripts/check_internal_sql.sh"
   rc=$?
   set -e
   record "fmt + clippy" $rc

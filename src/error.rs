@@ -197,7 +197,7 @@ impl WormError {
         Some(match self {
             WormError::Immutable { .. } => PURGE_HINT.to_string(),
             WormError::Protected { .. } => {
-                "Protection is permanent. Still allowed: INSERT, SELECT, CREATE INDEX, ANALYZE, VACUUM, CLUSTER, ALTER TABLE ... RENAME / SET SCHEMA / SET TABLESPACE / ADD COLUMN without a default, GRANT and REVOKE.".into()
+                "Protection is permanent. Still allowed: INSERT, SELECT, CREATE INDEX, ANALYZE, VACUUM, CLUSTER, ALTER TABLE ... RENAME TO / SET SCHEMA / SET TABLESPACE / ADD COLUMN without a default, GRANT and REVOKE.".into()
             }
             WormError::ExtensionTable { .. } => {
                 "pg_worm's own tables change only through its functions (worm.protect, worm.set_retention, worm.legal_hold, worm.release_hold, worm.purge_expired).".into()

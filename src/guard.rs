@@ -6,8 +6,8 @@
 //! the same way. Refusals raise SQLSTATE 42501 with the table's name and a
 //! HINT saying what is allowed instead.
 
-use crate::sql;
 use crate::error::WormError;
+use crate::sql;
 use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
 use std::cell::Cell;
@@ -299,9 +299,13 @@ unsafe fn relation_uses_type(relid: Oid, target: Oid, depth: u32) -> bool {
 /// through a domain, an array or a composite type).
 fn protected_table_using_type(typid: Oid) -> Option<String> {
     let tables = crate::meta::all().ok()?;
-    tables.into_iter().find_map(|(relid, name)| {
+    tables.into_iter().find_map(|(relid, _)| {
         // SAFETY: relation and type lookups through the caches, inside a transaction.
-        unsafe { relation_uses_type(relid, typid, 0) }.then_some(name)
+        if unsafe { relation_uses_type(relid, typid, 0) } {
+            protected(relid).map(|p| p.name().to_string())
+        } else {
+            None
+        }
     })
 }
 
@@ -345,7 +349,9 @@ unsafe fn add_column_problem(def: *mut pg_sys::ColumnDef) -> Option<String> {
     }
     let col = cstr((*def).colname);
     if is_worm_column(&col) {
-        return Some(format!("adding column \"{col}\" (the worm_ prefix is reserved)"));
+        return Some(format!(
+            "adding column \"{col}\" (the worm_ prefix is reserved)"
+        ));
     }
     if column_gets_values(def) || is_serial((*def).typeName) {
         return Some(format!(
@@ -517,7 +523,10 @@ unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormError> {
         && Some(pg_sys::get_rel_namespace(relid)) == worm_namespace()
         && protected(relid).is_none()
     {
-        return Err(refuse("schema worm", "renaming pg_worm's views or their parts"));
+        return Err(refuse(
+            "schema worm",
+            "renaming pg_worm's views or their parts",
+        ));
     }
     let Some(p) = protected(relid) else {
         return Ok(());
@@ -592,7 +601,10 @@ fn in_worm(ns: Option<Oid>) -> bool {
 
 unsafe fn refuse_in_worm(names: *mut pg_sys::List, what: &str) -> Result<(), WormError> {
     if in_worm(creation_namespace(names)) {
-        return Err(refuse("schema worm", format!("creating {what} in pg_worm's schema")));
+        return Err(refuse(
+            "schema worm",
+            format!("creating {what} in pg_worm's schema"),
+        ));
     }
     Ok(())
 }
@@ -794,9 +806,10 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
             let stmt = node as *mut pg_sys::DefineStmt;
             refuse_in_worm((*stmt).defnames, "operators, types or aggregates")
         }
-        NodeTag::T_CreateDomainStmt => {
-            refuse_in_worm((*(node as *mut pg_sys::CreateDomainStmt)).domainname, "domains")
-        }
+        NodeTag::T_CreateDomainStmt => refuse_in_worm(
+            (*(node as *mut pg_sys::CreateDomainStmt)).domainname,
+            "domains",
+        ),
         NodeTag::T_CreateEnumStmt => {
             refuse_in_worm((*(node as *mut pg_sys::CreateEnumStmt)).typeName, "types")
         }
@@ -886,11 +899,17 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
                 return Err(refuse(&t, "moving pg_worm's own tables"));
             }
             if cstr((*stmt).newschema) == "worm" {
-                return Err(refuse("schema worm", "moving objects into pg_worm's schema"));
+                return Err(refuse(
+                    "schema worm",
+                    "moving objects into pg_worm's schema",
+                ));
             }
             use pg_sys::ObjectType::*;
             let ot = (*stmt).objectType;
-            if matches!(ot, OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE) {
+            if matches!(
+                ot,
+                OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE
+            ) {
                 let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
                 if !owa.is_null() && func_in_worm((*owa).objname) {
                     return Err(refuse("schema worm", "moving pg_worm's functions"));
@@ -1010,7 +1029,11 @@ pub fn after_alter_table() -> Result<(), WormError> {
 /// The table's display name and, if a column it has now that the ledger did
 /// not record would read a value older rows were not hashed with (or cannot
 /// be hashed), why.
-unsafe fn new_column_problem(relid: Oid, has_record: bool, known: &[i64]) -> (String, Option<String>) {
+unsafe fn new_column_problem(
+    relid: Oid,
+    has_record: bool,
+    known: &[i64],
+) -> (String, Option<String>) {
     let rel = pg_sys::RelationIdGetRelation(relid);
     if rel.is_null() {
         return (String::new(), None);
@@ -1025,7 +1048,8 @@ unsafe fn new_column_problem(relid: Oid, has_record: bool, known: &[i64]) -> (St
                 continue;
             }
             let col = crate::encode::att_name(a);
-            let why = if a.atthasmissing || a.atthasdef || a.attidentity != 0 || a.attgenerated != 0 {
+            let why = if a.atthasmissing || a.atthasdef || a.attidentity != 0 || a.attgenerated != 0
+            {
                 Some("a default, serial, identity or generated value")
             } else if domain_has_default(a.atttypid) {
                 Some("a domain with a DEFAULT")

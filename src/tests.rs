@@ -1,5 +1,5 @@
-//! In-server tests (`cargo pgrx test`). They may call `Spi` directly: they
-//! are the caller, not pg_worm.
+// In-server tests (`cargo pgrx test`). They may call `Spi` directly: they
+// are the caller, not pg_worm.
 use pgrx::prelude::*;
 
 #[pg_test]
@@ -11,14 +11,12 @@ fn protect_then_insert_then_verify() {
         msg.as_deref(),
         Some("protected public.t_basic: 4 chains, 1 existing row chained, rows are kept for ever")
     );
-    Spi::run("INSERT INTO t_basic SELECT g, 'row ' || g FROM generate_series(2, 50) g")
-        .unwrap();
-    let bad = Spi::get_one::<i64>("SELECT count(*) FROM worm.verify('t_basic') WHERE NOT ok")
-        .unwrap();
+    Spi::run("INSERT INTO t_basic SELECT g, 'row ' || g FROM generate_series(2, 50) g").unwrap();
+    let bad =
+        Spi::get_one::<i64>("SELECT count(*) FROM worm.verify('t_basic') WHERE NOT ok").unwrap();
     assert_eq!(bad, Some(0));
-    let rows =
-        Spi::get_one::<i64>("SELECT sum(rows_checked)::bigint FROM worm.verify('t_basic')")
-            .unwrap();
+    let rows = Spi::get_one::<i64>("SELECT sum(rows_checked)::bigint FROM worm.verify('t_basic')")
+        .unwrap();
     assert_eq!(rows, Some(50));
 }
 
@@ -92,8 +90,7 @@ fn add_column_without_default_keeps_verifying() {
     Spi::run("SELECT worm.protect('t_evolve', chains => 2)").unwrap();
     Spi::run("INSERT INTO t_evolve SELECT g, 'n' FROM generate_series(1, 10) g").unwrap();
     Spi::run("ALTER TABLE t_evolve ADD COLUMN severity int").unwrap();
-    Spi::run("INSERT INTO t_evolve SELECT g, 'n', g % 3 FROM generate_series(11, 20) g")
-        .unwrap();
+    Spi::run("INSERT INTO t_evolve SELECT g, 'n', g % 3 FROM generate_series(11, 20) g").unwrap();
     let (bad, rows) = Spi::get_two::<i64, i64>(
         "SELECT count(*) FILTER (WHERE NOT ok), sum(rows_checked)::bigint FROM worm.verify('t_evolve')",
     )
@@ -144,7 +141,9 @@ fn purge_cutoff_ignores_caller_operators() {
 }
 
 /// Retention cannot be shortened through operators the caller defines.
-#[pg_test(error = "retention of table public.t_ret can only be lengthened: P6Y is longer than PT1S")]
+#[pg_test(
+    error = "retention of table public.t_ret can only be lengthened: P6Y is longer than PT1S"
+)]
 fn retention_compare_ignores_caller_operators() {
     Spi::run("CREATE SCHEMA evil2").unwrap();
     Spi::run(
@@ -162,7 +161,9 @@ fn retention_compare_ignores_caller_operators() {
 }
 
 /// Renaming a column of a protected table is refused.
-#[pg_test(error = "public.t_ren is protected by pg_worm; refused: renaming column \"a\" (rows are hashed by column position: renaming would change what every stored row says)")]
+#[pg_test(
+    error = "public.t_ren is protected by pg_worm; refused: renaming column \"a\" (rows are hashed by column position: renaming would change what every stored row says)"
+)]
 fn rename_column_is_refused() {
     Spi::run("CREATE TABLE t_ren (a text, b text)").unwrap();
     Spi::run("SELECT worm.protect('t_ren')").unwrap();
