@@ -8,10 +8,10 @@
 //! removed tail, a rolled-back database, a restored older backup, a chain
 //! rewritten consistently.
 
-use crate::sql;
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta;
+use crate::sql;
 use crate::triggers::rel_display_name;
 use crate::verify::{verify_rel, Verified, VerifyRow};
 use pg_worm_core::{inclusion_proof, merkle_root, verify_signature, Hash, RowRecord};

@@ -18,9 +18,9 @@
 //! what they can; a superuser can disable event triggers, and what they then
 //! do to rows is detected by worm.verify.
 
-use crate::sql;
 use crate::error::WormError;
 use crate::guard::{self, Protected};
+use crate::sql;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,10 +7,10 @@
 //! previous entry is read through the primary key with a "self" snapshot, so
 //! the ledger cannot fork under any isolation level.
 
-use crate::sql;
 use crate::chain::{last_matching, self_snapshot};
 use crate::error::{OrRaise, WormError};
 use crate::meta;
+use crate::sql;
 use pg_worm_core::{ledger_hash, verify_ledger, Hash, LedgerEntry};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;

@@ -9,9 +9,9 @@
 //! and TRUNCATE always. The flag lives in this backend's memory; no setting,
 //! role or SQL statement can raise it.
 
-use crate::sql;
 use crate::chain::{last_matching, Head};
 use crate::error::WormError;
+use crate::sql;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -50,7 +50,9 @@ type MetaRow = (
     Option<String>,
 );
 
-fn meta_from_table(rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<MetaRow>, pgrx::spi::SpiError> {
+fn meta_from_table(
+    rows: pgrx::spi::SpiTupleTable<'_>,
+) -> Result<Option<MetaRow>, pgrx::spi::SpiError> {
     let mut rows = rows;
     match rows.next() {
         Some(r) => Ok(Some((
@@ -67,16 +69,14 @@ fn meta_from_table(rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<MetaRow>
 
 fn meta_from_row(row: Option<MetaRow>) -> Option<TableMeta> {
     match row {
-        Some((Some(u), Some(c), retention, legal_basis, hold, hold_reason)) => {
-            Some(TableMeta {
-                uid: *u.as_bytes(),
-                chains: c,
-                retention,
-                legal_basis,
-                legal_hold: hold.unwrap_or(false),
-                hold_reason,
-            })
-        }
+        Some((Some(u), Some(c), retention, legal_basis, hold, hold_reason)) => Some(TableMeta {
+            uid: *u.as_bytes(),
+            chains: c,
+            retention,
+            legal_basis,
+            legal_hold: hold.unwrap_or(false),
+            hold_reason,
+        }),
         _ => None,
     }
 }
@@ -105,10 +105,11 @@ pub fn lock(relid: pg_sys::Oid, table: &str) -> Result<Option<TableMeta>, WormEr
         })
         .map(meta_from_row)
     }))
-    .catch_when(
-        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-        |_| Err(WormError::PolicyChanged { table: table.clone() }),
-    )
+    .catch_when(PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE, |_| {
+        Err(WormError::PolicyChanged {
+            table: table.clone(),
+        })
+    })
     .execute();
     attempt
 }
@@ -142,7 +143,11 @@ pub fn all() -> Result<Vec<(pg_sys::Oid, String)>, WormError> {
             let oid = oid?;
             // An existing table is named as the caller sees it (its
             // search_path decides whether the schema is shown).
-            let name = if exists { Some(regclass_name(oid)) } else { recorded };
+            let name = if exists {
+                Some(regclass_name(oid))
+            } else {
+                recorded
+            };
             name.map(|n| (oid, n))
         })
         .collect();

@@ -1,9 +1,9 @@
 //! worm.protect: turns an ordinary table into a chained, insert-only one.
 
-use crate::sql;
 use crate::encode::{self, COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ};
 use crate::error::{OrRaise, WormError};
 use crate::meta;
+use crate::sql;
 use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
 use pg_worm_core::{Hash, GENESIS};
 use pgrx::datum::DatumWithOid;

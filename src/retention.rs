@@ -7,10 +7,10 @@
 //! held in this backend's memory), records the last removed row of each chain
 //! as the chain's anchor, and writes a certificate into the ledger.
 
-use crate::sql;
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta::{self, TableMeta};
+use crate::sql;
 use crate::triggers::{rel_display_name, with_purge_plan, PurgePlan};
 use crate::verify::verify_rel;
 use pg_worm_core::{merkle_root, Period};
@@ -84,10 +84,7 @@ struct Target {
 /// The protected table, after its registry row is locked: purge, holds and
 /// retention changes serialize here before they read anything, and decide on
 /// the newest committed holds and retention (see `meta::lock`).
-fn locked_target(
-    tbl: &PgRelation,
-    action: &'static str,
-) -> Result<Target, WormError> {
+fn locked_target(tbl: &PgRelation, action: &'static str) -> Result<Target, WormError> {
     let relid = tbl.oid();
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     if meta::lookup(relid)?.is_none() {

@@ -108,13 +108,19 @@ mod tests {
 
     #[test]
     fn six_years_back_is_a_calendar_date() {
-        assert_eq!(minus(ts(2026, 11, 26, 12), &p(72, 0, 0)), Some(ts(2020, 11, 26, 12)));
+        assert_eq!(
+            minus(ts(2026, 11, 26, 12), &p(72, 0, 0)),
+            Some(ts(2020, 11, 26, 12))
+        );
     }
 
     #[test]
     fn month_end_clamps_like_postgresql() {
         // '2024-03-31' - '1 month' = '2024-02-29'
-        assert_eq!(minus(ts(2024, 3, 31, 0), &p(1, 0, 0)), Some(ts(2024, 2, 29, 0)));
+        assert_eq!(
+            minus(ts(2024, 3, 31, 0), &p(1, 0, 0)),
+            Some(ts(2024, 2, 29, 0))
+        );
         // months, then days, then time
         assert_eq!(
             minus(ts(2024, 3, 31, 5), &p(1, 1, 3_600_000_000)),
@@ -124,8 +130,14 @@ mod tests {
 
     #[test]
     fn negative_components_add() {
-        assert_eq!(minus(ts(2024, 1, 31, 0), &p(-1, 0, 0)), Some(ts(2024, 2, 29, 0)));
-        assert_eq!(minus(ts(2024, 1, 1, 0), &p(0, -1, 0)), Some(ts(2024, 1, 2, 0)));
+        assert_eq!(
+            minus(ts(2024, 1, 31, 0), &p(-1, 0, 0)),
+            Some(ts(2024, 2, 29, 0))
+        );
+        assert_eq!(
+            minus(ts(2024, 1, 1, 0), &p(0, -1, 0)),
+            Some(ts(2024, 1, 2, 0))
+        );
     }
 
     #[test]
