@@ -255,6 +255,7 @@ pub unsafe fn chain_indexes(rel: pg_sys::Relation, chain_att: i16, seq_att: i16)
         let ok = !form.is_null()
             && (*form).indisunique
             && (*form).indisvalid
+            && (*form).indimmediate
             && (*form).indnatts == 2
             && (*form).indnkeyatts == 2
             && (*idx).rd_rel.as_ref().map(|r| r.relam) == Some(pg_sys::BTREE_AM_OID)

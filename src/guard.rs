@@ -404,6 +404,21 @@ unsafe fn column_gets_values(def: *mut pg_sys::ColumnDef) -> bool {
 unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Result<(), WormError> {
     use pg_sys::AlterTableType::*;
     let relid = rangevar_relid((*stmt).relation);
+    if (*stmt).objtype == pg_sys::ObjectType::OBJECT_TYPE && relid != pg_sys::InvalidOid {
+        // ALTER TYPE composite ADD / DROP / ALTER ATTRIBUTE: stored values of
+        // the type would read differently.
+        let typid = pg_sys::get_rel_type_id(relid);
+        if let Some(t) = protected_table_using_type(typid) {
+            return Err(refuse(
+                &t,
+                format!(
+                    "changing the attributes of type {} (the table stores values of it)",
+                    crate::encode::type_name(typid)
+                ),
+            ));
+        }
+        return Ok(());
+    }
     for cmd in list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds) {
         let st = (*cmd).subtype;
         if st == AT_AddInherit {

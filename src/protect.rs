@@ -217,9 +217,13 @@ unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(),
     Ok(())
 }
 
-/// An interval as text (ISO 8601: independent of the session's IntervalStyle).
+/// An interval as text, in IntervalStyle `postgres` whatever the session's
+/// (internal SQL pins it): "6 years", "1 day", "00:00:02".
 fn interval_text(i: &pgrx::datum::Interval) -> String {
-    crate::retention::iso8601(i)
+    sql::get_one_with_args::<String>("SELECT $1::pg_catalog.text", &[DatumWithOid::from(*i)])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| crate::retention::iso8601(i))
 }
 
 /// Refuses BEFORE INSERT row triggers that would fire after pg_worm's (and so
