@@ -101,7 +101,7 @@ fn protect(
     drop(tbl);
 
     let existing = meta::as_role(owner, || {
-        sql::get_one::<i64>(&format!("SELECT count(*) FROM {table}"))
+        sql::get_one::<i64>(&format!("SELECT pg_catalog.count(*) FROM ONLY {table}"))
     })?
     .unwrap_or(0);
     check_triggers(relid, &table, existing > 0)?;

@@ -353,7 +353,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
                     client
                         .update(
                             &format!(
-                                "DELETE FROM {table} WHERE worm_chain = $1 AND worm_seq BETWEEN $2 AND $3"
+                                "DELETE FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq BETWEEN $2 AND $3"
                             ),
                             None,
                             &[DatumWithOid::from(p.chain), DatumWithOid::from(from), DatumWithOid::from(to)],
@@ -475,7 +475,7 @@ fn count_rows(table: &str, purges: &[ChainPurge]) -> Result<i64, WormError> {
     let mut n = 0;
     for p in purges {
         n += sql::get_one_with_args::<i64>(
-            &format!("SELECT count(*) FROM {table} WHERE worm_chain = $1 AND worm_seq <= $2"),
+            &format!("SELECT pg_catalog.count(*) FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq OPERATOR(pg_catalog.<=) $2"),
             &[DatumWithOid::from(p.chain), DatumWithOid::from(p.last_seq)],
         )?
         .unwrap_or(0);

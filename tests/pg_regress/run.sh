@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs the pg_regress golden files in tests/pg_regress against a throwaway
 # cluster (the extension must already be installed). Prints the diff on failure.
+#
+#   bash tests/pg_regress/run.sh               # the whole schedule
+#   bash tests/pg_regress/run.sh meaning types # only these files, in this order
 source "$(dirname "$0")/../../scripts/lib.sh"
 HERE="$ROOT/tests/pg_regress"
 PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
@@ -13,7 +16,7 @@ OUT="$(mktemp -d /tmp/pg_worm_regress.XXXXXX)"
 set +e
 "$PG_REGRESS" --load-extension=pg_worm --host="$PGHOST" --port="$PORT" --user=postgres \
   --inputdir="$HERE" --outputdir="$OUT" --dbname=pg_worm_regress \
-  --schedule="$HERE/schedule"
+  $(if [ $# -gt 0 ]; then printf '%s ' "$@"; else echo "--schedule=$HERE/schedule"; fi)
 rc=$?
 set -e
 if [ $rc != 0 ]; then
