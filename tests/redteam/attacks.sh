@@ -470,8 +470,9 @@ atk_68() {
     good "superuser allowed"
     local st
     st="$(val postgres "$DB" "SELECT string_agg(evtname || '=' || evtenabled::text, ',' ORDER BY evtname) FROM pg_event_trigger WHERE evtname LIKE 'worm%'")"
-    [ "$st" = "worm_guard_ddl=D,worm_guard_drop=D" ] || bad "event triggers after DISABLE: '$st'"
-    succeeds postgres "ALTER EVENT TRIGGER worm_guard_ddl ENABLE; ALTER EVENT TRIGGER worm_guard_drop ENABLE;"
+    [[ "$st" == *worm_guard_ddl=D* ]] && [[ "$st" == *worm_guard_drop=D* ]] && [[ "$st" != *=[OAR]* ]] \
+      || bad "event triggers after DISABLE: '$st'"
+    succeeds postgres "$EVT_ON"
   fi
   unchanged
 }
@@ -743,4 +744,869 @@ atk_99() {
   if succeeds postgres "DROP DATABASE $victim"; then
     good "allowed in both modes: nothing inside the dropped database is left to verify (known limitation: needs a checkpoint kept outside the database)"
   fi
+}
+
+# =====================================================================
+# G. The outside review (issue #9): pg_worm's own SQL run under the caller's
+#    search_path and settings, races with legal holds, silent changes of
+#    meaning, forged rows, lock-outs, and gaps in the hooks.
+
+# mk_table NAME RETENTION CHAINS ROWS: the owner creates NAME (id int PRIMARY
+# KEY, note text NOT NULL), protects it (RETENTION an interval, or - for
+# none), lets app insert and read it, and inserts ROWS rows with ids 1..ROWS.
+mk_table() {
+  local ret=NULL
+  [ "$2" != - ] && ret="interval '$2'"
+  succeeds owner_role "CREATE TABLE $1 (id int PRIMARY KEY, note text NOT NULL);
+SELECT worm.protect('$1', retention => $ret, chains => $3);
+GRANT INSERT, SELECT ON $1 TO app;
+INSERT INTO $1 SELECT g, 'row ' || g FROM generate_series(1, $4) g;" || { bad "could not create and protect $1"; return 1; }
+}
+
+# The attacker's code records who runs it and whether that role is a
+# superuser (in public.evil_log, and in a WARNING, which survives a rollback)
+# and tries to make PROMOTE a superuser. spy_body LABEL PROMOTE: its plpgsql
+# statements. Everything in it is qualified, so that it does not call itself.
+spy_body() {
+  cat <<SQL
+INSERT INTO public.evil_log (who, su, what) VALUES (CURRENT_USER, (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), '$1');
+RAISE WARNING 'EVIL-RAN % as % (superuser: %)', '$1', CURRENT_USER, (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+BEGIN EXECUTE 'ALTER ROLE $2 SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+SQL
+}
+EVIL_LOG="CREATE TABLE public.evil_log (who text, su boolean, what text);
+GRANT INSERT, SELECT ON public.evil_log TO PUBLIC;"
+
+# no_escalation ROLE [ALLOWED_WHO]: ROLE is not a superuser, the attacker's
+# code never ran as a superuser (log and WARNINGs in OUT), and, with
+# ALLOWED_WHO, never ran as anyone else either. Then ROLE is demoted again
+# whatever happened (roles are cluster-wide; later attacks need it plain).
+no_escalation() {
+  local role="$1" who="${2:-}" su ran others
+  su="$(val postgres "$DB" "SELECT rolsuper FROM pg_roles WHERE rolname = '$role'")"
+  ran="$(val postgres "$DB" "SELECT coalesce(string_agg(DISTINCT who || ': ' || what, '; '), '') FROM public.evil_log WHERE su")"
+  val postgres "$DB" "ALTER ROLE $role NOSUPERUSER" >/dev/null
+  if [ "$su" != f ]; then bad "$role BECAME A SUPERUSER (rolsuper = '$su'); ran as superuser: $ran"; return 1; fi
+  if [ -n "$ran" ] || [[ "$OUT${BG_OUT:-}" == *"(superuser: t)"* ]]; then bad "the attacker's code ran as a superuser: ${ran:-see WARNINGs}"; return 1; fi
+  good "$role is no superuser; the attacker's code never ran as one"
+  if [ -n "$who" ]; then
+    others="$(val postgres "$DB" "SELECT coalesce(string_agg(DISTINCT who || ': ' || what, '; '), '') FROM public.evil_log WHERE who <> '$who'")"
+    if [ -n "$others" ]; then bad "the attacker's code ran with another role's privileges: $others"; return 1; fi
+    good "it never ran as anyone but $who"
+  fi
+}
+
+# Shadows of the types pg_worm's statements name, in the caller's pg_temp
+# (searched first for types unless a search_path puts it last). CHECK is the
+# attacker's function.
+shadow_types() {
+  local ty out=""
+  for ty in oid regclass regrole text name uuid tid bytea timestamptz jsonb int4 int8 bool; do
+    out+="CREATE DOMAIN pg_temp.$ty AS pg_catalog.$ty CHECK ($1(VALUE));"$'\n'
+  done
+  printf '%s' "$out"
+}
+
+# all_worm_calls TABLE EXTRA: every worm.* function the actor may call, on
+# TABLE (4 rows in it, not yet protected), in the session that holds the
+# shadows; EXTRA = more statements at the end.
+all_worm_calls() {
+  cat <<SQL
+SELECT worm.protect('$1', retention => interval '1 second', chains => 2);
+SELECT pg_sleep(1.1);
+SELECT count(*) FROM worm.verify('$1');
+SELECT worm.checkpoint('$1') AS digest \gset
+SELECT count(*) FROM worm.verify('$1', :'digest');
+SELECT worm.prove('$1', 0, 1) IS NOT NULL;
+SELECT count(*) FROM worm.chain_heads('$1');
+SELECT worm.purge_expired('$1') AS cert \gset
+SELECT worm.verify_certificate(:'cert');
+SELECT worm.set_retention('$1', interval '2 seconds') IS NOT NULL;
+SELECT worm.legal_hold('$1', 'matter 100') IS NOT NULL;
+SELECT worm.release_hold('$1', 'matter closed') IS NOT NULL;
+SELECT count(*) FROM worm.verify_ledger();
+SELECT worm.enforcement() IS NOT NULL;
+$2
+SQL
+}
+# The purge of esc must have happened and verify (anything else is the
+# script's own error, reported by succeeds).
+esc_purged() {
+  local r
+  r="$(val postgres "$DB" "SELECT (SELECT count(*) FROM esc) || ' ' || (SELECT string_agg(certificate -> 'certificate' -> 'removed' ->> 'rows', ',') FROM worm.certificates WHERE table_name = 'public.esc') || ' ' || (SELECT bool_and(ok) FROM worm.verify('esc'))")"
+  [ "$r" = "0 4 true" ] && good "every worm.* function worked with the shadows in place (4 rows purged, certificate verified, esc verifies)" \
+    || bad "esc after the calls: rows, certificate rows, verify = '$r', expected '0 4 true'"
+}
+
+attack 100 "pg_temp domains shadowing oid, regclass, text, ...; protect and every worm.* function" "table owner"
+atk_100() {
+  fresh || return
+  succeeds postgres "$EVIL_LOG" || return
+  local calls
+  calls="$(all_worm_calls esc "SELECT count(*) FROM worm.verify_all();
+SELECT count(*) FROM worm.protected_tables;
+SELECT count(*) FROM worm.certificates;
+SELECT '1'::oid;   -- control: the shadows are live in this session")"
+  succeeds owner_role "CREATE TABLE public.esc (id int PRIMARY KEY, note text);
+INSERT INTO public.esc VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd');
+CREATE FUNCTION public.evil_check(v anyelement) RETURNS boolean LANGUAGE plpgsql AS \$f\$
+BEGIN
+$(spy_body 'domain check' owner_role)
+RETURN true;
+END \$f\$;
+$(shadow_types public.evil_check)
+$calls" && esc_purged
+  no_escalation owner_role
+  # Not vacuous: the shadows did run in the attacker's own session.
+  [ "$(val postgres "$DB" "SELECT count(*) FROM public.evil_log WHERE who = 'owner_role'")" -ge 1 ] \
+    && good "control: the shadowing domain ran in the owner's own session (as owner_role)" \
+    || bad "the shadowing domain never ran, not even for the control cast"
+  unchanged
+}
+
+attack 101 "pg_temp domains and function (no CREATE anywhere); protect and every worm.* function" "worm_admin member"
+atk_101() {
+  fresh || return
+  succeeds postgres "$EVIL_LOG" || return
+  # The owner lets wadmin read esc (for verify) and delete from it (purge
+  # runs its DELETE as the caller).
+  succeeds owner_role "CREATE TABLE public.esc (id int PRIMARY KEY, note text);
+INSERT INTO public.esc VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd');
+GRANT SELECT, DELETE ON public.esc TO wadmin;" || return
+  sql wadmin "$DB" "CREATE TABLE public.nope (x int)"
+  [ "$RC" != 0 ] && good "wadmin cannot create in public (pg_temp only)" || bad "wadmin could create a table in public"
+  local calls
+  # Ed25519 public key of RFC 8032, test 1.
+  calls="$(all_worm_calls public.esc "SELECT worm.trust_key('rt-101', 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a') IS NOT NULL;
+SELECT '1'::oid;   -- control: the shadows are live in this session")"
+  succeeds wadmin "CREATE FUNCTION pg_temp.evil_check(v anyelement) RETURNS boolean LANGUAGE plpgsql AS \$f\$
+BEGIN
+$(spy_body 'domain check' wadmin)
+RETURN true;
+END \$f\$;
+$(shadow_types pg_temp.evil_check)
+$calls" && esc_purged
+  no_escalation wadmin
+  [ "$(val postgres "$DB" "SELECT rolsuper FROM pg_roles WHERE rolname = 'owner_role'")" = f ] || { bad "owner_role is a superuser"; val postgres "$DB" "ALTER ROLE owner_role NOSUPERUSER" >/dev/null; }
+  [ "$(val postgres "$DB" "SELECT count(*) FROM public.evil_log WHERE who = 'wadmin'")" -ge 1 ] \
+    && good "control: the shadowing domain ran in wadmin's own session (as wadmin)" \
+    || bad "the shadowing domain never ran, not even for the control cast"
+  unchanged
+}
+
+# evil_ops PROMOTE SPEC...: SQL creating in schema evil one operator per
+# SPEC "op|left|right|returns|result" whose function spies (spy_body) and
+# returns result (an expression over its arguments a and b).
+evil_ops() {
+  local promote="$1" spec op l r ret res n=0
+  shift
+  for spec in "$@"; do
+    IFS='|' read -r op l r ret res <<<"$spec"
+    n=$((n + 1))
+    printf 'CREATE FUNCTION evil.op_%s(a %s, b %s) RETURNS %s LANGUAGE plpgsql AS $f$\nBEGIN\n%s\nRETURN %s;\nEND $f$;\n' \
+      "$n" "$l" "$r" "$ret" "$(spy_body "operator $op($l, $r)" "$promote")" "$res"
+    printf 'CREATE OPERATOR evil.%s (LEFTARG = %s, RIGHTARG = %s, FUNCTION = evil.op_%s);\n' "$op" "$l" "$r" "$n"
+  done
+}
+# Honest shadows of the operators pg_worm's statements use: same results.
+HONEST_OPS=(
+  "*|bigint|interval|interval|a OPERATOR(pg_catalog.*) b"
+  "+|timestamptz|interval|timestamptz|a OPERATOR(pg_catalog.+) b"
+  "-|timestamptz|interval|timestamptz|a OPERATOR(pg_catalog.-) b"
+  "-|timestamptz|timestamptz|interval|a OPERATOR(pg_catalog.-) b"
+  "=|integer|integer|boolean|a OPERATOR(pg_catalog.=) b"
+  "=|bigint|bigint|boolean|a OPERATOR(pg_catalog.=) b"
+  "=|oid|oid|boolean|a OPERATOR(pg_catalog.=) b"
+  "=|uuid|uuid|boolean|a OPERATOR(pg_catalog.=) b"
+  "=|text|text|boolean|a OPERATOR(pg_catalog.=) b"
+  "<=|bigint|bigint|boolean|a OPERATOR(pg_catalog.<=) b"
+  ">=|bigint|bigint|boolean|a OPERATOR(pg_catalog.>=) b"
+  ">|interval|interval|boolean|a OPERATOR(pg_catalog.>) b"
+  ">=|interval|interval|boolean|a OPERATOR(pg_catalog.>=) b"
+  "<=|timestamptz|timestamptz|boolean|a OPERATOR(pg_catalog.<=) b"
+)
+HOSTILE_PATH="SET search_path = evil, pg_catalog, public;"
+evil_schema() { succeeds postgres "$EVIL_LOG
+CREATE SCHEMA evil AUTHORIZATION owner_role;" || return 1; }
+
+attack 102 "operators *, +, -, =, <=, >=, > in the owner's schema ahead of pg_catalog; purge and every worm.* function" "table owner"
+atk_102() {
+  fresh || return
+  evil_schema || return
+  mk_table op 1\ second 1 6 || return
+  succeeds owner_role "$(evil_ops owner_role "${HONEST_OPS[@]}")" || return
+  succeeds owner_role "SELECT pg_sleep(1.1);
+$HOSTILE_PATH
+SELECT count(*) FROM worm.verify('op');
+SELECT worm.checkpoint('op') IS NOT NULL;
+SELECT worm.purge_expired('op') AS cert \gset
+SELECT worm.verify_certificate(:'cert');
+SELECT worm.set_retention('op', interval '2 seconds') IS NOT NULL;
+SELECT worm.legal_hold('op', 'matter 102') IS NOT NULL;
+SELECT worm.release_hold('op', 'closed') IS NOT NULL;
+SELECT count(*) FROM worm.chain_heads('op');"
+  local ran r
+  ran="$(val postgres "$DB" "SELECT coalesce(string_agg(DISTINCT who || '/' || su || ': ' || what, '; '), '') FROM public.evil_log")"
+  if [ -z "$ran" ] && [[ "$OUT" != *EVIL-RAN* ]]; then good "the owner's operators never ran (log empty)"; else bad "the owner's operators ran inside pg_worm: ${ran:-see WARNINGs}"; fi
+  no_escalation owner_role
+  [ "$RC" = 0 ] || return
+  r="$(val postgres "$DB" "SELECT (SELECT count(*) FROM op) || ' ' || (SELECT string_agg(certificate -> 'certificate' -> 'removed' ->> 'rows', ',') FROM worm.certificates WHERE table_name = 'public.op') || ' ' || (SELECT string_agg(a.chain || ':' || a.seq, ',') FROM worm.anchors AS a JOIN worm.tables AS w USING (table_uid) WHERE w.table_name = 'op'::regclass) || ' ' || (SELECT bool_and(worm.verify_certificate(certificate)) FROM worm.certificates WHERE table_name = 'public.op')")"
+  [ "$r" = "0 6 0:6 true" ] && good "purge correct: 6 rows removed, certificate says 6, anchor chain 0 at seq 6, certificate verifies" \
+    || bad "after the purge: rows, certificate rows, anchors, certificate verifies = '$r', expected '0 6 0:6 true'"
+  succeeds app "INSERT INTO op VALUES (7, 'after the purge')" && expect_verify op "0:true:-" && good "a new row links to the anchor; verify ok"
+}
+
+# purged_rows TABLE: rows removed by its purges, as the certificates say.
+purged_rows() { val postgres "$DB" "SELECT coalesce(sum((certificate -> 'certificate' -> 'removed' ->> 'rows')::bigint), 0) FROM worm.certificates WHERE table_name = 'public.$1'"; }
+# purge_removes_nothing ROLE TABLE SETUP: the purge of TABLE (fresh rows)
+# after SETUP succeeds removing 0 rows, or is refused; the rows stay.
+purge_removes_nothing() {
+  local before after e
+  before="$(purged_rows "$2")"
+  sql "$1" "$DB" "$3
+SELECT worm.purge_expired('$2');"
+  after="$(purged_rows "$2")"
+  e="$(first_error)"
+  local what="purge of $2"
+  [ -n "$3" ] && what+=" after '${3//$'\n'/ }'"
+  if [ "$RC" = 0 ] && [ "$after" = "$before" ]; then good "$what: 0 rows removed"
+  elif [ "$RC" != 0 ] && [ "$after" = "$before" ]; then good "$what: refused (${e#ERROR:  })"
+  else bad "$what removed $((after - before)) fresh rows (${e:-no error})"; fi
+  kept "$2"
+}
+# purge_control ROLE TABLE SETUP: TABLE has 4 expired rows (ids 1..4); two
+# fresh ones (ids 101, 102) are inserted just before the purge: it removes
+# exactly the 4 expired ones, even after SETUP.
+purge_control() {
+  local r
+  sql "$1" "$DB" "INSERT INTO $2 VALUES (101, 'fresh 1'), (102, 'fresh 2');
+$3
+SELECT worm.purge_expired('$2');"
+  if [ "$RC" != 0 ]; then bad "control purge of $2: $(first_error)"; return 1; fi
+  r="$(val postgres "$DB" "SELECT string_agg(id::text, ',' ORDER BY id) FROM $2")|$(purged_rows "$2")"
+  [ "$r" = "101,102|4" ] && good "control: with the same hostile setup the purge removed exactly the 4 expired rows of $2 and kept the 2 fresh ones" \
+    || bad "control purge of $2: remaining ids, rows removed = '$r', expected '101,102|4'"
+  expect_verify "$2" "0:true:-"
+}
+
+attack 103 "operator -(timestamptz, interval) ahead of pg_catalog moves the purge cut-off into the future" "table owner"
+atk_103() {
+  fresh || return
+  evil_schema || return
+  mk_table ep '6 years' 1 5 || return
+  mk_table ep2 '2 seconds' 1 4 || return
+  snap ep
+  succeeds owner_role "$(evil_ops owner_role \
+    "-|timestamptz|interval|timestamptz|a OPERATOR(pg_catalog.+) interval '100 years'" \
+    "<=|timestamptz|timestamptz|boolean|true" \
+    "*|bigint|interval|interval|a OPERATOR(pg_catalog.*) b" \
+    "+|timestamptz|interval|timestamptz|a OPERATOR(pg_catalog.+) b")" || return
+  purge_removes_nothing owner_role ep "$HOSTILE_PATH"
+  val postgres "$DB" "SELECT pg_sleep(2.2)" >/dev/null
+  purge_control owner_role ep2 "$HOSTILE_PATH"
+  no_escalation owner_role
+}
+
+attack 104 "hostile TimeZone (extreme POSIX offsets, UTC+12 variants, DST rules) during a purge" "table owner"
+atk_104() {
+  fresh || return
+  mk_table tz '1 day' 1 5 || return
+  mk_table tz2 '2 seconds' 1 4 || return
+  snap tz
+  local z zones=() last=""
+  for z in '<+99>-99' '<-99>+99' 'UTC+12' 'UTC-12' 'UTC-14' '<+14>-14' '<-12>+12' \
+           'AAA+12BBB-12,J1/0,J365/25' 'AAA-12BBB+12,M1.1.0/0,M12.5.6/24' 'AAA+0BBB-24,J1/0,J365/0'; do
+    # Only zones this server accepts are an attack.
+    if val owner_role "$DB" "SET TimeZone = '$z'" >/dev/null; then zones+=("$z"); else continue; fi
+    purge_removes_nothing owner_role tz "SET TimeZone = '$z'; SET IntervalStyle = 'sql_standard'; SET DateStyle = 'SQL, DMY';"
+    last="$z"
+  done
+  [ ${#zones[@]} -ge 5 ] && good "${#zones[@]} hostile zones accepted by the server and tried" || bad "only ${#zones[@]} hostile zones were accepted: ${zones[*]}"
+  val postgres "$DB" "SELECT pg_sleep(2.2)" >/dev/null
+  purge_control owner_role tz2 "SET TimeZone = '${last:-UTC+12}';"
+}
+
+attack 105 "operators >=(interval, interval), >, <=(timestamptz, timestamptz) ahead of pg_catalog; set_retention shortens" "table owner"
+atk_105() {
+  fresh || return
+  evil_schema || return
+  mk_table sr '6 years' 1 3 || return
+  snap sr
+  succeeds owner_role "$(evil_ops owner_role \
+    ">=|interval|interval|boolean|true" \
+    ">|interval|interval|boolean|true" \
+    "<=|timestamptz|timestamptz|boolean|true" \
+    "-|timestamptz|interval|timestamptz|timestamptz '2000-01-01 00:00:00+00'")" || return
+  local ret
+  # Lengthening still works with the hostile path in place.
+  succeeds owner_role "$HOSTILE_PATH SELECT worm.set_retention('sr', interval '7 years');" && good "lengthening to 7 years allowed"
+  ret="$(val postgres "$DB" "SELECT retention::text FROM worm.tables WHERE table_name = 'sr'::regclass")"
+  [ "$ret" = "7 years" ] || bad "retention after lengthening: '$ret'"
+  refused owner_role 22023 'public\.sr\b' "$HOSTILE_PATH SELECT worm.set_retention('sr', interval '1 second');"
+  refused owner_role 22023 'public\.sr\b' "$HOSTILE_PATH SELECT worm.set_retention('sr', interval '6 years');"
+  ret="$(val postgres "$DB" "SELECT retention::text FROM worm.tables WHERE table_name = 'sr'::regclass")"
+  [ "$ret" = "7 years" ] && good "worm.tables.retention still 7 years" || bad "worm.tables.retention is now '$ret'"
+  kept sr
+  no_escalation owner_role
+}
+
+# A table whose 5 rows are expired: retention 1 second, a second later.
+expired_table() { mk_table "$1" '1 second' 1 5 && val postgres "$DB" "SELECT pg_sleep(1.1)" >/dev/null; }
+hold_active() {
+  [ "$(val postgres "$DB" "SELECT legal_hold FROM worm.tables WHERE table_name = '$1'::regclass")" = t ] \
+    && good "the hold is in force" || bad "the hold on $1 is not in force"
+}
+# purge_refused_bg NAME STATES: session NAME's purge was refused with one of STATES.
+purge_refused_bg() {
+  local e s
+  e="$(bg_error)"
+  for s in $2; do
+    if [[ "$e" == "ERROR:  $s: "* ]]; then good "session $1's purge refused $s: ${e#ERROR:  $s: }"; return 0; fi
+  done
+  bad "session $1's purge: ${e:-succeeded (rc $BG_RC)}, expected ${2// /|}"
+  return 1
+}
+# hold_control TABLE: once the hold is released, the same purge removes all 5
+# rows (they were expired all along).
+hold_control() {
+  succeeds owner_role "SELECT worm.release_hold('$1', 'test over'); SELECT worm.purge_expired('$1');" || return
+  [ "$(count_t "$1")" = 0 ] && good "control: after release_hold the purge removes all 5 rows" || bad "control: $(count_t "$1") rows left"
+}
+
+attack 106 "REPEATABLE READ snapshot taken, a legal hold commits, then purge_expired in that snapshot" "table owner (two sessions)"
+atk_106() {
+  fresh || return
+  expired_table hp || return
+  snap hp
+  bg_start A owner_role
+  bg_send A "BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT 1 FROM hp LIMIT 1;"
+  if ! bg_wait A "state = 'idle in transaction' AND query LIKE 'SELECT 1 FROM hp%'"; then
+    bg_end A; bad "session A did not take its snapshot: $BG_OUT"; return
+  fi
+  if succeeds owner_role "SELECT worm.legal_hold('hp', 'matter 106')"; then good "session B placed a legal hold and committed"; fi
+  bg_send A "SELECT worm.purge_expired('hp');
+COMMIT;"
+  bg_end A
+  purge_refused_bg A "55000 40001"
+  kept hp
+  hold_active hp
+  hold_control hp
+}
+
+attack 107 "legal hold not yet committed in session A; purge_expired in session B waits; A commits" "table owner (two sessions)"
+atk_107() {
+  fresh || return
+  expired_table hp || return
+  snap hp
+  bg_start A owner_role
+  bg_send A "BEGIN;
+SELECT worm.legal_hold('hp', 'matter 107') IS NOT NULL;"
+  if ! bg_wait A "state = 'idle in transaction' AND query LIKE '%legal_hold%'"; then
+    bg_end A; bad "session A did not place its hold: $BG_OUT"; return
+  fi
+  bg_start B owner_role
+  bg_send B "SELECT worm.purge_expired('hp');"
+  if bg_wait B "wait_event_type = 'Lock'" 10; then good "session B's purge waits for A"; else good "(session B's purge did not wait for A)"; fi
+  bg_send A "COMMIT;"
+  bg_end A
+  [ "$BG_RC" = 0 ] || bad "session A: $(bg_error)"
+  bg_end B
+  purge_refused_bg B "55000 40001"
+  kept hp
+  hold_active hp
+  hold_control hp
+}
+
+# A column of t renamed, swapped, added and renamed, or renamed to worm_.
+RENAMES=(
+  "ALTER TABLE t RENAME COLUMN note TO x"
+  "ALTER TABLE t RENAME COLUMN note TO tmp; ALTER TABLE t RENAME COLUMN amount TO note; ALTER TABLE t RENAME COLUMN tmp TO amount"
+  "ALTER TABLE t RENAME COLUMN note TO worm_note"
+)
+
+attack 108 "RENAME COLUMN: rename, swap two columns via a temp name, ADD COLUMN then RENAME, rename to worm_" "table owner, superuser"
+atk_108() {
+  local role stmt before
+  for role in owner_role postgres; do
+    for stmt in "${RENAMES[@]}"; do
+      fresh || return
+      before="$(cols t)"
+      refused "$role" 42501 "$RT" "$stmt"
+      [ "$(cols t)" = "$before" ] || bad "columns of t now: $(cols t)"
+      unchanged
+    done
+    fresh || return
+    succeeds "$role" "ALTER TABLE t ADD COLUMN extra text" && good "ADD COLUMN extra text allowed"
+    before="$(cols t)"
+    refused "$role" 42501 "$RT" "ALTER TABLE t RENAME COLUMN extra TO note2"
+    [ "$(cols t)" = "$before" ] || bad "columns of t now: $(cols t)"
+    expect_verify t "0:true:- 1:true:-"
+  done
+}
+
+# Three protected tables using an enum directly (e1), through an array (e2)
+# and through a domain (e3), each its own enum.
+ENUM_TABLES="CREATE TYPE mood1 AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE mood2 AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE mood3 AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN mood3_d AS mood3;
+CREATE TABLE e1 (id int, m mood1);
+CREATE TABLE e2 (id int, m mood2[]);
+CREATE TABLE e3 (id int, m mood3_d);
+SELECT worm.protect('e1', chains => 1);
+SELECT worm.protect('e2', chains => 1);
+SELECT worm.protect('e3', chains => 1);
+INSERT INTO e1 VALUES (1, 'sad'), (2, 'happy');
+INSERT INTO e2 VALUES (1, '{sad,ok}'), (2, '{happy}');
+INSERT INTO e3 VALUES (1, 'sad'), (2, 'ok');"
+labels() { val postgres "$DB" "SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = '$1'::regtype"; }
+
+attack 109 "ALTER TYPE ... RENAME VALUE of an enum used directly, in an array, through a domain; ADD VALUE stays allowed" "table owner, superuser"
+atk_109() {
+  local role i
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds owner_role "$ENUM_TABLES" || return
+    snap e1 e2 e3
+    for i in 1 2 3; do
+      refused "$role" 42501 "public\\.e$i\\b|mood$i" "ALTER TYPE mood$i RENAME VALUE 'sad' TO 'happy2'"
+      [ "$(labels mood$i)" = "sad,ok,happy" ] || bad "labels of mood$i now: $(labels mood$i)"
+    done
+    kept e1 e2 e3
+    succeeds "$role" "ALTER TYPE mood1 ADD VALUE 'meh'" && good "$(actor_of "$role"): ADD VALUE allowed"
+    succeeds owner_role "INSERT INTO e1 VALUES (3, 'meh')" && expect_verify e1 "0:true:-" && good "a row with the new value verifies"
+  done
+}
+
+attack 110 "event triggers off, RENAME COLUMN / swap two columns" "superuser"
+atk_110() {
+  if evt_attack "ALTER TABLE t RENAME COLUMN note TO x"; then
+    expect_problem t '(note.*\bx\b|\bx\b.*note)'
+  fi
+  if evt_attack "${RENAMES[1]}"; then
+    expect_problem t '(note.*amount|amount.*note)'
+  fi
+}
+
+attack 111 "CREATE TABLE ... INHERITS (t), ALTER TABLE other INHERIT t, ENABLE/FORCE ROW LEVEL SECURITY, CREATE POLICY" "table owner, superuser"
+atk_111() {
+  local role r
+  for role in owner_role postgres; do
+    fresh || return
+    refused "$role" 42501 "$RT" "CREATE TABLE fake () INHERITS (t)"
+    refused "$role" 42501 "$RT" "CREATE TABLE other (LIKE t); ALTER TABLE other INHERIT t"
+    refused "$role" 42501 "$RT" "ALTER TABLE t ENABLE ROW LEVEL SECURITY"
+    refused "$role" 42501 "$RT" "ALTER TABLE t FORCE ROW LEVEL SECURITY"
+    refused "$role" 42501 "$RT" "CREATE POLICY hide ON t USING (id <> $VID)"
+    r="$(val postgres "$DB" "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = 't'::regclass) || ' ' || relrowsecurity || ' ' || relforcerowsecurity || ' ' || (SELECT count(*) FROM pg_policy WHERE polrelid = 't'::regclass) FROM pg_class WHERE oid = 't'::regclass")"
+    [ "$r" = "0 false false 0" ] && good "t has no child, no row level security, no policy" || bad "children, RLS, FORCE RLS, policies of t: '$r'"
+    [ "$(val app "$DB" "SELECT count(*) FROM t")" = "$(BASE_ROWS)" ] || bad "app sees $(val app "$DB" "SELECT count(*) FROM t") rows of t"
+    unchanged
+  done
+}
+
+attack 112 "event triggers off, a child table with forged rows / row level security hiding a row" "superuser"
+atk_112() {
+  if evt_attack "CREATE TABLE fake () INHERITS (t);
+INSERT INTO fake (id, note, worm_chain, worm_seq, worm_inserted_at, worm_hash) VALUES ($NEXT_ID, 'forged', 0, $((H0 + 1)), now(), '\\x00');"; then
+    [ "$(count_t)" = $(($(BASE_ROWS) + 1)) ] && good "SELECT FROM t now shows the forged row" || bad "forged row not visible through t"
+    expect_problem t 'fake'
+  fi
+  if evt_attack "ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY show_all ON t USING (true); CREATE POLICY hide ON t AS RESTRICTIVE FOR SELECT USING (id <> $VID);"; then
+    [ "$(val app "$DB" "SELECT count(*) FROM t")" = $(($(BASE_ROWS) - 1)) ] && good "app now sees one row less" || bad "app sees $(val app "$DB" "SELECT count(*) FROM t") rows"
+    expect_problem t '([Rr]ow.level security|RLS|[Pp]olic)'
+  fi
+}
+
+attack 113 "stored generated column: protect of a table with one; ADD COLUMN ... GENERATED ALWAYS AS (...) STORED" "table owner (superuser for ADD COLUMN)"
+atk_113() {
+  fresh || return
+  refused owner_role 0A000 'public\.g\b' "CREATE TABLE g (id int, d int GENERATED ALWAYS AS (id * 2) STORED);
+INSERT INTO g (id) VALUES (1);
+SELECT worm.protect('g')"
+  [ "$(val postgres "$DB" "SELECT count(*) FROM worm.tables WHERE table_name = 'g'::regclass") $(val postgres "$DB" "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'g'::regclass AND tgname = 'zz_worm_chain'")" = "0 0" ] \
+    && good "g is not protected, has no chain trigger" || bad "g was (partly) protected"
+  local role
+  for role in owner_role postgres; do
+    refused "$role" 42501 "$RT" "ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED"
+  done
+  unchanged
+  succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'after the refusals')" && expect_verify t "0:true:- 1:true:-" && good "inserts and verify still work"
+}
+
+# Columns that would give old rows a value, or that pg_worm cannot hash.
+ADD_COLUMNS=(
+  "42501|ALTER TABLE t ADD COLUMN d five"
+  "42501|ALTER TABLE t ADD COLUMN s serial"
+  "42501|ALTER TABLE t ADD COLUMN b bigserial"
+  "42501|ALTER TABLE t ADD COLUMN i int GENERATED ALWAYS AS IDENTITY"
+  "42501|ALTER TABLE t ADD COLUMN i2 int GENERATED BY DEFAULT AS IDENTITY"
+  "42501|ALTER TABLE t ADD COLUMN ts timestamptz DEFAULT now()"
+  "42501|ALTER TABLE t ADD COLUMN f int DEFAULT 5"
+  "42501 0A000|ALTER TABLE t ADD COLUMN m money"
+)
+
+attack 114 "ADD COLUMN of a domain with a DEFAULT, serial, bigserial, identity, DEFAULT now(), DEFAULT 5, money; then ADD COLUMN x int" "table owner, superuser"
+atk_114() {
+  local role spec states stmt before n
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds "$role" "CREATE DOMAIN five AS int DEFAULT 5" || return
+    before="$(cols t)"
+    n=0
+    for spec in "${ADD_COLUMNS[@]}"; do
+      states="${spec%%|*}"; stmt="${spec#*|}"
+      refused_one_of "$role" "$states" "$RT" "$stmt"
+      [ "$(cols t)" = "$before" ] || { bad "after '$stmt' the columns of t are: $(cols t)"; before="$(cols t)"; }
+      n=$((n + 1))
+      succeeds app "INSERT INTO t (id, note) VALUES ($((NEXT_ID + n)), 'after refusal $n')" || bad "insert after '$stmt' failed"
+    done
+    expect_verify t "0:true:- 1:true:-" && good "after each refusal inserts work; verify ok"
+    succeeds "$role" "ALTER TABLE t ADD COLUMN x int" && good "$(actor_of "$role"): ADD COLUMN x int allowed"
+    succeeds app "INSERT INTO t (id, note, x) VALUES ($((NEXT_ID + 50)), 'with x', 7)"
+    expect_verify t "0:true:- 1:true:-" && good "old and new rows verify"
+  done
+}
+
+attack 115 "second unique index on (worm_chain, worm_seq DESC) (and both DESC), then DROP INDEX of the chain index" "table owner, superuser"
+atk_115() {
+  local role
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds "$role" "CREATE UNIQUE INDEX t_chain_desc ON t (worm_chain, worm_seq DESC);
+CREATE UNIQUE INDEX t_chain_desc2 ON t (worm_chain DESC, worm_seq DESC);" && good "descending unique indexes created"
+    refused "$role" 42501 "$RT|$CHAIN_IDX" "DROP INDEX $CHAIN_IDX"
+    [ "$(val postgres "$DB" "SELECT count(*) FROM pg_class WHERE oid = '$CHAIN_IDX'::regclass")" = 1 ] || bad "$CHAIN_IDX is gone"
+    unchanged
+    succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'after')" && expect_verify t "0:true:- 1:true:-" && good "inserts and verify still work"
+  done
+}
+
+attack 116 "BEFORE INSERT trigger aa_x (fires before pg_worm's) renamed to zzz_late (would fire after)" "table owner, superuser"
+atk_116() {
+  local role trigs
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds "$role" "CREATE TRIGGER aa_x BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION public.evil_row()" && good "aa_x allowed"
+    refused "$role" 42501 "$RT" "ALTER TRIGGER aa_x ON t RENAME TO zzz_late"
+    trigs="$(val postgres "$DB" "SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal")"
+    [ "$trigs" = "aa_x,worm_refuse_change,worm_refuse_row_change,zz_worm_chain" ] || bad "triggers of t: $trigs"
+    unchanged
+    succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'honest')" || continue
+    [ "$(val postgres "$DB" "SELECT note FROM t WHERE id = $NEXT_ID")" = evil ] || bad "aa_x did not fire"
+    expect_verify t "0:true:- 1:true:-" && good "aa_x still fires before hashing; verify ok"
+  done
+}
+
+# hook_only ROLE SQL UNDO REGEX: preload: refused 42501 (message matching
+# REGEX); plain: the outcome is recorded (pg_worm's event triggers may refuse
+# it; if not, it is the known limitation of plain mode, where a superuser can
+# also switch the event triggers off) and UNDO restores the database.
+hook_only() {
+  if preload; then refused "$1" 42501 "$4" "$2"; return; fi
+  sql "$1" "$DB" "$2"
+  local e; e="$(first_error)"
+  if [ "$RC" = 0 ]; then
+    good "plain: allowed to a superuser (no hooks; known limitation of plain mode)"
+    [ -n "$3" ] && { succeeds postgres "$3" || bad "could not undo '$2'"; }
+  elif [[ "$e" == "ERROR:  42501: "* ]]; then good "plain: refused 42501 by the event triggers"
+  else bad "plain: '$2': $e"; fi
+}
+
+attack 117 "ALTER FUNCTION worm.verify RENAME; CREATE FUNCTION / OPERATOR / TYPE in schema worm" "superuser (owner: no CREATE on worm)"
+atk_117() {
+  fresh || return
+  hook_only postgres "ALTER FUNCTION worm.verify(regclass) RENAME TO v_old" "ALTER FUNCTION worm.v_old(regclass) RENAME TO verify" 'worm'
+  hook_only postgres "CREATE FUNCTION worm.anything() RETURNS int LANGUAGE sql AS 'SELECT 1'" "DROP FUNCTION worm.anything()" 'worm'
+  hook_only postgres "CREATE OPERATOR worm.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)" "DROP OPERATOR worm.=== (int, int)" 'worm'
+  hook_only postgres "CREATE TYPE worm.x AS (a int)" "DROP TYPE worm.x" 'worm'
+  refused owner_role 42501 'permission denied for schema worm|worm' "CREATE FUNCTION worm.anything() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+  local r
+  r="$(val postgres "$DB" "SELECT (to_regprocedure('worm.verify(regclass)') IS NOT NULL) || ' ' || (SELECT count(*) FROM pg_proc WHERE pronamespace = 'worm'::regnamespace AND proname IN ('v_old', 'anything')) || ' ' || (SELECT count(*) FROM pg_operator WHERE oprnamespace = 'worm'::regnamespace) || ' ' || (SELECT count(*) FROM pg_type WHERE typnamespace = 'worm'::regnamespace AND typname = 'x')")"
+  [ "$r" = "true 0 0 0" ] && good "worm.verify(regclass) in place; no v_old, anything, ===, x in schema worm" || bad "schema worm after the attack (verify present, v_old/anything, operators, x): '$r'"
+  unchanged
+}
+
+attack 118 "SELECT set_config('allow_system_table_mods', 'on', false) (no SET statement)" "superuser"
+atk_118() {
+  fresh || return
+  if preload; then
+    refused postgres 42501 'allow_system_table_mods' "SELECT set_config('allow_system_table_mods', 'on', false)"
+    refused postgres 42501 'allow_system_table_mods' "SELECT pg_catalog.set_config('allow_system_table_mods', 'true', true)"
+  else
+    succeeds postgres "SELECT set_config('allow_system_table_mods', 'on', false)" && good "allowed to a superuser (no hooks)"
+  fi
+  unchanged
+}
+
+spl_auto() { val postgres "$DB" "SELECT coalesce(string_agg(setting, ','), '(none)') FROM pg_file_settings WHERE name = 'shared_preload_libraries' AND sourcefile LIKE '%postgresql.auto.conf'"; }
+
+attack 119 "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm_disabled' / 'pg_worm, other'" "superuser"
+atk_119() {
+  fresh || return
+  if preload; then
+    refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm_disabled'"
+    refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = 'other, pg_worm2'"
+    # Quoted names are taken literally by the server: neither is pg_worm.
+    refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = '\"pg_worm \"'"
+    refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = '\"PG_WORM\"'"
+    succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm, other'" && good "'pg_worm, other' allowed ($(spl_auto))"
+    # Never leave a library that does not exist for the restarts of #95/#96.
+    succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm'" || bad "could not restore shared_preload_libraries"
+    [ "$(spl_auto)" = pg_worm ] || bad "postgresql.auto.conf: shared_preload_libraries = '$(spl_auto)'"
+  else
+    succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm_disabled'" && good "allowed (there are no hooks to lose in plain mode)"
+    val postgres "$DB" "ALTER SYSTEM RESET shared_preload_libraries" >/dev/null
+    [ "$(spl_auto)" = "(none)" ] || bad "postgresql.auto.conf still sets shared_preload_libraries = '$(spl_auto)'"
+  fi
+  unchanged
+}
+
+attack 120 "UPDATE pg_catalog.pg_enum SET enumlabel (renames a value under stored rows)" "superuser"
+atk_120() {
+  fresh || return
+  succeeds owner_role "CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE TABLE e (id int, m mood);
+SELECT worm.protect('e', chains => 1);
+INSERT INTO e VALUES (1, 'sad'), (2, 'ok');" || return
+  snap e
+  local upd="UPDATE pg_catalog.pg_enum SET enumlabel = 'happy' WHERE enumtypid = 'mood'::regtype AND enumlabel = 'sad'"
+  if plain; then
+    succeeds postgres "$upd" || return
+    good "catalog edit allowed (no hooks)"
+    expect_verify e "0:false:1" 0 "^row 1 (was changed|does not)"
+  else
+    refused postgres 42501 'pg_enum' "$upd"
+    refused postgres 42501 'pg_enum|allow_system_table_mods' "SET allow_system_table_mods = on; $upd"
+    [ "$(labels mood)" = "sad,ok" ] || bad "labels of mood now: $(labels mood)"
+    kept e
+  fi
+}
+
+# =====================================================================
+# H. Found by reading src/ as an attacker (not in the review).
+
+attack 121 "late BEFORE INSERT trigger created DISABLED before protect, then ENABLE ALWAYS TRIGGER" "table owner, superuser"
+atk_121() {
+  local role e
+  for role in owner_role postgres; do
+    fresh || return
+    sql owner_role "$DB" "CREATE TABLE lt (id int PRIMARY KEY, note text NOT NULL);
+CREATE TRIGGER zzz_late BEFORE INSERT ON lt FOR EACH ROW EXECUTE FUNCTION public.evil_row();
+ALTER TABLE lt DISABLE TRIGGER zzz_late;
+GRANT INSERT, SELECT ON lt TO app;
+SELECT worm.protect('lt', chains => 1);"
+    e="$(first_error)"
+    if [ "$RC" != 0 ]; then
+      [[ "$e" =~ zzz_late ]] && good "protect refused: ${e#ERROR:  }" || bad "setup: $e"
+      continue
+    fi
+    refused "$role" 42501 'public\.lt\b' "ALTER TABLE lt ENABLE ALWAYS TRIGGER zzz_late"
+    succeeds app "INSERT INTO lt VALUES (1, 'honest')" || continue
+    [ "$(val postgres "$DB" "SELECT note FROM lt WHERE id = 1")" = honest ] && good "rows are stored as inserted" || bad "the late trigger rewrote a row after hashing (note 'evil')"
+  done
+}
+
+attack 122 "BEFORE INSERT row trigger zzz_late on a partitioned parent, cloned onto t (created after ATTACH, or present before)" "table owner, superuser"
+atk_122() {
+  local role late
+  for role in owner_role postgres; do
+    fresh || return
+    if attach_t "$role"; then
+      refused "$role" 42501 "$RT" "CREATE TRIGGER zzz_late BEFORE INSERT ON pt FOR EACH ROW EXECUTE FUNCTION public.evil_row()"
+    fi
+    late_trigger_absent
+    fresh || return
+    succeeds "$role" "CREATE TABLE pt2 (LIKE t) PARTITION BY RANGE (id);
+CREATE TRIGGER zzz_late BEFORE INSERT ON pt2 FOR EACH ROW EXECUTE FUNCTION public.evil_row();" || continue
+    refused "$role" 42501 "$RT" "ALTER TABLE pt2 ATTACH PARTITION t FOR VALUES FROM (MINVALUE) TO (MAXVALUE)"
+    late_trigger_absent
+  done
+}
+# attach_t ROLE: ROLE makes t a partition of a new pt. Returns 0 if that is
+# allowed; a refusal 42501 naming t is recorded as good (nothing can then
+# reach t through a partitioned parent) and returns 1.
+attach_t() {
+  sql "$1" "$DB" "CREATE TABLE pt (LIKE t) PARTITION BY RANGE (id);
+ALTER TABLE pt ATTACH PARTITION t FOR VALUES FROM (MINVALUE) TO (MAXVALUE);"
+  if [ "$RC" = 0 ]; then good "$(actor_of "$1"): ATTACH PARTITION t allowed"; return 0; fi
+  local e; e="$(first_error)"
+  if [[ "$e" == "ERROR:  42501: "* ]] && [[ "$e" =~ $RT ]]; then good "$(actor_of "$1"): ATTACH PARTITION t refused 42501"; else bad "ATTACH PARTITION: $e"; fi
+  return 1
+}
+# late_trigger_absent: t has no trigger sorting after zz_worm_chain, and a new
+# row is stored as inserted and verifies.
+late_trigger_absent() {
+  local late
+  late="$(val postgres "$DB" "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgname > 'zz_worm_chain'")"
+  [ -z "$late" ] || bad "t now has trigger(s) firing after pg_worm's: $late"
+  unchanged
+  succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'honest')" || return
+  [ "$(val postgres "$DB" "SELECT note FROM t WHERE id = $NEXT_ID")" = honest ] \
+    && good "a new row is stored as inserted" || bad "a trigger rewrote the new row after hashing"
+  expect_verify t "0:true:- 1:true:-"
+}
+
+attack 123 "RENAME COLUMN through the inheritance parent p (reaches c) and through a partitioned parent (reaches t)" "table owner, superuser"
+atk_123() {
+  local role before
+  for role in owner_role postgres; do
+    VICTIMS=(c)
+    fresh || return
+    before="$(cols c)"
+    refused "$role" 42501 "$RC_" "ALTER TABLE p RENAME COLUMN note TO x"
+    [ "$(cols c)" = "$before" ] || bad "columns of c now: $(cols c)"
+    unchanged c
+    VICTIMS=(t)
+    fresh || return
+    attach_t "$role" || { unchanged; continue; }
+    before="$(cols t)"
+    refused "$role" 42501 "$RT" "ALTER TABLE pt RENAME COLUMN note TO x"
+    [ "$(cols t)" = "$before" ] || bad "columns of t now: $(cols t)"
+    unchanged
+  done
+}
+
+attack 124 "retention '-1 year 361 days' (positive as an interval, negative on the calendar): protect / set_retention, then purge" "table owner"
+atk_124() {
+  fresh || return
+  local odd="interval '-1 year 361 days'"
+  sql owner_role "$DB" "CREATE TABLE mr (id int PRIMARY KEY, note text NOT NULL);
+SELECT worm.protect('mr', retention => $odd, chains => 1);"
+  if [ "$RC" != 0 ]; then
+    [[ "$(first_error)" == "ERROR:  22023: "* ]] && good "protect refused 22023: $(first_error | sed 's/^ERROR:  22023: //')" || bad "protect: $(first_error)"
+  else
+    succeeds owner_role "INSERT INTO mr SELECT g, 'fresh ' || g FROM generate_series(1, 5) g" || return
+    snap mr
+    purge_removes_nothing owner_role mr ""
+  fi
+  mk_table mr2 '1 day' 1 5 || return
+  snap mr2
+  refused owner_role 22023 'public\.mr2\b|retention' "SELECT worm.set_retention('mr2', $odd)"
+  purge_removes_nothing owner_role mr2 ""
+}
+
+attack 125 "table kept for ever (retention NULL) given a retention of 1 second, then purged" "table owner"
+atk_125() {
+  fresh || return
+  refused owner_role 22023 "$RT" "SELECT worm.set_retention('t', interval '1 second')"
+  [ "$(val postgres "$DB" "SELECT retention IS NULL FROM worm.tables WHERE table_name = 't'::regclass")" = t ] \
+    && good "t is still kept for ever" || bad "t now has retention $(val postgres "$DB" "SELECT retention FROM worm.tables WHERE table_name = 't'::regclass")"
+  sql owner_role "$DB" "SELECT pg_sleep(1.1); SELECT worm.purge_expired('t');"
+  unchanged
+}
+
+attack 126 "REPEATABLE READ snapshot taken, retention lengthened from 1 second to 10 years and committed, then purge_expired" "table owner (two sessions)"
+atk_126() {
+  fresh || return
+  expired_table hp || return
+  snap hp
+  bg_start A owner_role
+  bg_send A "BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT 1 FROM hp LIMIT 1;"
+  if ! bg_wait A "state = 'idle in transaction' AND query LIKE 'SELECT 1 FROM hp%'"; then
+    bg_end A; bad "session A did not take its snapshot: $BG_OUT"; return
+  fi
+  succeeds owner_role "SELECT worm.set_retention('hp', interval '10 years')" && good "session B lengthened the retention to 10 years"
+  bg_send A "SELECT worm.purge_expired('hp') -> 'certificate' -> 'removed' ->> 'rows';
+COMMIT;"
+  bg_end A
+  if [ "$BG_RC" = 0 ] && [ "$(printf '%s\n' "$BG_OUT" | grep -x '[0-9]\+' | tail -1)" = 0 ]; then good "session A's purge removed 0 rows (it saw the new retention)"
+  else purge_refused_bg A "40001 55000"; fi
+  kept hp
+}
+
+attack 127 "owner's BEFORE/AFTER DELETE triggers run by a purge that a superuser or worm_admin member performs" "table owner (against superuser, worm_admin)"
+atk_127() {
+  local purger
+  for purger in postgres wadmin; do
+    fresh || return
+    succeeds postgres "$EVIL_LOG" || return
+    expired_table tp || return
+    # The owner lets wadmin purge (and read) tp, so that its trigger runs.
+    sql owner_role "$DB" "GRANT SELECT, DELETE ON tp TO wadmin;
+CREATE FUNCTION public.trojan() RETURNS trigger LANGUAGE plpgsql AS \$f\$
+BEGIN
+$(spy_body 'DELETE trigger' owner_role)
+RETURN OLD;
+END \$f\$;
+CREATE TRIGGER a_trojan BEFORE DELETE ON tp FOR EACH ROW EXECUTE FUNCTION public.trojan();"
+    if [ "$RC" != 0 ]; then
+      [[ "$(first_error)" == "ERROR:  42501: "* ]] && good "owner's DELETE trigger refused: $(first_error)" || bad "setup: $(first_error)"
+      continue
+    fi
+    sql "$purger" "$DB" "SELECT worm.purge_expired('tp') IS NOT NULL"
+    [ "$RC" = 0 ] && good "$(actor_of "$purger") purged tp" || good "$(actor_of "$purger")'s purge refused: $(first_error)"
+    no_escalation owner_role owner_role
+    [ "$purger" = wadmin ] && val postgres "$DB" "ALTER ROLE wadmin NOSUPERUSER" >/dev/null
+  done
+}
+
+attack 128 "worm.protect on pg_worm's own tables (worm.trusted_keys, worm.anchors)" "worm_admin member, superuser"
+atk_128() {
+  local role tbl r
+  for role in wadmin postgres; do
+    fresh || return
+    for tbl in worm.trusted_keys worm.anchors; do
+      refused_one_of "$role" "42501 42809 0A000 55000" "${tbl/./\\.}" "SELECT worm.protect('$tbl')"
+    done
+    r="$(val postgres "$DB" "SELECT count(*) FROM pg_attribute WHERE attrelid IN ('worm.trusted_keys'::regclass, 'worm.anchors'::regclass) AND attname LIKE 'worm\_%' AND NOT attisdropped")|$(val postgres "$DB" "SELECT count(*) FROM pg_trigger WHERE tgname = 'zz_worm_chain' AND tgrelid IN ('worm.trusted_keys'::regclass, 'worm.anchors'::regclass)")"
+    [ "$r" = "0|0" ] && good "pg_worm's tables unchanged (no worm_ columns, no chain trigger)" || bad "worm_ columns, chain triggers on pg_worm's tables: $r"
+    ledger_ok
+  done
+}
+
+attack 129 "DROP TYPE / DROP DOMAIN / DROP COLLATION ... CASCADE (each drops a column of a protected table)" "table owner, superuser"
+atk_129() {
+  local role before stmt
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds owner_role "CREATE TYPE mood AS ENUM ('a', 'b');
+CREATE DOMAIN dd AS int;
+CREATE COLLATION cc FROM \"C\";
+CREATE TABLE dt (id int, m mood, d dd, n text COLLATE cc);
+SELECT worm.protect('dt', chains => 1);
+INSERT INTO dt VALUES (1, 'a', 1, 'x'), (2, 'b', 2, 'y');" || return
+    snap dt
+    before="$(cols dt)"
+    for stmt in "DROP TYPE mood CASCADE" "DROP DOMAIN dd CASCADE" "DROP COLLATION cc CASCADE"; do
+      refused "$role" 42501 'public\.dt\b' "$stmt"
+    done
+    [ "$(cols dt)" = "$before" ] || bad "columns of dt now: $(cols dt)"
+    kept dt
+  done
+}
+
+attack 130 "ALTER FUNCTION worm.verify SET SCHEMA / OWNER TO; ALTER SCHEMA worm OWNER TO" "superuser"
+atk_130() {
+  fresh || return
+  hook_only postgres "ALTER FUNCTION worm.verify(regclass) SET SCHEMA public" "ALTER FUNCTION public.verify(regclass) SET SCHEMA worm" 'worm'
+  hook_only postgres "ALTER FUNCTION worm.verify(regclass) OWNER TO owner_role" "ALTER FUNCTION worm.verify(regclass) OWNER TO postgres" 'worm'
+  hook_only postgres "ALTER SCHEMA worm OWNER TO owner_role" "ALTER SCHEMA worm OWNER TO postgres" 'worm'
+  local r
+  r="$(val postgres "$DB" "SELECT p.pronamespace::regnamespace || ' ' || pg_get_userbyid(p.proowner) || ' ' || pg_get_userbyid(n.nspowner) FROM pg_proc AS p, pg_namespace AS n WHERE p.oid = to_regprocedure('worm.verify(regclass)') AND n.nspname = 'worm'")"
+  [[ "$r" == "worm "* ]] && [[ "$r" != *owner_role* ]] && good "worm.verify(regclass) in schema worm, neither it nor the schema given away ($r)" || bad "worm.verify / schema worm after the attack: '$r'"
+  unchanged
+}
+
+attack 131 "allow_system_table_mods without a SET: ALTER ROLE / ALTER DATABASE ... SET, and as a connection option" "superuser"
+atk_131() {
+  fresh || return
+  hook_only postgres "ALTER ROLE postgres IN DATABASE $DB SET allow_system_table_mods = on" "ALTER ROLE postgres IN DATABASE $DB RESET allow_system_table_mods" 'allow_system_table_mods'
+  hook_only postgres "ALTER DATABASE $DB SET allow_system_table_mods = on" "ALTER DATABASE $DB RESET allow_system_table_mods" 'allow_system_table_mods'
+  if preload; then
+    # Set at connection start no statement is seen; what it would be used
+    # for must still be refused.
+    OUT="$(PGOPTIONS='-c allow_system_table_mods=on' "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -U postgres -d "$DB" 2>&1 <<<"SHOW allow_system_table_mods;
+UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 't'::regclass;")"
+    RC=$?
+    local e; e="$(printf '%s\n' "$OUT" | grep -m1 -oE '(ERROR|FATAL):  .*')"
+    if [ "$RC" = 0 ]; then bad "connection with allow_system_table_mods=on: UPDATE pg_trigger succeeded"
+    elif [[ "$e" == "FATAL:  "*allow_system_table_mods* ]]; then good "connection with allow_system_table_mods=on refused: ${e#FATAL:  }"
+    elif [[ "$e" == "ERROR:  42501: "* ]]; then good "connection with allow_system_table_mods=on ($(printf '%s\n' "$OUT" | head -1)): UPDATE pg_trigger refused 42501"
+    else bad "connection with allow_system_table_mods=on: ${e:-rc $RC: $OUT}"; fi
+  fi
+  val postgres "$DB" "ALTER ROLE postgres IN DATABASE $DB RESET allow_system_table_mods; ALTER DATABASE $DB RESET allow_system_table_mods" >/dev/null 2>&1
+  unchanged
 }

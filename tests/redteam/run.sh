@@ -45,7 +45,7 @@ first_error() { printf '%s\n' "$OUT" | grep -m1 -o 'ERROR:  .*' || true; }
 
 actor_of() {
   case "$1" in
-    postgres) echo superuser ;; owner_role) echo owner ;; *) echo "$1" ;;
+    postgres) echo superuser ;; owner_role) echo owner ;; wadmin) echo "worm_admin member" ;; *) echo "$1" ;;
   esac
 }
 
@@ -72,7 +72,7 @@ fresh() {
 
 # The state a refused attack must leave: same rows (count and content, worm_
 # columns included) and every chain verifying.
-fp() { val postgres "$DB" "SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, '|' ORDER BY worm_chain, worm_seq), '')) FROM $1 x"; }
+fp() { val postgres "$DB" "SELECT count(*) || ':' || md5(coalesce(string_agg(rt_row::text, '|' ORDER BY worm_chain, worm_seq), '')) FROM $1 AS rt_row"; }
 vsig() { val postgres "$DB" "SELECT string_agg(chain || ':' || ok || ':' || coalesce(first_bad_seq::text, '-'), ' ' ORDER BY chain) FROM worm.verify('$1')"; }
 vdetail() { val postgres "$DB" "SELECT detail FROM worm.verify('$1') WHERE chain = $2"; }
 
@@ -97,7 +97,9 @@ refused() {
   sql "$role" "$DB" "$4"
   e="$(first_error)"
   if [ "$RC" = 0 ]; then
-    bad "$a: succeeded, expected refusal $state"
+    local st="${4//$'\n'/ }"
+    [ ${#st} -gt 100 ] && st="${st:0:100}..."
+    bad "$a: succeeded, expected refusal $state ($st)"
     return 1
   elif [[ "$e" != "ERROR:  $state: "* ]]; then
     bad "$a: got '${e:-rc $RC: $OUT}', expected $state"
@@ -152,8 +154,14 @@ bad_at() { if [ "$1" = 0 ]; then echo "0:false:$2 1:true:-"; else echo "0:true:-
 plain() { [ "$MODE" = plain ]; }
 preload() { [ "$MODE" = preload ]; }
 
-EVT_OFF="ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
-ALTER EVENT TRIGGER worm_guard_drop DISABLE;"
+# Every event trigger of pg_worm (worm_guard_ddl, worm_guard_drop, and any
+# it adds later), one ALTER EVENT TRIGGER each.
+EVT_OFF="DO \$evt\$ DECLARE e name; BEGIN
+  FOR e IN SELECT evtname FROM pg_event_trigger WHERE evtname LIKE 'worm\\_%' ORDER BY 1 LOOP
+    EXECUTE format('ALTER EVENT TRIGGER %I DISABLE', e);
+  END LOOP;
+END \$evt\$;"
+EVT_ON="${EVT_OFF/DISABLE/ENABLE}"
 # evt_off: a superuser switches pg_worm's event triggers off. Allowed in plain
 # mode (asserted); in preload mode it no longer matters, so either way is
 # recorded and the attack goes on.
@@ -169,11 +177,120 @@ evt_off() {
   fi
 }
 
+# refused_one_of ROLE "STATE..." REGEX SQL: like refused, with any of the
+# SQLSTATEs listed (where the review allows more than one answer).
+refused_one_of() {
+  local role="$1" states="$2" re="$3" e a s
+  a="$(actor_of "$role")"
+  sql "$role" "$DB" "$4"
+  e="$(first_error)"
+  if [ "$RC" = 0 ]; then bad "$a: succeeded, expected refusal (${states// /|}) (${4:0:100})"; return 1; fi
+  for s in $states; do
+    if [[ "$e" == "ERROR:  $s: "* ]]; then
+      if [[ "${e#ERROR:  $s: }" =~ $re ]]; then good "$a refused $s"; return 0; fi
+      bad "$a: message '${e#ERROR:  }' does not match /$re/"; return 1
+    fi
+  done
+  bad "$a: got '${e:-rc $RC: $OUT}', expected ${states// /|}"
+  return 1
+}
+
+# snap TABLE...: records rows and verification of tables an attack creates
+# itself; kept TABLE... then asserts them unchanged (as `unchanged` does for
+# the template's tables).
+declare -A SNAP_FP=() SNAP_VS=()
+snap() {
+  local tbl
+  for tbl in "$@"; do
+    SNAP_FP[$tbl]="$(fp "$tbl")"; SNAP_VS[$tbl]="$(vsig "$tbl")"
+    if [ -z "${SNAP_VS[$tbl]}" ] || [[ "${SNAP_VS[$tbl]}" == *:false:* ]]; then
+      bad "verify($tbl) = '${SNAP_VS[$tbl]}' before the attack"
+    fi
+  done
+}
+kept() {
+  local tbl f v ok=1
+  for tbl in "$@"; do
+    f="$(fp "$tbl")"; v="$(vsig "$tbl")"
+    if [ "$f" != "${SNAP_FP[$tbl]}" ]; then bad "$tbl changed: rows ${f%%:*} (were ${SNAP_FP[$tbl]%%:*}), fingerprint ${f#*:}"; ok=0; fi
+    if [ "$v" != "${SNAP_VS[$tbl]}" ]; then bad "verify($tbl) = '$v', was '${SNAP_VS[$tbl]}'"; ok=0; fi
+  done
+  [ $ok = 1 ] && good "rows of $* unchanged, verify ok"
+  return $((1 - ok))
+}
+
+# cols TABLE: its columns and types, in order.
+cols() { val postgres "$DB" "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$1'::regclass AND attnum > 0 AND NOT attisdropped"; }
+
+# expect_problem TABLE REGEX: worm.verify reports a problem that belongs to
+# no chain (chain NULL, ok false) whose detail matches REGEX.
+expect_problem() {
+  local rows line d
+  rows="$(val postgres "$DB" "SELECT ok || '|' || detail FROM worm.verify('$1') WHERE chain IS NULL")"
+  while IFS= read -r line; do
+    [[ "$line" == false\|* ]] || continue
+    d="${line#false|}"
+    if [[ "$d" =~ $2 ]]; then
+      [ ${#d} -gt 140 ] && d="${d:0:140}..."
+      good "detected: verify($1) reports (chain NULL, not ok) '$d'"
+      return 0
+    fi
+  done <<<"$rows"
+  bad "verify($1) reports no problem matching /$2/ (chain-less rows: '${rows//$'\n'/ / }'; chains: '$(vsig "$1")')"
+  return 1
+}
+
+# Two sessions at once. bg_start NAME ROLE opens a psql session on DB
+# (application_name rt_NAME) fed through a FIFO; bg_send NAME SQL sends it
+# statements; bg_wait NAME CONDITION [SECONDS] waits until pg_stat_activity
+# shows it in CONDITION (e.g. "wait_event_type = 'Lock'"); bg_end NAME
+# [SECONDS] closes its input, waits for it (stopping it after SECONDS) and
+# sets BG_OUT (its output) and BG_RC (psql's exit code).
+declare -A BG_PID=() BG_FD=()
+bg_start() {
+  local f="$WORKDIR/bg.$CUR.$1" fd
+  rm -f "$f.in" "$f.out"
+  mkfifo "$f.in"
+  PGAPPNAME="rt_$1" "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose \
+    -U "$2" -d "$DB" <"$f.in" >"$f.out" 2>&1 &
+  BG_PID[$1]=$!
+  exec {fd}>"$f.in"
+  BG_FD[$1]=$fd
+}
+bg_alive() {
+  local st
+  st="$(ps -o stat= -p "${BG_PID[$1]}" 2>/dev/null)"
+  [ -n "$st" ] && [[ "$st" != Z* ]]
+}
+bg_send() { ( trap '' PIPE; printf '%s\n' "$2" >&"${BG_FD[$1]}" ) 2>/dev/null; }
+bg_wait() {
+  local i n=$(( ${3:-20} * 10 ))
+  for ((i = 0; i < n; i++)); do
+    bg_alive "$1" || return 1
+    [ "$(val postgres "$DB" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rt_$1' AND ($2)")" = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+bg_end() {
+  local fd="${BG_FD[$1]}" pid="${BG_PID[$1]}" i n=$(( ${2:-30} * 10 ))
+  exec {fd}>&-
+  for ((i = 0; i < n; i++)); do bg_alive "$1" || break; sleep 0.1; done
+  if bg_alive "$1"; then
+    kill "$pid" 2>/dev/null
+    bad "session $1 still running after ${2:-30} s: stopped"
+  fi
+  wait "$pid"; BG_RC=$?
+  BG_OUT="$(cat "$WORKDIR/bg.$CUR.$1.out")"
+  unset "BG_PID[$1]"
+}
+bg_error() { printf '%s\n' "$BG_OUT" | grep -m1 -o 'ERROR:  .*' || true; }
+
 # ---------------------------------------------------------------- cluster setup
 
 SETUP_LOG="$WORKDIR/setup.log"
 setup() {
-  val postgres postgres "CREATE ROLE app LOGIN; CREATE ROLE owner_role LOGIN; CREATE ROLE dba LOGIN CREATEROLE CREATEDB" >/dev/null || return 1
+  val postgres postgres "CREATE ROLE app LOGIN; CREATE ROLE owner_role LOGIN; CREATE ROLE dba LOGIN CREATEROLE CREATEDB; CREATE ROLE wadmin LOGIN" >/dev/null || return 1
   val postgres postgres "CREATE DATABASE rt_tmpl" >/dev/null || return 1
   sql postgres rt_tmpl "
 CREATE EXTENSION pg_worm;
@@ -183,6 +300,10 @@ CREATE SCHEMA s2 AUTHORIZATION owner_role;
 GRANT USAGE ON SCHEMA s, s2 TO app;
 -- pg_worm grants no USAGE on schema worm to PUBLIC; the owner protects its tables.
 GRANT USAGE ON SCHEMA worm TO owner_role;
+-- wadmin: a member of worm_admin that owns nothing and may create nothing
+-- (no CREATE on any schema; only its session's pg_temp).
+GRANT worm_admin TO wadmin;
+GRANT USAGE ON SCHEMA worm TO wadmin;
 CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler;
 SET ROLE owner_role;
 CREATE TABLE t (id int PRIMARY KEY, note text NOT NULL, amount numeric);
