@@ -1668,3 +1668,48 @@ atk_134() {
   succeeds owner_role "ALTER TABLE t ADD COLUMN y int" && good "ADD COLUMN y int by the owner allowed"
   expect_problem t '(note.*\bx\b|\bx\b.*note)'
 }
+
+attack 135 "CREATE FOREIGN TABLE fake () INHERITS (t) SERVER ... (a foreign-table child)" "table owner (granted USAGE on a server), superuser"
+atk_135() {
+  local role
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds postgres "CREATE FOREIGN DATA WRAPPER rt_fdw;
+CREATE SERVER rt_srv FOREIGN DATA WRAPPER rt_fdw;
+GRANT USAGE ON FOREIGN SERVER rt_srv TO owner_role;" || return
+    refused "$role" 42501 "$RT" "CREATE FOREIGN TABLE fake () INHERITS (t) SERVER rt_srv"
+    [ "$(val postgres "$DB" "SELECT count(*) FROM pg_inherits WHERE inhparent = 't'::regclass")" = 0 ] && good "t has no child" \
+      || bad "t has a foreign-table child; app reading t: $(val app "$DB" "SELECT count(*) FROM t" 2>&1 || echo error)"
+    unchanged
+  done
+}
+
+attack 136 "CREATE OR REPLACE VIEW worm.certificates (WHERE false), CREATE RULE _RETURN on it, CREATE TABLE / VIEW in schema worm" "superuser"
+atk_136() {
+  fresh || return
+  local cols
+  # The same columns, no rows: every deletion certificate disappears from view.
+  cols="$(val postgres "$DB" "SELECT string_agg(format('NULL::%s AS %I', format_type(atttypid, atttypmod), attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'worm.certificates'::regclass AND attnum > 0")"
+  hook_only postgres "CREATE OR REPLACE VIEW worm.certificates AS SELECT $cols WHERE false" "" 'worm'
+  hook_only postgres "CREATE OR REPLACE RULE \"_RETURN\" AS ON SELECT TO worm.certificates DO INSTEAD SELECT $cols WHERE false" "" 'worm'
+  hook_only postgres "CREATE TABLE worm.x (a int)" "DROP TABLE worm.x" 'worm'
+  hook_only postgres "CREATE VIEW worm.v AS SELECT 1 AS one" "DROP VIEW worm.v" 'worm'
+  if preload; then
+    local r
+    r="$(val postgres "$DB" "SELECT (pg_get_viewdef('worm.certificates'::regclass) LIKE '%worm.ledger%') || ' ' || (SELECT count(*) FROM pg_class WHERE relnamespace = 'worm'::regnamespace AND relname IN ('x', 'v'))")"
+    [ "$r" = "true 0" ] && good "worm.certificates still reads the ledger; no x or v in schema worm" || bad "schema worm after the attack (certificates reads the ledger, x/v present): '$r'"
+  fi
+  unchanged
+}
+
+attack 137 "SET session_replication_role = replica (event triggers then do not fire), then DISABLE TRIGGER ALL / DROP TABLE CASCADE / RENAME COLUMN" "superuser"
+atk_137() {
+  local stmt st
+  for stmt in "ALTER TABLE t DISABLE TRIGGER ALL" "DROP TABLE t CASCADE" "ALTER TABLE t RENAME COLUMN note TO x"; do
+    fresh || return
+    refused postgres 42501 "$RT" "SET session_replication_role = replica; $stmt"
+    unchanged
+  done
+  st="$(val postgres "$DB" "SELECT string_agg(evtname || '=' || evtenabled::text, ',' ORDER BY evtname) FROM pg_event_trigger WHERE evtname LIKE 'worm%'")"
+  good "pg_worm's event triggers: $st"
+}
