@@ -309,6 +309,70 @@ fn protected_table_using_type(typid: Oid) -> Option<String> {
     })
 }
 
+/// Whether a value of type `typid` involves a type of namespace `ns`
+/// (itself, through domains, arrays or composite attributes).
+unsafe fn type_in_namespace(typid: Oid, ns: Oid, depth: u32) -> bool {
+    if depth > 16 || typid == pg_sys::InvalidOid {
+        return false;
+    }
+    let Some((typtype, base, elem, typrelid, typns)) = type_row(typid) else {
+        return false;
+    };
+    if typns == ns {
+        return true;
+    }
+    if typtype == b'd' {
+        return type_in_namespace(base, ns, depth + 1);
+    }
+    if elem != pg_sys::InvalidOid && type_in_namespace(elem, ns, depth + 1) {
+        return true;
+    }
+    if typtype == b'c' && typrelid != pg_sys::InvalidOid {
+        let rel = pg_sys::RelationIdGetRelation(typrelid);
+        if rel.is_null() {
+            return false;
+        }
+        let desc = (*rel).rd_att;
+        let atts = (*desc).attrs.as_slice((*desc).natts.max(0) as usize);
+        let found = atts
+            .iter()
+            .any(|a| !a.attisdropped && type_in_namespace(a.atttypid, ns, depth + 1));
+        pg_sys::RelationClose(rel);
+        return found;
+    }
+    false
+}
+
+/// The first protected table storing a value whose type lives in `ns`.
+fn protected_table_with_type_in(ns: Oid) -> Option<String> {
+    if ns == Oid::from(pg_sys::PG_CATALOG_NAMESPACE) {
+        return None;
+    }
+    let tables = crate::meta::all().ok()?;
+    tables.into_iter().find_map(|(relid, _)| {
+        // SAFETY: relcache and syscache lookups inside a transaction.
+        let uses = unsafe {
+            let rel = pg_sys::RelationIdGetRelation(relid);
+            if rel.is_null() {
+                false
+            } else {
+                let desc = (*rel).rd_att;
+                let atts = (*desc).attrs.as_slice((*desc).natts.max(0) as usize);
+                let found = atts
+                    .iter()
+                    .any(|a| !a.attisdropped && type_in_namespace(a.atttypid, ns, 0));
+                pg_sys::RelationClose(rel);
+                found
+            }
+        };
+        if uses {
+            protected(relid).map(|p| p.name().to_string())
+        } else {
+            None
+        }
+    })
+}
+
 /// Whether a domain (or a domain it is based on) gives a default.
 unsafe fn domain_has_default(typid: Oid) -> bool {
     let mut t = typid;
@@ -492,8 +556,24 @@ unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Result<(), Wor
 unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormError> {
     use pg_sys::ObjectType::*;
     let rt = (*stmt).renameType;
-    if rt == OBJECT_SCHEMA && cstr((*stmt).subname) == "worm" {
-        return Err(refuse("schema worm", "renaming pg_worm's schema"));
+    if rt == OBJECT_SCHEMA {
+        let name = cstr((*stmt).subname);
+        if name == "worm" {
+            return Err(refuse("schema worm", "renaming pg_worm's schema"));
+        }
+        let Ok(c) = CString::new(name.as_str()) else {
+            return Ok(());
+        };
+        let ns = pg_sys::get_namespace_oid(c.as_ptr(), true);
+        if ns != pg_sys::InvalidOid {
+            if let Some(t) = protected_table_with_type_in(ns) {
+                return Err(refuse(
+                    &t,
+                    format!("renaming schema {name}, which holds a type the table stores (the ledger records its columns' types by name)"),
+                ));
+            }
+        }
+        return Ok(());
     }
     match rt {
         OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE => {
@@ -1011,7 +1091,17 @@ pub fn after_alter_table() -> Result<(), WormError> {
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })?;
+    // ALTER TABLE on a parent reaches its (protected) children too.
+    let mut all: Vec<Oid> = Vec::new();
     for relid in relids {
+        // SAFETY: catalog lookups inside the transaction.
+        for r in unsafe { with_inheritors(relid) } {
+            if !all.contains(&r) {
+                all.push(r);
+            }
+        }
+    }
+    for relid in all {
         let Some(meta) = crate::meta::lookup(relid)? else {
             continue;
         };
@@ -1019,6 +1109,21 @@ pub fn after_alter_table() -> Result<(), WormError> {
         let recorded = crate::columns::recorded(&meta.uid)?;
         if recorded.as_ref() == Some(&current) {
             continue;
+        }
+        // The recorded columns must still be there unchanged: re-recording
+        // over a rename made while the guards were off would launder it.
+        if let Some(rec) = recorded.as_ref().and_then(|r| r.as_array()) {
+            let now = current.as_array().cloned().unwrap_or_default();
+            if rec.len() > now.len() || rec.iter().zip(now.iter()).any(|(a, b)| a != b) {
+                let what = crate::columns::mismatch(relid, &meta.uid)?
+                    .unwrap_or_else(|| "its columns differ from the ledger's record".into());
+                return Err(WormError::Damaged {
+                    table: protected(relid).map(|p| p.name().to_string()).unwrap_or_default(),
+                    what: format!(
+                        "{what}; no column can be added until an auditor has looked (worm.verify reports it)"
+                    ),
+                });
+            }
         }
         let known: Vec<i64> = recorded
             .as_ref()

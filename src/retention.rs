@@ -298,8 +298,16 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
     // The cut-off is computed in Rust, in UTC: no operator, function or
     // TimeZone of the caller's takes part in deciding what is deleted.
-    let cutoff = pg_worm_core::period::cutoff(transaction_start(), &period(&retention))
+    let now = transaction_start();
+    let cutoff = pg_worm_core::period::cutoff(now, &period(&retention))
         .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
+    // A retention that reaches into the future at today's date (one stored
+    // before mixed-sign intervals were refused) expires nothing.
+    if !pg_worm_core::period::is_positive(&period(&retention), now) || cutoff >= now {
+        return Err(WormError::InvalidRetention {
+            given: iso8601(&retention),
+        });
+    }
 
     let mut purges: Vec<ChainPurge> = Vec::new();
     let mut leaves: Vec<Vec<u8>> = Vec::new();

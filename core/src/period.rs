@@ -65,10 +65,16 @@ pub fn cutoff(now: i64, retention: &Period) -> Option<i64> {
     minus(now, retention)
 }
 
-/// Whether `p` is a usable retention: longer than zero both as an interval
-/// and at the calendar of `now`.
+/// Whether `p` is a usable retention: no negative part (so it reaches back
+/// at every date of the calendar: '1 mon -29 days' reaches into the future
+/// every March), and longer than zero both as an interval and at the calendar
+/// of `now`.
 pub fn is_positive(p: &Period, now: i64) -> bool {
-    p.span_micros() > 0 && minus(now, p).is_some_and(|c| c < now)
+    p.months >= 0
+        && p.days >= 0
+        && p.micros >= 0
+        && p.span_micros() > 0
+        && minus(now, p).is_some_and(|c| c < now)
 }
 
 /// Whether `new` is at least as long as `old`, both as intervals and at the
@@ -154,6 +160,10 @@ mod tests {
         assert!(!is_positive(&p(0, 0, -1), now));
         assert!(!is_positive(&p(1, -30, 0), now));
         assert!(!is_positive(&p(-72, 0, 0), now));
+        // Mixed signs reach into the future on some dates.
+        assert!(!is_positive(&p(1, -29, 0), ts(2026, 3, 1, 0)));
+        assert!(!is_positive(&p(1, -29, 0), ts(2026, 11, 26, 0)));
+        assert!(!is_positive(&p(-12, 361, 0), now));
     }
 
     #[test]
