@@ -1713,3 +1713,78 @@ atk_137() {
   st="$(val postgres "$DB" "SELECT string_agg(evtname || '=' || evtenabled::text, ',' ORDER BY evtname) FROM pg_event_trigger WHERE evtname LIKE 'worm%'")"
   good "pg_worm's event triggers: $st"
 }
+
+# race_table NAME: the owner's table NAME (id, note), 3 rows, app may insert.
+race_table() {
+  succeeds owner_role "CREATE TABLE $1 (id int PRIMARY KEY, note text NOT NULL);
+GRANT INSERT, SELECT ON $1 TO app;
+INSERT INTO $1 VALUES (1, 'r1'), (2, 'r2'), (3, 'r3');"
+}
+# protected_intact NAME: NAME is protected, its triggers all enabled ALWAYS
+# and none fires after pg_worm's; a new row is stored as inserted; verify ok.
+protected_intact() {
+  local r
+  r="$(val postgres "$DB" "SELECT (SELECT count(*) FROM worm.tables WHERE table_name = '$1'::regclass) || ' ' || (SELECT coalesce(string_agg(tgname || '=' || tgenabled::text, ',' ORDER BY tgname), '') FROM pg_trigger WHERE tgrelid = '$1'::regclass AND NOT tgisinternal)")"
+  [ "$r" = "1 worm_refuse_change=A,worm_refuse_row_change=A,zz_worm_chain=A" ] \
+    && good "$1 protected, pg_worm's triggers all ENABLE ALWAYS, no other trigger" \
+    || bad "$1 after the race (registered, triggers): '$r'"
+  succeeds app "INSERT INTO $1 VALUES (100, 'honest')" || return
+  [ "$(val postgres "$DB" "SELECT note FROM $1 WHERE id = 100")" = honest ] || bad "a new row of $1 was rewritten after hashing"
+  refused owner_role 42501 "public\\.$1\\b" "DELETE FROM $1 WHERE id = 100"
+  expect_verify "$1" "0:true:-"
+}
+# race NAME FIRST_ROLE FIRST_SQL SECOND_ROLE SECOND_SQL: FIRST runs in an
+# open transaction; SECOND starts and must wait for its lock; FIRST commits.
+# Sets FIRST_OUT/FIRST_RC and BG_OUT/BG_RC (SECOND).
+race() {
+  bg_start A "$2"
+  bg_send A "BEGIN;
+$3"
+  if ! bg_wait A "state = 'idle in transaction'"; then bg_end A; bad "first session: $BG_OUT"; return 1; fi
+  bg_start B "$4"
+  bg_send B "$5"
+  if bg_wait B "wait_event_type = 'Lock'" 10; then good "the second statement waits for the first transaction"; else good "(the second statement did not wait)"; fi
+  bg_send A "COMMIT;"
+  bg_end A
+  FIRST_OUT="$BG_OUT"; FIRST_RC="$BG_RC"
+  bg_end B
+}
+
+attack 138 "late BEFORE INSERT trigger and worm.protect racing (trigger uncommitted while protect checks; protect uncommitted while the trigger is checked)" "table owner against a worm_admin member"
+atk_138() {
+  local late="CREATE TRIGGER zzz_late BEFORE INSERT ON rt FOR EACH ROW EXECUTE FUNCTION public.evil_row();"
+  local prot="SELECT worm.protect('public.rt', chains => 1) IS NOT NULL;"
+  fresh || return
+  race_table rt || return
+  race late owner_role "$late" wadmin "$prot" || return
+  [ "$FIRST_RC" = 0 ] || bad "the owner's CREATE TRIGGER (first): $FIRST_OUT"
+  if [ "$BG_RC" != 0 ]; then
+    [[ "$(bg_error)" =~ zzz_late|40001 ]] && good "protect (second) refused: $(bg_error | sed 's/^ERROR:  //')" || bad "protect (second): $(bg_error)"
+  else
+    protected_intact rt
+  fi
+  fresh || return
+  race_table rt || return
+  race prot wadmin "$prot" owner_role "$late" || return
+  [ "$FIRST_RC" = 0 ] || { bad "protect (first): $FIRST_OUT"; return; }
+  if [ "$BG_RC" != 0 ]; then
+    [[ "$(bg_error)" == "ERROR:  42501: "* ]] && [[ "$(bg_error)" =~ public\.rt ]] && good "the trigger (second) refused 42501" || bad "the trigger (second): $(bg_error)"
+  fi
+  protected_intact rt
+}
+
+attack 139 "ALTER TABLE ... DISABLE TRIGGER ALL / DROP TABLE queued behind a worm.protect in progress" "table owner against a worm_admin member"
+atk_139() {
+  local prot="SELECT worm.protect('public.rt', chains => 1) IS NOT NULL;" stmt
+  for stmt in "ALTER TABLE rt DISABLE TRIGGER ALL;" "ALTER TABLE rt ENABLE TRIGGER zz_worm_chain;" "DROP TABLE rt;"; do
+    fresh || return
+    race_table rt || return
+    race "${stmt%% *}" wadmin "$prot" owner_role "$stmt" || return
+    [ "$FIRST_RC" = 0 ] || { bad "protect (first): $FIRST_OUT"; continue; }
+    if [ "$BG_RC" = 0 ]; then bad "owner's '$stmt' (queued behind protect) succeeded"
+    elif [[ "$(bg_error)" == "ERROR:  42501: "* ]] && [[ "$(bg_error)" =~ public\.rt ]]; then good "owner's '$stmt' refused 42501"
+    else bad "owner's '$stmt': $(bg_error)"; fi
+    [ "$(val postgres "$DB" "SELECT count(*) FROM pg_class WHERE relname = 'rt'")" = 1 ] || { bad "rt is gone"; continue; }
+    protected_intact rt
+  done
+}

@@ -251,8 +251,13 @@ bg_start() {
   local f="$WORKDIR/bg.$CUR.$1" fd
   rm -f "$f.in" "$f.out"
   mkfifo "$f.in"
-  PGAPPNAME="rt_$1" "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose \
-    -U "$2" -d "$DB" <"$f.in" >"$f.out" 2>&1 &
+  # The new psql must not hold the input of the sessions already open (it
+  # would keep them from seeing the end of their input).
+  (
+    for fd in "${BG_FD[@]}"; do exec {fd}>&-; done
+    PGAPPNAME="rt_$1" exec "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose \
+      -U "$2" -d "$DB"
+  ) <"$f.in" >"$f.out" 2>&1 &
   BG_PID[$1]=$!
   exec {fd}>"$f.in"
   BG_FD[$1]=$fd
@@ -282,7 +287,7 @@ bg_end() {
   fi
   wait "$pid"; BG_RC=$?
   BG_OUT="$(cat "$WORKDIR/bg.$CUR.$1.out")"
-  unset "BG_PID[$1]"
+  unset "BG_PID[$1]" "BG_FD[$1]"
 }
 bg_error() { printf '%s\n' "$BG_OUT" | grep -m1 -o 'ERROR:  .*' || true; }
 
