@@ -1788,3 +1788,17 @@ atk_139() {
     protected_intact rt
   done
 }
+
+attack 140 "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX <chain index>, then DROP CONSTRAINT u (drops the index by dependency)" "table owner, superuser"
+atk_140() {
+  local role idx
+  for role in owner_role postgres; do
+    fresh || return
+    refused "$role" 42501 "$RT|$CHAIN_IDX|\\bu\\b" "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX $CHAIN_IDX;
+ALTER TABLE t DROP CONSTRAINT u;"
+    idx="$(val postgres "$DB" "SELECT string_agg(indexrelid::regclass::text, ',') FROM pg_index WHERE indrelid = 't'::regclass AND indisunique AND indisvalid AND indkey::text = (SELECT attnum FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'worm_chain') || ' ' || (SELECT attnum FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'worm_seq')")"
+    [ -n "$idx" ] && good "a unique (worm_chain, worm_seq) index remains: $idx" || bad "t has no (worm_chain, worm_seq) index any more"
+    unchanged
+    succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'after')" && expect_verify t "0:true:- 1:true:-" && good "inserts and verify still work"
+  done
+}
