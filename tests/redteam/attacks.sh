@@ -1348,9 +1348,6 @@ atk_119() {
   if preload; then
     refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm_disabled'"
     refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = 'other, pg_worm2'"
-    # Quoted names are taken literally by the server: neither is pg_worm.
-    refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = '\"pg_worm \"'"
-    refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = '\"PG_WORM\"'"
     succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm, other'" && good "'pg_worm, other' allowed ($(spl_auto))"
     # Never leave a library that does not exist for the restarts of #95/#96.
     succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm'" || bad "could not restore shared_preload_libraries"
@@ -1801,4 +1798,24 @@ ALTER TABLE t DROP CONSTRAINT u;"
     unchanged
     succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'after')" && expect_verify t "0:true:- 1:true:-" && good "inserts and verify still work"
   done
+}
+
+attack 141 "ALTER SYSTEM SET shared_preload_libraries = '\"pg_worm \"' / 'PG_WORM' / '\"PG_WORM\"' (names the server does not read as pg_worm)" "superuser"
+atk_141() {
+  fresh || return
+  local v
+  if preload; then
+    # The server takes quoted names literally and library file names are
+    # case-sensitive: none of these loads pg_worm.
+    for v in '"pg_worm "' 'PG_WORM' '"PG_WORM"'; do
+      refused postgres 42501 'shared_preload_libraries' "ALTER SYSTEM SET shared_preload_libraries = '$v'"
+    done
+    succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'pg_worm'" || bad "could not restore shared_preload_libraries"
+    [ "$(spl_auto)" = pg_worm ] || bad "postgresql.auto.conf: shared_preload_libraries = '$(spl_auto)'"
+  else
+    succeeds postgres "ALTER SYSTEM SET shared_preload_libraries = 'PG_WORM'" && good "allowed (no hooks in plain mode)"
+    val postgres "$DB" "ALTER SYSTEM RESET shared_preload_libraries" >/dev/null
+    [ "$(spl_auto)" = "(none)" ] || bad "postgresql.auto.conf still sets shared_preload_libraries = '$(spl_auto)'"
+  fi
+  unchanged
 }
