@@ -1819,3 +1819,38 @@ atk_141() {
   fi
   unchanged
 }
+
+attack 142 "AFTER UPDATE trigger that creates a late BEFORE INSERT trigger when protect's backfill UPDATE fires it (after protect checked the triggers)" "table owner (protect by a worm_admin member, and by the owner)"
+atk_142() {
+  local who
+  for who in wadmin owner_role; do
+    fresh || return
+    race_table rt || return
+    succeeds owner_role "CREATE FUNCTION public.arm_late() RETURNS trigger LANGUAGE plpgsql AS \$f\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid = TG_RELID AND tgname = 'zzz_late') THEN
+    EXECUTE pg_catalog.format('CREATE TRIGGER zzz_late BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION public.evil_row()', TG_RELID::regclass);
+  END IF;
+  RETURN NULL;
+END \$f\$;
+CREATE TRIGGER aa_arm AFTER UPDATE ON rt FOR EACH STATEMENT EXECUTE FUNCTION public.arm_late();" || return
+    sql "$who" "$DB" "SELECT worm.protect('public.rt', chains => 1)"
+    if [ "$RC" != 0 ]; then
+      good "$(actor_of "$who")'s protect refused: $(first_error | sed 's/^ERROR:  //')"
+      continue
+    fi
+    late_absent_on rt
+  done
+}
+# late_absent_on NAME: NAME has pg_worm's triggers ENABLE ALWAYS and none
+# firing after zz_worm_chain; a new row is stored as inserted and verifies.
+late_absent_on() {
+  local r late
+  r="$(val postgres "$DB" "SELECT string_agg(tgname || '=' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = '$1'::regclass AND tgname IN ('zz_worm_chain', 'worm_refuse_change', 'worm_refuse_row_change')")"
+  [ "$r" = "worm_refuse_change=A,worm_refuse_row_change=A,zz_worm_chain=A" ] || bad "pg_worm's triggers on $1: '$r'"
+  late="$(val postgres "$DB" "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = '$1'::regclass AND tgname > 'zz_worm_chain'")"
+  [ -z "$late" ] && good "$1 protected; no trigger fires after pg_worm's" || bad "$1 protected with trigger(s) firing after pg_worm's: $late"
+  succeeds app "INSERT INTO $1 VALUES (100, 'honest')" || return
+  [ "$(val postgres "$DB" "SELECT note FROM $1 WHERE id = 100")" = honest ] || bad "a new row of $1 was rewritten after hashing"
+  expect_verify "$1" "0:true:-"
+}
