@@ -1854,3 +1854,36 @@ late_absent_on() {
   [ "$(val postgres "$DB" "SELECT note FROM $1 WHERE id = 100")" = honest ] || bad "a new row of $1 was rewritten after hashing"
   expect_verify "$1" "0:true:-"
 }
+
+# The owner's code that, run while pg_worm protects another table, disables
+# t's triggers, deletes t's tail row (which verify alone cannot miss) and
+# re-arms them.
+OPEN_WINDOW="CREATE FUNCTION public.open_window() RETURNS boolean LANGUAGE plpgsql AS \$f\$
+BEGIN
+  IF EXISTS (SELECT FROM public.t WHERE id = TID_HERE) THEN
+    ALTER TABLE public.t DISABLE TRIGGER ALL;
+    DELETE FROM public.t WHERE id = TID_HERE;
+    ALTER TABLE public.t ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change;
+  END IF;
+  RETURN true;
+END \$f\$;
+CREATE FUNCTION public.open_window_trg() RETURNS trigger LANGUAGE plpgsql AS \$f\$
+BEGIN PERFORM public.open_window(); RETURN NULL; END \$f\$;"
+
+attack 143 "owner's code run by protect's backfill UPDATE (a CHECK ... NOT VALID function, an AFTER UPDATE trigger) disables t's triggers and deletes t's tail row" "table owner"
+atk_143() {
+  local arm
+  for arm in "ALTER TABLE rt ADD CONSTRAINT w CHECK (public.open_window()) NOT VALID;" \
+             "CREATE TRIGGER aa_window AFTER UPDATE ON rt FOR EACH STATEMENT EXECUTE FUNCTION public.open_window_trg();"; do
+    fresh || return
+    race_table rt || return
+    succeeds owner_role "${OPEN_WINDOW//TID_HERE/$TID}
+$arm" || return
+    # Outside protect, the same code is refused.
+    refused owner_role 42501 "$RT" "SELECT public.open_window()"
+    sql owner_role "$DB" "SELECT worm.protect('rt', chains => 1)"
+    [ "$RC" = 0 ] && good "protect of rt succeeded" || good "protect of rt refused: $(first_error | sed 's/^ERROR:  //')"
+    [ "$(val postgres "$DB" "SELECT count(*) FROM t WHERE id = $TID")" = 1 ] || bad "t's tail row (id $TID) was deleted during protect"
+    unchanged
+  done
+}
