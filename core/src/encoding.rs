@@ -78,6 +78,11 @@ struct Frame {
 /// (arrays: `array_begin`, the elements, `array_end`), then read [`RowEncoder::row_hash`].
 /// The encoder never panics; misuse (wrong number of values, unbalanced arrays, a payload of
 /// 4 GiB or more) is reported by [`RowEncoder::is_complete`] returning `false`.
+///
+/// [`RowEncoder::new`] keeps the whole encoding ([`RowEncoder::as_bytes`]).
+/// [`RowEncoder::hashing`] feeds every complete top-level value straight into SHA-256
+/// instead, so a large scalar is never copied (an array is kept until it is closed, for its
+/// length field); the row hash is the same.
 #[derive(Debug, Clone)]
 pub struct RowEncoder {
     buf: Vec<u8>,
@@ -85,6 +90,8 @@ pub struct RowEncoder {
     ncols: u32,
     top_emitted: u64,
     malformed: bool,
+    /// In hashing mode: SHA-256 over the bytes of the encoding that left `buf`.
+    hasher: Option<Sha256>,
 }
 
 impl Default for RowEncoder {
@@ -102,7 +109,18 @@ impl RowEncoder {
             ncols: 0,
             top_emitted: 0,
             malformed: false,
+            hasher: None,
         };
+        enc.reset(0);
+        enc
+    }
+
+    /// A new encoder in hashing mode: it keeps only what it must (an open array), hashing
+    /// the rest as it goes; [`RowEncoder::as_bytes`] is then the part not hashed yet.
+    /// [`RowEncoder::row_hash`] is the same as in the default mode.
+    pub fn hashing() -> Self {
+        let mut enc = RowEncoder::new();
+        enc.hasher = Some(Sha256::new());
         enc.reset(0);
         enc
     }
@@ -114,6 +132,9 @@ impl RowEncoder {
         self.ncols = ncols;
         self.top_emitted = 0;
         self.malformed = false;
+        if let Some(h) = self.hasher.as_mut() {
+            *h = Sha256::new();
+        }
         self.buf.extend_from_slice(ROW_DOMAIN);
         self.buf.push(ENCODING_VERSION);
         self.buf.extend_from_slice(&ncols.to_be_bytes());
@@ -127,9 +148,20 @@ impl RowEncoder {
         }
     }
 
+    /// In hashing mode outside any array: moves the buffered bytes into the hasher and
+    /// returns it (the caller hashes what follows directly).
+    fn flushed_hasher(&mut self) -> Option<&mut Sha256> {
+        if !self.stack.is_empty() {
+            return None;
+        }
+        let h = self.hasher.as_mut()?;
+        h.update(&self.buf);
+        self.buf.clear();
+        Some(h)
+    }
+
     fn scalar(&mut self, tag: u8, payload: &[u8]) {
         self.note_value();
-        self.buf.push(tag);
         let len = match u32::try_from(payload.len()) {
             Ok(len) => len,
             Err(_) => {
@@ -137,6 +169,13 @@ impl RowEncoder {
                 u32::MAX
             }
         };
+        if let Some(h) = self.flushed_hasher() {
+            h.update([tag]);
+            h.update(len.to_be_bytes());
+            h.update(payload);
+            return;
+        }
+        self.buf.push(tag);
         self.buf.extend_from_slice(&len.to_be_bytes());
         self.buf.extend_from_slice(payload);
     }
@@ -302,6 +341,8 @@ impl RowEncoder {
             }
         };
         self.buf[frame.len_at..frame.len_at + 4].copy_from_slice(&len.to_be_bytes());
+        // A closed top-level array leaves the buffer in hashing mode.
+        let _ = self.flushed_hasher();
     }
 
     /// True when the row is complete and well formed: exactly `ncols` top-level values, every
@@ -310,7 +351,8 @@ impl RowEncoder {
         !self.malformed && self.stack.is_empty() && self.top_emitted == u64::from(self.ncols)
     }
 
-    /// The canonical encoding so far (open arrays still have a zero length field).
+    /// The canonical encoding so far (open arrays still have a zero length field); in
+    /// hashing mode only its part not hashed yet.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
@@ -318,7 +360,23 @@ impl RowEncoder {
     /// SHA-256 over the complete encoding. The encoding begins with [`ROW_DOMAIN`] and the
     /// version byte, which separates row hashes from link hashes.
     pub fn row_hash(&self) -> Hash {
-        Sha256::digest(&self.buf).into()
+        match &self.hasher {
+            Some(h) => {
+                let mut h = h.clone();
+                h.update(&self.buf);
+                h.finalize().into()
+            }
+            None => Sha256::digest(&self.buf).into(),
+        }
+    }
+
+    /// Gives memory back: the internal buffer's capacity drops to at most `capacity` bytes
+    /// (or what it holds). For a reused encoder after a row with a large array (hashing
+    /// mode) or a large value (default mode).
+    pub fn shrink_to(&mut self, capacity: usize) {
+        if self.buf.capacity() > capacity {
+            self.buf.shrink_to(capacity);
+        }
     }
 }
 

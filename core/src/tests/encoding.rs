@@ -437,3 +437,28 @@ fn table_rows_drop_trailing_nulls_only() {
     // An all-NULL row covers no column.
     assert_eq!(covered_columns(&[Value::Null, Value::Null]).len(), 0);
 }
+
+#[test]
+fn hashing_mode_keeps_no_copy_of_a_top_level_value() {
+    let big = vec![b'x'; 1 << 20];
+    let mut e = RowEncoder::hashing();
+    e.reset(2);
+    e.text(&big);
+    assert!(e.as_bytes().is_empty());
+    // An array is kept until it is closed (its length field comes first).
+    e.array_begin(&[(1, 1)]);
+    e.bytes(&big);
+    assert!(e.as_bytes().len() > big.len());
+    e.array_end();
+    assert!(e.as_bytes().is_empty());
+    assert!(e.is_complete());
+    let mut d = RowEncoder::new();
+    d.reset(2);
+    d.text(&big);
+    d.array_begin(&[(1, 1)]);
+    d.bytes(&big);
+    d.array_end();
+    assert_eq!(e.row_hash(), d.row_hash());
+    e.shrink_to(256);
+    assert_eq!(e.row_hash(), d.row_hash());
+}
