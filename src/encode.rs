@@ -286,7 +286,8 @@ pub unsafe fn chain_indexes(rel: pg_sys::Relation, chain_att: i16, seq_att: i16)
 
 thread_local! {
     static PLANS: RefCell<HashMap<Oid, Rc<TablePlan>>> = RefCell::new(HashMap::new());
-    static ENCODER: RefCell<RowEncoder> = RefCell::new(RowEncoder::new());
+    // Hashing mode: a large value is hashed where it lies, never copied.
+    static ENCODER: RefCell<RowEncoder> = RefCell::new(RowEncoder::hashing());
 }
 
 /// The cached plan of a protected relation (built on first use).
@@ -359,16 +360,13 @@ pub unsafe fn row_hash_deformed(
             }
         }
         let hash = enc.row_hash();
-        // Keep no large row's buffer for the life of the backend.
-        if enc.as_bytes().len() > ENCODER_KEEP_BYTES {
-            *enc = RowEncoder::new();
-        }
+        // Keep no large array's buffer for the life of the backend.
+        enc.shrink_to(ENCODER_KEEP_BYTES);
         hash
     })
 }
 
-/// Rows whose encoding is larger than this do not leave their buffer behind
-/// in the per-backend encoder (its capacity then stays below about twice this).
+/// The most the per-backend encoder keeps allocated between rows.
 const ENCODER_KEEP_BYTES: usize = 1 << 20;
 
 fn db_is_utf8_compatible() -> bool {

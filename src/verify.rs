@@ -4,6 +4,10 @@
 //! statement's snapshot, the row hashes recomputed from the stored values, and
 //! per chain the pure checks of `pg_worm_core::verify_chain`. It assigns no
 //! transaction id, so it also runs on a hot standby.
+//!
+//! Memory: every row is detoasted and encoded in a short-lived memory context
+//! that is reset after the row, and the encoder hashes a value where it lies,
+//! so a large value costs about its own size, once, not once per row read.
 
 use crate::chain;
 use crate::encode;
@@ -231,11 +235,10 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
                 },
             )
         });
-        // Detoasted values and output-function text live in per_row; free
-        // them in batches rather than per row.
-        if n % 256 == 255 {
-            per_row.reset();
-        }
+        // Detoasted values, output-function text and deconstructed arrays
+        // live in per_row: free them after every row, so a large value is
+        // held once, not once per row of a batch.
+        per_row.reset();
         by_chain.entry(record.0).or_default().push(record.1);
         n += 1;
         if n.is_multiple_of(4096) {
