@@ -19,9 +19,38 @@ use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-/// Rows per FETCH from the portal: bounds the client's memory to one batch of payloads
-/// (plus the per-chain records `verify_chain` needs).
+/// At most this many rows per FETCH from the portal.
 const FETCH_ROWS: i32 = 10_000;
+/// The payload bytes one FETCH aims at: the rows per FETCH follow the size of the rows read
+/// so far (starting with one row), so the client holds about this much (or one row, when a
+/// row is larger) plus the per-chain records `verify_chain` needs, whatever the values' sizes.
+const FETCH_BYTES: usize = 32 << 20;
+/// The most the row encoder keeps allocated between rows.
+const ENCODER_KEEP_BYTES: usize = 1 << 20;
+
+/// Payload bytes of one row's fetched columns.
+fn payload_bytes(data: &[ColData]) -> usize {
+    data.iter()
+        .map(|d| match d {
+            ColData::Scalar(v) => v.as_ref().map_or(0, Vec::len),
+            ColData::Array(a) => a.as_ref().map_or(0, |a| {
+                a.elems
+                    .iter()
+                    .map(|e| e.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>()
+                    + 4 * a.bounds.len()
+            }),
+        })
+        .sum()
+}
+
+/// Rows for the next FETCH after `rows` rows of `bytes` payload bytes in all.
+fn next_fetch(rows: usize, bytes: usize) -> i32 {
+    let avg = (bytes / rows.max(1)).max(1);
+    i32::try_from(FETCH_BYTES / avg)
+        .unwrap_or(FETCH_ROWS)
+        .clamp(1, FETCH_ROWS)
+}
 
 /// Why a verification did not produce a report.
 #[derive(Debug)]
@@ -503,16 +532,19 @@ fn read_rows(
         .pg("cannot read the table")?;
     let cols = &o.cols;
     let mut by_chain: ByChain = BTreeMap::new();
-    let mut enc = RowEncoder::new();
+    // Hashing mode: a large value is hashed, not copied once more.
+    let mut enc = RowEncoder::hashing();
     let mut data: Vec<ColData> = Vec::with_capacity(cols.len());
     let mut rows_read: u64 = 0;
+    let mut fetch = 1;
     loop {
         let batch = tx
-            .query_portal(&portal, FETCH_ROWS)
+            .query_portal(&portal, fetch)
             .pg("cannot read the table")?;
         if batch.is_empty() {
             break;
         }
+        let mut batch_bytes = 0usize;
         for row in &batch {
             let chain: Option<i32> = row.try_get(0).map_err(anyhow::Error::new)?;
             let seq: Option<i64> = row.try_get(1).map_err(anyhow::Error::new)?;
@@ -544,6 +576,7 @@ fn read_rows(
                     }
                 }
             }
+            batch_bytes = batch_bytes.saturating_add(payload_bytes(&data));
             let row_hash = payload::row_hash(&mut enc, &o.kinds, &data).map_err(|e| {
                 let col = cols.get(e.column).map_or("?", |c| c.name.as_str());
                 anyhow!(
@@ -558,8 +591,10 @@ fn read_rows(
                 row_hash,
             });
         }
+        enc.shrink_to(ENCODER_KEEP_BYTES);
         rows_read += batch.len() as u64;
         pb.inc(batch.len() as u64);
+        fetch = next_fetch(batch.len(), batch_bytes);
     }
     drop(portal);
     Ok((by_chain, rows_read))
@@ -605,9 +640,23 @@ pub fn verify_table_in(
     positions: bool,
 ) -> Result<TableData, Failure> {
     let o = open_table(tx, sel)?;
+    // Before the rows: a read refused by row-level security (row_security is off) must
+    // still report what was found.
+    let whole_table = table_problems(tx, &o)?;
     let pb = progress_bar(show_progress, o.t.estimate);
     pb.set_message(o.t.display.clone());
-    let (mut by_chain, rows_read) = read_rows(tx, &o, None, &pb)?;
+    let (mut by_chain, rows_read) = match read_rows(tx, &o, None, &pb) {
+        Ok(x) => x,
+        Err(e) if !whole_table.is_empty() => {
+            pb.finish_and_clear();
+            return Err(Failure::Damaged(format!(
+                "{}: {}; and its rows could not be read: {e:#}",
+                o.t.display,
+                whole_table.join("; ")
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     pb.finish_and_clear();
 
     let uid = o.uid;
@@ -661,7 +710,7 @@ pub fn verify_table_in(
         out.push(report::stray_rows(*chain, rows, chains));
     }
     // The table as a whole (after the chains, in worm.verify's order).
-    for detail in table_problems(tx, &o)? {
+    for detail in whole_table {
         out.push(report::table_problem(detail));
     }
     let summary = Summary {
@@ -894,6 +943,26 @@ pub fn format_uuid(u: &[u8; 16]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_size_follows_row_size() {
+        assert_eq!(next_fetch(1, 10), FETCH_ROWS);
+        assert_eq!(next_fetch(0, 0), FETCH_ROWS);
+        assert_eq!(next_fetch(10, 10 * (8 << 20)), 4);
+        assert_eq!(next_fetch(1, 1 << 30), 1);
+        assert_eq!(next_fetch(100, 100 * 4096), 8192);
+        let row = [
+            ColData::Scalar(Some(vec![0; 10])),
+            ColData::Scalar(None),
+            ColData::Array(Some(ArrayData {
+                bounds: vec![1, 2],
+                elems: vec![Some(vec![0; 3]), None],
+            })),
+        ];
+        assert_eq!(payload_bytes(&row), 10 + 3 + 8);
+    }
+
     #[test]
     fn uuid_text() {
         let u = [
