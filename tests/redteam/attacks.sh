@@ -1887,3 +1887,38 @@ $arm" || return
     unchanged
   done
 }
+
+# The composite type of t's exact columns, worm_ ones included.
+T_TYPE="CREATE TYPE t_shape AS (id int, note text, amount numeric, worm_chain integer, worm_seq bigint, worm_inserted_at timestamptz, worm_hash bytea);"
+
+attack 144 "ALTER TABLE t OF t_shape (a typed table), then ALTER TYPE t_shape RENAME ATTRIBUTE / ALTER ATTRIBUTE TYPE / ADD ATTRIBUTE ... CASCADE" "table owner, superuser"
+atk_144() {
+  local role stmt before
+  for role in owner_role postgres; do
+    for stmt in "ALTER TYPE t_shape RENAME ATTRIBUTE note TO x CASCADE" \
+                "ALTER TYPE t_shape RENAME ATTRIBUTE worm_seq TO s CASCADE" \
+                "ALTER TYPE t_shape ALTER ATTRIBUTE worm_seq TYPE numeric CASCADE" \
+                "ALTER TYPE t_shape ADD ATTRIBUTE extra int CASCADE"; do
+      fresh || return
+      before="$(cols t)"
+      sql "$role" "$DB" "$T_TYPE ALTER TABLE t OF t_shape;"
+      if [ "$RC" != 0 ]; then
+        [[ "$(first_error)" == "ERROR:  42501: "* ]] && [[ "$(first_error)" =~ $RT ]] && good "$(actor_of "$role"): ALTER TABLE t OF refused 42501" || bad "ALTER TABLE t OF: $(first_error)"
+      elif [[ "$stmt" == *"ADD ATTRIBUTE"* ]]; then
+        # Like ADD COLUMN without a default: refused, or allowed and recorded.
+        sql "$role" "$DB" "$stmt"
+        if [ "$RC" = 0 ]; then
+          good "$(actor_of "$role"): ADD ATTRIBUTE ... CASCADE allowed"
+          expect_verify t "0:true:- 1:true:-" && [ -z "$(val postgres "$DB" "SELECT detail FROM worm.verify('t') WHERE chain IS NULL")" ] \
+            && good "t still verifies (no false alarm)" || bad "verify(t) after ADD ATTRIBUTE: $(val postgres "$DB" "SELECT string_agg(detail, '; ') FROM worm.verify('t') WHERE NOT ok")"
+          continue
+        fi
+        [[ "$(first_error)" == "ERROR:  42501: "* ]] && good "$(actor_of "$role"): ADD ATTRIBUTE refused 42501" || bad "ADD ATTRIBUTE: $(first_error)"
+      else
+        refused "$role" 42501 "$RT|t_shape" "$stmt"
+      fi
+      [ "$(cols t)" = "$before" ] || bad "after '$stmt' the columns of t are: $(cols t)"
+      unchanged
+    done
+  done
+}
