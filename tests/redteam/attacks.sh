@@ -1445,7 +1445,7 @@ late_trigger_absent() {
   expect_verify t "0:true:- 1:true:-"
 }
 
-attack 123 "RENAME COLUMN through the inheritance parent p (reaches c) and through a partitioned parent (reaches t)" "table owner, superuser"
+attack 123 "RENAME COLUMN through the inheritance parent p (reaches c), through a parent p2 that t is made to inherit, through a partitioned parent" "table owner, superuser"
 atk_123() {
   local role before
   for role in owner_role postgres; do
@@ -1456,6 +1456,16 @@ atk_123() {
     [ "$(cols c)" = "$before" ] || bad "columns of c now: $(cols c)"
     unchanged c
     VICTIMS=(t)
+    # t made the child of a new parent p2 (t as a child stays allowed, like c).
+    fresh || return
+    before="$(cols t)"
+    sql "$role" "$DB" "CREATE TABLE p2 (note text NOT NULL); ALTER TABLE t INHERIT p2;"
+    if [ "$RC" = 0 ]; then
+      refused "$role" 42501 "$RT" "ALTER TABLE p2 RENAME COLUMN note TO x"
+    elif [[ "$(first_error)" == "ERROR:  42501: "* ]]; then good "ALTER TABLE t INHERIT p2 refused 42501"
+    else bad "ALTER TABLE t INHERIT p2: $(first_error)"; fi
+    [ "$(cols t)" = "$before" ] || bad "columns of t now: $(cols t)"
+    unchanged
     fresh || return
     attach_t "$role" || { unchanged; continue; }
     before="$(cols t)"
