@@ -85,6 +85,14 @@ unsafe fn table_problems(rel: pg_sys::Relation, uid: &[u8; 16]) -> Result<Vec<St
     if let Some(diff) = columns::mismatch(relid, uid)? {
         out.push(table::columns_problem(&diff));
     }
+    let version = crate::sql::get_one_with_args::<i32>(
+        "SELECT encoding_version FROM worm.tables WHERE table_uid OPERATOR(pg_catalog.=) $1",
+        &[pgrx::datum::DatumWithOid::from(pgrx::Uuid::from_bytes(
+            *uid,
+        ))],
+    )?
+    .unwrap_or(1);
+    out.extend(table::encoding_version_problem(i64::from(version)));
     Ok(out)
 }
 

@@ -823,6 +823,18 @@ fn table_problems(tx: &mut Transaction<'_>, o: &Opened) -> Result<Vec<String>> {
             out.push(table::columns_problem(&diff));
         }
     }
+    // pg_worm 0.1.0 had no encoding_version column: read it through to_jsonb
+    // so that its absence means version 1.
+    let version: Option<String> = tx
+        .query_one(
+            "SELECT pg_catalog.to_jsonb(w) OPERATOR(pg_catalog.->>) 'encoding_version' \
+               FROM worm.tables AS w WHERE w.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            &[&o.t.oid],
+        )
+        .pg("cannot read worm.tables")?
+        .try_get(0)?;
+    let version = version.and_then(|v| v.parse::<i64>().ok()).unwrap_or(1);
+    out.extend(table::encoding_version_problem(version));
     Ok(out)
 }
 
