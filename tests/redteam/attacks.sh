@@ -1932,3 +1932,19 @@ atk_144() {
     done
   done
 }
+
+attack 145 "INSERT into pg_worm's own tables (a forged ledger entry, a trusted key, an anchor, a registry row)" "superuser (owner: no privilege)"
+atk_145() {
+  fresh || return
+  local stmt
+  for stmt in "INSERT INTO worm.ledger (seq, event, table_uid, at, document, prev_hash, hash) SELECT seq + 1, 'legal_hold', table_uid, now(), document, hash, sha256(hash) FROM worm.ledger ORDER BY seq DESC LIMIT 1" \
+              "INSERT INTO worm.trusted_keys (key_id, public_key, added_at, added_by) VALUES ('rogue', decode('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a', 'hex'), now(), 'nobody')" \
+              "INSERT INTO worm.anchors (table_uid, chain, seq, link, inserted_at) SELECT table_uid, 0, 1, worm_hash, worm_inserted_at FROM worm.tables, t WHERE table_name = 't'::regclass AND worm_chain = 0 AND worm_seq = 1" \
+              "CREATE TABLE fake_reg (id int); INSERT INTO worm.tables (table_uid, table_name, chains, protected_at, protected_by, rows_at_protect) VALUES (gen_random_uuid(), 'fake_reg', 1, now(), 'nobody', 0)"; do
+    refused postgres 42501 'worm\.(ledger|trusted_keys|anchors|tables)\b' "$stmt"
+  done
+  refused owner_role 42501 'permission denied for table ledger|worm\.ledger' "INSERT INTO worm.ledger (seq, event, at, document, prev_hash, hash) VALUES (999, 'x', now(), '{}', '\\x00', '\\x00')"
+  [ "$(val postgres "$DB" "SELECT count(*) FROM worm.trusted_keys")" = 0 ] || bad "worm.trusted_keys has rows"
+  ledger_ok
+  unchanged
+}
