@@ -1948,3 +1948,23 @@ atk_145() {
   ledger_ok
   unchanged
 }
+
+attack 146 "ALTER INDEX <chain index> / ALTER TRIGGER zz_worm_chain DEPENDS ON EXTENSION seg, then DROP EXTENSION seg (drops them with it)" "table owner, then superuser (a routine DROP EXTENSION)"
+atk_146() {
+  local mark idx
+  for mark in "ALTER INDEX $CHAIN_IDX DEPENDS ON EXTENSION seg" "ALTER TRIGGER zz_worm_chain ON t DEPENDS ON EXTENSION seg"; do
+    fresh || return
+    succeeds postgres "CREATE EXTENSION seg" || return
+    sql owner_role "$DB" "$mark"
+    if [ "$RC" != 0 ]; then
+      [[ "$(first_error)" == "ERROR:  42501: "* ]] && good "owner's '$mark' refused 42501" || bad "'$mark': $(first_error)"
+    else
+      good "owner's '$mark' allowed"
+      refused postgres 42501 "$RT|$CHAIN_IDX|zz_worm_chain|extension" "DROP EXTENSION seg"
+    fi
+    idx="$(val postgres "$DB" "SELECT count(*) FROM pg_class WHERE relname = '$CHAIN_IDX'")|$(val postgres "$DB" "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgname = 'zz_worm_chain'")"
+    [ "$idx" = "1|1" ] && good "the chain index and zz_worm_chain are still there" || bad "chain index, chain trigger present: $idx"
+    unchanged
+    succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'after')" && expect_verify t "0:true:- 1:true:-" && good "inserts and verify still work"
+  done
+}
