@@ -1975,3 +1975,15 @@ atk_146() {
     succeeds app "INSERT INTO t (id, note) VALUES ($NEXT_ID, 'after')" && expect_verify t "0:true:- 1:true:-" && good "inserts and verify still work"
   done
 }
+
+attack 147 "CREATE SCHEMA s3 CREATE TABLE fake () INHERITS (public.t) (a schema element: no ddl_command_start of its own)" "table owner (with CREATE on the database), superuser"
+atk_147() {
+  local role
+  for role in owner_role postgres; do
+    fresh || return
+    succeeds postgres "GRANT CREATE ON DATABASE $DB TO owner_role" || return
+    refused "$role" 42501 "$RT" "CREATE SCHEMA s3 CREATE TABLE fake () INHERITS (public.t)"
+    [ "$(val postgres "$DB" "SELECT count(*) FROM pg_inherits WHERE inhparent = 't'::regclass")" = 0 ] && good "t has no child" || bad "t has a child: $(val postgres "$DB" "SELECT string_agg(inhrelid::regclass::text, ',') FROM pg_inherits WHERE inhparent = 't'::regclass")"
+    unchanged
+  done
+}
