@@ -1987,3 +1987,15 @@ atk_147() {
     unchanged
   done
 }
+
+attack 148 "CREATE EXTENSION seg SCHEMA worm (its script creates types, functions and operators in pg_worm's schema; the guards are off inside extension scripts)" "superuser"
+atk_148() {
+  fresh || return
+  hook_only postgres "CREATE EXTENSION seg SCHEMA worm" "DROP EXTENSION seg" 'worm'
+  if preload; then
+    local n
+    n="$(val postgres "$DB" "SELECT count(*) FROM pg_proc WHERE pronamespace = 'worm'::regnamespace AND proname LIKE 'seg%'")"
+    [ "$n" = 0 ] && good "no seg function in schema worm" || bad "$n seg functions in schema worm"
+  fi
+  unchanged
+}
