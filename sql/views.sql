@@ -1,15 +1,15 @@
 -- pg_worm: guards and views over the extension's own tables. Hand-written; loaded last.
 
--- Guards: UPDATE only by pg_worm's functions, DELETE and TRUNCATE never; the
--- ledger is append-only. ENABLE ALWAYS: session_replication_role does not
+-- Guards: INSERT and UPDATE only by pg_worm's functions (INSERT also into an
+-- empty table: a restore), DELETE and TRUNCATE never; the ledger is append-only. ENABLE ALWAYS: session_replication_role does not
 -- switch them off.
-CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.tables
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.tables
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
-CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.anchors
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.anchors
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
-CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.ledger
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.ledger
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
-CREATE TRIGGER worm_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON worm.trusted_keys
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.trusted_keys
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
 ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;

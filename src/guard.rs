@@ -31,7 +31,45 @@ pub fn internal_ddl<R>(f: impl FnOnce() -> R) -> R {
 
 /// True when no guard applies: pg_worm's own DDL, or the extension's script.
 pub fn exempt() -> bool {
-    INTERNAL_DDL.with(|c| c.get() > 0) || unsafe { pg_sys::creating_extension }
+    INTERNAL_DDL.with(|c| c.get() > 0) || creating_pg_worm()
+}
+
+/// Whether pg_worm's own extension script is running (CREATE or ALTER
+/// EXTENSION pg_worm): another extension's script gets no exemption.
+fn creating_pg_worm() -> bool {
+    // SAFETY: reads two backend globals and looks an extension name up.
+    unsafe {
+        if !pg_sys::creating_extension {
+            return false;
+        }
+        let name = pg_sys::get_extension_name(pg_sys::CurrentExtensionObject);
+        !name.is_null() && CStr::from_ptr(name).to_bytes() == b"pg_worm"
+    }
+}
+
+/// Whether a relation has no row visible to a fresh snapshot (own
+/// transaction's rows included).
+pub fn relation_is_empty(relid: Oid) -> bool {
+    // SAFETY: a heap scan with a registered snapshot, every resource released.
+    unsafe {
+        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
+        if rel.is_null() {
+            return true;
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let empty = !pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        );
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
+        empty
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -614,6 +652,20 @@ unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormError> {
         _ => {}
     }
     let relid = rangevar_relid((*stmt).relation);
+    if rt == OBJECT_COLUMN {
+        // A parent's column rename renames its children's inherited column.
+        for child in with_inheritors(relid).into_iter().skip(1) {
+            if let Some(Protected::Table(t)) = protected(child) {
+                return Err(refuse(
+                    &t,
+                    format!(
+                        "renaming column \"{}\" of a parent it inherits from (rows are hashed by column position: renaming would change what every stored row says)",
+                        cstr((*stmt).subname)
+                    ),
+                ));
+            }
+        }
+    }
     if relid != pg_sys::InvalidOid
         && Some(pg_sys::get_rel_namespace(relid)) == worm_namespace()
         && protected(relid).is_none()
@@ -951,6 +1003,32 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
             }
             Ok(())
         }
+        NodeTag::T_CreateSchemaStmt => {
+            // Schema elements run as subcommands: no ddl_command_start of
+            // their own, so they are checked here with the CREATE SCHEMA.
+            let stmt = node as *mut pg_sys::CreateSchemaStmt;
+            for elt in list_ptrs::<Node>((*stmt).schemaElts) {
+                check_utility(elt, hooked)?;
+            }
+            Ok(())
+        }
+        NodeTag::T_CreateExtensionStmt => {
+            let stmt = node as *mut pg_sys::CreateExtensionStmt;
+            if cstr((*stmt).extname) != "pg_worm" {
+                for opt in list_ptrs::<pg_sys::DefElem>((*stmt).options) {
+                    if cstr((*opt).defname) == "schema" && str_node((*opt).arg) == "worm" {
+                        return Err(refuse(
+                            "schema worm",
+                            "creating another extension in pg_worm's schema",
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        NodeTag::T_AlterObjectDependsStmt => {
+            check_depends(node as *mut pg_sys::AlterObjectDependsStmt)
+        }
         NodeTag::T_CreatePolicyStmt => {
             let rv = (*(node as *mut pg_sys::CreatePolicyStmt)).table;
             match protected(rangevar_relid(rv)) {
@@ -1188,6 +1266,47 @@ unsafe fn new_column_problem(
     }
     pg_sys::RelationClose(rel);
     (table, problem)
+}
+
+/// `ALTER … DEPENDS ON EXTENSION`: a routine DROP EXTENSION would then drop
+/// the object with it. Refused for pg_worm's triggers and every trigger and
+/// index of a protected table, and for pg_worm's functions.
+#[allow(non_upper_case_globals)]
+unsafe fn check_depends(stmt: *mut pg_sys::AlterObjectDependsStmt) -> Result<(), WormError> {
+    use pg_sys::ObjectType::*;
+    match (*stmt).objectType {
+        OBJECT_TRIGGER => match protected(rangevar_relid((*stmt).relation)) {
+            Some(p) => Err(refuse(
+                p.name(),
+                "making its triggers depend on an extension (dropping that extension would drop them)",
+            )),
+            None => Ok(()),
+        },
+        OBJECT_INDEX => {
+            let idx = rangevar_relid((*stmt).relation);
+            if idx == pg_sys::InvalidOid {
+                return Ok(());
+            }
+            match protected(pg_sys::IndexGetRelation(idx, true)) {
+                Some(p) => Err(refuse(
+                    p.name(),
+                    "making its indexes depend on an extension (dropping that extension would drop them)",
+                )),
+                None => Ok(()),
+            }
+        }
+        OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE => {
+            let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
+            if !owa.is_null() && func_in_worm((*owa).objname) {
+                return Err(refuse(
+                    "schema worm",
+                    "making pg_worm's functions depend on another extension",
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether a library list (as shared_preload_libraries reads it) names

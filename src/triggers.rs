@@ -258,7 +258,17 @@ fn worm_guard_meta<'a>(
     if ev == pg_sys::TRIGGER_EVENT_UPDATE && update_ok && crate::meta::internal_write_active() {
         return Ok(None);
     }
+    // Rows enter pg_worm's tables through its functions; the one other way
+    // is a restore (pg_restore loads them into the empty tables of a new
+    // CREATE EXTENSION), which is as much as restoring any backup.
+    if ev == pg_sys::TRIGGER_EVENT_INSERT
+        && (crate::meta::internal_write_active()
+            || crate::guard::relation_is_empty(unsafe { (*td.tg_relation).rd_id }))
+    {
+        return Ok(None);
+    }
     let operation = match ev {
+        pg_sys::TRIGGER_EVENT_INSERT => "INSERT",
         pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
         pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
         pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
