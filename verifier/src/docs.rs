@@ -1145,6 +1145,35 @@ pub mod tests {
         assert!(Certificate::parse(j).is_err());
     }
 
+    /// The golden documents issued by a real server (core/tests/golden) parse and check.
+    #[test]
+    fn golden_documents_parse_and_check() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/golden");
+        let load = |n: &str| -> Json {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(n)).expect("golden file"))
+                .expect("json")
+        };
+        let d = Digest::parse(load("digest.json")).expect("digest");
+        assert!(d.hash_ok());
+        assert_eq!(d.chains.len(), 2);
+        assert_eq!((d.chains[1].anchor_seq, d.chains[1].head_seq), (6, 9));
+        assert_eq!(
+            problems(&signature_checks(&d.check_signatures(&[]), &[])),
+            0
+        );
+        let c = Certificate::parse(load("certificate.json")).expect("certificate");
+        assert_eq!(problems(&c.offline_checks()), 0);
+        let p = Proof::parse(&load("proof.json")).expect("proof");
+        assert_eq!(
+            p.check(),
+            ProofOutcome {
+                link_ok: true,
+                included: true
+            }
+        );
+        assert_eq!(problems(&p.against_digest(&d)), 0);
+    }
+
     #[test]
     fn uuid_round_trip() {
         let u = parse_uuid(UID).expect("uuid");
