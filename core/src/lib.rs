@@ -11,6 +11,8 @@
 //! The byte layout is specified in `docs/hashing.md`; the golden vectors there are asserted by
 //! this crate's tests.
 
+#![forbid(unsafe_code)]
+
 mod chain;
 mod decode;
 mod encoding;
@@ -57,3 +59,23 @@ pub use table::{columns_mismatch, ColumnDef};
 
 pub mod signature;
 pub use signature::{public_key_of, sign, signature_message, valid_public_key, verify_signature};
+
+pub mod findings;
+pub use findings::{problems, ChainRow, Check, Status};
+
+pub mod doc;
+pub use doc::{format_uuid, parse_uuid, short, LedgerRef, Malformed};
+
+pub mod digest;
+pub use digest::{signature_checks, Digest, DigestChain, SigResult};
+
+pub mod proof;
+pub use proof::{Proof, ProofOutcome, PROOF_FIXED_BYTES};
+
+pub mod certificate;
+pub use certificate::{CertChain, Certificate};
+
+pub mod against;
+pub use against::{compare, ChainFinding, ChainState, Comparison};
+
+pub mod fixtures;

@@ -137,3 +137,34 @@ fn ledger_is_byte_identical_and_verifies() {
         );
     }
 }
+
+/// The parsers read the golden documents, and the offline checks pass.
+#[test]
+fn golden_documents_parse_and_check() {
+    use pg_worm_core::{problems, signature_checks, Certificate, Digest, Proof, ProofOutcome};
+    let d = Digest::parse(load("digest")).expect("digest");
+    assert!(d.hash_ok());
+    assert_eq!(d.chains.len(), 2);
+    assert_eq!((d.chains[1].anchor_seq, d.chains[1].head_seq), (6, 9));
+    assert_eq!(
+        problems(&signature_checks(&d.check_signatures(&[]), &[])),
+        0
+    );
+    let c = Certificate::parse(load("certificate")).expect("certificate");
+    assert_eq!(problems(&c.offline_checks()), 0);
+    let p = Proof::parse(&load("proof")).expect("proof");
+    assert_eq!(
+        p.check(),
+        ProofOutcome {
+            link_ok: true,
+            included: true
+        }
+    );
+    assert_eq!(problems(&p.against_digest(&d)), 0);
+    // A signature is added beside the document: the document's canonical JSON is unchanged.
+    let signed = d.with_signature("jane", &[1; 32], &[2; 64]);
+    assert_eq!(
+        canonical_json(&signed["checkpoint"]),
+        canonical_json(&load("digest")["checkpoint"])
+    );
+}

@@ -1,15 +1,15 @@
 //! The subcommands: reading files and the database, running the checks, printing reports,
 //! choosing the exit status (0 verified, 1 problem found, 2 could not verify).
 
-use crate::against::{self, Comparison};
 use crate::db::{self, Failure, TableSel};
-use crate::docs::{
-    self, format_uuid, short, signature_checks, Certificate, Check, Digest, Malformed, Proof,
-    SigResult, Status,
-};
-use crate::report::{self, ChainRow};
+use crate::report;
 use crate::sig;
 use anyhow::{anyhow, Context, Result};
+use pg_worm_core::findings::all_ok;
+use pg_worm_core::{
+    self as core, format_uuid, problems, short, signature_checks, Certificate, ChainRow, Check,
+    Comparison, Digest, Malformed, Proof, SigResult, Status,
+};
 use pg_worm_core::{canonical_json, link, verify_ledger, LedgerEntry};
 use serde_json::{json, Value as Json};
 use std::io::{IsTerminal, Read, Write};
@@ -125,7 +125,7 @@ pub fn table(db_url: &str, table: &str, json: bool) -> ExitCode {
             } else {
                 print_out(&report::to_text(&data.summary, &data.rows));
             }
-            exit(usize::from(!report::all_ok(&data.rows)))
+            exit(usize::from(!all_ok(&data.rows)))
         }
         Err(Failure::Damaged(msg)) => {
             eprintln!("worm-verify: PROBLEM: {msg}");
@@ -235,7 +235,7 @@ fn against_checks(
     last_seq: Option<i64>,
     sigs: Option<(&[SigResult], &[[u8; 32]])>,
 ) -> AgainstOutcome {
-    let comparison = against::compare(d, &data.uid, data.chains, &data.state);
+    let comparison = core::compare(d, &data.uid, data.chains, &data.state);
     let mut checks = vec![digest_hash_check(d), ledger_check(stored, last_seq, d)];
     checks.extend(comparison.all_checks());
     if let Some((results, required)) = sigs {
@@ -301,7 +301,7 @@ pub fn table_against(
         last,
         Some((&sig_results, &required)),
     );
-    let cp_problems = docs::problems(&outcome.checks);
+    let cp_problems = problems(&outcome.checks);
     let chain_problems = data.rows.iter().filter(|r| !r.ok).count();
     let ok = cp_problems == 0 && chain_problems == 0;
     if json {
@@ -326,7 +326,7 @@ pub fn table_against(
     } else {
         let mut text = report::to_text(&data.summary, &data.rows);
         text.push_str(&format!("\nAgainst the {}\n", d.describe()));
-        text.push_str(&docs::checks_text(&outcome.checks));
+        text.push_str(&report::checks_text(&outcome.checks));
         text.push('\n');
         let signer = sig_results
             .iter()
@@ -469,7 +469,7 @@ pub fn checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> ExitCode {
     // Anything not exactly equal (also a purge in between) means the digest cannot be vouched for.
     let differs = checks.iter().any(|c| c.status != Status::Ok);
     let mut text = format!("  {}\n", d.describe());
-    text.push_str(&docs::checks_text(&checks));
+    text.push_str(&report::checks_text(&checks));
     if differs {
         text.push_str(&format!(
             "REFUSED: the server's digest (ledger entry {}) does not match what worm-verify recomputed from the rows; it is not written. (It is recorded in the ledger all the same.)\n",
@@ -694,7 +694,7 @@ pub fn proof(
             Err(Failure::Fatal(e)) => return fatal(&e),
         }
     }
-    let problems = docs::problems(&checks);
+    let problems = problems(&checks);
     let json_bytes = text.trim_end().len();
     if json {
         let v = json!({
@@ -723,11 +723,11 @@ pub fn proof(
             format_uuid(&p.table_uid),
             p.checkpoint_seq
         );
-        out.push_str(&docs::checks_text(&checks));
+        out.push_str(&report::checks_text(&checks));
         out.push_str(&format!(
             "proof size: {} bytes in binary ({} fixed + {} × 32), {json_bytes} bytes as JSON\n",
             p.binary_size(),
-            docs::PROOF_FIXED_BYTES,
+            core::PROOF_FIXED_BYTES,
             p.path.len()
         ));
         if verbose {
@@ -868,7 +868,7 @@ pub fn certificate(cert_path: &Path, db_url: Option<&str>, json: bool) -> ExitCo
             Err(Failure::Fatal(e)) => return fatal(&e),
         }
     }
-    let problems = docs::problems(&checks);
+    let problems = problems(&checks);
     if json {
         let v = json!({
             "ok": problems == 0,
@@ -885,7 +885,7 @@ pub fn certificate(cert_path: &Path, db_url: Option<&str>, json: bool) -> ExitCo
         ));
     } else {
         let mut out = format!("worm-verify: {}\n", c.describe());
-        out.push_str(&docs::checks_text(&checks));
+        out.push_str(&report::checks_text(&checks));
         out.push_str(&if problems == 0 {
             format!(
                 "OK: the certificate verifies{}.\n",
@@ -911,7 +911,7 @@ fn same_table(doc: &Json, uid: &[u8; 16]) -> bool {
     doc.get("table")
         .and_then(|t| t.get("uid"))
         .and_then(Json::as_str)
-        .and_then(docs::parse_uuid)
+        .and_then(core::parse_uuid)
         .is_some_and(|u| u == *uid)
 }
 
@@ -1153,7 +1153,7 @@ mod tests {
 
     #[test]
     fn ledger_check_wording() {
-        let d = Digest::parse(crate::docs::tests::digest_json(
+        let d = Digest::parse(pg_worm_core::fixtures::digest_json(
             9,
             &[(1, Some([1; 32]))],
             [2; 32],
@@ -1184,7 +1184,7 @@ mod tests {
 
     #[test]
     fn sign_refuses_altered_digests_and_countersigns_good_ones() {
-        use crate::docs::tests::digest_json;
+        use pg_worm_core::fixtures::digest_json;
         let dir = std::env::temp_dir().join(format!("wv-sign-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -1229,7 +1229,7 @@ mod tests {
 
     #[test]
     fn proof_and_certificate_commands_offline() {
-        use crate::docs::tests::{certificate_json, proof_json};
+        use pg_worm_core::fixtures::{certificate_json, proof_json};
         let dir = std::env::temp_dir().join(format!("wv-docs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -5,15 +5,15 @@
 //! Besides the chains it checks the table as a whole, as `worm.verify` does: inheritance
 //! children, row-level security, and the columns against the list recorded in `worm.ledger`.
 
-use crate::against::ChainState;
 use crate::payload::{self, ArrayData, ColData, ColKind};
 use crate::plan::{self, Column, TypeInfo};
-use crate::report::{self, ChainRow, Summary};
+use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pg_worm_core::findings::{stray_rows, table_problem, with_bad_anchor};
 use pg_worm_core::{
-    columns_mismatch, table, verify_chain, Anchor, ColumnDef, Hash, LedgerEntry, RowEncoder,
-    RowRecord,
+    columns_mismatch, table, verify_chain, Anchor, ChainRow, ChainState, ColumnDef, Hash,
+    LedgerEntry, RowEncoder, RowRecord,
 };
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -699,7 +699,7 @@ pub fn verify_table_in(
                     link: pg_worm_core::GENESIS,
                 });
                 let r = ChainRow::from(verify_chain(&uid, c, stand_in.as_ref(), rows));
-                report::with_bad_anchor(r, why, *seq)
+                with_bad_anchor(r, why, *seq)
             }
         };
         out.push(row);
@@ -707,11 +707,11 @@ pub fn verify_table_in(
     // Rows whose chain is NULL or not one of the table's chains (worm.verify's order: NULL
     // first, then by chain number).
     for (chain, rows) in &by_chain {
-        out.push(report::stray_rows(*chain, rows, chains));
+        out.push(stray_rows(*chain, rows, chains));
     }
     // The table as a whole (after the chains, in worm.verify's order).
     for detail in whole_table {
-        out.push(report::table_problem(detail));
+        out.push(table_problem(detail));
     }
     let summary = Summary {
         table: o.t.display.clone(),

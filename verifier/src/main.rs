@@ -11,10 +11,10 @@
 //! done (usage, connection, privileges, not a protected table, a type outside encoding 1, an
 //! unreadable document).
 
-mod against;
+#![forbid(unsafe_code)]
+
 mod commands;
 mod db;
-mod docs;
 mod payload;
 mod plan;
 mod report;

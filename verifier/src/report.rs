@@ -1,101 +1,6 @@
 //! The report: one row per chain with worm.verify's columns, printed for people or as JSON.
 
-use pg_worm_core::{ChainReport, RowRecord};
-use serde::Serialize;
-
-/// One row of the report: the same fields, names and meaning as a row of `worm.verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChainRow {
-    pub chain: Option<i32>,
-    pub rows_checked: i64,
-    pub ok: bool,
-    pub first_bad_seq: Option<i64>,
-    pub detail: String,
-    pub problems: i64,
-    pub head_seq: Option<i64>,
-    pub head_link: Option<String>,
-    /// A problem of the table as a whole (inheritance child, row-level security, columns no
-    /// longer matching their record), not of a chain; not one of worm.verify's columns.
-    #[serde(skip)]
-    pub whole_table: bool,
-}
-
-impl From<ChainReport> for ChainRow {
-    fn from(r: ChainReport) -> Self {
-        ChainRow {
-            chain: Some(r.chain),
-            rows_checked: r.rows_checked,
-            ok: r.ok,
-            first_bad_seq: r.first_bad_seq,
-            detail: r.detail,
-            problems: r.problems,
-            head_seq: r.head_seq,
-            head_link: r.head_link.map(hex::encode),
-            whole_table: false,
-        }
-    }
-}
-
-/// The row for rows whose `worm_chain` is NULL or not one of the table's chains `0..chains`
-/// (worded as `worm.verify` words it).
-pub fn stray_rows(chain: Option<i32>, rows: &[RowRecord], chains: i32) -> ChainRow {
-    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let detail = match chain {
-        Some(c) => format!(
-            "{n} row(s) claim chain {c}, which this table does not have (its chains are 0..{}): \
-             rows inserted out of chain",
-            chains.saturating_sub(1)
-        ),
-        None => format!("{n} row(s) have no chain (NULL worm_chain): rows inserted out of chain"),
-    };
-    ChainRow {
-        chain,
-        rows_checked: n,
-        ok: false,
-        first_bad_seq: rows.iter().filter_map(|r| r.seq).min(),
-        detail,
-        problems: n,
-        head_seq: None,
-        head_link: None,
-        whole_table: false,
-    }
-}
-
-/// The row for a problem of the table as a whole (worded by `pg_worm_core::table`, as
-/// `worm.verify` reports it): chain NULL, nothing checked, not ok.
-pub fn table_problem(detail: String) -> ChainRow {
-    ChainRow {
-        chain: None,
-        rows_checked: 0,
-        ok: false,
-        first_bad_seq: None,
-        detail,
-        problems: 1,
-        head_seq: None,
-        head_link: None,
-        whole_table: true,
-    }
-}
-
-/// A purge anchor in worm.anchors that cannot be used: the chain is reported as broken.
-pub fn with_bad_anchor(mut row: ChainRow, why: &str, anchor_seq: Option<i64>) -> ChainRow {
-    row.ok = false;
-    row.problems = row.problems.saturating_add(1);
-    row.detail = if row.detail.starts_with("ok:") {
-        format!("the purge anchor in worm.anchors is unusable: {why}")
-    } else {
-        format!(
-            "the purge anchor in worm.anchors is unusable: {why}; {}",
-            row.detail
-        )
-    };
-    let anchor_pos = anchor_seq.map(|s| s.saturating_add(1));
-    row.first_bad_seq = match (row.first_bad_seq, anchor_pos) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    row
-}
+use pg_worm_core::{ChainRow, Check, Status};
 
 /// What was verified, for the report's heading and summary.
 #[derive(Debug, Clone)]
@@ -107,8 +12,18 @@ pub struct Summary {
     pub anchors: usize,
 }
 
-pub fn all_ok(rows: &[ChainRow]) -> bool {
-    rows.iter().all(|r| r.ok)
+/// The checks as aligned lines: `  ok       detail` / `  NOTE     …` / `  PROBLEM  …`.
+pub fn checks_text(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let tag = match c.status {
+            Status::Ok => "ok",
+            Status::Note => "NOTE",
+            Status::Problem => "PROBLEM",
+        };
+        out.push_str(&format!("  {tag:<8} {}\n", c.detail));
+    }
+    out
 }
 
 pub fn to_json(rows: &[ChainRow]) -> String {
@@ -243,7 +158,8 @@ pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pg_worm_core::{link, verify_chain, GENESIS};
+    use pg_worm_core::findings::{all_ok, stray_rows, table_problem, with_bad_anchor};
+    use pg_worm_core::{link, verify_chain, RowRecord, GENESIS};
 
     const UID: [u8; 16] = [7; 16];
 

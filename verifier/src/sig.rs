@@ -49,11 +49,6 @@ pub fn parse_public_key(hex_text: &str) -> Result<VerifyingKey, String> {
     Ok(key)
 }
 
-/// Checks one signature over a ledger hash (strict, as the server does).
-pub fn verify(public_key: &[u8], ledger_hash: &[u8; 32], signature: &[u8]) -> bool {
-    pg_worm_core::verify_signature(public_key, ledger_hash, signature)
-}
-
 /// Writes a new key file (refuses to overwrite one), mode 0600 from the moment it exists.
 pub fn write_key_file(path: &Path, key: &SigningKey) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
@@ -138,17 +133,32 @@ mod tests {
         let pk = key.verifying_key().to_bytes();
         let h = [9u8; 32];
         let s = sign(&key, &h);
-        assert!(verify(&pk, &h, &s));
-        assert!(!verify(&pk, &[8u8; 32], &s), "another digest");
+        assert!(pg_worm_core::verify_signature(&pk, &h, &s));
+        assert!(
+            !pg_worm_core::verify_signature(&pk, &[8u8; 32], &s),
+            "another digest"
+        );
         let other = SigningKey::from_bytes(&[6u8; 32])
             .verifying_key()
             .to_bytes();
-        assert!(!verify(&other, &h, &s), "another key");
+        assert!(
+            !pg_worm_core::verify_signature(&other, &h, &s),
+            "another key"
+        );
         let mut bad = s;
         bad[10] ^= 1;
-        assert!(!verify(&pk, &h, &bad), "altered signature");
-        assert!(!verify(&pk[..31], &h, &s), "short key");
-        assert!(!verify(&pk, &h, &s[..63]), "short signature");
+        assert!(
+            !pg_worm_core::verify_signature(&pk, &h, &bad),
+            "altered signature"
+        );
+        assert!(
+            !pg_worm_core::verify_signature(&pk[..31], &h, &s),
+            "short key"
+        );
+        assert!(
+            !pg_worm_core::verify_signature(&pk, &h, &s[..63]),
+            "short signature"
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! checkpoint covered (per chain: after its anchor, up to its head; in (chain, seq) order)
 //! must be the checkpoint's root, which catches a change anywhere below the heads too.
 
-use crate::docs::{format_uuid, short, Check, Digest, Status};
-use pg_worm_core::{merkle_root, Hash};
+use crate::digest::Digest;
+use crate::doc::{format_uuid, short};
+use crate::findings::{Check, Status};
+use crate::{merkle_root, Hash};
 use std::collections::BTreeMap;
 
 /// One chain of the table as read now.
@@ -311,8 +313,8 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::tests::{digest_json, UID};
-    use crate::docs::{parse_uuid, Digest};
+    use crate::doc::parse_uuid;
+    use crate::fixtures::{digest_json, UID};
 
     fn l(c: i32, s: i64) -> Hash {
         let mut h = [0u8; 32];

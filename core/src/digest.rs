@@ -1,0 +1,420 @@
+//! Checkpoint digests: `{"checkpoint": {...}, "ledger_entry": {...}, "signatures": [...]}`,
+//! parsed strictly, hash-checked and signature-checked offline. Pure: no I/O.
+
+use crate::doc::{
+    bad, by_text, display, field, format_uuid, hex32, int, opt_hex32, short, uuid_field, LedgerRef,
+    Malformed, Res,
+};
+use crate::findings::Check;
+use crate::verify_signature;
+use crate::Hash;
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+
+/// One chain's heads as the checkpoint recorded them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChain {
+    pub chain: i32,
+    /// 0 when the chain had no row and was never purged.
+    pub head_seq: i64,
+    pub head_link: Option<Hash>,
+    /// 0 when the chain had never been purged.
+    pub anchor_seq: i64,
+    pub anchor_link: Option<Hash>,
+}
+
+/// One entry of `"signatures"`, as found (fields that do not parse are None).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigEntry {
+    pub key_id: String,
+    pub public_key_hex: String,
+    pub public_key: Option<Vec<u8>>,
+    pub signature: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SigResult {
+    pub key_id: String,
+    pub public_key: String,
+    pub valid: bool,
+    /// Its public key is one of those the auditor required.
+    pub required_key: bool,
+}
+
+/// A checkpoint digest: `{"checkpoint": {...}, "ledger_entry": {...}, "signatures": [...]}`.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// The whole document as read (signing appends to it).
+    pub whole: Json,
+    pub entry: LedgerRef,
+    pub table_uid: [u8; 16],
+    pub table_name: String,
+    pub database: String,
+    pub at: String,
+    pub by: String,
+    pub chains: Vec<DigestChain>,
+    pub rows: Option<i64>,
+    pub merkle_root: Hash,
+    pub merkle_size: i64,
+    pub verification_ok: Option<bool>,
+    pub signatures: Vec<SigEntry>,
+}
+
+impl Digest {
+    pub fn parse(whole: Json) -> Res<Digest> {
+        let doc = field(&whole, "checkpoint").map_err(|_| {
+            Malformed("not a pg_worm checkpoint digest: it has no \"checkpoint\" document".into())
+        })?;
+        if doc.get("event").and_then(Json::as_str) != Some("checkpoint") {
+            return bad("not a pg_worm checkpoint digest: checkpoint.event is not \"checkpoint\"");
+        }
+        match doc.get("format_version").and_then(Json::as_i64) {
+            Some(1) | None => {}
+            Some(v) => {
+                return bad(format!(
+                "checkpoint format_version {v} is not supported (this worm-verify reads version 1)"
+            ))
+            }
+        }
+        let entry = LedgerRef::parse(&whole)?;
+        let pre = |m: Malformed| Malformed(format!("checkpoint.{}", m.0));
+        let table_uid = uuid_field(doc, "table.uid").map_err(pre)?;
+        let mut chains = Vec::new();
+        let list = match field(doc, "chains").map_err(pre)?.as_array() {
+            Some(a) => a,
+            None => return bad("checkpoint.chains is not an array"),
+        };
+        for (i, c) in list.iter().enumerate() {
+            let at = |m: Malformed| Malformed(format!("checkpoint.chains[{i}].{}", m.0));
+            let chain = int(c, "chain").map_err(at)?;
+            let chain = i32::try_from(chain)
+                .map_err(|_| Malformed(format!("checkpoint.chains[{i}].chain is out of range")))?;
+            if chain != i as i32 {
+                return bad(format!(
+                    "checkpoint.chains[{i}] is chain {chain}: the chains must be listed 0, 1, 2, ... in order"
+                ));
+            }
+            let head_seq = int(c, "head_seq").map_err(at)?;
+            let anchor_seq = c.get("anchor_seq").and_then(Json::as_i64).unwrap_or(0);
+            let anchor_link = match c.get("anchor_link") {
+                None => None,
+                Some(_) => opt_hex32(c, "anchor_link").map_err(at)?,
+            };
+            if head_seq < 0 || anchor_seq < 0 || anchor_seq > head_seq {
+                return bad(format!(
+                    "checkpoint.chains[{i}]: head_seq {head_seq} and anchor_seq {anchor_seq} are not a valid chain range"
+                ));
+            }
+            chains.push(DigestChain {
+                chain,
+                head_seq,
+                head_link: opt_hex32(c, "head_link").map_err(at)?,
+                anchor_seq,
+                anchor_link,
+            });
+        }
+        let merkle_root = hex32(doc, "merkle.root").map_err(pre)?;
+        let merkle_size = int(doc, "merkle.size").map_err(pre)?;
+        let mut signatures = Vec::new();
+        match whole.get("signatures") {
+            None | Some(Json::Null) => {}
+            Some(Json::Array(a)) => {
+                for s in a {
+                    let pk_text = s
+                        .get("public_key")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    signatures.push(SigEntry {
+                        key_id: s
+                            .get("key_id")
+                            .and_then(Json::as_str)
+                            .unwrap_or("?")
+                            .to_owned(),
+                        public_key: hex::decode(&pk_text).ok(),
+                        public_key_hex: pk_text,
+                        signature: s
+                            .get("signature")
+                            .and_then(Json::as_str)
+                            .and_then(|h| hex::decode(h).ok()),
+                    });
+                }
+            }
+            Some(_) => return bad("\"signatures\" is not an array"),
+        }
+        Ok(Digest {
+            entry,
+            table_uid,
+            table_name: display(doc, "table.name"),
+            database: display(doc, "database"),
+            at: display(doc, "at"),
+            by: by_text(doc),
+            chains,
+            rows: doc.get("rows").and_then(Json::as_i64),
+            merkle_root,
+            merkle_size,
+            verification_ok: doc
+                .get("verification")
+                .and_then(|v| v.get("ok"))
+                .and_then(Json::as_bool),
+            signatures,
+            whole,
+        })
+    }
+
+    pub fn document(&self) -> &Json {
+        &self.whole["checkpoint"]
+    }
+
+    /// Whether `ledger_entry.hash` recomputes from the checkpoint document.
+    pub fn hash_ok(&self) -> bool {
+        self.entry.recomputes(self.document())
+    }
+
+    /// Every signature checked; `required` = public keys whose signature the auditor demands.
+    pub fn check_signatures(&self, required: &[[u8; 32]]) -> Vec<SigResult> {
+        self.signatures
+            .iter()
+            .map(|s| {
+                let valid = match (&s.public_key, &s.signature) {
+                    (Some(pk), Some(sig)) => verify_signature(pk, &self.entry.hash, sig),
+                    _ => false,
+                };
+                SigResult {
+                    key_id: s.key_id.clone(),
+                    public_key: s.public_key_hex.clone(),
+                    valid,
+                    required_key: s
+                        .public_key
+                        .as_ref()
+                        .is_some_and(|pk| required.iter().any(|r| r.as_slice() == pk.as_slice())),
+                }
+            })
+            .collect()
+    }
+
+    /// The digest with one more signature appended.
+    pub fn with_signature(
+        &self,
+        key_id: &str,
+        public_key: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Json {
+        let mut whole = self.whole.clone();
+        let entry = json!({
+            "key_id": key_id,
+            "public_key": hex::encode(public_key),
+            "signature": hex::encode(signature),
+        });
+        if let Some(obj) = whole.as_object_mut() {
+            match obj.get_mut("signatures") {
+                Some(Json::Array(a)) => a.push(entry),
+                _ => {
+                    obj.insert("signatures".into(), Json::Array(vec![entry]));
+                }
+            }
+        }
+        whole
+    }
+
+    /// One line: what the digest is.
+    pub fn describe(&self) -> String {
+        format!(
+            "checkpoint of {} (table_uid {}{}) in ledger entry {} (hash {}…), taken {} by {}: {} chain{}, {} row{}",
+            if self.table_name.is_empty() { "?" } else { &self.table_name },
+            format_uuid(&self.table_uid),
+            if self.database.is_empty() { String::new() } else { format!(", database {}", self.database) },
+            self.entry.seq,
+            short(&self.entry.hash),
+            if self.at.is_empty() { "?" } else { &self.at },
+            self.by,
+            self.chains.len(),
+            if self.chains.len() == 1 { "" } else { "s" },
+            self.merkle_size,
+            if self.merkle_size == 1 { "" } else { "s" },
+        )
+    }
+}
+
+/// Signature checks as report lines. `required` empty = no requirement.
+pub fn signature_checks(results: &[SigResult], required: &[[u8; 32]]) -> Vec<Check> {
+    let mut out = Vec::new();
+    for r in results {
+        if r.valid {
+            out.push(Check::ok(
+                "signature",
+                format!(
+                    "signature by {} (public key {}…) is valid{}",
+                    r.key_id,
+                    r.public_key.get(..16).unwrap_or(&r.public_key),
+                    if r.required_key {
+                        ", a required key"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        } else {
+            out.push(Check::problem(
+                "signature",
+                format!(
+                    "signature by {} (public key {}) does not verify: the digest or the signature was altered, or it was made with another key",
+                    r.key_id,
+                    if r.public_key.is_empty() { "missing" } else { &r.public_key }
+                ),
+            ));
+        }
+    }
+    if !required.is_empty() && !results.iter().any(|r| r.valid && r.required_key) {
+        let keys: Vec<String> = required
+            .iter()
+            .map(|k| format!("{}…", &hex::encode(k)[..16]))
+            .collect();
+        out.push(Check::problem(
+            "signature",
+            format!(
+                "no valid signature by a required key ({}): {} signature{} present",
+                keys.join(", "),
+                results.len(),
+                if results.len() == 1 { "" } else { "s" }
+            ),
+        ));
+    } else if results.is_empty() {
+        out.push(Check::note(
+            "signature",
+            "the digest is not signed: anyone could have written it (sign it with worm-verify sign, check with --require-signature)",
+        ));
+    }
+    out
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::problems;
+    use crate::fixtures::{digest_json, UID};
+    use crate::ledger_hash;
+    use ed25519_dalek::SigningKey;
+
+    fn simple_digest() -> Digest {
+        Digest::parse(digest_json(9, &[(2, Some([1; 32])), (0, None)], [5; 32], 2)).expect("valid")
+    }
+
+    #[test]
+    fn digest_parses_and_hash_checks() {
+        let d = simple_digest();
+        assert!(d.hash_ok());
+        assert_eq!(d.entry.seq, 9);
+        assert_eq!(format_uuid(&d.table_uid), UID);
+        assert_eq!(d.chains.len(), 2);
+        assert_eq!(d.chains[1].head_link, None);
+        assert_eq!(d.merkle_size, 2);
+        assert_eq!(d.by, "jane");
+        assert!(d.describe().contains("ledger entry 9"));
+    }
+
+    #[test]
+    fn tampered_digest_fails_its_hash() {
+        let mut j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
+        j["checkpoint"]["chains"][0]["head_seq"] = json!(1);
+        let d = Digest::parse(j).expect("still well-formed");
+        assert!(!d.hash_ok());
+        // Key order and whitespace do not matter (canonical JSON).
+        let j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
+        let text = serde_json::to_string_pretty(&j).expect("json");
+        let back: Json = serde_json::from_str(&text).expect("json");
+        assert!(Digest::parse(back).expect("valid").hash_ok());
+    }
+
+    #[test]
+    fn malformed_digests() {
+        let e = Digest::parse(json!({"certificate": {}})).unwrap_err();
+        assert!(e.0.contains("no \"checkpoint\""), "{e}");
+        let mut j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
+        j["ledger_entry"]["hash"] = json!("abc");
+        assert!(Digest::parse(j)
+            .unwrap_err()
+            .0
+            .contains("ledger_entry.hash"));
+        let mut j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
+        j["checkpoint"]["chains"][0]["chain"] = json!(3);
+        assert!(Digest::parse(j).unwrap_err().0.contains("in order"));
+        let mut j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
+        j["checkpoint"]["format_version"] = json!(2);
+        assert!(Digest::parse(j).unwrap_err().0.contains("not supported"));
+    }
+
+    #[test]
+    fn signing_round_trip_and_countersigning() {
+        let d = simple_digest();
+        let jane = SigningKey::from_bytes(&[1; 32]);
+        let bob = SigningKey::from_bytes(&[2; 32]);
+        let jane_pk = jane.verifying_key().to_bytes();
+        let bob_pk = bob.verifying_key().to_bytes();
+        let signed = d.with_signature(
+            "jane",
+            &jane_pk,
+            &crate::sign(&jane.to_bytes(), &d.entry.hash),
+        );
+        let d1 = Digest::parse(signed).expect("valid");
+        assert!(d1.hash_ok(), "a signature does not change the ledger hash");
+        let both = d1.with_signature(
+            "bob",
+            &bob_pk,
+            &crate::sign(&bob.to_bytes(), &d1.entry.hash),
+        );
+        let d2 = Digest::parse(both).expect("valid");
+        let r = d2.check_signatures(&[bob_pk]);
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|s| s.valid));
+        assert_eq!(
+            r.iter().map(|s| s.required_key).collect::<Vec<_>>(),
+            vec![false, true]
+        );
+        assert_eq!(problems(&signature_checks(&r, &[bob_pk])), 0);
+        // A key nobody signed with is required: a problem.
+        let other = SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes();
+        let c = signature_checks(&d2.check_signatures(&[other]), &[other]);
+        assert_eq!(problems(&c), 1);
+        assert!(c
+            .last()
+            .map(|c| c.detail.contains("no valid signature by a required key"))
+            .unwrap_or(false));
+        // No signature at all: a note, or a problem when one is required.
+        assert_eq!(
+            problems(&signature_checks(&d.check_signatures(&[]), &[])),
+            0
+        );
+        assert_eq!(
+            problems(&signature_checks(
+                &d.check_signatures(&[jane_pk]),
+                &[jane_pk]
+            )),
+            1
+        );
+    }
+
+    #[test]
+    fn a_signature_does_not_carry_over_to_an_altered_digest() {
+        let d = simple_digest();
+        let jane = SigningKey::from_bytes(&[1; 32]);
+        let pk = jane.verifying_key().to_bytes();
+        let mut signed =
+            d.with_signature("jane", &pk, &crate::sign(&jane.to_bytes(), &d.entry.hash));
+        // Rewrite the document and recompute the ledger hash consistently: the hash checks,
+        // the signature does not.
+        signed["checkpoint"]["rows"] = json!(1);
+        let prev = [3u8; 32];
+        let h = ledger_hash(9, &prev, &signed["checkpoint"]);
+        signed["ledger_entry"]["hash"] = json!(hex::encode(h));
+        let d2 = Digest::parse(signed).expect("valid");
+        assert!(d2.hash_ok());
+        let r = d2.check_signatures(&[pk]);
+        assert!(!r[0].valid);
+        assert!(problems(&signature_checks(&r, &[pk])) >= 1);
+        // A signature field that is not hex is simply invalid.
+        let mut j = d.with_signature("x", &pk, &[0; 64]);
+        j["signatures"][0]["signature"] = json!("nothex");
+        let r = Digest::parse(j).expect("valid").check_signatures(&[]);
+        assert!(!r[0].valid);
+    }
+}
