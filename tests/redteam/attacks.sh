@@ -1940,19 +1940,26 @@ atk_144() {
   done
 }
 
-attack 145 "INSERT into pg_worm's own tables (a forged ledger entry, a trusted key, an anchor, a registry row)" "superuser (owner: no privilege)"
+attack 145 "INSERT into pg_worm's own tables, none of them empty (a forged ledger entry, a trusted key, an anchor, a registry row)" "superuser (owner: no privilege)"
 atk_145() {
   fresh || return
-  local stmt
+  # Every table of pg_worm holds rows first (an empty one may take a restore):
+  # a key registered by trust_key, an anchor left by a purge.
+  succeeds postgres "SELECT worm.trust_key('k1', 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a') IS NOT NULL" || return
+  expired_table pa || return
+  succeeds owner_role "SELECT worm.purge_expired('pa') IS NOT NULL" || return
+  local stmt before after
+  before="$(val postgres "$DB" "$WORM_COUNTS || ':' || (SELECT count(*) FROM worm.trusted_keys)")"
   for stmt in "INSERT INTO worm.ledger (seq, event, table_uid, at, document, prev_hash, hash) SELECT seq + 1, 'legal_hold', table_uid, now(), document, hash, sha256(hash) FROM worm.ledger ORDER BY seq DESC LIMIT 1" \
-              "INSERT INTO worm.trusted_keys (key_id, public_key, added_at, added_by) VALUES ('rogue', decode('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a', 'hex'), now(), 'nobody')" \
+              "INSERT INTO worm.trusted_keys (key_id, public_key, added_at, added_by) VALUES ('rogue', sha256('rogue'), now(), 'nobody')" \
               "INSERT INTO worm.anchors (table_uid, chain, seq, link, inserted_at) SELECT table_uid, 0, 1, worm_hash, worm_inserted_at FROM worm.tables, t WHERE table_name = 't'::regclass AND worm_chain = 0 AND worm_seq = 1" \
               "CREATE TABLE fake_reg (id int); INSERT INTO worm.tables (table_uid, table_name, chains, protected_at, protected_by, rows_at_protect) VALUES (gen_random_uuid(), 'fake_reg', 1, now(), 'nobody', 0)"; do
     refused postgres 42501 'worm\.(ledger|trusted_keys|anchors|tables)\b' "$stmt"
   done
   refused owner_role 42501 'permission denied for table ledger|worm\.ledger' "INSERT INTO worm.ledger (seq, event, at, document, prev_hash, hash) VALUES (999, 'x', now(), '{}', '\\x00', '\\x00')"
-  [ "$(val postgres "$DB" "SELECT count(*) FROM worm.trusted_keys")" = 0 ] || bad "worm.trusted_keys has rows"
-  ledger_ok
+  after="$(val postgres "$DB" "$WORM_COUNTS || ':' || (SELECT count(*) FROM worm.trusted_keys)")"
+  [ "$after" = "$before" ] && good "no row added to pg_worm's tables ($after)" || bad "rows of worm.ledger/tables/anchors/trusted_keys: $after, were $before"
+  [ "$(val postgres "$DB" "SELECT bool_and(ok) FROM worm.verify_ledger()")" = t ] || bad "the ledger does not verify"
   unchanged
 }
 
