@@ -7,7 +7,7 @@
 //! checkpoint covered (per chain: after its anchor, up to its head; in (chain, seq) order)
 //! must be the checkpoint's root, which catches a change anywhere below the heads too.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestChain};
 use crate::doc::{format_uuid, short};
 use crate::findings::{Check, Status};
 use crate::{merkle_root, Hash};
@@ -40,7 +40,6 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    #[cfg(test)]
     pub fn problems(&self) -> usize {
         self.chains
             .iter()
@@ -80,16 +79,69 @@ fn finding(chain: i32, status: Status, seq: Option<i64>, detail: String) -> Chai
     }
 }
 
-/// Compares the table (its uid, number of chains and per-chain state) with the digest.
-pub fn compare(
-    d: &Digest,
-    uid: &[u8; 16],
-    chains_now: i32,
-    state: &BTreeMap<i32, ChainState>,
-) -> Comparison {
-    let mut out = Comparison::default();
+fn plural(n: i64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The links of the rows a checkpoint covered, in (chain, seq) order: per chain of `d`, the
+/// rows after its anchor then, up to its head then, that have a valid link.
+pub fn covered_leaves(d: &Digest, state: &BTreeMap<i32, ChainState>) -> Vec<(i32, i64, Hash)> {
+    let mut out = Vec::new();
+    for dc in &d.chains {
+        if let Some(cs) = state.get(&dc.chain) {
+            out.extend(
+                cs.rows
+                    .iter()
+                    .filter(|(s, _)| *s > dc.anchor_seq && *s <= dc.head_seq)
+                    .filter_map(|(s, l)| l.map(|l| (dc.chain, *s, l))),
+            );
+        }
+    }
+    out
+}
+
+/// The links of every surviving row with a valid link, in (chain, seq) order: the leaves of
+/// a new checkpoint.
+pub fn surviving_leaves(state: &BTreeMap<i32, ChainState>) -> Vec<(i32, i64, Hash)> {
+    state
+        .iter()
+        .flat_map(|(c, cs)| cs.rows.iter().filter_map(|(s, l)| l.map(|l| (*c, *s, l))))
+        .collect()
+}
+
+/// The heads of every chain for a new checkpoint: its newest row, else its purge anchor,
+/// else (0, none).
+pub fn heads(state: &BTreeMap<i32, ChainState>) -> Vec<DigestChain> {
+    state
+        .iter()
+        .map(|(c, cs)| {
+            let last = cs.rows.iter().rev().find(|(_, l)| l.is_some());
+            let (anchor_seq, anchor_link) = cs.anchor.unwrap_or((0, None));
+            let (head_seq, head_link) = match (last, cs.anchor) {
+                (Some((s, l)), _) => (*s, *l),
+                (None, Some(_)) => (anchor_seq, anchor_link),
+                (None, None) => (0, None),
+            };
+            DigestChain {
+                chain: *c,
+                head_seq,
+                head_link,
+                anchor_seq,
+                anchor_link,
+            }
+        })
+        .collect()
+}
+
+/// The table's identity and number of chains against the digest's.
+fn identity_checks(d: &Digest, uid: &[u8; 16], chains_now: i32) -> Vec<Check> {
+    let mut out = Vec::new();
     if *uid == d.table_uid {
-        out.table.push(Check::ok(
+        out.push(Check::ok(
             "table_uid",
             format!(
                 "the table is the checkpoint's table (table_uid {})",
@@ -97,7 +149,7 @@ pub fn compare(
             ),
         ));
     } else {
-        out.table.push(Check::problem(
+        out.push(Check::problem(
             "table_uid",
             format!(
                 "the checkpoint is of another table: table_uid {} (named {} then), this table is {}",
@@ -109,204 +161,241 @@ pub fn compare(
     }
     let n_digest = d.chains.len();
     if i64::from(chains_now) != n_digest as i64 {
-        out.table.push(Check::problem(
+        out.push(Check::problem(
             "chains",
             format!(
                 "the table has {chains_now} chain{}, the checkpoint recorded {n_digest}",
-                if chains_now == 1 { "" } else { "s" }
+                plural(i64::from(chains_now))
             ),
         ));
     }
+    out
+}
 
-    let empty = ChainState::default();
-    let mut purged_since: Vec<String> = Vec::new();
-    for dc in &d.chains {
-        let c = dc.chain;
-        if c >= chains_now {
-            out.chains.push(finding(
-                c,
-                Status::Problem,
-                None,
-                format!("chain {c} of the checkpoint no longer exists in the table"),
-            ));
-            continue;
-        }
-        let cs = state.get(&c).unwrap_or(&empty);
-        let (a_now, a_now_link) = match cs.anchor {
-            Some((s, l)) => (s, l),
-            None => (0, None),
-        };
-        let h = dc.head_seq;
+/// The purge anchor can only move forward, and keeps its link.
+fn anchor_finding(dc: &DigestChain, anchor: (i64, Option<Hash>)) -> Option<ChainFinding> {
+    let c = dc.chain;
+    let (a_now, a_now_link) = anchor;
+    if a_now < dc.anchor_seq {
+        Some(finding(
+            c,
+            Status::Problem,
+            Some(a_now + 1),
+            format!(
+                "chain {c}'s purge anchor is at {a_now}, behind the checkpoint's {}: the anchors were rolled back or an older backup restored",
+                dc.anchor_seq
+            ),
+        ))
+    } else if a_now == dc.anchor_seq && a_now > 0 && a_now_link != dc.anchor_link {
+        Some(finding(
+            c,
+            Status::Problem,
+            Some(a_now),
+            format!(
+                "chain {c}'s purge anchor at {a_now} has another link than at the checkpoint: the anchor was rewritten"
+            ),
+        ))
+    } else {
+        None
+    }
+}
 
-        // The purge anchor can only move forward.
-        if a_now < dc.anchor_seq {
-            out.chains.push(finding(
-                c,
-                Status::Problem,
-                Some(a_now + 1),
-                format!(
-                    "chain {c}'s purge anchor is at {a_now}, behind the checkpoint's {}: the anchors were rolled back or an older backup restored",
-                    dc.anchor_seq
-                ),
-            ));
-        } else if a_now == dc.anchor_seq && a_now > 0 && a_now_link != dc.anchor_link {
-            out.chains.push(finding(
-                c,
-                Status::Problem,
-                Some(a_now),
-                format!(
-                    "chain {c}'s purge anchor at {a_now} has another link than at the checkpoint: the anchor was rewritten"
-                ),
-            ));
-        } else if a_now > dc.anchor_seq {
-            purged_since.push(format!("chain {c} (anchor {} -> {a_now})", dc.anchor_seq));
-        }
+/// A chain purged up to or past its head at the checkpoint: only the anchor can be compared.
+fn purged_head_finding(dc: &DigestChain, anchor: (i64, Option<Hash>)) -> ChainFinding {
+    let (c, h) = (dc.chain, dc.head_seq);
+    let (a_now, a_now_link) = anchor;
+    if a_now > h {
+        return finding(
+            c,
+            Status::Note,
+            None,
+            format!(
+                "chain {c}: purged past the checkpoint (purge anchor now at {a_now}, checkpoint head at {h}): its head can no longer be compared"
+            ),
+        );
+    }
+    if a_now_link.is_none() || a_now_link != dc.head_link {
+        return finding(
+            c,
+            Status::Problem,
+            Some(h),
+            format!(
+                "row {h} differs from the checkpoint: the chain was rewritten or replaced (the purge anchor at {h} has another link)"
+            ),
+        );
+    }
+    if dc.anchor_seq == h {
+        finding(
+            c,
+            Status::Ok,
+            None,
+            format!("chain {c}: no row after its purge anchor at {h}, then as now"),
+        )
+    } else {
+        finding(
+            c,
+            Status::Note,
+            None,
+            format!(
+                "chain {c}: purged past the checkpoint: its head row {h} is now the purge anchor, with the checkpoint's link"
+            ),
+        )
+    }
+}
 
-        if h == 0 {
-            out.chains.push(finding(
-                c,
-                Status::Ok,
-                None,
-                format!("chain {c}: empty at the checkpoint"),
-            ));
-            continue;
-        }
-        if a_now >= h {
-            if a_now == h {
-                if a_now_link.is_some() && a_now_link == dc.head_link {
-                    let detail = if dc.anchor_seq == h {
-                        format!("chain {c}: no row after its purge anchor at {h}, then as now")
-                    } else {
-                        format!(
-                            "chain {c}: purged past the checkpoint: its head row {h} is now the purge anchor, with the checkpoint's link"
-                        )
-                    };
-                    let status = if dc.anchor_seq == h {
-                        Status::Ok
-                    } else {
-                        Status::Note
-                    };
-                    out.chains.push(finding(c, status, None, detail));
-                } else {
-                    out.chains.push(finding(
-                        c,
-                        Status::Problem,
-                        Some(h),
-                        format!(
-                            "row {h} differs from the checkpoint: the chain was rewritten or replaced (the purge anchor at {h} has another link)"
-                        ),
-                    ));
-                }
-            } else {
-                out.chains.push(finding(
-                    c,
-                    Status::Note,
-                    None,
-                    format!(
-                        "chain {c}: purged past the checkpoint (purge anchor now at {a_now}, checkpoint head at {h}): its head can no longer be compared"
-                    ),
-                ));
-            }
-            continue;
-        }
-        let at_head: Vec<&Option<Hash>> = cs
+/// The row at the checkpoint's head: still there, with the checkpoint's link.
+fn head_finding(dc: &DigestChain, cs: &ChainState, a_now: i64) -> ChainFinding {
+    let (c, h) = (dc.chain, dc.head_seq);
+    let at_head: Vec<&Option<Hash>> = cs
+        .rows
+        .iter()
+        .filter(|(s, _)| *s == h)
+        .map(|(_, l)| l)
+        .collect();
+    if at_head.is_empty() {
+        let newest = cs
             .rows
             .iter()
-            .filter(|(s, _)| *s == h)
-            .map(|(_, l)| l)
-            .collect();
-        if at_head.is_empty() {
-            let newest = cs
-                .rows
-                .iter()
-                .map(|(s, _)| *s)
-                .max()
-                .unwrap_or(a_now)
-                .max(a_now);
-            if newest < h {
-                out.chains.push(finding(
-                    c,
-                    Status::Problem,
-                    Some(newest + 1),
-                    format!(
-                        "chain {c} is shorter than its checkpoint: rows {}..{h} removed (tail cut, rollback or older backup)",
-                        newest + 1
-                    ),
-                ));
-            } else {
-                out.chains.push(finding(
-                    c,
-                    Status::Problem,
-                    Some(h),
-                    format!("row {h}, the head of chain {c} at the checkpoint, is missing"),
-                ));
-            }
-        } else if at_head.iter().any(|l| l.is_some() && **l == dc.head_link) {
-            out.chains.push(finding(
-                c,
-                Status::Ok,
-                None,
-                format!(
-                    "chain {c}: row {h} still has the checkpoint's head link {}…",
-                    dc.head_link.as_ref().map(short).unwrap_or_default()
-                ),
-            ));
-        } else {
-            out.chains.push(finding(
+            .map(|(s, _)| *s)
+            .max()
+            .unwrap_or(a_now)
+            .max(a_now);
+        if newest < h {
+            return finding(
                 c,
                 Status::Problem,
-                Some(h),
-                format!("row {h} differs from the checkpoint: the chain was rewritten or replaced"),
-            ));
+                Some(newest + 1),
+                format!(
+                    "chain {c} is shorter than its checkpoint: rows {}..{h} removed (tail cut, rollback or older backup)",
+                    newest + 1
+                ),
+            );
         }
+        return finding(
+            c,
+            Status::Problem,
+            Some(h),
+            format!("row {h}, the head of chain {c} at the checkpoint, is missing"),
+        );
     }
+    if at_head.iter().any(|l| l.is_some() && **l == dc.head_link) {
+        finding(
+            c,
+            Status::Ok,
+            None,
+            format!(
+                "chain {c}: row {h} still has the checkpoint's head link {}…",
+                dc.head_link.as_ref().map(short).unwrap_or_default()
+            ),
+        )
+    } else {
+        finding(
+            c,
+            Status::Problem,
+            Some(h),
+            format!("row {h} differs from the checkpoint: the chain was rewritten or replaced"),
+        )
+    }
+}
 
-    // The Merkle root over what the checkpoint covered.
+/// Every finding about one chain of the checkpoint; `purged_since` collects chains whose
+/// anchor moved forward since.
+fn chain_findings(
+    dc: &DigestChain,
+    chains_now: i32,
+    cs: &ChainState,
+    purged_since: &mut Vec<String>,
+) -> Vec<ChainFinding> {
+    let c = dc.chain;
+    if c >= chains_now {
+        return vec![finding(
+            c,
+            Status::Problem,
+            None,
+            format!("chain {c} of the checkpoint no longer exists in the table"),
+        )];
+    }
+    let anchor = cs.anchor.unwrap_or((0, None));
+    let mut out: Vec<ChainFinding> = anchor_finding(dc, anchor).into_iter().collect();
+    if anchor.0 > dc.anchor_seq {
+        purged_since.push(format!(
+            "chain {c} (anchor {} -> {})",
+            dc.anchor_seq, anchor.0
+        ));
+    }
+    out.push(if dc.head_seq == 0 {
+        finding(
+            c,
+            Status::Ok,
+            None,
+            format!("chain {c}: empty at the checkpoint"),
+        )
+    } else if anchor.0 >= dc.head_seq {
+        purged_head_finding(dc, anchor)
+    } else {
+        head_finding(dc, cs, anchor.0)
+    });
+    out
+}
+
+/// The Merkle root over what the checkpoint covered (a note when a purge since then
+/// legitimately removed some of it).
+fn root_check(d: &Digest, state: &BTreeMap<i32, ChainState>, purged_since: &[String]) -> Check {
     if !purged_since.is_empty() {
-        out.table.push(Check::note(
+        return Check::note(
             "merkle_root",
             format!(
                 "Merkle root not compared: {} purged since the checkpoint, so rows it covered are legitimately gone (the heads were compared instead)",
                 purged_since.join(", ")
             ),
-        ));
-    } else {
-        let mut leaves: Vec<Hash> = Vec::new();
-        for dc in &d.chains {
-            if let Some(cs) = state.get(&dc.chain) {
-                leaves.extend(
-                    cs.rows
-                        .iter()
-                        .filter(|(s, _)| *s > dc.anchor_seq && *s <= dc.head_seq)
-                        .filter_map(|(_, l)| *l),
-                );
-            }
-        }
-        let root = merkle_root(&leaves);
-        let n = leaves.len() as i64;
-        if root == d.merkle_root && n == d.merkle_size {
-            out.table.push(Check::ok(
-                "merkle_root",
-                format!(
-                    "the {n} row{} up to the checkpoint's heads hash to its Merkle root {}…",
-                    if n == 1 { "" } else { "s" },
-                    short(&root)
-                ),
-            ));
-        } else {
-            out.table.push(Check::problem(
-                "merkle_root",
-                format!(
-                    "the {n} row{} up to the checkpoint's heads hash to Merkle root {}…, the checkpoint has {}… over {} row{}: rows it covered were changed, removed, added or reordered",
-                    if n == 1 { "" } else { "s" },
-                    short(&root),
-                    short(&d.merkle_root),
-                    d.merkle_size,
-                    if d.merkle_size == 1 { "" } else { "s" },
-                ),
-            ));
-        }
+        );
     }
+    let leaves: Vec<Hash> = covered_leaves(d, state).into_iter().map(|l| l.2).collect();
+    let root = merkle_root(&leaves);
+    let n = leaves.len() as i64;
+    if root == d.merkle_root && n == d.merkle_size {
+        Check::ok(
+            "merkle_root",
+            format!(
+                "the {n} row{} up to the checkpoint's heads hash to its Merkle root {}…",
+                plural(n),
+                short(&root)
+            ),
+        )
+    } else {
+        Check::problem(
+            "merkle_root",
+            format!(
+                "the {n} row{} up to the checkpoint's heads hash to Merkle root {}…, the checkpoint has {}… over {} row{}: rows it covered were changed, removed, added or reordered",
+                plural(n),
+                short(&root),
+                short(&d.merkle_root),
+                d.merkle_size,
+                plural(d.merkle_size),
+            ),
+        )
+    }
+}
+
+/// Compares the table (its uid, number of chains and per-chain state) with the digest.
+pub fn compare(
+    d: &Digest,
+    uid: &[u8; 16],
+    chains_now: i32,
+    state: &BTreeMap<i32, ChainState>,
+) -> Comparison {
+    let mut out = Comparison {
+        table: identity_checks(d, uid, chains_now),
+        ..Comparison::default()
+    };
+    let empty = ChainState::default();
+    let mut purged_since: Vec<String> = Vec::new();
+    for dc in &d.chains {
+        let cs = state.get(&dc.chain).unwrap_or(&empty);
+        out.chains
+            .extend(chain_findings(dc, chains_now, cs, &mut purged_since));
+    }
+    out.table.push(root_check(d, state, &purged_since));
     out
 }
 

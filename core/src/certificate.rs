@@ -1,13 +1,15 @@
 //! Deletion certificates (`worm.purge_expired`): parsed strictly, hash- and field-checked
 //! offline. Pure: no I/O.
 
+use crate::doc::parse_uuid;
 use crate::doc::{
     bad, by_text, display, field, format_uuid, hex32, int, short, uuid_field, LedgerRef, Malformed,
     Res,
 };
-use crate::findings::Check;
-use crate::Hash;
+use crate::findings::{ChainRow, Check};
+use crate::{canonical_json, link, verify_ledger, Hash, LedgerEntry, RowRecord};
 use serde_json::Value as Json;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertChain {
@@ -174,6 +176,244 @@ impl Certificate {
         )
     }
 }
+/// What the database holds about a certificate's table, read by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct CertTable {
+    /// The table's name, for messages.
+    pub display: String,
+    pub uid: [u8; 16],
+    /// Per chain, its purge anchor now: (seq, link; None when unusable).
+    pub anchors: BTreeMap<i32, (i64, Option<Hash>)>,
+    /// Per chain whose anchor is at the certificate's last removed row, the rows now at the
+    /// position right after it (normally one; none when no row followed yet).
+    pub first_rows: BTreeMap<i32, Vec<RowRecord>>,
+    /// The table's verification report, when the caller verified it: every chain the
+    /// certificate names must then verify too.
+    pub chain_rows: Option<Vec<ChainRow>>,
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl Certificate {
+    /// Its place in the ledger (`entries`: the whole ledger, in seq order) and the ledger
+    /// up to it and after it.
+    pub fn ledger_checks(&self, entries: &[LedgerEntry]) -> Vec<Check> {
+        let seq = self.entry.seq;
+        let mut checks = vec![self.entry_check(entries.iter().find(|e| e.seq == seq), entries)];
+        let upto: Vec<LedgerEntry> = entries.iter().filter(|e| e.seq <= seq).cloned().collect();
+        let r = verify_ledger(upto);
+        if !r.ok {
+            checks.push(Check::problem(
+                "ledger",
+                format!("the ledger up to entry {seq} does not verify: {}", r.detail),
+            ));
+            return checks;
+        }
+        checks.push(Check::ok(
+            "ledger",
+            format!(
+                "the ledger verifies from entry 1 to entry {seq} ({} recomputed)",
+                plural(r.entries as usize, "entry", "entries")
+            ),
+        ));
+        let after = entries.iter().filter(|e| e.seq > seq).count();
+        if after > 0 {
+            let all = verify_ledger(entries.to_vec());
+            checks.push(if all.ok {
+                Check::ok(
+                    "ledger",
+                    format!(
+                        "the {} after it verify too",
+                        plural(after, "entry", "entries")
+                    ),
+                )
+            } else {
+                Check::problem(
+                    "ledger",
+                    format!(
+                        "the ledger after entry {seq} does not verify: {}",
+                        all.detail
+                    ),
+                )
+            });
+        }
+        checks
+    }
+
+    fn entry_check(&self, stored: Option<&LedgerEntry>, entries: &[LedgerEntry]) -> Check {
+        let seq = self.entry.seq;
+        let Some(e) = stored else {
+            return Check::problem(
+                "ledger_entry",
+                format!(
+                    "worm.ledger has no entry {seq} (it ends at {}): the ledger was rolled back or an older backup restored",
+                    entries.last().map_or(0, |e| e.seq)
+                ),
+            );
+        };
+        if e.hash != self.entry.hash || e.prev != self.entry.prev {
+            return Check::problem(
+                "ledger_entry",
+                format!("entry {seq} of worm.ledger is another entry: the ledger was rewritten or replaced, or the certificate is from another database"),
+            );
+        }
+        if canonical_json(&e.document) != canonical_json(self.document()) {
+            return Check::problem(
+                "ledger_entry",
+                if self.hash_ok() {
+                    format!("entry {seq} of worm.ledger has this certificate's hash, but its document differs from this copy, which recomputes: the ledger's copy was altered")
+                } else {
+                    format!("entry {seq} of worm.ledger has this certificate's hash, but its document differs from this copy: this copy was altered (the ledger holds the original)")
+                },
+            );
+        }
+        Check::ok(
+            "ledger_entry",
+            format!("entry {seq} of worm.ledger is this certificate (same hash, prev_hash and document)"),
+        )
+    }
+
+    /// The table's chains start at the certificate's anchors (or at a later purge that
+    /// continued from them), the first surviving row linking to the anchor. `table` is Err
+    /// with the reason when the table cannot be read.
+    pub fn table_checks(
+        &self,
+        entries: &[LedgerEntry],
+        table: Result<&CertTable, String>,
+    ) -> Vec<Check> {
+        let t = match table {
+            Ok(t) => t,
+            Err(why) => {
+                return vec![Check::problem(
+                    "table",
+                    format!("the certificate's table cannot be checked: {why} (dropped, or another database)"),
+                )]
+            }
+        };
+        let mut checks = Vec::new();
+        for ch in &self.chains {
+            checks.extend(chain_verified_check(ch.chain, t));
+            checks.extend(self.anchor_checks(ch, entries, t));
+        }
+        checks
+    }
+
+    fn anchor_checks(&self, ch: &CertChain, entries: &[LedgerEntry], t: &CertTable) -> Vec<Check> {
+        let (n, last) = (ch.chain, ch.last_seq);
+        match t.anchors.get(&n) {
+            None => vec![Check::problem(
+                "anchor",
+                format!("chain {n} of {} has no purge anchor: the purge was undone or an older backup restored", t.display),
+            )],
+            Some((a, _)) if *a < last => vec![Check::problem(
+                "anchor",
+                format!("chain {n}'s purge anchor is at {a}, before the certificate's last removed row {last}: the anchors were rolled back or an older backup restored"),
+            )],
+            Some((a, link_now)) if *a == last => {
+                let anchor = if *link_now == Some(ch.anchor_link) {
+                    Check::ok(
+                        "anchor",
+                        format!("chain {n}: the table's purge anchor is at seq {last} with the certificate's anchor link {}…", short(&ch.anchor_link)),
+                    )
+                } else {
+                    Check::problem(
+                        "anchor",
+                        format!("chain {n}'s purge anchor at {last} has another link than the certificate's anchor_link: the anchor was rewritten"),
+                    )
+                };
+                vec![anchor, first_row_check(ch, t)]
+            }
+            Some((a, _)) => vec![match self.continued_by(entries, n, last) {
+                Some(seq) => Check::ok(
+                    "anchor",
+                    format!("chain {n}: purged further since (anchor now at {a}) by the certificate of ledger entry {seq}, which continues from this one"),
+                ),
+                None => Check::problem(
+                    "anchor",
+                    format!("chain {n} was purged past seq {last} (anchor now at {a}) without a certificate continuing from this one"),
+                ),
+            }],
+        }
+    }
+
+    /// The ledger seq of a later certificate of the same table that continues chain `n`
+    /// right after `last`.
+    fn continued_by(&self, entries: &[LedgerEntry], n: i32, last: i64) -> Option<i64> {
+        entries
+            .iter()
+            .find(|e| {
+                e.seq > self.entry.seq
+                    && e.document.get("event").and_then(Json::as_str) == Some("purge")
+                    && same_table(&e.document, &self.table_uid)
+                    && e.document
+                        .get("chains")
+                        .and_then(Json::as_array)
+                        .is_some_and(|cs| {
+                            cs.iter().any(|x| {
+                                x.get("chain").and_then(Json::as_i64) == Some(i64::from(n))
+                                    && x.get("first_seq").and_then(Json::as_i64) == Some(last + 1)
+                            })
+                        })
+            })
+            .map(|e| e.seq)
+    }
+}
+
+/// Whether a ledger document is about the table `uid`.
+pub fn same_table(doc: &Json, uid: &[u8; 16]) -> bool {
+    doc.get("table")
+        .and_then(|t| t.get("uid"))
+        .and_then(Json::as_str)
+        .and_then(parse_uuid)
+        .is_some_and(|u| u == *uid)
+}
+
+/// When the caller verified the table: the chain must verify.
+fn chain_verified_check(n: i32, t: &CertTable) -> Option<Check> {
+    let rows = t.chain_rows.as_ref()?;
+    Some(match rows.iter().find(|r| r.chain == Some(n)) {
+        None => Check::problem(
+            "chain",
+            format!("chain {n} does not exist in {}", t.display),
+        ),
+        Some(r) if !r.ok => Check::problem(
+            "chain",
+            format!("chain {n} of the table does not verify: {}", r.detail),
+        ),
+        Some(r) => Check::ok("chain", format!("chain {n} verifies: {}", r.detail)),
+    })
+}
+
+/// The first surviving row after the anchor links to the certificate's anchor link.
+fn first_row_check(ch: &CertChain, t: &CertTable) -> Check {
+    let (n, last) = (ch.chain, ch.last_seq);
+    let Some(r) = t.first_rows.get(&n).and_then(|rows| rows.first()) else {
+        return Check::ok(
+            "first_row",
+            format!("chain {n}: no row after the anchor yet"),
+        );
+    };
+    let expected = r
+        .inserted_at
+        .map(|at| link(&t.uid, n, last + 1, at, &ch.anchor_link, &r.row_hash));
+    if expected.is_some() && r.stored_link.as_deref() == expected.as_ref().map(|h| &h[..]) {
+        Check::ok(
+            "first_row",
+            format!(
+                "chain {n}: row {}, the first surviving row, links to the certificate's anchor",
+                last + 1
+            ),
+        )
+    } else {
+        Check::problem(
+            "first_row",
+            format!("chain {n}: row {} does not link to the certificate's anchor (or its values changed): run worm-verify table for details", last + 1),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,9 @@ use crate::doc::{
     Malformed, Res,
 };
 use crate::findings::Check;
-use crate::verify_signature;
-use crate::Hash;
+use crate::{canonical_json, verify_signature, Hash, LedgerEntry};
 use serde::Serialize;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
 /// One chain's heads as the checkpoint recorded them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +286,101 @@ pub fn signature_checks(results: &[SigResult], required: &[[u8; 32]]) -> Vec<Che
     }
     out
 }
+/// The fields of a new checkpoint document that describe the rows: `type`,
+/// `format_version`, `chains` (heads and anchors), `rows` and `merkle` (the ledger adds
+/// `event`, `table`, `at`, `by` and `database`; the extension `previous_checkpoint` and
+/// `verification`).
+pub fn checkpoint_fields(heads: &[DigestChain], root: &Hash, size: usize) -> Map<String, Json> {
+    let chains: Vec<Json> = heads
+        .iter()
+        .map(|h| {
+            json!({
+                "chain": h.chain,
+                "head_seq": h.head_seq,
+                "head_link": h.head_link.map(hex::encode),
+                "anchor_seq": h.anchor_seq,
+                "anchor_link": h.anchor_link.map(hex::encode),
+            })
+        })
+        .collect();
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!("pg_worm checkpoint"));
+    fields.insert("format_version".into(), json!(1));
+    fields.insert("chains".into(), Json::Array(chains));
+    fields.insert("rows".into(), json!(size));
+    fields.insert(
+        "merkle".into(),
+        json!({
+            "root": hex::encode(root),
+            "size": size,
+            "leaves": "the links (worm_hash) of the surviving rows, ordered by chain then seq; RFC 9162 leaf and node hashing",
+        }),
+    );
+    fields
+}
+
+/// Whether the digest's ledger hash recomputes from its content.
+pub fn digest_hash_check(d: &Digest) -> Check {
+    if d.hash_ok() {
+        Check::ok(
+            "digest_hash",
+            format!(
+                "the digest's ledger hash {}… recomputes from its content",
+                short(&d.entry.hash)
+            ),
+        )
+    } else {
+        Check::problem(
+            "digest_hash",
+            "the digest's ledger hash does not recompute from its content: the digest was altered",
+        )
+    }
+}
+
+/// The checkpoint's ledger entry as this database's ledger has it: `stored` is the entry at
+/// the digest's seq, `last_seq` the newest seq when there is none (None: no ledger at all).
+pub fn ledger_check(stored: Option<&LedgerEntry>, last_seq: Option<i64>, d: &Digest) -> Check {
+    let seq = d.entry.seq;
+    let Some(e) = stored else {
+        return match last_seq {
+            Some(last) => Check::problem(
+                "ledger",
+                format!(
+                    "this database's ledger ends at entry {last}, before the checkpoint's entry {seq}: the ledger was rolled back or an older backup restored"
+                ),
+            ),
+            None => Check::problem(
+                "ledger",
+                "this database has no worm.ledger: the checkpoint cannot be in it".to_owned(),
+            ),
+        };
+    };
+    if e.hash != d.entry.hash || e.prev != d.entry.prev {
+        return Check::problem(
+            "ledger",
+            format!(
+                "entry {seq} of this database's ledger is another entry (hash {}…, the checkpoint's is {}…): the ledger was rewritten or replaced since the checkpoint",
+                hex::encode(e.hash.get(..8).unwrap_or(&e.hash)),
+                short(&d.entry.hash)
+            ),
+        );
+    }
+    if canonical_json(&e.document) != canonical_json(d.document()) {
+        return Check::problem(
+            "ledger",
+            if d.hash_ok() {
+                format!("entry {seq} of this database's ledger has the checkpoint's hash, but its document differs from this digest's, which recomputes: the ledger's copy was altered")
+            } else {
+                format!("entry {seq} of this database's ledger has the checkpoint's hash, but its document differs from this digest's: this copy of the digest was altered (the ledger holds the original)")
+            },
+        );
+    }
+    Check::ok(
+        "ledger",
+        format!("the checkpoint is still entry {seq} of this database's ledger (same hash and prev_hash)"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,15 +67,23 @@ pub mod doc;
 pub use doc::{format_uuid, parse_uuid, short, LedgerRef, Malformed};
 
 pub mod digest;
-pub use digest::{signature_checks, Digest, DigestChain, SigResult};
+pub use digest::{
+    checkpoint_fields, digest_hash_check, ledger_check, signature_checks, Digest, DigestChain,
+    SigResult,
+};
 
 pub mod proof;
 pub use proof::{Proof, ProofOutcome, PROOF_FIXED_BYTES};
 
 pub mod certificate;
-pub use certificate::{CertChain, Certificate};
+pub use certificate::{CertChain, CertTable, Certificate};
 
 pub mod against;
-pub use against::{compare, ChainFinding, ChainState, Comparison};
+pub use against::{
+    compare, covered_leaves, heads, surviving_leaves, ChainFinding, ChainState, Comparison,
+};
 
 pub mod fixtures;
+
+pub mod table_verify;
+pub use table_verify::{chain_states, verify_table, AnchorEntry, ByChain};

@@ -5,8 +5,8 @@ use crate::doc::{
     bad, display, field, format_uuid, hex32, hex32_text, int, short, uuid_field, Malformed, Res,
 };
 use crate::findings::Check;
-use crate::{link, verify_inclusion, Hash};
-use serde_json::Value as Json;
+use crate::{link, verify_inclusion, Hash, LedgerEntry, RowRecord};
+use serde_json::{json, Value as Json};
 
 /// Bytes of an inclusion proof in a binary encoding, besides its path: table uid 16, chain 4,
 /// seq 8, inserted_at 8, row hash 32, previous link 32, leaf index 8, tree size 8, root 32,
@@ -168,6 +168,166 @@ impl Proof {
         out
     }
 }
+impl Proof {
+    /// The proof document as `worm.prove` issues it.
+    pub fn to_json(&self) -> Json {
+        json!({
+            "type": "pg_worm inclusion proof",
+            "format_version": 1,
+            "table": { "uid": format_uuid(&self.table_uid), "name": self.table_name },
+            "checkpoint": {
+                "ledger_seq": self.checkpoint_seq,
+                "hash": hex::encode(self.checkpoint_hash),
+                "merkle_root": hex::encode(self.merkle_root),
+                "merkle_size": self.merkle_size,
+            },
+            "row": {
+                "chain": self.chain,
+                "seq": self.seq,
+                "inserted_at_micros": self.inserted_at,
+                "row_hash": hex::encode(self.row_hash),
+                "prev_link": hex::encode(self.prev_link),
+                "link": hex::encode(self.link),
+            },
+            "leaf_index": self.leaf_index,
+            "path": self.path.iter().map(hex::encode).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The offline checks as findings: the link recomputes, the audit path leads to the root.
+    pub fn offline_checks(&self, outcome: ProofOutcome) -> Vec<Check> {
+        let mut checks = Vec::new();
+        if outcome.link_ok {
+            checks.push(Check::ok(
+                "link",
+                format!(
+                    "the row's link {}… recomputes from its row hash, table, chain {}, seq {}, insertion time and previous link",
+                    short(&self.link),
+                    self.chain,
+                    self.seq
+                ),
+            ));
+        } else {
+            checks.push(Check::problem(
+                "link",
+                "the row's link does not recompute from its row hash, position, insertion time and previous link: the proof was altered",
+            ));
+        }
+        if outcome.included {
+            checks.push(Check::ok(
+                "merkle_path",
+                format!(
+                    "the link is leaf {} of the {}-leaf Merkle tree with root {}… ({} hash{})",
+                    self.leaf_index,
+                    self.merkle_size,
+                    short(&self.merkle_root),
+                    self.path.len(),
+                    if self.path.len() == 1 { "" } else { "es" }
+                ),
+            ));
+        } else {
+            checks.push(Check::problem(
+                "merkle_path",
+                format!(
+                    "the audit path does not lead from the link (leaf {} of {}) to the root {}…: the proof was altered or belongs to another checkpoint",
+                    self.leaf_index,
+                    self.merkle_size,
+                    short(&self.merkle_root)
+                ),
+            ));
+        }
+        checks
+    }
+
+    /// The proof against the database: its checkpoint's ledger entry (`stored`), and the row
+    /// re-read at its position (`rows`; several after tampering) with the chain's purge
+    /// anchor seq. `pos` names the row in messages.
+    pub fn db_checks(
+        &self,
+        stored: Option<&LedgerEntry>,
+        rows: &[RowRecord],
+        anchor_seq: Option<i64>,
+        pos: &str,
+    ) -> Vec<Check> {
+        let mut checks = vec![self.ledger_check(stored)];
+        checks.extend(self.row_checks(rows, anchor_seq, pos));
+        checks
+    }
+
+    fn ledger_check(&self, stored: Option<&LedgerEntry>) -> Check {
+        let seq = self.checkpoint_seq;
+        match stored {
+            Some(e) if e.hash == self.checkpoint_hash => Check::ok(
+                "ledger",
+                format!("the checkpoint is entry {seq} of this database's ledger (same hash)"),
+            ),
+            Some(_) => Check::problem(
+                "ledger",
+                format!(
+                    "entry {seq} of this database's ledger is another entry: the ledger was rewritten or replaced"
+                ),
+            ),
+            None => Check::problem(
+                "ledger",
+                format!(
+                    "this database's ledger has no entry {seq}: it was rolled back or an older backup restored"
+                ),
+            ),
+        }
+    }
+
+    fn row_checks(&self, rows: &[RowRecord], anchor_seq: Option<i64>, pos: &str) -> Vec<Check> {
+        let Some(r) = rows.first() else {
+            return vec![match anchor_seq {
+                Some(a) if a >= self.seq => Check::note(
+                    "row",
+                    format!(
+                        "{pos} was purged since the checkpoint (purge anchor at {a}): its values cannot be re-read; its deletion certificate covers it"
+                    ),
+                ),
+                _ => Check::problem(
+                    "row",
+                    format!(
+                        "{pos} is no longer in the table: it was removed outside pg_worm, or an older backup was restored"
+                    ),
+                ),
+            }];
+        };
+        let mut checks = Vec::new();
+        if rows.len() > 1 {
+            checks.push(Check::problem(
+                "row",
+                format!(
+                    "{pos} appears {} times: rows were inserted out of chain",
+                    rows.len()
+                ),
+            ));
+        }
+        let mut differs = Vec::new();
+        if r.row_hash != self.row_hash {
+            differs.push("its current values no longer hash to the proof's row hash: it was changed after the checkpoint".to_owned());
+        }
+        if r.stored_link.as_deref() != Some(&self.link[..]) {
+            differs.push("its stored link (worm_hash) is not the proof's".to_owned());
+        }
+        if r.inserted_at != Some(self.inserted_at) {
+            differs.push("its worm_inserted_at is not the proof's".to_owned());
+        }
+        checks.push(if differs.is_empty() {
+            Check::ok(
+                "row",
+                format!(
+                    "{pos}: its current values hash to the proof's row hash {}…, and its stored link and insertion time are the proof's: these values were in the table at the checkpoint",
+                    short(&r.row_hash)
+                ),
+            )
+        } else {
+            Check::problem("row", format!("{pos}: {}", differs.join("; ")))
+        });
+        checks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

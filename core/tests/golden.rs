@@ -168,3 +168,19 @@ fn golden_documents_parse_and_check() {
         canonical_json(&load("digest")["checkpoint"])
     );
 }
+
+/// The builders the extension issues documents with rebuild the golden documents exactly.
+#[test]
+fn builders_rebuild_the_golden_documents() {
+    use pg_worm_core::{checkpoint_fields, Digest, Proof};
+    let whole = load("digest");
+    let d = Digest::parse(whole.clone()).expect("digest");
+    let fields = checkpoint_fields(&d.chains, &d.merkle_root, d.merkle_size as usize);
+    let doc = &whole["checkpoint"];
+    assert_eq!(fields.len(), 5);
+    for (k, v) in &fields {
+        assert_eq!(canonical_json(v), canonical_json(&doc[k]), "checkpoint.{k}");
+    }
+    let p = Proof::parse(&load("proof")).expect("proof");
+    assert_golden("proof", &canonical_json(&p.to_json()));
+}

@@ -1,21 +1,92 @@
-//! The subcommands: reading files and the database, running the checks, printing reports,
-//! choosing the exit status (0 verified, 1 problem found, 2 could not verify).
+//! The subcommands: reading files and the database, running the checks (all in
+//! `pg_worm_core`), printing reports. Each subcommand ends in an [`End`], and [`exit_code`]
+//! is the one place that turns it into the exit status (0 verified, 1 problem found, 2 could
+//! not verify).
 
-use crate::db::{self, Failure, TableSel};
+use crate::db::{self, Failure, TableData, TableSel};
 use crate::report;
 use crate::sig;
 use anyhow::{anyhow, Context, Result};
 use pg_worm_core::findings::all_ok;
 use pg_worm_core::{
-    self as core, format_uuid, problems, short, signature_checks, Certificate, ChainRow, Check,
-    Comparison, Digest, Malformed, Proof, SigResult, Status,
+    self as core, digest_hash_check, format_uuid, ledger_check, problems, short, signature_checks,
+    CertTable, Certificate, Check, Comparison, Digest, LedgerEntry, Malformed, Proof, SigResult,
+    Status,
 };
-use pg_worm_core::{canonical_json, link, verify_ledger, LedgerEntry};
 use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+// --- how a subcommand ends ------------------------------------------------------------------
+
+/// How a subcommand ends.
+#[derive(Debug)]
+pub enum End {
+    /// Everything verified: exit 0.
+    Verified,
+    /// Problems were found and reported: exit 1.
+    Problems,
+    /// A problem that ends the run, reported as `worm-verify: PROBLEM: ...`: exit 1.
+    Problem(String),
+    /// Verification could not be done, reported as `worm-verify: error: ...`: exit 2.
+    Error(anyhow::Error),
+    /// The server refused, for a reason that is itself a finding (a damaged table): reported
+    /// as an error, exit 1.
+    Refused(anyhow::Error),
+}
+
+impl End {
+    fn from_problems(n: usize) -> End {
+        if n == 0 {
+            End::Verified
+        } else {
+            End::Problems
+        }
+    }
+}
+
+impl From<anyhow::Error> for End {
+    fn from(e: anyhow::Error) -> Self {
+        End::Error(e)
+    }
+}
+
+impl From<Failure> for End {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Damaged(msg) => End::Problem(msg),
+            Failure::Fatal(e) => End::Error(e),
+        }
+    }
+}
+
+/// A subcommand's body (or a step of it): `Err` ends it early.
+type Run<T = End> = std::result::Result<T, End>;
+
+/// The one exit-code path: reports how the run ended (when not already reported) and exits.
+pub fn exit_code(run: Run) -> ExitCode {
+    match run.unwrap_or_else(|e| e) {
+        End::Verified => ExitCode::SUCCESS,
+        End::Problems => ExitCode::from(1),
+        End::Problem(msg) => {
+            print_err(&format!("worm-verify: PROBLEM: {msg}\n"));
+            ExitCode::from(1)
+        }
+        End::Error(e) => {
+            print_err(&format!("worm-verify: error: {e:#}\n"));
+            ExitCode::from(2)
+        }
+        End::Refused(e) => {
+            print_err(&format!("worm-verify: error: {e:#}\n"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+// --- input and output -----------------------------------------------------------------------
 
 fn print_out(s: &str) {
     // A closed pipe (`| head`) is not worth a panic.
@@ -30,17 +101,11 @@ fn print_err(s: &str) {
     let _ = err.flush();
 }
 
-fn fatal(e: &anyhow::Error) -> ExitCode {
-    eprintln!("worm-verify: error: {e:#}");
-    ExitCode::from(2)
-}
-
-fn exit(problems: usize) -> ExitCode {
-    if problems == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+fn print_json(v: &Json) {
+    print_out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    ));
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -72,82 +137,63 @@ fn load_digest(path: &Path) -> Result<Digest> {
     Digest::parse(parse_json(path, &text)?).map_err(|m| malformed(path, m))
 }
 
+/// ", written to PATH" when `out` is a file.
+fn written_to(out: Option<&Path>) -> String {
+    match out {
+        Some(p) if p.as_os_str() != "-" => format!(", written to {}", p.display()),
+        _ => String::new(),
+    }
+}
+
 /// Writes pretty JSON to `out` (atomically: a temporary file in the same directory, then a
 /// rename) or to stdout.
 fn write_json(out: Option<&Path>, v: &Json) -> Result<()> {
     let mut text = serde_json::to_string_pretty(v).context("cannot serialise JSON")?;
     text.push('\n');
-    match out {
-        None => {
+    let path = match out {
+        Some(path) if path.as_os_str() != "-" => path,
+        _ => {
             print_out(&text);
-            Ok(())
+            return Ok(());
         }
-        Some(path) if path.as_os_str() == "-" => {
-            print_out(&text);
-            Ok(())
-        }
-        Some(path) => {
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => std::path::PathBuf::from("."),
-            };
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "out".into());
-            let tmp = dir.join(format!(".{name}.worm-verify.{}", std::process::id()));
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, path)
-            };
-            write().map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                anyhow!("cannot write {}: {e}", path.display())
-            })
-        }
-    }
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.worm-verify.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("cannot write {}: {e}", path.display())
+    })
 }
 
 // --- table ----------------------------------------------------------------------------------
 
 pub fn table(db_url: &str, table: &str, json: bool) -> ExitCode {
-    let mut client = match db::connect(db_url) {
-        Ok(c) => c,
-        Err(e) => return fatal(&e),
-    };
-    let show_progress = !json && std::io::stderr().is_terminal();
-    match db::verify_table(&mut client, table, show_progress) {
-        Ok(data) => {
-            if json {
-                print_out(&format!("{}\n", report::to_json(&data.rows)));
-            } else {
-                print_out(&report::to_text(&data.summary, &data.rows));
-            }
-            exit(usize::from(!all_ok(&data.rows)))
-        }
-        Err(Failure::Damaged(msg)) => {
-            eprintln!("worm-verify: PROBLEM: {msg}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Fatal(e)) => fatal(&e),
-    }
+    exit_code(run_table(db_url, table, json))
 }
 
-/// Adds a checkpoint problem to a chain's report row, as worm.verify words its own.
-fn merge_problem(row: &mut ChainRow, seq: Option<i64>, text: &str) {
-    if row.ok {
-        row.detail = text.to_owned();
+fn run_table(db_url: &str, table: &str, json: bool) -> Run {
+    let mut client = db::connect(db_url)?;
+    let show_progress = !json && std::io::stderr().is_terminal();
+    let data = db::verify_table(&mut client, table, show_progress)?;
+    if json {
+        print_out(&format!("{}\n", report::to_json(&data.rows)));
     } else {
-        row.detail = format!("{}; {text}", row.detail);
+        print_out(&report::to_text(&data.summary, &data.rows));
     }
-    row.ok = false;
-    row.problems = row.problems.saturating_add(1);
-    row.first_bad_seq = match (row.first_bad_seq, seq) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    Ok(End::from_problems(usize::from(!all_ok(&data.rows))))
 }
 
 fn parse_required(keys: &[String]) -> Result<Vec<[u8; 32]>> {
@@ -160,68 +206,6 @@ fn parse_required(keys: &[String]) -> Result<Vec<[u8; 32]>> {
         .collect()
 }
 
-/// The checkpoint's ledger entry as this database's ledger has it.
-fn ledger_check(stored: Option<&LedgerEntry>, last_seq: Option<i64>, d: &Digest) -> Check {
-    let seq = d.entry.seq;
-    match stored {
-        Some(e)
-            if e.hash == d.entry.hash
-                && e.prev == d.entry.prev
-                && canonical_json(&e.document) != canonical_json(d.document()) =>
-        {
-            Check::problem(
-                "ledger",
-                if d.hash_ok() {
-                    format!("entry {seq} of this database's ledger has the checkpoint's hash, but its document differs from this digest's, which recomputes: the ledger's copy was altered")
-                } else {
-                    format!("entry {seq} of this database's ledger has the checkpoint's hash, but its document differs from this digest's: this copy of the digest was altered (the ledger holds the original)")
-                },
-            )
-        }
-        Some(e) if e.hash == d.entry.hash && e.prev == d.entry.prev => Check::ok(
-            "ledger",
-            format!("the checkpoint is still entry {seq} of this database's ledger (same hash and prev_hash)"),
-        ),
-        Some(e) => Check::problem(
-            "ledger",
-            format!(
-                "entry {seq} of this database's ledger is another entry (hash {}…, the checkpoint's is {}…): the ledger was rewritten or replaced since the checkpoint",
-                hex::encode(e.hash.get(..8).unwrap_or(&e.hash)),
-                short(&d.entry.hash)
-            ),
-        ),
-        None => match last_seq {
-            Some(last) => Check::problem(
-                "ledger",
-                format!(
-                    "this database's ledger ends at entry {last}, before the checkpoint's entry {seq}: the ledger was rolled back or an older backup restored"
-                ),
-            ),
-            None => Check::problem(
-                "ledger",
-                "this database has no worm.ledger: the checkpoint cannot be in it".to_owned(),
-            ),
-        },
-    }
-}
-
-fn digest_hash_check(d: &Digest) -> Check {
-    if d.hash_ok() {
-        Check::ok(
-            "digest_hash",
-            format!(
-                "the digest's ledger hash {}… recomputes from its content",
-                short(&d.entry.hash)
-            ),
-        )
-    } else {
-        Check::problem(
-            "digest_hash",
-            "the digest's ledger hash does not recompute from its content: the digest was altered",
-        )
-    }
-}
-
 struct AgainstOutcome {
     checks: Vec<Check>,
     comparison: Comparison,
@@ -230,7 +214,7 @@ struct AgainstOutcome {
 /// Everything about the table and the digest, with the chain problems merged into `rows`.
 fn against_checks(
     d: &Digest,
-    data: &mut db::TableData,
+    data: &mut TableData,
     stored: Option<&LedgerEntry>,
     last_seq: Option<i64>,
     sigs: Option<(&[SigResult], &[[u8; 32]])>,
@@ -244,11 +228,34 @@ fn against_checks(
     for f in &comparison.chains {
         if f.check.status == Status::Problem {
             if let Some(row) = data.rows.iter_mut().find(|r| r.chain == Some(f.chain)) {
-                merge_problem(row, f.first_bad_seq, &f.check.detail);
+                row.add_problem(f.first_bad_seq, &f.check.detail);
             }
         }
     }
     AgainstOutcome { checks, comparison }
+}
+
+/// The table verified, and the digest's ledger entry as this database has it (with the
+/// newest ledger seq when `with_last` and there is no such entry), in one snapshot.
+fn read_against(
+    client: &mut postgres::Client,
+    table: &str,
+    seq: i64,
+    show_progress: bool,
+    with_last: bool,
+) -> std::result::Result<(TableData, Option<LedgerEntry>, Option<i64>), Failure> {
+    let mut tx = db::begin_read(client)?;
+    let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, true)?;
+    let stored = db::ledger_entry(&mut tx, seq)?;
+    let last = if stored.is_none() && with_last {
+        db::ledger_last_seq(&mut tx)?
+    } else {
+        None
+    };
+    tx.commit()
+        .map_err(db::pg)
+        .context("cannot end the read-only transaction")?;
+    Ok((data, stored, last))
 }
 
 pub fn table_against(
@@ -258,41 +265,28 @@ pub fn table_against(
     digest_path: &Path,
     required: &[String],
 ) -> ExitCode {
-    let d = match load_digest(digest_path) {
-        Ok(d) => d,
-        Err(e) => return fatal(&e),
-    };
-    let required = match parse_required(required) {
-        Ok(r) => r,
-        Err(e) => return fatal(&e),
-    };
-    let mut client = match db::connect(db_url) {
-        Ok(c) => c,
-        Err(e) => return fatal(&e),
-    };
+    exit_code(run_table_against(
+        db_url,
+        table,
+        json,
+        digest_path,
+        required,
+    ))
+}
+
+fn run_table_against(
+    db_url: &str,
+    table: &str,
+    json: bool,
+    digest_path: &Path,
+    required: &[String],
+) -> Run {
+    let d = load_digest(digest_path)?;
+    let required = parse_required(required)?;
+    let mut client = db::connect(db_url)?;
     let show_progress = !json && std::io::stderr().is_terminal();
-    let read = (|| -> Result<_, Failure> {
-        let mut tx = db::begin_read(&mut client)?;
-        let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, true)?;
-        let stored = db::ledger_entry(&mut tx, d.entry.seq)?;
-        let last = if stored.is_none() {
-            db::ledger_last_seq(&mut tx)?
-        } else {
-            None
-        };
-        tx.commit()
-            .map_err(db::pg)
-            .context("cannot end the read-only transaction")?;
-        Ok((data, stored, last))
-    })();
-    let (mut data, stored, last) = match read {
-        Ok(x) => x,
-        Err(Failure::Damaged(msg)) => {
-            eprintln!("worm-verify: PROBLEM: {msg}");
-            return ExitCode::from(1);
-        }
-        Err(Failure::Fatal(e)) => return fatal(&e),
-    };
+    let (mut data, stored, last) =
+        read_against(&mut client, table, d.entry.seq, show_progress, true)?;
     let sig_results = d.check_signatures(&required);
     let outcome = against_checks(
         &d,
@@ -302,10 +296,9 @@ pub fn table_against(
         Some((&sig_results, &required)),
     );
     let cp_problems = problems(&outcome.checks);
-    let chain_problems = data.rows.iter().filter(|r| !r.ok).count();
-    let ok = cp_problems == 0 && chain_problems == 0;
+    let ok = cp_problems == 0 && all_ok(&data.rows);
     if json {
-        let v = json!({
+        print_json(&json!({
             "chains": data.rows,
             "checkpoint": {
                 "ledger_seq": d.entry.seq,
@@ -318,83 +311,143 @@ pub fn table_against(
                 "signatures": sig_results,
             },
             "ok": ok,
-        });
-        print_out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        }));
     } else {
-        let mut text = report::to_text(&data.summary, &data.rows);
-        text.push_str(&format!("\nAgainst the {}\n", d.describe()));
-        text.push_str(&report::checks_text(&outcome.checks));
-        text.push('\n');
-        let signer = sig_results
-            .iter()
-            .filter(|s| s.valid && (required.is_empty() || s.required_key))
-            .map(|s| s.key_id.clone())
-            .collect::<Vec<_>>();
-        if cp_problems == 0 {
-            let purged = if outcome.comparison.exact() {
-                ""
-            } else {
-                " (purged since where noted)"
-            };
-            text.push_str(&format!(
-                "OK: the table still extends the checkpoint of ledger entry {}{purged}{}.\n",
-                d.entry.seq,
-                if signer.is_empty() {
-                    String::new()
-                } else {
-                    format!(", signed by {}", signer.join(", "))
-                }
-            ));
-        } else {
-            let names: Vec<String> = outcome
-                .checks
-                .iter()
-                .filter(|c| c.status == Status::Problem)
-                .map(|c| c.check.clone())
-                .collect();
-            text.push_str(&format!(
-                "PROBLEMS FOUND against the checkpoint of ledger entry {}: {} ({}).\n",
-                d.entry.seq,
-                plural(cp_problems, "problem", "problems"),
-                names.join(", ")
-            ));
-        }
-        print_out(&text);
+        print_out(&against_text(
+            &d,
+            &data,
+            &outcome,
+            &sig_results,
+            !required.is_empty(),
+        ));
     }
-    exit(usize::from(!ok))
+    Ok(End::from_problems(usize::from(!ok)))
+}
+
+/// The human report of `table --against`.
+fn against_text(
+    d: &Digest,
+    data: &TableData,
+    outcome: &AgainstOutcome,
+    sig_results: &[SigResult],
+    keys_required: bool,
+) -> String {
+    let mut text = report::to_text(&data.summary, &data.rows);
+    text.push_str(&format!("\nAgainst the {}\n", d.describe()));
+    text.push_str(&report::checks_text(&outcome.checks));
+    text.push('\n');
+    let cp_problems = problems(&outcome.checks);
+    if cp_problems > 0 {
+        let names: Vec<String> = outcome
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Problem)
+            .map(|c| c.check.clone())
+            .collect();
+        text.push_str(&format!(
+            "PROBLEMS FOUND against the checkpoint of ledger entry {}: {} ({}).\n",
+            d.entry.seq,
+            plural(cp_problems, "problem", "problems"),
+            names.join(", ")
+        ));
+        return text;
+    }
+    let signer = sig_results
+        .iter()
+        .filter(|s| s.valid && (!keys_required || s.required_key))
+        .map(|s| s.key_id.clone())
+        .collect::<Vec<_>>();
+    let purged = if outcome.comparison.exact() {
+        ""
+    } else {
+        " (purged since where noted)"
+    };
+    text.push_str(&format!(
+        "OK: the table still extends the checkpoint of ledger entry {}{purged}{}.\n",
+        d.entry.seq,
+        if signer.is_empty() {
+            String::new()
+        } else {
+            format!(", signed by {}", signer.join(", "))
+        }
+    ));
+    text
 }
 
 // --- checkpoint -------------------------------------------------------------------------------
 
 pub fn checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> ExitCode {
-    let mut client = match db::connect(db_url) {
-        Ok(c) => c,
-        Err(e) => return fatal(&e),
-    };
-    let whole = match db::take_checkpoint(&mut client, table) {
-        Ok(j) => j,
-        Err(e) => {
-            // The server refuses to checkpoint a table that fails its own verification.
-            let refused_damaged = e.chain().any(|c| {
-                c.downcast_ref::<postgres::Error>()
-                    .and_then(|p| p.code())
-                    .is_some_and(|s| *s == postgres::error::SqlState::DATA_CORRUPTED)
-            }) || format!("{e:#}").contains("XX001");
-            eprintln!("worm-verify: error: {e:#}");
-            return ExitCode::from(if refused_damaged { 1 } else { 2 });
+    exit_code(run_checkpoint(db_url, table, out))
+}
+
+/// `SELECT worm.checkpoint(TABLE)`: the server's digest, parsed.
+fn take_checkpoint(client: &mut postgres::Client, table: &str) -> Run<Digest> {
+    let whole = db::take_checkpoint(client, table).map_err(|e| {
+        // The server refuses to checkpoint a table that fails its own verification.
+        let refused_damaged = e.chain().any(|c| {
+            c.downcast_ref::<postgres::Error>()
+                .and_then(|p| p.code())
+                .is_some_and(|s| *s == postgres::error::SqlState::DATA_CORRUPTED)
+        }) || format!("{e:#}").contains("XX001");
+        if refused_damaged {
+            End::Refused(e)
+        } else {
+            End::Error(e)
         }
-    };
-    let d = match Digest::parse(whole) {
-        Ok(d) => d,
-        Err(m) => {
-            return fatal(&anyhow!(
-                "worm.checkpoint returned an unexpected document: {m}"
-            ))
-        }
-    };
+    })?;
+    Digest::parse(whole).map_err(|m| {
+        End::Error(anyhow!(
+            "worm.checkpoint returned an unexpected document: {m}"
+        ))
+    })
+}
+
+/// What `checkpoint` recomputed besides the comparison: the chains verified independently,
+/// and the digest's own claims.
+fn checkpoint_extra_checks(d: &Digest, data: &TableData) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let bad_chains: Vec<_> = data.rows.iter().filter(|r| !r.ok).collect();
+    if bad_chains.is_empty() {
+        checks.push(Check::ok(
+            "table",
+            format!(
+                "every row hash and link of {} verified independently ({})",
+                plural(data.rows.len(), "chain", "chains"),
+                plural(data.summary.rows_read as usize, "row", "rows")
+            ),
+        ));
+    }
+    for r in &bad_chains {
+        checks.push(Check::problem(
+            "table",
+            format!(
+                "chain {}: {}",
+                r.chain.map_or("NULL".to_owned(), |c| c.to_string()),
+                r.detail
+            ),
+        ));
+    }
+    if d.verification_ok == Some(false) {
+        checks.push(Check::problem(
+            "verification",
+            "the server's digest says its own verification failed",
+        ));
+    }
+    if let Some(rows) = d.rows.filter(|r| *r != d.merkle_size) {
+        checks.push(Check::problem(
+            "rows",
+            format!(
+                "the digest counts {rows} rows but its Merkle tree has {} leaves",
+                d.merkle_size
+            ),
+        ));
+    }
+    checks
+}
+
+fn run_checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> Run {
+    let mut client = db::connect(db_url)?;
+    let d = take_checkpoint(&mut client, table)?;
     let to_stdout = out.is_none_or(|p| p.as_os_str() == "-");
     let say = |s: &str| {
         if to_stdout {
@@ -408,92 +461,34 @@ pub fn checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> ExitCode {
         d.entry.seq, d.table_name
     ));
     let show_progress = std::io::stderr().is_terminal();
-    let read = (|| -> Result<_, Failure> {
-        let mut tx = db::begin_read(&mut client)?;
-        let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, true)?;
-        let stored = db::ledger_entry(&mut tx, d.entry.seq)?;
-        tx.commit()
-            .map_err(db::pg)
-            .context("cannot end the read-only transaction")?;
-        Ok((data, stored))
-    })();
-    let (mut data, stored) = match read {
-        Ok(x) => x,
-        Err(Failure::Damaged(msg)) => {
-            eprintln!("worm-verify: PROBLEM: {msg}");
-            return ExitCode::from(1);
-        }
-        Err(Failure::Fatal(e)) => return fatal(&e),
-    };
-    let outcome = against_checks(&d, &mut data, stored.as_ref(), None, None);
-    let mut checks = outcome.checks;
-    let bad_chains: Vec<&ChainRow> = data.rows.iter().filter(|r| !r.ok).collect();
-    if bad_chains.is_empty() {
-        checks.push(Check::ok(
-            "table",
-            format!(
-                "every row hash and link of {} verified independently ({})",
-                plural(data.rows.len(), "chain", "chains"),
-                plural(data.summary.rows_read as usize, "row", "rows")
-            ),
-        ));
-    } else {
-        for r in &bad_chains {
-            checks.push(Check::problem(
-                "table",
-                format!(
-                    "chain {}: {}",
-                    r.chain.map_or("NULL".to_owned(), |c| c.to_string()),
-                    r.detail
-                ),
-            ));
-        }
-    }
-    if d.verification_ok == Some(false) {
-        checks.push(Check::problem(
-            "verification",
-            "the server's digest says its own verification failed",
-        ));
-    }
-    if let Some(rows) = d.rows {
-        if rows != d.merkle_size {
-            checks.push(Check::problem(
-                "rows",
-                format!(
-                    "the digest counts {rows} rows but its Merkle tree has {} leaves",
-                    d.merkle_size
-                ),
-            ));
-        }
-    }
-    // Anything not exactly equal (also a purge in between) means the digest cannot be vouched for.
-    let differs = checks.iter().any(|c| c.status != Status::Ok);
+    let (mut data, stored, _) =
+        read_against(&mut client, table, d.entry.seq, show_progress, false)?;
+    let mut checks = against_checks(&d, &mut data, stored.as_ref(), None, None).checks;
+    checks.extend(checkpoint_extra_checks(&d, &data));
     let mut text = format!("  {}\n", d.describe());
     text.push_str(&report::checks_text(&checks));
-    if differs {
+    // Anything not exactly equal (also a purge in between) means the digest cannot be vouched for.
+    if checks.iter().any(|c| c.status != Status::Ok) {
         text.push_str(&format!(
             "REFUSED: the server's digest (ledger entry {}) does not match what worm-verify recomputed from the rows; it is not written. (It is recorded in the ledger all the same.)\n",
             d.entry.seq
         ));
         say(&text);
-        return ExitCode::from(1);
+        return Ok(End::Problems);
     }
     if let Err(e) = write_json(out, &d.whole) {
         say(&text);
-        return fatal(&e);
+        return Err(e.into());
     }
     text.push_str(&format!(
         "OK: the digest matches the rows (heads of {}, Merkle root {}… over {}){}; sign it with `worm-verify sign` and keep it outside the database.\n",
         plural(d.chains.len(), "chain", "chains"),
         short(&d.merkle_root),
         plural(d.merkle_size as usize, "row", "rows"),
-        match out {
-            Some(p) if p.as_os_str() != "-" => format!(", written to {}", p.display()),
-            _ => String::new(),
-        }
+        written_to(out)
     ));
     say(&text);
-    ExitCode::SUCCESS
+    Ok(End::Verified)
 }
 
 // --- keygen and sign -------------------------------------------------------------------------
@@ -503,6 +498,10 @@ fn sql_literal(s: &str) -> String {
 }
 
 pub fn keygen(out: &Path, key_id: Option<&str>) -> ExitCode {
+    exit_code(run_keygen(out, key_id))
+}
+
+fn run_keygen(out: &Path, key_id: Option<&str>) -> Run {
     let key_id = match key_id {
         Some(k) => k.to_owned(),
         None => out
@@ -511,15 +510,10 @@ pub fn keygen(out: &Path, key_id: Option<&str>) -> ExitCode {
             .unwrap_or_default(),
     };
     if key_id.trim().is_empty() {
-        return fatal(&anyhow!("--key-id must not be empty"));
+        return Err(anyhow!("--key-id must not be empty").into());
     }
-    let key = match sig::generate() {
-        Ok(k) => k,
-        Err(e) => return fatal(&e),
-    };
-    if let Err(e) = sig::write_key_file(out, &key) {
-        return fatal(&e);
-    }
+    let key = sig::generate()?;
+    sig::write_key_file(out, &key)?;
     let pk = hex::encode(key.verifying_key().to_bytes());
     print_out(&format!(
         "secret key written to {} (mode 0600): keep it offline; whoever holds it can sign digests as {key_id}\n\
@@ -530,71 +524,68 @@ pub fn keygen(out: &Path, key_id: Option<&str>) -> ExitCode {
         sql_literal(&key_id),
         sql_literal(&pk)
     ));
-    ExitCode::SUCCESS
+    Ok(End::Verified)
 }
 
 pub fn sign(key_path: &Path, key_id: &str, digest_path: &Path, out: Option<&Path>) -> ExitCode {
-    if key_id.trim().is_empty() {
-        return fatal(&anyhow!("--key-id must not be empty"));
-    }
-    let (key, warning) = match sig::read_key_file(key_path) {
-        Ok(k) => k,
-        Err(e) => return fatal(&e),
-    };
-    if let Some(w) = warning {
-        eprintln!("worm-verify: warning: {w}");
-    }
-    let d = match load_digest(digest_path) {
-        Ok(d) => d,
-        Err(e) => return fatal(&e),
-    };
+    exit_code(run_sign(key_path, key_id, digest_path, out))
+}
+
+/// Whether the digest may be signed: its hash recomputes and every signature it carries
+/// verifies.
+fn signable(d: &Digest, digest_path: &Path) -> std::result::Result<Vec<SigResult>, End> {
     if !d.hash_ok() {
-        eprintln!(
-            "worm-verify: PROBLEM: refusing to sign {}: its ledger hash does not recompute from its content, so the digest was altered after worm.checkpoint issued it",
+        return Err(End::Problem(format!(
+            "refusing to sign {}: its ledger hash does not recompute from its content, so the digest was altered after worm.checkpoint issued it",
             digest_path.display()
-        );
-        return ExitCode::from(1);
+        )));
     }
     let results = d.check_signatures(&[]);
     if let Some(bad) = results.iter().find(|r| !r.valid) {
-        eprintln!(
-            "worm-verify: PROBLEM: refusing to countersign {}: its signature by {} does not verify",
+        return Err(End::Problem(format!(
+            "refusing to countersign {}: its signature by {} does not verify",
             digest_path.display(),
             bad.key_id
-        );
-        return ExitCode::from(1);
+        )));
     }
+    Ok(results)
+}
+
+fn run_sign(key_path: &Path, key_id: &str, digest_path: &Path, out: Option<&Path>) -> Run {
+    if key_id.trim().is_empty() {
+        return Err(anyhow!("--key-id must not be empty").into());
+    }
+    let (key, warning) = sig::read_key_file(key_path)?;
+    if let Some(w) = warning {
+        print_err(&format!("worm-verify: warning: {w}\n"));
+    }
+    let d = load_digest(digest_path)?;
+    let results = signable(&d, digest_path)?;
     let pk = key.verifying_key().to_bytes();
     let pk_hex = hex::encode(pk);
     let signed = if results.iter().any(|r| r.public_key == pk_hex) {
-        eprintln!(
-            "worm-verify: {} is already signed by this key; nothing added",
+        print_err(&format!(
+            "worm-verify: {} is already signed by this key; nothing added\n",
             digest_path.display()
-        );
+        ));
         d.whole.clone()
     } else {
-        let signature = sig::sign(&key, &d.entry.hash);
-        d.with_signature(key_id, &pk, &signature)
+        d.with_signature(key_id, &pk, &sig::sign(&key, &d.entry.hash))
     };
-    if let Err(e) = write_json(out, &signed) {
-        return fatal(&e);
-    }
+    write_json(out, &signed)?;
     let n = signed
         .get("signatures")
         .and_then(Json::as_array)
         .map_or(0, Vec::len);
-    eprintln!(
-        "worm-verify: signed the checkpoint of {} in ledger entry {} (hash {}…) as {key_id}, public key {pk_hex}; it carries {}{}",
+    print_err(&format!(
+        "worm-verify: signed the checkpoint of {} in ledger entry {} (hash {}…) as {key_id}, public key {pk_hex}; it carries {}{}\n",
         d.table_name,
         d.entry.seq,
         short(&d.entry.hash),
         plural(n, "signature", "signatures"),
-        match out {
-            Some(p) if p.as_os_str() != "-" => format!(", written to {}", p.display()),
-            _ => String::new(),
-        }
-    );
-    ExitCode::SUCCESS
+        written_to(out)
+    ));
+    Ok(End::Verified)
 }
 
 // --- proof ------------------------------------------------------------------------------------
@@ -606,79 +597,47 @@ pub fn proof(
     json: bool,
     verbose: bool,
 ) -> ExitCode {
-    let text = match read_text(proof_path) {
-        Ok(t) => t,
-        Err(e) => return fatal(&e),
-    };
+    exit_code(run_proof(proof_path, checkpoint, db_url, json, verbose))
+}
+
+/// How long checking the proof took.
+struct ProofTiming {
+    check: Duration,
+    total: Duration,
+    /// The mean of 1000 repeated checks (the first one pays for cold caches).
+    mean: Option<Duration>,
+}
+
+fn time_mean_check(p: &Proof) -> Duration {
+    const RUNS: u32 = 1000;
+    let t = Instant::now();
+    for _ in 0..RUNS {
+        std::hint::black_box(std::hint::black_box(p).check());
+    }
+    t.elapsed() / RUNS
+}
+
+fn run_proof(
+    proof_path: &Path,
+    checkpoint: Option<&Path>,
+    db_url: Option<&str>,
+    json: bool,
+    verbose: bool,
+) -> Run {
+    let text = read_text(proof_path)?;
     let t0 = Instant::now();
-    let j = match parse_json(proof_path, &text) {
-        Ok(j) => j,
-        Err(e) => return fatal(&e),
-    };
-    let p = match Proof::parse(&j) {
-        Ok(p) => p,
-        Err(m) => return fatal(&malformed(proof_path, m)),
-    };
+    let j = parse_json(proof_path, &text)?;
+    let p = Proof::parse(&j).map_err(|m| malformed(proof_path, m))?;
     let t1 = Instant::now();
     let outcome = p.check();
-    let check_time = t1.elapsed();
-    let total_time = t0.elapsed();
-    // The first check pays for cold caches; the mean of repeated checks is the steady cost.
-    let mean_check = if verbose || json {
-        const RUNS: u32 = 1000;
-        let t = Instant::now();
-        for _ in 0..RUNS {
-            std::hint::black_box(std::hint::black_box(&p).check());
-        }
-        Some(t.elapsed() / RUNS)
-    } else {
-        None
+    let timing = ProofTiming {
+        check: t1.elapsed(),
+        total: t0.elapsed(),
+        mean: (verbose || json).then(|| time_mean_check(&p)),
     };
-
-    let mut checks = Vec::new();
-    if outcome.link_ok {
-        checks.push(Check::ok(
-            "link",
-            format!(
-                "the row's link {}… recomputes from its row hash, table, chain {}, seq {}, insertion time and previous link",
-                short(&p.link),
-                p.chain,
-                p.seq
-            ),
-        ));
-    } else {
-        checks.push(Check::problem(
-            "link",
-            "the row's link does not recompute from its row hash, position, insertion time and previous link: the proof was altered",
-        ));
-    }
-    if outcome.included {
-        checks.push(Check::ok(
-            "merkle_path",
-            format!(
-                "the link is leaf {} of the {}-leaf Merkle tree with root {}… ({})",
-                p.leaf_index,
-                p.merkle_size,
-                short(&p.merkle_root),
-                plural(p.path.len(), "hash", "hashes")
-            ),
-        ));
-    } else {
-        checks.push(Check::problem(
-            "merkle_path",
-            format!(
-                "the audit path does not lead from the link (leaf {} of {}) to the root {}…: the proof was altered or belongs to another checkpoint",
-                p.leaf_index,
-                p.merkle_size,
-                short(&p.merkle_root)
-            ),
-        ));
-    }
+    let mut checks = p.offline_checks(outcome);
     match checkpoint {
-        Some(path) => match load_digest(path) {
-            Ok(d) => checks.extend(p.against_digest(&d)),
-            Err(e) => return fatal(&e),
-        },
+        Some(path) => checks.extend(p.against_digest(&load_digest(path)?)),
         None => checks.push(Check::note(
             "checkpoint",
             format!(
@@ -691,74 +650,88 @@ pub fn proof(
         match proof_db_checks(url, &p) {
             Ok(more) => checks.extend(more),
             Err(Failure::Damaged(msg)) => checks.push(Check::problem("row", msg)),
-            Err(Failure::Fatal(e)) => return fatal(&e),
+            Err(Failure::Fatal(e)) => return Err(e.into()),
         }
     }
-    let problems = problems(&checks);
     let json_bytes = text.trim_end().len();
     if json {
-        let v = json!({
-            "ok": problems == 0,
-            "table": {"uid": format_uuid(&p.table_uid), "name": p.table_name},
-            "row": {"chain": p.chain, "seq": p.seq},
-            "checkpoint_ledger_seq": p.checkpoint_seq,
-            "checks": checks,
-            "proof_bytes": p.binary_size(),
-            "proof_json_bytes": json_bytes,
-            "path_hashes": p.path.len(),
-            "check_micros": check_time.as_secs_f64() * 1e6,
-            "mean_check_micros": mean_check.map(|d| d.as_secs_f64() * 1e6),
-            "parse_and_check_micros": total_time.as_secs_f64() * 1e6,
-        });
-        print_out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        print_json(&proof_json(&p, &checks, &timing, json_bytes));
     } else {
-        let mut out = format!(
-            "worm-verify: inclusion proof of row (chain {}, seq {}) of {} (table_uid {}) in the checkpoint of ledger entry {}\n",
-            p.chain,
-            p.seq,
-            if p.table_name.is_empty() { "?" } else { &p.table_name },
-            format_uuid(&p.table_uid),
-            p.checkpoint_seq
-        );
-        out.push_str(&report::checks_text(&checks));
-        out.push_str(&format!(
-            "proof size: {} bytes in binary ({} fixed + {} × 32), {json_bytes} bytes as JSON\n",
-            p.binary_size(),
-            core::PROOF_FIXED_BYTES,
-            p.path.len()
-        ));
-        if verbose {
-            out.push_str(&format!(
-                "checked in {:.1} µs (link and {}-hash path; {:.1} µs with JSON parsing; {:.1} µs on average over 1000 repeated checks)\n",
-                check_time.as_secs_f64() * 1e6,
-                p.path.len(),
-                total_time.as_secs_f64() * 1e6,
-                mean_check.unwrap_or_default().as_secs_f64() * 1e6
-            ));
-        }
-        out.push_str(&if problems == 0 {
-            format!(
-                "OK: row (chain {}, seq {}) was in the table at the checkpoint of ledger entry {}.\n",
-                p.chain, p.seq, p.checkpoint_seq
-            )
-        } else {
-            format!(
-                "PROBLEMS FOUND: {} in the proof of row (chain {}, seq {}).\n",
-                plural(problems, "problem", "problems"),
-                p.chain,
-                p.seq
-            )
-        });
-        print_out(&out);
+        print_out(&proof_text(&p, &checks, &timing, json_bytes, verbose));
     }
-    exit(problems)
+    Ok(End::from_problems(problems(&checks)))
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn proof_json(p: &Proof, checks: &[Check], timing: &ProofTiming, json_bytes: usize) -> Json {
+    json!({
+        "ok": problems(checks) == 0,
+        "table": {"uid": format_uuid(&p.table_uid), "name": p.table_name},
+        "row": {"chain": p.chain, "seq": p.seq},
+        "checkpoint_ledger_seq": p.checkpoint_seq,
+        "checks": checks,
+        "proof_bytes": p.binary_size(),
+        "proof_json_bytes": json_bytes,
+        "path_hashes": p.path.len(),
+        "check_micros": micros(timing.check),
+        "mean_check_micros": timing.mean.map(micros),
+        "parse_and_check_micros": micros(timing.total),
+    })
+}
+
+fn proof_text(
+    p: &Proof,
+    checks: &[Check],
+    timing: &ProofTiming,
+    json_bytes: usize,
+    verbose: bool,
+) -> String {
+    let mut out = format!(
+        "worm-verify: inclusion proof of row (chain {}, seq {}) of {} (table_uid {}) in the checkpoint of ledger entry {}\n",
+        p.chain,
+        p.seq,
+        if p.table_name.is_empty() { "?" } else { &p.table_name },
+        format_uuid(&p.table_uid),
+        p.checkpoint_seq
+    );
+    out.push_str(&report::checks_text(checks));
+    out.push_str(&format!(
+        "proof size: {} bytes in binary ({} fixed + {} × 32), {json_bytes} bytes as JSON\n",
+        p.binary_size(),
+        core::PROOF_FIXED_BYTES,
+        p.path.len()
+    ));
+    if verbose {
+        out.push_str(&format!(
+            "checked in {:.1} µs (link and {}-hash path; {:.1} µs with JSON parsing; {:.1} µs on average over 1000 repeated checks)\n",
+            micros(timing.check),
+            p.path.len(),
+            micros(timing.total),
+            micros(timing.mean.unwrap_or_default())
+        ));
+    }
+    let problems = problems(checks);
+    out.push_str(&if problems == 0 {
+        format!(
+            "OK: row (chain {}, seq {}) was in the table at the checkpoint of ledger entry {}.\n",
+            p.chain, p.seq, p.checkpoint_seq
+        )
+    } else {
+        format!(
+            "PROBLEMS FOUND: {} in the proof of row (chain {}, seq {}).\n",
+            plural(problems, "problem", "problems"),
+            p.chain,
+            p.seq
+        )
+    });
+    out
 }
 
 /// Re-reads the proved row and its checkpoint's ledger entry (read-only, no pg_worm function).
-fn proof_db_checks(url: &str, p: &Proof) -> Result<Vec<Check>, Failure> {
+fn proof_db_checks(url: &str, p: &Proof) -> std::result::Result<Vec<Check>, Failure> {
     let mut client = db::connect(url)?;
     let mut tx = db::begin_read(&mut client)?;
     let o = db::open_table(&mut tx, TableSel::Uid(p.table_uid))?;
@@ -768,109 +741,31 @@ fn proof_db_checks(url: &str, p: &Proof) -> Result<Vec<Check>, Failure> {
     tx.commit()
         .map_err(db::pg)
         .context("cannot end the read-only transaction")?;
-    let mut checks = Vec::new();
-    match stored {
-        Some(e) if e.hash == p.checkpoint_hash => checks.push(Check::ok(
-            "ledger",
-            format!(
-                "the checkpoint is entry {} of this database's ledger (same hash)",
-                p.checkpoint_seq
-            ),
-        )),
-        Some(_) => checks.push(Check::problem(
-            "ledger",
-            format!(
-                "entry {} of this database's ledger is another entry: the ledger was rewritten or replaced",
-                p.checkpoint_seq
-            ),
-        )),
-        None => checks.push(Check::problem(
-            "ledger",
-            format!(
-                "this database's ledger has no entry {}: it was rolled back or an older backup restored",
-                p.checkpoint_seq
-            ),
-        )),
-    }
     let pos = format!("row (chain {}, seq {}) of {}", p.chain, p.seq, o.display());
-    if rows.is_empty() {
-        match anchor {
-            Some((a, _)) if a >= p.seq => checks.push(Check::note(
-                "row",
-                format!(
-                    "{pos} was purged since the checkpoint (purge anchor at {a}): its values cannot be re-read; its deletion certificate covers it"
-                ),
-            )),
-            _ => checks.push(Check::problem(
-                "row",
-                format!(
-                    "{pos} is no longer in the table: it was removed outside pg_worm, or an older backup was restored"
-                ),
-            )),
-        }
-        return Ok(checks);
-    }
-    if rows.len() > 1 {
-        checks.push(Check::problem(
-            "row",
-            format!(
-                "{pos} appears {} times: rows were inserted out of chain",
-                rows.len()
-            ),
-        ));
-    }
-    let r = &rows[0];
-    let mut differs = Vec::new();
-    if r.row_hash != p.row_hash {
-        differs.push("its current values no longer hash to the proof's row hash: it was changed after the checkpoint".to_owned());
-    }
-    if r.stored_link.as_deref() != Some(&p.link[..]) {
-        differs.push("its stored link (worm_hash) is not the proof's".to_owned());
-    }
-    if r.inserted_at != Some(p.inserted_at) {
-        differs.push("its worm_inserted_at is not the proof's".to_owned());
-    }
-    if differs.is_empty() {
-        checks.push(Check::ok(
-            "row",
-            format!(
-                "{pos}: its current values hash to the proof's row hash {}…, and its stored link and insertion time are the proof's: these values were in the table at the checkpoint",
-                short(&r.row_hash)
-            ),
-        ));
-    } else {
-        checks.push(Check::problem(
-            "row",
-            format!("{pos}: {}", differs.join("; ")),
-        ));
-    }
-    Ok(checks)
+    Ok(p.db_checks(stored.as_ref(), &rows, anchor.map(|a| a.0), &pos))
 }
 
 // --- certificate -----------------------------------------------------------------------------
 
 pub fn certificate(cert_path: &Path, db_url: Option<&str>, json: bool) -> ExitCode {
-    let text = match read_text(cert_path) {
-        Ok(t) => t,
-        Err(e) => return fatal(&e),
-    };
-    let c = match parse_json(cert_path, &text)
-        .and_then(|j| Certificate::parse(j).map_err(|m| malformed(cert_path, m)))
-    {
-        Ok(c) => c,
-        Err(e) => return fatal(&e),
-    };
+    exit_code(run_certificate(cert_path, db_url, json))
+}
+
+fn run_certificate(cert_path: &Path, db_url: Option<&str>, json: bool) -> Run {
+    let text = read_text(cert_path)?;
+    let c =
+        Certificate::parse(parse_json(cert_path, &text)?).map_err(|m| malformed(cert_path, m))?;
     let mut checks = c.offline_checks();
     if let Some(url) = db_url {
         match certificate_db_checks(url, &c) {
             Ok(more) => checks.extend(more),
             Err(Failure::Damaged(msg)) => checks.push(Check::problem("table", msg)),
-            Err(Failure::Fatal(e)) => return fatal(&e),
+            Err(Failure::Fatal(e)) => return Err(e.into()),
         }
     }
     let problems = problems(&checks);
     if json {
-        let v = json!({
+        print_json(&json!({
             "ok": problems == 0,
             "certificate_id": c.id,
             "ledger_seq": c.entry.seq,
@@ -878,239 +773,81 @@ pub fn certificate(cert_path: &Path, db_url: Option<&str>, json: bool) -> ExitCo
             "checked_against_database": db_url.is_some(),
             "problems": problems,
             "checks": checks,
-        });
-        print_out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        }));
     } else {
-        let mut out = format!("worm-verify: {}\n", c.describe());
-        out.push_str(&report::checks_text(&checks));
-        out.push_str(&if problems == 0 {
-            format!(
-                "OK: the certificate verifies{}.\n",
-                if db_url.is_some() {
-                    " (offline and against the database)"
-                } else {
-                    " offline (add --db to check it against the ledger and the table)"
-                }
-            )
-        } else {
-            format!(
-                "PROBLEMS FOUND: {} in the certificate of ledger entry {}.\n",
-                plural(problems, "problem", "problems"),
-                c.entry.seq
-            )
-        });
-        print_out(&out);
+        print_out(&certificate_text(&c, &checks, db_url.is_some()));
     }
-    exit(problems)
+    Ok(End::from_problems(problems))
 }
 
-fn same_table(doc: &Json, uid: &[u8; 16]) -> bool {
-    doc.get("table")
-        .and_then(|t| t.get("uid"))
-        .and_then(Json::as_str)
-        .and_then(core::parse_uuid)
-        .is_some_and(|u| u == *uid)
+fn certificate_text(c: &Certificate, checks: &[Check], with_db: bool) -> String {
+    let mut out = format!("worm-verify: {}\n", c.describe());
+    out.push_str(&report::checks_text(checks));
+    let problems = problems(checks);
+    out.push_str(&if problems == 0 {
+        format!(
+            "OK: the certificate verifies{}.\n",
+            if with_db {
+                " (offline and against the database)"
+            } else {
+                " offline (add --db to check it against the ledger and the table)"
+            }
+        )
+    } else {
+        format!(
+            "PROBLEMS FOUND: {} in the certificate of ledger entry {}.\n",
+            plural(problems, "problem", "problems"),
+            c.entry.seq
+        )
+    });
+    out
+}
+
+/// Opens the certificate's table and reads its anchors and the rows right after the
+/// certificate's anchors; Err(why) when the table cannot be checked.
+fn read_cert_table(
+    tx: &mut postgres::Transaction<'_>,
+    c: &Certificate,
+) -> std::result::Result<std::result::Result<CertTable, String>, Failure> {
+    let o = match db::open_table(tx, TableSel::Uid(c.table_uid)) {
+        Ok(o) => o,
+        Err(Failure::Damaged(why)) => return Ok(Err(why)),
+        Err(Failure::Fatal(e)) if format!("{e:#}").contains("is protected in this database") => {
+            return Ok(Err(format!("{e:#}")))
+        }
+        Err(e) => return Err(e),
+    };
+    let mut t = CertTable {
+        display: o.display().to_owned(),
+        uid: o.uid,
+        anchors: BTreeMap::new(),
+        first_rows: BTreeMap::new(),
+        chain_rows: None,
+    };
+    for ch in &c.chains {
+        if let Some(a) = db::anchor_of(&o, ch.chain) {
+            t.anchors.insert(ch.chain, a);
+            if a.0 == ch.last_seq {
+                let rows = db::fetch_row(tx, &o, ch.chain, a.0 + 1)?;
+                t.first_rows.insert(ch.chain, rows);
+            }
+        }
+    }
+    Ok(Ok(t))
 }
 
 /// The certificate against worm.ledger, worm.anchors and the table (read-only, no pg_worm
 /// function).
-fn certificate_db_checks(url: &str, c: &Certificate) -> Result<Vec<Check>, Failure> {
+fn certificate_db_checks(url: &str, c: &Certificate) -> std::result::Result<Vec<Check>, Failure> {
     let mut client = db::connect(url)?;
     let mut tx = db::begin_read(&mut client)?;
     let entries = db::ledger_all(&mut tx)?;
-    let opened = match db::open_table(&mut tx, TableSel::Uid(c.table_uid)) {
-        Ok(o) => Ok(o),
-        Err(Failure::Damaged(why)) => Err(why),
-        Err(Failure::Fatal(e)) if format!("{e:#}").contains("is protected in this database") => {
-            Err(format!("{e:#}"))
-        }
-        Err(e) => return Err(e),
-    };
-    // The first row after each anchor, to check that it links to the anchor.
-    let mut first_rows = Vec::new();
-    if let Ok(o) = &opened {
-        for ch in &c.chains {
-            if let Some((a, _)) = db::anchor_of(o, ch.chain) {
-                if a == ch.last_seq {
-                    first_rows.push((ch.chain, db::fetch_row(&mut tx, o, ch.chain, a + 1)?));
-                }
-            }
-        }
-    }
+    let table = read_cert_table(&mut tx, c)?;
     tx.commit()
         .map_err(db::pg)
         .context("cannot end the read-only transaction")?;
-
-    let mut checks = Vec::new();
-    let seq = c.entry.seq;
-    // Its ledger entry.
-    match entries.iter().find(|e| e.seq == seq) {
-        Some(e)
-            if e.hash == c.entry.hash
-                && e.prev == c.entry.prev
-                && canonical_json(&e.document) != canonical_json(c.document()) =>
-        {
-            checks.push(Check::problem(
-                "ledger_entry",
-                if c.hash_ok() {
-                    format!("entry {seq} of worm.ledger has this certificate's hash, but its document differs from this copy, which recomputes: the ledger's copy was altered")
-                } else {
-                    format!("entry {seq} of worm.ledger has this certificate's hash, but its document differs from this copy: this copy was altered (the ledger holds the original)")
-                },
-            ))
-        }
-        Some(e) if e.hash == c.entry.hash && e.prev == c.entry.prev => checks.push(Check::ok(
-            "ledger_entry",
-            format!("entry {seq} of worm.ledger is this certificate (same hash, prev_hash and document)"),
-        )),
-        Some(_) => checks.push(Check::problem(
-            "ledger_entry",
-            format!("entry {seq} of worm.ledger is another entry: the ledger was rewritten or replaced, or the certificate is from another database"),
-        )),
-        None => checks.push(Check::problem(
-            "ledger_entry",
-            format!(
-                "worm.ledger has no entry {seq} (it ends at {}): the ledger was rolled back or an older backup restored",
-                entries.last().map_or(0, |e| e.seq)
-            ),
-        )),
-    }
-    // The ledger up to it, then the rest.
-    let upto: Vec<LedgerEntry> = entries.iter().filter(|e| e.seq <= seq).cloned().collect();
-    let r = verify_ledger(upto);
-    if r.ok {
-        checks.push(Check::ok(
-            "ledger",
-            format!(
-                "the ledger verifies from entry 1 to entry {seq} ({} recomputed)",
-                plural(r.entries as usize, "entry", "entries")
-            ),
-        ));
-    } else {
-        checks.push(Check::problem(
-            "ledger",
-            format!("the ledger up to entry {seq} does not verify: {}", r.detail),
-        ));
-    }
-    let after = entries.iter().filter(|e| e.seq > seq).count();
-    if after > 0 && r.ok {
-        let all = verify_ledger(entries.clone());
-        if all.ok {
-            checks.push(Check::ok(
-                "ledger",
-                format!(
-                    "the {} after it verify too",
-                    plural(after, "entry", "entries")
-                ),
-            ));
-        } else {
-            checks.push(Check::problem(
-                "ledger",
-                format!(
-                    "the ledger after entry {seq} does not verify: {}",
-                    all.detail
-                ),
-            ));
-        }
-    }
-    // The table's chains start at its anchors.
-    let o = match opened {
-        Ok(o) => o,
-        Err(why) => {
-            checks.push(Check::problem(
-                "table",
-                format!("the certificate's table cannot be checked: {why} (dropped, or another database)"),
-            ));
-            return Ok(checks);
-        }
-    };
-    for ch in &c.chains {
-        let n = ch.chain;
-        let last = ch.last_seq;
-        match db::anchor_of(&o, n) {
-            None => checks.push(Check::problem(
-                "anchor",
-                format!("chain {n} of {} has no purge anchor: the purge was undone or an older backup restored", o.display()),
-            )),
-            Some((a, _)) if a < last => checks.push(Check::problem(
-                "anchor",
-                format!("chain {n}'s purge anchor is at {a}, before the certificate's last removed row {last}: the anchors were rolled back or an older backup restored"),
-            )),
-            Some((a, link_now)) if a == last => {
-                if link_now == Some(ch.anchor_link) {
-                    checks.push(Check::ok(
-                        "anchor",
-                        format!("chain {n}: the table's purge anchor is at seq {last} with the certificate's anchor link {}…", short(&ch.anchor_link)),
-                    ));
-                } else {
-                    checks.push(Check::problem(
-                        "anchor",
-                        format!("chain {n}'s purge anchor at {last} has another link than the certificate's anchor_link: the anchor was rewritten"),
-                    ));
-                }
-                let rows = first_rows
-                    .iter()
-                    .find(|(c, _)| *c == n)
-                    .map(|(_, r)| r.as_slice())
-                    .unwrap_or_default();
-                match rows.first() {
-                    None => checks.push(Check::ok(
-                        "first_row",
-                        format!("chain {n}: no row after the anchor yet"),
-                    )),
-                    Some(r) => {
-                        let expected = r.inserted_at.map(|at| {
-                            link(&o.uid, n, last + 1, at, &ch.anchor_link, &r.row_hash)
-                        });
-                        if expected.is_some()
-                            && r.stored_link.as_deref() == expected.as_ref().map(|h| &h[..])
-                        {
-                            checks.push(Check::ok(
-                                "first_row",
-                                format!("chain {n}: row {}, the first surviving row, links to the certificate's anchor", last + 1),
-                            ));
-                        } else {
-                            checks.push(Check::problem(
-                                "first_row",
-                                format!("chain {n}: row {} does not link to the certificate's anchor (or its values changed): run worm-verify table for details", last + 1),
-                            ));
-                        }
-                    }
-                }
-            }
-            Some((a, _)) => {
-                // Purged further since: a later certificate must continue from this one.
-                let later = entries.iter().find(|e| {
-                    e.seq > seq
-                        && e.document.get("event").and_then(Json::as_str) == Some("purge")
-                        && same_table(&e.document, &o.uid)
-                        && e.document
-                            .get("chains")
-                            .and_then(Json::as_array)
-                            .is_some_and(|cs| {
-                                cs.iter().any(|x| {
-                                    x.get("chain").and_then(Json::as_i64) == Some(i64::from(n))
-                                        && x.get("first_seq").and_then(Json::as_i64)
-                                            == Some(last + 1)
-                                })
-                            })
-                });
-                match later {
-                    Some(e) => checks.push(Check::ok(
-                        "anchor",
-                        format!("chain {n}: purged further since (anchor now at {a}) by the certificate of ledger entry {}, which continues from this one", e.seq),
-                    )),
-                    None => checks.push(Check::problem(
-                        "anchor",
-                        format!("chain {n} was purged past seq {last} (anchor now at {a}) without a certificate continuing from this one"),
-                    )),
-                }
-            }
-        }
-    }
+    let mut checks = c.ledger_checks(&entries);
+    checks.extend(c.table_checks(&entries, table.as_ref().map_err(Clone::clone)));
     Ok(checks)
 }
 
@@ -1118,8 +855,8 @@ fn certificate_db_checks(url: &str, c: &Certificate) -> Result<Vec<Check>, Failu
 mod tests {
     use super::*;
 
-    fn row() -> ChainRow {
-        ChainRow {
+    fn row() -> pg_worm_core::ChainRow {
+        pg_worm_core::ChainRow {
             chain: Some(0),
             rows_checked: 5,
             ok: true,
@@ -1135,12 +872,12 @@ mod tests {
     #[test]
     fn checkpoint_problems_merge_into_chain_rows() {
         let mut r = row();
-        merge_problem(&mut r, Some(6), "chain 0 is shorter than its checkpoint: rows 6..12 removed (tail cut, rollback or older backup)");
+        r.add_problem(Some(6), "chain 0 is shorter than its checkpoint: rows 6..12 removed (tail cut, rollback or older backup)");
         assert!(!r.ok);
         assert_eq!(r.problems, 1);
         assert_eq!(r.first_bad_seq, Some(6));
         assert!(r.detail.starts_with("chain 0 is shorter"));
-        merge_problem(&mut r, Some(3), "x");
+        r.add_problem(Some(3), "x");
         assert_eq!(r.first_bad_seq, Some(3));
         assert_eq!(r.problems, 2);
         assert!(r.detail.ends_with("; x"));

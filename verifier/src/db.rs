@@ -10,10 +10,9 @@ use crate::plan::{self, Column, TypeInfo};
 use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pg_worm_core::findings::{stray_rows, table_problem, with_bad_anchor};
 use pg_worm_core::{
-    columns_mismatch, table, verify_chain, Anchor, ChainRow, ChainState, ColumnDef, Hash,
-    LedgerEntry, RowEncoder, RowRecord,
+    chain_states, columns_mismatch, table, AnchorEntry, ByChain, ChainRow, ChainState, ColumnDef,
+    Hash, LedgerEntry, RowEncoder, RowRecord,
 };
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -308,12 +307,7 @@ fn columns(tx: &mut Transaction<'_>, t: &TableRef) -> Result<Vec<Column>, Failur
     Ok(cols)
 }
 
-enum AnchorEntry {
-    Good(Anchor),
-    Bad { seq: Option<i64>, why: String },
-}
-
-fn anchors(tx: &mut Transaction<'_>, uid_hex: &str) -> Result<Option<HashMap<i32, AnchorEntry>>> {
+fn anchors(tx: &mut Transaction<'_>, uid_hex: &str) -> Result<Option<BTreeMap<i32, AnchorEntry>>> {
     if !relation_exists(tx, "worm", "anchors")? {
         return Ok(None);
     }
@@ -325,7 +319,7 @@ fn anchors(tx: &mut Transaction<'_>, uid_hex: &str) -> Result<Option<HashMap<i32
             &[&uid_hex],
         )
         .pg("cannot read worm.anchors")?;
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     for r in rows {
         let chain: Option<i32> = r.try_get(0)?;
         let seq: Option<i64> = r.try_get(1)?;
@@ -333,23 +327,7 @@ fn anchors(tx: &mut Transaction<'_>, uid_hex: &str) -> Result<Option<HashMap<i32
         let Some(chain) = chain else { continue };
         // One row per purged chain; should there be several, the latest purge (highest seq,
         // sorted last) is the one the chain continues from.
-        let entry = match (seq, link) {
-            (Some(seq), Some(l)) => match pg_worm_core::hash_from_slice(&l) {
-                Some(link) => AnchorEntry::Good(Anchor { seq, link }),
-                None => AnchorEntry::Bad {
-                    seq: Some(seq),
-                    why: format!("its link has {} bytes, not 32", l.len()),
-                },
-            },
-            (seq, None) => AnchorEntry::Bad {
-                seq,
-                why: "its link is NULL".into(),
-            },
-            (None, Some(_)) => AnchorEntry::Bad {
-                seq: None,
-                why: "its seq is NULL".into(),
-            },
-        };
+        let entry = AnchorEntry::from_stored(seq, link.as_deref());
         out.insert(chain, entry);
     }
     Ok(Some(out))
@@ -398,7 +376,7 @@ pub struct Opened {
     pub chains: i32,
     cols: Vec<Column>,
     kinds: Vec<ColKind>,
-    anchors: Option<HashMap<i32, AnchorEntry>>,
+    anchors: Option<BTreeMap<i32, AnchorEntry>>,
 }
 
 impl Opened {
@@ -503,9 +481,6 @@ pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened,
         anchors,
     })
 }
-
-/// Rows grouped by worm_chain (NULL included).
-type ByChain = BTreeMap<Option<i32>, Vec<RowRecord>>;
 
 /// Reads rows (all of them, or the one at (chain, seq)) with their recomputed row hashes,
 /// grouped by worm_chain.
@@ -614,10 +589,7 @@ pub fn fetch_row(
 
 /// The current purge anchor of a chain: (seq, link; None when unusable).
 pub fn anchor_of(o: &Opened, chain: i32) -> Option<(i64, Option<Hash>)> {
-    match o.anchors.as_ref()?.get(&chain)? {
-        AnchorEntry::Good(a) => Some((a.seq, Some(a.link))),
-        AnchorEntry::Bad { seq, .. } => seq.map(|s| (s, None)),
-    }
+    o.anchors.as_ref()?.get(&chain)?.position()
 }
 
 /// A verified table: the report rows (like `worm.verify`), a summary, and per chain the
@@ -645,7 +617,7 @@ pub fn verify_table_in(
     let whole_table = table_problems(tx, &o)?;
     let pb = progress_bar(show_progress, o.t.estimate);
     pb.set_message(o.t.display.clone());
-    let (mut by_chain, rows_read) = match read_rows(tx, &o, None, &pb) {
+    let (by_chain, rows_read) = match read_rows(tx, &o, None, &pb) {
         Ok(x) => x,
         Err(e) if !whole_table.is_empty() => {
             pb.finish_and_clear();
@@ -659,72 +631,25 @@ pub fn verify_table_in(
     };
     pb.finish_and_clear();
 
-    let uid = o.uid;
-    let chains = o.chains;
-    let mut out = Vec::new();
-    let mut state = BTreeMap::new();
-    let anchor_map = o.anchors.as_ref();
-    for c in 0..chains {
-        let rows = by_chain.remove(&Some(c)).unwrap_or_default();
-        let mut kept: Vec<(i64, Option<Hash>)> = rows
-            .iter()
-            .filter(|_| positions)
-            .filter_map(|r| {
-                r.seq.map(|s| {
-                    (
-                        s,
-                        r.stored_link
-                            .as_deref()
-                            .and_then(pg_worm_core::hash_from_slice),
-                    )
-                })
-            })
-            .collect();
-        kept.sort_by_key(|p| p.0);
-        state.insert(
-            c,
-            ChainState {
-                anchor: anchor_of(&o, c),
-                rows: kept,
-            },
-        );
-        let row = match anchor_map.and_then(|m| m.get(&c)) {
-            None => ChainRow::from(verify_chain(&uid, c, None, rows)),
-            Some(AnchorEntry::Good(a)) => ChainRow::from(verify_chain(&uid, c, Some(a), rows)),
-            Some(AnchorEntry::Bad { seq, why }) => {
-                // Verify the chain from where the anchor says it starts; its first row then
-                // cannot link to the (unknown) anchor link.
-                let stand_in = seq.map(|s| Anchor {
-                    seq: s,
-                    link: pg_worm_core::GENESIS,
-                });
-                let r = ChainRow::from(verify_chain(&uid, c, stand_in.as_ref(), rows));
-                with_bad_anchor(r, why, *seq)
-            }
-        };
-        out.push(row);
+    let no_anchors = BTreeMap::new();
+    let anchor_map = o.anchors.as_ref().unwrap_or(&no_anchors);
+    let mut state = chain_states(o.chains, anchor_map, &by_chain);
+    if !positions {
+        state.values_mut().for_each(|cs| cs.rows = Vec::new());
     }
-    // Rows whose chain is NULL or not one of the table's chains (worm.verify's order: NULL
-    // first, then by chain number).
-    for (chain, rows) in &by_chain {
-        out.push(stray_rows(*chain, rows, chains));
-    }
-    // The table as a whole (after the chains, in worm.verify's order).
-    for detail in whole_table {
-        out.push(table_problem(detail));
-    }
+    let rows = pg_worm_core::verify_table(&o.uid, o.chains, anchor_map, by_chain, whole_table);
     let summary = Summary {
         table: o.t.display.clone(),
-        table_uid: format_uuid(&uid),
-        chains,
+        table_uid: format_uuid(&o.uid),
+        chains: o.chains,
         rows_read,
-        anchors: anchor_map.map_or(0, |m| m.len()),
+        anchors: anchor_map.len(),
     };
     Ok(TableData {
         summary,
-        rows: out,
-        uid,
-        chains,
+        rows,
+        uid: o.uid,
+        chains: o.chains,
         state,
     })
 }
