@@ -1963,18 +1963,18 @@ atk_145() {
   unchanged
 }
 
-attack 146 "ALTER INDEX <chain index> / ALTER TRIGGER zz_worm_chain DEPENDS ON EXTENSION seg, then DROP EXTENSION seg (drops them with it)" "table owner, then superuser (a routine DROP EXTENSION)"
+attack 146 "ALTER INDEX <chain index> / ALTER TRIGGER zz_worm_chain DEPENDS ON EXTENSION lo, then DROP EXTENSION lo (drops them with it)" "table owner, then superuser (a routine DROP EXTENSION)"
 atk_146() {
   local mark idx
-  for mark in "ALTER INDEX $CHAIN_IDX DEPENDS ON EXTENSION seg" "ALTER TRIGGER zz_worm_chain ON t DEPENDS ON EXTENSION seg"; do
+  for mark in "ALTER INDEX $CHAIN_IDX DEPENDS ON EXTENSION lo" "ALTER TRIGGER zz_worm_chain ON t DEPENDS ON EXTENSION lo"; do
     fresh || return
-    succeeds postgres "CREATE EXTENSION seg" || return
+    succeeds postgres "CREATE EXTENSION lo" || return
     sql owner_role "$DB" "$mark"
     if [ "$RC" != 0 ]; then
       [[ "$(first_error)" == "ERROR:  42501: "* ]] && good "owner's '$mark' refused 42501" || bad "'$mark': $(first_error)"
     else
       good "owner's '$mark' allowed"
-      refused postgres 42501 "$RT|$CHAIN_IDX|zz_worm_chain|extension" "DROP EXTENSION seg"
+      refused postgres 42501 "$RT|$CHAIN_IDX|zz_worm_chain|extension" "DROP EXTENSION lo"
     fi
     idx="$(val postgres "$DB" "SELECT count(*) FROM pg_class WHERE relname = '$CHAIN_IDX'")|$(val postgres "$DB" "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgname = 'zz_worm_chain'")"
     [ "$idx" = "1|1" ] && good "the chain index and zz_worm_chain are still there" || bad "chain index, chain trigger present: $idx"
@@ -2004,5 +2004,16 @@ atk_148() {
     n="$(val postgres "$DB" "SELECT count(*) FROM pg_proc WHERE pronamespace = 'worm'::regnamespace AND proname LIKE 'seg%'")"
     [ "$n" = 0 ] && good "no seg function in schema worm" || bad "$n seg functions in schema worm"
   fi
+  unchanged
+}
+
+attack 149 "CREATE EXTENSION of contrib extensions whose install scripts edit catalogs (seg, cube, hstore), in a database with protected tables" "superuser"
+atk_149() {
+  fresh || return
+  local ext
+  for ext in seg cube hstore; do
+    succeeds postgres "CREATE EXTENSION $ext" && good "CREATE EXTENSION $ext allowed"
+    succeeds postgres "DROP EXTENSION $ext" && good "DROP EXTENSION $ext allowed"
+  done
   unchanged
 }
