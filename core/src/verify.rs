@@ -300,22 +300,72 @@ pub fn verify_chain(
 ) -> ChainReport {
     let rows_checked = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let start = anchor.map_or(1, |a| a.seq.saturating_add(1));
-    let mut problems: Vec<Problem> = Vec::new();
-
-    // Rows without a position.
-    let unplaced = rows.iter().filter(|r| r.seq.is_none()).count();
-    if unplaced > 0 {
-        problems.push(Problem {
-            seq: None,
-            weight: i64::try_from(unplaced).unwrap_or(i64::MAX),
-            message: if unplaced == 1 {
-                "a row has no chain position (NULL worm_seq)".to_owned()
-            } else {
-                format!("{unplaced} rows have no chain position (NULL worm_seq)")
-            },
-        });
+    let mut problems: Vec<Problem> = unplaced_problem(&rows).into_iter().collect();
+    let recs = placed_records(rows);
+    let first_chained = recs.partition_point(|r| r.seq < start);
+    problems.extend(before_start_problems(&recs[..first_chained], anchor));
+    let groups = group_by_seq(&recs, first_chained);
+    let ctx = Ctx {
+        uid: table_uid,
+        chain,
+        anchor,
+        recs,
+        groups,
+    };
+    let mut walk = Walk::new(anchor, start);
+    for gi in 0..ctx.groups.len() {
+        walk.step(&ctx, gi, &mut problems);
     }
+    let (head_seq, head_link) = match (walk.head, anchor) {
+        (Some((s, l)), _) => (Some(s), l),
+        (None, Some(a)) => (Some(a.seq), Some(a.link)),
+        (None, None) => (None, None),
+    };
 
+    // NULL-position problems first, then by position (stable within a position).
+    problems.sort_by_key(|p| p.seq.map_or((0, 0), |s| (1, s)));
+    let total: i64 = problems.iter().map(|p| p.weight).sum();
+    let detail = if problems.is_empty() {
+        ok_detail(ctx.recs.len() - first_chained, head_seq, anchor)
+    } else {
+        problems_detail(&problems, total)
+    };
+    ChainReport {
+        chain,
+        rows_checked,
+        ok: problems.is_empty(),
+        first_bad_seq: problems.iter().filter_map(|p| p.seq).min(),
+        problems: total,
+        head_seq,
+        head_link,
+        detail,
+    }
+}
+
+fn problem(seq: i64, message: String) -> Problem {
+    Problem {
+        seq: Some(seq),
+        weight: 1,
+        message,
+    }
+}
+
+/// Rows without a position (NULL worm_seq), as one problem.
+fn unplaced_problem(rows: &[RowRecord]) -> Option<Problem> {
+    let unplaced = rows.iter().filter(|r| r.seq.is_none()).count();
+    (unplaced > 0).then(|| Problem {
+        seq: None,
+        weight: i64::try_from(unplaced).unwrap_or(i64::MAX),
+        message: if unplaced == 1 {
+            "a row has no chain position (NULL worm_seq)".to_owned()
+        } else {
+            format!("{unplaced} rows have no chain position (NULL worm_seq)")
+        },
+    })
+}
+
+/// The rows with a position, sorted by it (stable: duplicates keep their input order).
+fn placed_records(rows: Vec<RowRecord>) -> Vec<Rec> {
     let mut recs: Vec<Rec> = rows
         .into_iter()
         .filter_map(|r| {
@@ -335,226 +385,225 @@ pub fn verify_chain(
             })
         })
         .collect();
-    recs.sort_by_key(|r| r.seq); // stable: duplicates keep their input order
+    recs.sort_by_key(|r| r.seq);
+    recs
+}
 
-    // Rows before the start of the chain.
-    let first_chained = recs.partition_point(|r| r.seq < start);
-    for r in &recs[..first_chained] {
-        let message = match anchor {
-            Some(a) if r.seq < a.seq => {
-                format!("row {} precedes the purge anchor at {}", r.seq, a.seq)
-            }
-            Some(a) => format!(
-                "row {} is the purge anchor's row, which was purged (anchor at {})",
-                r.seq, a.seq
-            ),
-            None => format!(
-                "row {} has an impossible position (worm_seq starts at 1)",
-                r.seq
-            ),
-        };
-        problems.push(Problem {
-            seq: Some(r.seq),
-            weight: 1,
-            message,
-        });
-    }
+/// Rows before the start of the chain: at or before the purge anchor, or before seq 1.
+fn before_start_problems(early: &[Rec], anchor: Option<&Anchor>) -> Vec<Problem> {
+    early
+        .iter()
+        .map(|r| {
+            let message = match anchor {
+                Some(a) if r.seq < a.seq => {
+                    format!("row {} precedes the purge anchor at {}", r.seq, a.seq)
+                }
+                Some(a) => format!(
+                    "row {} is the purge anchor's row, which was purged (anchor at {})",
+                    r.seq, a.seq
+                ),
+                None => format!(
+                    "row {} has an impossible position (worm_seq starts at 1)",
+                    r.seq
+                ),
+            };
+            problem(r.seq, message)
+        })
+        .collect()
+}
 
+/// (seq, indices into `recs`) from `from` on, ascending by seq.
+fn group_by_seq(recs: &[Rec], from: usize) -> Vec<(i64, Vec<usize>)> {
     let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
-    for (i, r) in recs.iter().enumerate().skip(first_chained) {
+    for (i, r) in recs.iter().enumerate().skip(from) {
         match groups.last_mut() {
             Some((s, members)) if *s == r.seq => members.push(i),
             _ => groups.push((r.seq, vec![i])),
         }
     }
-    let ctx = Ctx {
-        uid: table_uid,
-        chain,
-        anchor,
-        recs,
-        groups,
-    };
+    groups
+}
 
-    let mut prev: Option<(Hash, Pred)> = Some(match anchor {
-        Some(a) => (a.link, Pred::Anchor(a.seq)),
-        None => (GENESIS, Pred::Start),
-    });
-    let mut expected = start;
-    let mut searches = 0usize;
-    let mut prev_failed = false;
-    let mut head: Option<(i64, Option<Hash>)> = None;
+/// The walk along the chain's positions, one group of rows at a time.
+struct Walk {
+    /// The stored link the next row must link to, and whose it is (None after a gap or a
+    /// row without a valid link: the next row cannot be checked).
+    prev: Option<(Hash, Pred)>,
+    expected: i64,
+    searches: usize,
+    prev_failed: bool,
+    head: Option<(i64, Option<Hash>)>,
+}
 
-    for (gi, (seq, members)) in ctx.groups.iter().enumerate() {
-        let seq = *seq;
-        if seq > expected {
-            let missing = i128::from(seq) - i128::from(expected);
-            let message = if missing == 1 {
-                format!("row {expected} is missing")
-            } else {
-                format!("rows {expected}..{} are missing ({missing} rows)", seq - 1)
-            };
-            problems.push(Problem {
-                seq: Some(expected),
-                weight: 1,
-                message,
-            });
-            prev = None;
+impl Walk {
+    fn new(anchor: Option<&Anchor>, start: i64) -> Walk {
+        Walk {
+            prev: Some(match anchor {
+                Some(a) => (a.link, Pred::Anchor(a.seq)),
+                None => (GENESIS, Pred::Start),
+            }),
+            expected: start,
+            searches: 0,
+            prev_failed: false,
+            head: None,
+        }
+    }
+
+    /// Checks the rows at group `gi`'s position.
+    fn step(&mut self, ctx: &Ctx<'_>, gi: usize, problems: &mut Vec<Problem>) {
+        let (seq, members) = (ctx.groups[gi].0, &ctx.groups[gi].1);
+        if seq > self.expected {
+            problems.push(gap_problem(self.expected, seq));
+            self.prev = None;
         }
         let next = ctx
             .groups
             .get(gi + 1)
             .filter(|g| seq.checked_add(1) == Some(g.0));
-
-        // Pick the member that best continues the chain.
         let chosen = if members.len() == 1 {
             members[0]
         } else {
-            let score = |m: usize| {
-                let r = &ctx.recs[m];
-                let fits = prev.as_ref().is_some_and(|(p, _)| ctx.fits(r, seq, p));
-                let vouched = r.link.valid().is_some_and(|h| ctx.vouched(next, seq, h));
-                u8::from(fits) * 2 + u8::from(vouched)
-            };
-            let mut best = members[0];
-            let mut best_score = score(best);
-            for &m in &members[1..] {
-                let s = score(m);
-                if s > best_score {
-                    best = m;
-                    best_score = s;
-                }
-            }
-            let mut fitting: Vec<&Hash> = match &prev {
-                Some((p, _)) => members
-                    .iter()
-                    .map(|&m| &ctx.recs[m])
-                    .filter(|r| ctx.fits(r, seq, p))
-                    .filter_map(|r| r.link.valid())
-                    .collect(),
-                None => Vec::new(),
-            };
-            let n_fitting = fitting.len();
-            fitting.sort_unstable();
-            fitting.dedup();
-            let note = match (n_fitting, fitting.len()) {
-                (0, _) => String::new(),
-                (1, _) => " (only one of them links into the chain)".to_owned(),
-                (n, 1) => format!(" ({n} identical copies)"),
-                (n, _) => format!(" ({n} of them link to the same predecessor: a forked chain)"),
-            };
-            problems.push(Problem {
-                seq: Some(seq),
-                weight: 1,
-                message: format!("row {seq} appears {} times{note}", members.len()),
-            });
+            let (best, dup) = self.choose(ctx, seq, members, next);
+            problems.push(dup);
             best
         };
-
         let rec = &ctx.recs[chosen];
-        let mut checkable = true;
         let mut failed = false;
-        if rec.inserted_at.is_none() {
-            problems.push(Problem {
-                seq: Some(seq),
-                weight: 1,
-                message: format!("row {seq} has no insertion time (NULL worm_inserted_at)"),
-            });
-            checkable = false;
-        }
-        match rec.link {
-            StoredLink::Valid(_) => {}
-            StoredLink::Null => {
-                problems.push(Problem {
-                    seq: Some(seq),
-                    weight: 1,
-                    message: format!("row {seq} has no stored link (NULL worm_hash)"),
-                });
-                checkable = false;
-            }
-            StoredLink::BadLength(n) => {
-                problems.push(Problem {
-                    seq: Some(seq),
-                    weight: 1,
-                    message: format!("row {seq}: stored link is not 32 bytes (it has {n})"),
-                });
-                checkable = false;
+        let unusable = stored_value_problems(rec, seq);
+        let checkable = unusable.is_empty();
+        problems.extend(unusable);
+        if let (true, Some((p, pred))) = (checkable, &self.prev) {
+            if !ctx.fits(rec, seq, p) {
+                failed = true;
+                let search = self.searches < SEARCH_BUDGET;
+                self.searches += 1;
+                let before = Before {
+                    link: p,
+                    pred: *pred,
+                    failed: self.prev_failed,
+                };
+                problems.push(problem(
+                    seq,
+                    ctx.classify(chosen, seq, before, next, search),
+                ));
             }
         }
-        if checkable {
-            if let Some((p, pred)) = &prev {
-                if !ctx.fits(rec, seq, p) {
-                    failed = true;
-                    let search = searches < SEARCH_BUDGET;
-                    searches += 1;
-                    let before = Before {
-                        link: p,
-                        pred: *pred,
-                        failed: prev_failed,
-                    };
-                    let message = ctx.classify(chosen, seq, before, next, search);
-                    problems.push(Problem {
-                        seq: Some(seq),
-                        weight: 1,
-                        message,
-                    });
-                }
-            }
-        }
-
-        prev = rec.link.valid().map(|h| (*h, Pred::Row(seq)));
-        prev_failed = failed;
-        head = Some((seq, rec.link.valid().copied()));
-        expected = seq.saturating_add(1);
+        self.prev = rec.link.valid().map(|h| (*h, Pred::Row(seq)));
+        self.prev_failed = failed;
+        self.head = Some((seq, rec.link.valid().copied()));
+        self.expected = seq.saturating_add(1);
     }
 
-    let (head_seq, head_link) = match (head, anchor) {
-        (Some((s, l)), _) => (Some(s), l),
-        (None, Some(a)) => (Some(a.seq), Some(a.link)),
-        (None, None) => (None, None),
-    };
-
-    // NULL-position problems first, then by position (stable within a position).
-    problems.sort_by_key(|p| p.seq.map_or((0, 0), |s| (1, s)));
-    let total: i64 = problems.iter().map(|p| p.weight).sum();
-    let first_bad_seq = problems.iter().filter_map(|p| p.seq).min();
-
-    let detail = if problems.is_empty() {
-        let chained = ctx.recs.len() - first_chained;
-        let rows_word = if chained == 1 { "row" } else { "rows" };
-        match (head_seq, anchor) {
-            (_, Some(a)) if chained == 0 => {
-                format!("ok: no rows after the purge anchor at {}", a.seq)
+    /// Several rows at one position: the member that best continues the chain, and the
+    /// problem saying so.
+    fn choose(
+        &self,
+        ctx: &Ctx<'_>,
+        seq: i64,
+        members: &[usize],
+        next: Option<&(i64, Vec<usize>)>,
+    ) -> (usize, Problem) {
+        let score = |m: usize| {
+            let r = &ctx.recs[m];
+            let fits = self.prev.as_ref().is_some_and(|(p, _)| ctx.fits(r, seq, p));
+            let vouched = r.link.valid().is_some_and(|h| ctx.vouched(next, seq, h));
+            u8::from(fits) * 2 + u8::from(vouched)
+        };
+        let mut best = members[0];
+        let mut best_score = score(best);
+        for &m in &members[1..] {
+            let s = score(m);
+            if s > best_score {
+                best = m;
+                best_score = s;
             }
-            (Some(h), Some(a)) => format!(
-                "ok: {chained} {rows_word} after the purge anchor at {}, head at seq {h}",
-                a.seq
-            ),
-            (Some(h), None) => format!("ok: {chained} {rows_word}, head at seq {h}"),
-            (None, _) => "ok: no rows".to_owned(),
         }
+        let mut fitting: Vec<&Hash> = match &self.prev {
+            Some((p, _)) => members
+                .iter()
+                .map(|&m| &ctx.recs[m])
+                .filter(|r| ctx.fits(r, seq, p))
+                .filter_map(|r| r.link.valid())
+                .collect(),
+            None => Vec::new(),
+        };
+        let n_fitting = fitting.len();
+        fitting.sort_unstable();
+        fitting.dedup();
+        let note = match (n_fitting, fitting.len()) {
+            (0, _) => String::new(),
+            (1, _) => " (only one of them links into the chain)".to_owned(),
+            (n, 1) => format!(" ({n} identical copies)"),
+            (n, _) => format!(" ({n} of them link to the same predecessor: a forked chain)"),
+        };
+        let message = format!("row {seq} appears {} times{note}", members.len());
+        (best, problem(seq, message))
+    }
+}
+
+/// Rows `expected..seq` are missing.
+fn gap_problem(expected: i64, seq: i64) -> Problem {
+    let missing = i128::from(seq) - i128::from(expected);
+    let message = if missing == 1 {
+        format!("row {expected} is missing")
     } else {
-        let shown = &problems[..problems.len().min(DETAIL_PROBLEMS)];
-        let mut d = shown
-            .iter()
-            .map(|p| p.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let rest = total - shown.iter().map(|p| p.weight).sum::<i64>();
-        if rest > 0 {
-            let word = if rest == 1 { "problem" } else { "problems" };
-            d.push_str(&format!("; ... and {rest} more {word}"));
-        }
-        d
+        format!("rows {expected}..{} are missing ({missing} rows)", seq - 1)
     };
+    problem(expected, message)
+}
 
-    ChainReport {
-        chain,
-        rows_checked,
-        ok: problems.is_empty(),
-        first_bad_seq,
-        problems: total,
-        head_seq,
-        head_link,
-        detail,
+/// A NULL insertion time or a stored link that is NULL or not 32 bytes: the row's link
+/// cannot be checked.
+fn stored_value_problems(rec: &Rec, seq: i64) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if rec.inserted_at.is_none() {
+        out.push(problem(
+            seq,
+            format!("row {seq} has no insertion time (NULL worm_inserted_at)"),
+        ));
     }
+    match rec.link {
+        StoredLink::Valid(_) => {}
+        StoredLink::Null => out.push(problem(
+            seq,
+            format!("row {seq} has no stored link (NULL worm_hash)"),
+        )),
+        StoredLink::BadLength(n) => out.push(problem(
+            seq,
+            format!("row {seq}: stored link is not 32 bytes (it has {n})"),
+        )),
+    }
+    out
+}
+
+/// "ok: ..." for a chain without problems.
+fn ok_detail(chained: usize, head_seq: Option<i64>, anchor: Option<&Anchor>) -> String {
+    let rows_word = if chained == 1 { "row" } else { "rows" };
+    match (head_seq, anchor) {
+        (_, Some(a)) if chained == 0 => {
+            format!("ok: no rows after the purge anchor at {}", a.seq)
+        }
+        (Some(h), Some(a)) => format!(
+            "ok: {chained} {rows_word} after the purge anchor at {}, head at seq {h}",
+            a.seq
+        ),
+        (Some(h), None) => format!("ok: {chained} {rows_word}, head at seq {h}"),
+        (None, _) => "ok: no rows".to_owned(),
+    }
+}
+
+/// The first few problems, then "... and N more problems".
+fn problems_detail(problems: &[Problem], total: i64) -> String {
+    let shown = &problems[..problems.len().min(DETAIL_PROBLEMS)];
+    let mut d = shown
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let rest = total - shown.iter().map(|p| p.weight).sum::<i64>();
+    if rest > 0 {
+        let word = if rest == 1 { "problem" } else { "problems" };
+        d.push_str(&format!("; ... and {rest} more {word}"));
+    }
+    d
 }
