@@ -7,48 +7,25 @@
 //! Ed25519 by the auditor), it shows later what a chain alone cannot: a
 //! removed tail, a rolled-back database, a restored older backup, a chain
 //! rewritten consistently.
+//!
+//! The documents, their parsers and every comparison live in `pg_worm_core`
+//! (shared with worm-verify); this module reads what they need and turns
+//! their findings into worm.verify's rows.
 
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta;
 use crate::sql;
 use crate::triggers::rel_display_name;
-use crate::verify::{verify_rel, Verified, VerifyRow};
-use pg_worm_core::{inclusion_proof, merkle_root, verify_signature, Hash, RowRecord};
+use crate::verify::{to_row, verify_rel, Verified, VerifyRow};
+use pg_worm_core::{
+    checkpoint_fields, compare, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
+    surviving_leaves, ChainRow, Check, Comparison, Digest, Hash, LedgerEntry, Proof, Status,
+};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgRelation};
-use serde_json::{json, Map, Value as Json};
-use std::collections::BTreeMap;
-
-/// Links of the surviving rows of each chain, ordered by seq, with seq <=
-/// `upto[chain]` (all when absent).
-fn leaves(
-    records: &BTreeMap<Option<i32>, Vec<RowRecord>>,
-    chains: i32,
-    upto: Option<&BTreeMap<i32, i64>>,
-) -> Vec<(i32, i64, Vec<u8>)> {
-    let mut out = Vec::new();
-    for c in 0..chains {
-        let mut recs: Vec<&RowRecord> = records
-            .get(&Some(c))
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        recs.sort_by_key(|r| r.seq);
-        for r in recs {
-            let (Some(seq), Some(link)) = (r.seq, r.stored_link.as_ref()) else {
-                continue;
-            };
-            if let Some(limit) = upto.and_then(|u| u.get(&c)) {
-                if seq > *limit {
-                    continue;
-                }
-            }
-            out.push((c, seq, link.clone()));
-        }
-    }
-    out
-}
+use serde_json::{json, Value as Json};
 
 fn require_checkpointer(relid: pg_sys::Oid, table: &str) -> Result<(), WormError> {
     if meta::may_manage(relid) || meta::has_role("worm_auditor") {
@@ -61,25 +38,35 @@ fn require_checkpointer(relid: pg_sys::Oid, table: &str) -> Result<(), WormError
     }
 }
 
-/// The latest checkpoint entry of a table in the ledger: (seq, hash, document).
-fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<(i64, Vec<u8>, Json)>, WormError> {
+/// The latest checkpoint of a table in the ledger, as a digest (unsigned).
+fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormError> {
     let uuid = pgrx::Uuid::from_bytes(*uid);
     Ok(sql::connect(|client| {
         let mut rows = client.select(
-            "SELECT seq, hash, document FROM worm.ledger \
-             WHERE event = 'checkpoint' AND table_uid = $1 ORDER BY seq DESC LIMIT 1",
+            "SELECT l.seq, l.prev_hash, l.hash, l.document FROM worm.ledger AS l \
+             WHERE l.event OPERATOR(pg_catalog.=) 'checkpoint' \
+               AND l.table_uid OPERATOR(pg_catalog.=) $1 \
+             ORDER BY l.seq DESC LIMIT 1",
             Some(1),
             &[DatumWithOid::from(uuid)],
         )?;
-        match rows.next() {
-            Some(r) => Ok::<_, pgrx::spi::SpiError>(
-                match (r.get::<i64>(1)?, r.get::<Vec<u8>>(2)?, r.get::<JsonB>(3)?) {
-                    (Some(s), Some(h), Some(d)) => Some((s, h, d.0)),
-                    _ => None,
-                },
-            ),
-            None => Ok(None),
-        }
+        let Some(r) = rows.next() else {
+            return Ok::<_, pgrx::spi::SpiError>(None);
+        };
+        Ok(
+            match (
+                r.get::<i64>(1)?,
+                r.get::<Vec<u8>>(2)?,
+                r.get::<Vec<u8>>(3)?,
+                r.get::<JsonB>(4)?,
+            ) {
+                (Some(s), Some(p), Some(h), Some(d)) => Some(json!({
+                    "checkpoint": d.0,
+                    "ledger_entry": { "seq": s, "prev_hash": hex::encode(p), "hash": hex::encode(h) },
+                })),
+                _ => None,
+            },
+        )
     })?)
 }
 
@@ -95,111 +82,52 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     require_checkpointer(relid, &table)?;
     let verified = verify_rel(tbl.as_ptr(), true)?;
-    let meta = &verified.meta;
     if !verified.ok() {
         return Err(WormError::CheckpointRefusedDamaged {
             table,
             problems: verified.problems_text(),
         });
     }
-    let all = leaves(&verified.records, meta.chains, None);
-    let root = merkle_root(&all.iter().map(|l| l.2.clone()).collect::<Vec<_>>());
-    let mut chains = Vec::new();
-    for c in 0..meta.chains {
-        let last = all.iter().rfind(|l| l.0 == c);
-        let anchor = verified.anchors.get(&c);
-        let (head_seq, head_link) = match (last, anchor) {
-            (Some(l), _) => (l.1, Some(hex::encode(&l.2))),
-            (None, Some(a)) => (a.seq, Some(hex::encode(a.link))),
-            (None, None) => (0, None),
-        };
-        chains.push(json!({
-            "chain": c,
-            "head_seq": head_seq,
-            "head_link": head_link,
-            "anchor_seq": anchor.map_or(0, |a| a.seq),
-            "anchor_link": anchor.map(|a| hex::encode(a.link)),
-        }));
-    }
-    let previous = latest_checkpoint(&meta.uid)?
-        .map(|(s, h, _)| json!({ "ledger_seq": s, "hash": hex::encode(h) }));
-    let mut fields = Map::new();
-    fields.insert("type".into(), json!("pg_worm checkpoint"));
-    fields.insert("format_version".into(), json!(1));
-    fields.insert("chains".into(), Json::Array(chains));
-    fields.insert("rows".into(), json!(all.len()));
-    fields.insert(
-        "merkle".into(),
-        json!({
-            "root": hex::encode(root),
-            "size": all.len(),
-            "leaves": "the links (worm_hash) of the surviving rows, ordered by chain then seq; RFC 9162 leaf and node hashing",
-        }),
+    let state = verified.chain_states();
+    let leaves: Vec<Hash> = surviving_leaves(&state).into_iter().map(|l| l.2).collect();
+    let mut fields = checkpoint_fields(&heads(&state), &merkle_root(&leaves), leaves.len());
+    let previous = latest_checkpoint(&verified.meta.uid)?.map(
+        |d| json!({ "ledger_seq": d["ledger_entry"]["seq"], "hash": d["ledger_entry"]["hash"] }),
     );
     fields.insert("previous_checkpoint".into(), previous.unwrap_or(Json::Null));
     fields.insert(
         "verification".into(),
         json!({ "ok": true, "rows_checked": verified.rows_checked(), "at": rfc3339(unsafe { pg_sys::GetCurrentTimestamp() }) }),
     );
-    let (appended, doc) = ledger::append("checkpoint", Some(&meta.uid), Some(&table), fields)?;
+    let (appended, doc) =
+        ledger::append("checkpoint", Some(&verified.meta.uid), Some(&table), fields)?;
     Ok(JsonB(
         json!({ "checkpoint": doc, "ledger_entry": appended.to_json() }),
     ))
 }
 
-/// A parsed, hash-checked digest.
-struct Digest {
-    doc: Json,
-    seq: i64,
-    hash: Hash,
+fn bad_digest(why: impl Into<String>) -> WormError {
+    WormError::BadDigest { why: why.into() }
 }
 
-fn hex32(v: Option<&Json>, what: &str) -> Result<Hash, WormError> {
-    let s = v
-        .and_then(Json::as_str)
-        .ok_or_else(|| bad_digest(format!("{what} is missing")))?;
-    hex::decode(s)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad_digest(format!("{what} is not 32 bytes of hex")))
-}
-
-fn bad_digest(why: String) -> WormError {
-    WormError::BadDigest { why }
-}
-
+/// A digest as passed in: well-formed, a checkpoint, its hash recomputing.
 fn parse_digest(j: &Json) -> Result<Digest, WormError> {
-    let doc = j
-        .get("checkpoint")
-        .ok_or_else(|| bad_digest("it has no \"checkpoint\" document".into()))?
-        .clone();
-    let entry = j
-        .get("ledger_entry")
-        .ok_or_else(|| bad_digest("it has no \"ledger_entry\"".into()))?;
-    let seq = entry
-        .get("seq")
-        .and_then(Json::as_i64)
-        .ok_or_else(|| bad_digest("ledger_entry.seq is missing".into()))?;
-    let prev = hex32(entry.get("prev_hash"), "ledger_entry.prev_hash")?;
-    let hash = hex32(entry.get("hash"), "ledger_entry.hash")?;
-    if doc.get("event").and_then(Json::as_str) != Some("checkpoint") {
-        return Err(bad_digest("it is not a checkpoint".into()));
-    }
-    if pg_worm_core::ledger_hash(seq, &prev, &doc) != hash {
+    let d = Digest::parse(j.clone()).map_err(|m| bad_digest(m.0))?;
+    if !d.hash_ok() {
         return Err(bad_digest(
-            "its hash does not match its content: the digest was altered".into(),
+            "its hash does not match its content: the digest was altered",
         ));
     }
-    Ok(Digest { doc, seq, hash })
+    Ok(d)
 }
 
-/// Trusted public keys (hex) registered with worm.trust_key.
-fn trusted_keys() -> Result<Vec<Vec<u8>>, WormError> {
+/// Trusted public keys registered with worm.trust_key.
+fn trusted_keys() -> Result<Vec<[u8; 32]>, WormError> {
     Ok(sql::connect(|client| {
-        let rows = client.select("SELECT public_key FROM worm.trusted_keys", None, &[])?;
+        let rows = client.select("SELECT k.public_key FROM worm.trusted_keys AS k", None, &[])?;
         let mut out = Vec::new();
         for r in rows {
-            if let Some(k) = r.get::<Vec<u8>>(1)? {
+            if let Some(k) = r.get::<Vec<u8>>(1)?.and_then(|k| k.try_into().ok()) {
                 out.push(k);
             }
         }
@@ -207,52 +135,35 @@ fn trusted_keys() -> Result<Vec<Vec<u8>>, WormError> {
     })?)
 }
 
-fn check_signatures(j: &Json, d: &Digest) -> Result<Option<String>, WormError> {
+/// Every signature present must verify, trusted key or not (a forged one is
+/// never ignored); when keys are trusted, one of them must have signed.
+/// The signer to name, if any.
+fn check_signatures(d: &Digest) -> Result<Option<String>, WormError> {
     let keys = trusted_keys()?;
-    let sigs = j
-        .get("signatures")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default();
-    // Every signature present must verify, trusted key or not: a forged one
-    // is never ignored.
-    let mut trusted_signer = None;
-    for s in &sigs {
-        let id = s
-            .get("key_id")
-            .and_then(Json::as_str)
-            .unwrap_or("?")
-            .to_string();
-        let pk = s
-            .get("public_key")
-            .and_then(Json::as_str)
-            .and_then(|h| hex::decode(h).ok());
-        let sig = s
-            .get("signature")
-            .and_then(Json::as_str)
-            .and_then(|h| hex::decode(h).ok());
-        let (Some(pk), Some(sig)) = (pk, sig) else {
-            return Err(bad_digest(format!("the signature of {id} is malformed")));
-        };
-        if !verify_signature(&pk, &d.hash, &sig) {
-            return Err(bad_digest(format!("the signature of {id} does not verify")));
+    let results = d.check_signatures(&keys);
+    for (s, r) in d.signatures.iter().zip(&results) {
+        if s.public_key.is_none() || s.signature.is_none() {
+            return Err(bad_digest(format!(
+                "the signature of {} is malformed",
+                s.key_id
+            )));
         }
-        if keys.contains(&pk) && trusted_signer.is_none() {
-            trusted_signer = Some(id);
+        if !r.valid {
+            return Err(bad_digest(format!(
+                "the signature of {} does not verify",
+                r.key_id
+            )));
         }
     }
     if keys.is_empty() {
-        return Ok(if sigs.is_empty() {
-            None
-        } else {
-            Some(format!("{} key(s), none registered as trusted", sigs.len()))
-        });
+        return Ok((!results.is_empty())
+            .then(|| format!("{} key(s), none registered as trusted", results.len())));
     }
-    match trusted_signer {
-        Some(id) => Ok(Some(id)),
+    match results.iter().find(|r| r.required_key) {
+        Some(r) => Ok(Some(r.key_id.clone())),
         None => Err(bad_digest(format!(
             "it carries no valid signature by a trusted key ({} signature(s) present, {} key(s) trusted)",
-            sigs.len(),
+            results.len(),
             keys.len()
         ))),
     }
@@ -281,166 +192,129 @@ fn worm_verify_against(
     TableIterator::new(verify_against(&tbl, &against.0).or_raise())
 }
 
-fn add_problem(row: &mut VerifyRow, seq: i64, text: String) {
-    if row.2 {
-        row.4 = text;
-    } else {
-        row.4 = format!("{}; {text}", row.4);
+/// The entry at `seq` of this database's ledger, and (when there is none) its newest seq.
+fn ledger_at(seq: i64) -> Result<(Option<LedgerEntry>, Option<i64>), WormError> {
+    let stored = sql::connect(|client| {
+        let mut rows = client.select(
+            "SELECT l.document, l.prev_hash, l.hash FROM worm.ledger AS l \
+              WHERE l.seq OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[DatumWithOid::from(seq)],
+        )?;
+        let Some(r) = rows.next() else {
+            return Ok::<_, pgrx::spi::SpiError>(None);
+        };
+        Ok(
+            match (
+                r.get::<JsonB>(1)?,
+                r.get::<Vec<u8>>(2)?,
+                r.get::<Vec<u8>>(3)?,
+            ) {
+                (Some(d), Some(prev), Some(hash)) => Some(LedgerEntry {
+                    seq,
+                    document: d.0,
+                    prev,
+                    hash,
+                }),
+                _ => None,
+            },
+        )
+    })?;
+    if stored.is_some() {
+        return Ok((stored, None));
     }
-    row.2 = false;
-    row.3 = Some(row.3.map_or(seq, |s| s.min(seq)));
-    row.5 += 1;
+    let last = sql::get_one_with_args::<i64>(
+        "SELECT pg_catalog.coalesce(pg_catalog.max(l.seq), 0) FROM worm.ledger AS l",
+        &[],
+    )?;
+    Ok((None, last))
+}
+
+/// A finding that belongs to no chain of the table, as a result row.
+fn extra_row(
+    chain: Option<i32>,
+    rows_checked: i64,
+    first_bad_seq: Option<i64>,
+    detail: &str,
+) -> VerifyRow {
+    (
+        chain,
+        rows_checked,
+        false,
+        first_bad_seq,
+        detail.to_owned(),
+        1,
+        None,
+        None,
+    )
+}
+
+/// worm.verify's rows against a digest: the chain problems merged into the
+/// chains' rows, the others (the ledger, the table's chains, the Merkle root,
+/// chains of the checkpoint the table no longer has) as rows of their own; the
+/// rows that stayed ok say which checkpoint they extend.
+fn against_rows(
+    mut rows: Vec<ChainRow>,
+    ledger: &Check,
+    cmp: &Comparison,
+    covered: i64,
+    note: &str,
+) -> Vec<VerifyRow> {
+    let mut extra = Vec::new();
+    if ledger.status == Status::Problem {
+        extra.push(extra_row(None, 0, None, &ledger.detail));
+    }
+    for f in cmp
+        .chains
+        .iter()
+        .filter(|f| f.check.status == Status::Problem)
+    {
+        match rows.iter_mut().find(|r| r.chain == Some(f.chain)) {
+            Some(r) => r.add_problem(f.first_bad_seq, &f.check.detail),
+            None => extra.push(extra_row(Some(f.chain), 0, None, &f.check.detail)),
+        }
+    }
+    for c in cmp.table.iter().filter(|c| c.status == Status::Problem) {
+        let checked = if c.check == "merkle_root" { covered } else { 0 };
+        extra.push(extra_row(None, checked, None, &c.detail));
+    }
+    for r in rows.iter_mut().filter(|r| r.ok) {
+        r.detail.push_str(note);
+    }
+    let mut out: Vec<VerifyRow> = rows.into_iter().map(to_row).collect();
+    out.extend(extra);
+    out
 }
 
 fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormError> {
     let d = parse_digest(j)?;
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
-    let Verified {
-        meta,
-        mut rows,
-        records,
-        anchors,
-    } = verify_rel(tbl.as_ptr(), true)?;
-    let uid = pgrx::Uuid::from_bytes(meta.uid).to_string();
-    let digest_table = d.doc.get("table");
-    let digest_uid = digest_table
-        .and_then(|t| t.get("uid"))
-        .and_then(Json::as_str)
-        .unwrap_or("");
-    if digest_uid != uid {
-        let name = digest_table
-            .and_then(|t| t.get("name"))
-            .and_then(Json::as_str)
-            .unwrap_or("?");
+    let verified: Verified = verify_rel(tbl.as_ptr(), true)?;
+    let uid = verified.meta.uid;
+    if d.table_uid != uid {
         return Err(bad_digest(format!(
-            "it is a digest of another table ({name} at the time), not of {table}"
+            "it is a digest of another table ({} at the time), not of {table}",
+            if d.table_name.is_empty() {
+                "?"
+            } else {
+                &d.table_name
+            }
         )));
     }
-    let signer = check_signatures(j, &d)?;
-
-    // The checkpoint itself must still be in this database's ledger.
-    let in_ledger = sql::get_one_with_args::<Vec<u8>>(
-        "SELECT hash FROM worm.ledger WHERE seq = $1",
-        &[DatumWithOid::from(d.seq)],
-    )?;
-    let mut extra: Vec<VerifyRow> = Vec::new();
-    if in_ledger.as_deref() != Some(&d.hash[..]) {
-        extra.push((
-            None,
-            0,
-            false,
-            None,
-            format!(
-                "the checkpoint (ledger entry {}) is not in this database's ledger: the ledger was rolled back, replaced or restored from an older backup",
-                d.seq
-            ),
-            1,
-            None,
-            None,
-        ));
-    }
-
-    let digest_chains = d
-        .doc
-        .get("chains")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut upto: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut purged_since = false;
-    for dc in &digest_chains {
-        let Some(c) = dc.get("chain").and_then(Json::as_i64).map(|c| c as i32) else {
-            continue;
-        };
-        let h = dc.get("head_seq").and_then(Json::as_i64).unwrap_or(0);
-        let a_then = dc.get("anchor_seq").and_then(Json::as_i64).unwrap_or(0);
-        upto.insert(c, h);
-        let a_now = anchors.get(&c).map_or(0, |a| a.seq);
-        if a_now != a_then {
-            purged_since = true;
-        }
-        let Some(row) = rows.iter_mut().find(|r| r.0 == Some(c)) else {
-            extra.push((
-                Some(c),
-                0,
-                false,
-                None,
-                format!("chain {c} of the checkpoint no longer exists"),
-                1,
-                None,
-                None,
-            ));
-            continue;
-        };
-        if h == 0 || a_now >= h {
-            continue; // empty at the checkpoint, or purged past it since
-        }
-        let link = dc.get("head_link").and_then(Json::as_str).unwrap_or("");
-        let recs = records.get(&Some(c));
-        let found = recs.and_then(|v| v.iter().find(|r| r.seq == Some(h)));
-        let max_now = recs
-            .and_then(|v| v.iter().filter_map(|r| r.seq).max())
-            .unwrap_or(a_now);
-        match found {
-            None if max_now < h => add_problem(
-                row,
-                max_now + 1,
-                format!(
-                    "chain {c} is shorter than its checkpoint: rows {}..{h} were removed (a tail cut, a rollback or an older backup)",
-                    max_now + 1
-                ),
-            ),
-            None => add_problem(row, h, format!("row {h}, the head at the checkpoint, is missing")),
-            Some(r) => {
-                if r.stored_link.as_ref().map(hex::encode).as_deref() != Some(link) {
-                    add_problem(
-                        row,
-                        h,
-                        format!("row {h} differs from the checkpoint: the chain was rewritten or replaced"),
-                    );
-                }
-            }
-        }
-    }
-    // The rows up to the checkpoint hash to its Merkle root (unless a purge
-    // since then removed some of them).
-    let all_ok = rows.iter().all(|r| r.2) && extra.is_empty();
-    if all_ok && !purged_since {
-        let l = leaves(&records, meta.chains, Some(&upto));
-        let root = hex::encode(merkle_root(
-            &l.iter().map(|x| x.2.clone()).collect::<Vec<_>>(),
-        ));
-        let want = d
-            .doc
-            .get("merkle")
-            .and_then(|m| m.get("root"))
-            .and_then(Json::as_str)
-            .unwrap_or("");
-        if root != want {
-            extra.push((
-                None,
-                l.len() as i64,
-                false,
-                None,
-                "the rows up to the checkpoint do not hash to its Merkle root".into(),
-                1,
-                None,
-                None,
-            ));
-        }
-    }
+    let signer = check_signatures(&d)?;
+    let (stored, last) = ledger_at(d.entry.seq)?;
+    let ledger = ledger_check(stored.as_ref(), last, &d);
+    let state = verified.chain_states();
+    let cmp = compare(&d, &uid, verified.meta.chains, &state);
+    let covered = covered_leaves(&d, &state).len() as i64;
     let note = match &signer {
         Some(k) => format!(
             "; extends the checkpoint of ledger entry {} (signed by {k})",
-            d.seq
+            d.entry.seq
         ),
-        None => format!("; extends the checkpoint of ledger entry {}", d.seq),
+        None => format!("; extends the checkpoint of ledger entry {}", d.entry.seq),
     };
-    for r in rows.iter_mut().filter(|r| r.2) {
-        r.4.push_str(&note);
-    }
-    rows.extend(extra);
-    Ok(rows)
+    Ok(against_rows(verified.rows, &ledger, &cmp, covered, &note))
 }
 
 /// Registers an auditor's Ed25519 public key (hex): from then on
@@ -475,7 +349,7 @@ fn trust_key(key_id: String, public_key: String) -> Result<JsonB, WormError> {
         )?;
         Ok(())
     })?;
-    let mut fields = Map::new();
+    let mut fields = serde_json::Map::new();
     fields.insert("key_id".into(), json!(key_id));
     fields.insert("public_key".into(), json!(hex::encode(&pk)));
     let (appended, doc) = ledger::append("trust_key", None, None, fields)?;
@@ -495,82 +369,78 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
     let meta = meta::lookup(tbl.oid())?.ok_or(WormError::NotProtected {
         table: table.clone(),
     })?;
-    let (cp_seq, cp_hash, cp) =
-        latest_checkpoint(&meta.uid)?.ok_or_else(|| WormError::NoCheckpoint {
-            table: table.clone(),
-        })?;
+    let no_checkpoint = || WormError::NoCheckpoint {
+        table: table.clone(),
+    };
+    let d = latest_checkpoint(&meta.uid)?.ok_or_else(no_checkpoint)?;
+    let d = Digest::parse(d)
+        .map_err(|m| WormError::Internal(format!("the latest checkpoint does not parse: {m}")))?;
     let verified = verify_rel(tbl.as_ptr(), true)?;
-    let mut upto = BTreeMap::new();
-    for dc in cp
-        .get("chains")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
-        if let (Some(c), Some(h)) = (
-            dc.get("chain").and_then(Json::as_i64),
-            dc.get("head_seq").and_then(Json::as_i64),
-        ) {
-            upto.insert(c as i32, h);
-        }
-    }
-    let l = leaves(&verified.records, meta.chains, Some(&upto));
-    let links: Vec<Vec<u8>> = l.iter().map(|x| x.2.clone()).collect();
-    let root = merkle_root(&links);
-    let want = cp
-        .get("merkle")
-        .and_then(|m| m.get("root"))
-        .and_then(Json::as_str)
-        .unwrap_or("");
-    if hex::encode(root) != want {
+    let leaves = covered_leaves(&d, &verified.chain_states());
+    let links: Vec<Hash> = leaves.iter().map(|l| l.2).collect();
+    if merkle_root(&links) != d.merkle_root || links.len() as i64 != d.merkle_size {
         return Err(WormError::CheckpointStale {
             table,
-            ledger_seq: cp_seq,
+            ledger_seq: d.entry.seq,
         });
     }
-    let index = l
+    let index = leaves
         .iter()
-        .position(|x| x.0 == chain && x.1 == seq)
+        .position(|l| l.0 == chain && l.1 == seq)
         .ok_or_else(|| WormError::NotInCheckpoint {
             table: table.clone(),
             chain,
             seq,
-            ledger_seq: cp_seq,
+            ledger_seq: d.entry.seq,
         })?;
-    let path = inclusion_proof(&links, index).unwrap_or_default();
+    let proof = proof_of(&verified, &d, &table, (chain, seq), index, &links)?;
+    Ok(JsonB(proof.to_json()))
+}
+
+/// The proof of the row at `pos`, leaf `index` of the checkpoint `d`'s tree over `links`.
+fn proof_of(
+    verified: &Verified,
+    d: &Digest,
+    table: &str,
+    pos: (i32, i64),
+    index: usize,
+    links: &[Hash],
+) -> Result<Proof, WormError> {
+    let (chain, seq) = pos;
     let recs = verified
         .records
         .get(&Some(chain))
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
-    let row = recs
-        .iter()
-        .find(|r| r.seq == Some(seq))
-        .ok_or_else(|| WormError::Internal("proved row vanished".into()))?;
-    let prev = if let Some(p) = recs.iter().find(|r| r.seq == Some(seq - 1)) {
-        p.stored_link.clone().unwrap_or_default()
-    } else {
-        match verified.anchors.get(&chain) {
-            Some(a) if a.seq == seq - 1 => a.link.to_vec(),
-            _ => pg_worm_core::GENESIS.to_vec(),
-        }
+    let at = |s: i64| recs.iter().find(|r| r.seq == Some(s));
+    let row = at(seq).ok_or_else(|| WormError::Internal("proved row vanished".into()))?;
+    let prev: Hash = match (at(seq - 1), verified.anchors.get(&chain)) {
+        (Some(p), _) => p
+            .stored_link
+            .as_deref()
+            .and_then(pg_worm_core::hash_from_slice)
+            .unwrap_or_default(),
+        (None, Some(a)) if a.seq == seq - 1 => a.link,
+        _ => pg_worm_core::GENESIS,
     };
-    Ok(JsonB(json!({
-        "type": "pg_worm inclusion proof",
-        "format_version": 1,
-        "table": { "uid": pgrx::Uuid::from_bytes(meta.uid).to_string(), "name": table },
-        "checkpoint": { "ledger_seq": cp_seq, "hash": hex::encode(cp_hash), "merkle_root": want, "merkle_size": links.len() },
-        "row": {
-            "chain": chain,
-            "seq": seq,
-            "inserted_at_micros": row.inserted_at,
-            "row_hash": hex::encode(row.row_hash),
-            "prev_link": hex::encode(prev),
-            "link": row.stored_link.as_ref().map(hex::encode),
-        },
-        "leaf_index": index,
-        "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
-    })))
+    Ok(Proof {
+        table_uid: d.table_uid,
+        table_name: table.to_owned(),
+        checkpoint_seq: d.entry.seq,
+        checkpoint_hash: d.entry.hash,
+        merkle_root: d.merkle_root,
+        merkle_size: d.merkle_size,
+        chain,
+        seq,
+        inserted_at: row.inserted_at.ok_or_else(|| {
+            WormError::Internal(format!("row {seq} of chain {chain} has no insertion time"))
+        })?,
+        row_hash: row.row_hash,
+        prev_link: prev,
+        link: links[index],
+        leaf_index: index as i64,
+        path: inclusion_proof(links, index).unwrap_or_default(),
+    })
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -13,7 +13,7 @@ use crate::meta::{self, TableMeta};
 use crate::sql;
 use crate::triggers::{rel_display_name, with_purge_plan, PurgePlan};
 use crate::verify::verify_rel;
-use pg_worm_core::{merkle_root, Period};
+use pg_worm_core::{merkle_root, CertTable, Certificate, Check, Period, Status};
 use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgRelation};
@@ -495,146 +495,61 @@ fn count_rows(table: &str, purges: &[ChainPurge]) -> Result<i64, WormError> {
 /// Says why in a NOTICE when the answer is false.
 #[pg_extern(name = "verify_certificate", volatile)]
 fn worm_verify_certificate(cert: JsonB) -> bool {
-    match check_certificate(&cert.0) {
-        Ok(()) => true,
-        Err(why) => {
-            pgrx::notice!("pg_worm: certificate does not verify: {why}");
-            false
-        }
-    }
+    let why = match certificate_checks(&cert.0) {
+        Ok(checks) => match checks.into_iter().find(|c| c.status == Status::Problem) {
+            None => return true,
+            Some(c) => c.detail,
+        },
+        Err(why) => why,
+    };
+    pgrx::notice!("pg_worm: certificate does not verify: {why}");
+    false
 }
 
-fn check_certificate(cert: &Json) -> Result<(), String> {
-    let doc = cert
-        .get("certificate")
-        .ok_or("it has no \"certificate\" document")?;
-    let entry = cert
-        .get("ledger_entry")
-        .ok_or("it has no \"ledger_entry\"")?;
-    let seq = entry
-        .get("seq")
-        .and_then(Json::as_i64)
-        .ok_or("ledger_entry.seq is missing")?;
-    let hex_field = |k: &str| -> Result<[u8; 32], String> {
-        let s = entry
-            .get(k)
-            .and_then(Json::as_str)
-            .ok_or(format!("ledger_entry.{k} is missing"))?;
-        let v = hex::decode(s).map_err(|_| format!("ledger_entry.{k} is not hex"))?;
-        v.try_into()
-            .map_err(|_| format!("ledger_entry.{k} is not 32 bytes"))
-    };
-    let prev = hex_field("prev_hash")?;
-    let hash = hex_field("hash")?;
-    if doc.get("event").and_then(Json::as_str) != Some("purge") {
-        return Err("it is not a purge certificate".into());
-    }
-    if pg_worm_core::ledger_hash(seq, &prev, doc) != hash {
-        return Err("its hash does not match its content: the certificate was altered".into());
-    }
-    // Its place in the ledger, and the ledger as a whole.
+/// Every check of a certificate (`pg_worm_core::certificate`, as worm-verify
+/// makes them): offline, its place in the ledger, the ledger, and the table's
+/// chains, which must verify and start at its anchors (or at a later purge
+/// that continued from them). Err: it could not be checked.
+fn certificate_checks(cert: &Json) -> Result<Vec<Check>, String> {
+    let c = Certificate::parse(cert.clone()).map_err(|m| m.0)?;
+    let mut checks = c.offline_checks();
     let entries = ledger::entries().map_err(|e| e.to_string())?;
-    let report = pg_worm_core::verify_ledger(entries.clone());
-    if !report.ok {
-        return Err(format!(
-            "the ledger itself does not verify: {}",
-            report.detail
-        ));
-    }
-    let stored = entries
-        .iter()
-        .find(|e| e.seq == seq)
-        .ok_or(format!("ledger entry {seq} does not exist"))?;
-    if stored.hash != hash.to_vec() || stored.prev != prev.to_vec() {
-        return Err(format!("ledger entry {seq} is a different entry"));
-    }
-    // The table's surviving chains start exactly at the certificate's anchors
-    // (or at a later purge that continued from them).
-    let uid_text = doc
-        .get("table")
-        .and_then(|t| t.get("uid"))
-        .and_then(Json::as_str)
-        .ok_or("table.uid is missing")?;
-    let uid_bytes: [u8; 16] = hex::decode(uid_text.replace('-', ""))
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or("table.uid is not a uuid")?;
-    let uid = pgrx::Uuid::from_bytes(uid_bytes);
+    checks.extend(c.ledger_checks(&entries));
+    let table = certificate_table(&c).map_err(|e| e.to_string())?;
+    checks.extend(c.table_checks(&entries, table.as_ref().map_err(Clone::clone)));
+    Ok(checks)
+}
+
+/// The certificate's table as it is now, verified; Ok(Err(why)) when it cannot
+/// be checked.
+fn certificate_table(c: &Certificate) -> Result<Result<CertTable, String>, WormError> {
     let relid = sql::get_one_with_args::<pg_sys::Oid>(
-        "SELECT table_name::oid FROM worm.tables WHERE table_uid = $1",
-        &[DatumWithOid::from(uid)],
-    )
-    .map_err(|e| e.to_string())?
-    .ok_or("the certificate's table is not protected in this database")?;
+        "SELECT t.table_name::pg_catalog.oid FROM worm.tables AS t \
+          WHERE t.table_uid OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(pgrx::Uuid::from_bytes(c.table_uid))],
+    )?;
+    let Some(relid) = relid else {
+        return Ok(Err("it is not protected in this database".into()));
+    };
     let rel = unsafe { pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _) };
     if rel.is_null() {
-        return Err("the certificate's table no longer exists".into());
+        return Ok(Err("it no longer exists".into()));
     }
     let tblrel = unsafe { PgRelation::from_pg_owned(rel) };
-    let verified = verify_rel(tblrel.as_ptr(), false).map_err(|e| e.to_string())?;
+    let display = unsafe { rel_display_name(tblrel.as_ptr()) };
+    let verified = verify_rel(tblrel.as_ptr(), false)?;
     drop(tblrel);
-    let later_purges: Vec<&pg_worm_core::LedgerEntry> = entries
-        .iter()
-        .filter(|e| e.seq > seq)
-        .filter(|e| e.document.get("event").and_then(Json::as_str) == Some("purge"))
-        .filter(|e| {
-            e.document.get("table").and_then(|t| t.get("uid"))
-                == doc.get("table").and_then(|t| t.get("uid"))
-        })
-        .collect();
-    for ch in doc
-        .get("chains")
-        .and_then(Json::as_array)
-        .ok_or("chains is missing")?
-    {
-        let c = ch
-            .get("chain")
-            .and_then(Json::as_i64)
-            .ok_or("a chain number is missing")? as i32;
-        let last = ch
-            .get("last_seq")
-            .and_then(Json::as_i64)
-            .ok_or("a last_seq is missing")?;
-        let link = ch
-            .get("anchor_link")
-            .and_then(Json::as_str)
-            .ok_or("an anchor_link is missing")?;
-        let row = verified
-            .rows
+    Ok(Ok(CertTable {
+        display,
+        uid: verified.meta.uid,
+        anchors: verified
+            .anchor_entries
             .iter()
-            .find(|r| r.0 == Some(c))
-            .ok_or(format!("chain {c} does not exist"))?;
-        if !row.2 {
-            return Err(format!("chain {c} of the table does not verify: {}", row.4));
-        }
-        match verified.anchors.get(&c) {
-            Some(a) if a.seq == last => {
-                if hex::encode(a.link) != link {
-                    return Err(format!("chain {c}'s anchor link differs from the certificate's"));
-                }
-            }
-            Some(a) if a.seq > last => {
-                // A later purge must have continued exactly from this anchor.
-                let continued = later_purges.iter().any(|e| {
-                    e.document.get("chains").and_then(Json::as_array).is_some_and(|cs| {
-                        cs.iter().any(|x| {
-                            x.get("chain").and_then(Json::as_i64) == Some(c as i64)
-                                && x.get("first_seq").and_then(Json::as_i64) == Some(last + 1)
-                        })
-                    })
-                });
-                if !continued {
-                    return Err(format!("chain {c} was purged past seq {last} without a certificate continuing from it"));
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "chain {c} no longer starts after seq {last}: its anchor was rolled back or removed"
-                ))
-            }
-        }
-    }
-    Ok(())
+            .filter_map(|(c, a)| a.position().map(|p| (*c, p)))
+            .collect(),
+        first_rows: None,
+        chain_rows: Some(verified.rows),
+    }))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -22,7 +22,9 @@ use crate::error::{OrRaise, WormError};
 use crate::meta;
 use crate::sql;
 use crate::triggers::rel_display_name;
-use pg_worm_core::{table, verify_chain, Anchor, ChainReport, RowRecord};
+use pg_worm_core::{
+    chain_states, table, Anchor, AnchorEntry, ByChain, ChainRow, ChainState, RowRecord,
+};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts, PgRelation};
@@ -39,9 +41,18 @@ pub type VerifyRow = (
     Option<String>,
 );
 
-/// A problem of the table as a whole, as a result row.
-fn table_problem_row(detail: String) -> VerifyRow {
-    (None, 0, false, None, detail, 1, None, None)
+/// A report row as a result row of worm.verify.
+pub fn to_row(r: ChainRow) -> VerifyRow {
+    (
+        r.chain,
+        r.rows_checked,
+        r.ok,
+        r.first_bad_seq,
+        r.detail,
+        r.problems,
+        r.head_seq,
+        r.head_link,
+    )
 }
 
 /// The inheritance children of a table, schema-qualified (quoted as needed).
@@ -94,19 +105,6 @@ unsafe fn table_problems(rel: pg_sys::Relation, uid: &[u8; 16]) -> Result<Vec<St
     .unwrap_or(1);
     out.extend(table::encoding_version_problem(i64::from(version)));
     Ok(out)
-}
-
-fn to_row(r: ChainReport, chain: Option<i32>) -> VerifyRow {
-    (
-        chain,
-        r.rows_checked,
-        r.ok,
-        r.first_bad_seq,
-        r.detail,
-        r.problems,
-        r.head_seq,
-        r.head_link.map(hex::encode),
-    )
 }
 
 /// Recomputes every row hash and chain link of a protected table.
@@ -176,44 +174,77 @@ fn worm_verify_all() -> TableIterator<
     TableIterator::new(out)
 }
 
-struct Scanned {
-    by_chain: BTreeMap<Option<i32>, Vec<RowRecord>>,
-}
-
 /// The outcome of verifying one table.
 pub struct Verified {
     /// The table's registry entry, as read for this verification.
     pub meta: meta::TableMeta,
-    pub rows: Vec<VerifyRow>,
+    /// worm.verify's report: the chains, stray rows, the table as a whole.
+    pub rows: Vec<ChainRow>,
     /// The rows read, per chain (kept only when asked for).
-    pub records: BTreeMap<Option<i32>, Vec<RowRecord>>,
+    pub records: ByChain,
+    /// The usable purge anchors.
     pub anchors: HashMap<i32, Anchor>,
+    /// The purge anchors as stored (also the unusable ones).
+    pub anchor_entries: BTreeMap<i32, AnchorEntry>,
 }
 
 impl Verified {
     pub fn ok(&self) -> bool {
-        self.rows.iter().all(|r| r.2)
+        self.rows.iter().all(|r| r.ok)
     }
     pub fn rows_checked(&self) -> i64 {
-        self.rows.iter().map(|r| r.1).sum()
+        self.rows.iter().map(|r| r.rows_checked).sum()
     }
     /// One line per problem row, for error messages.
     pub fn problems_text(&self) -> String {
         self.rows
             .iter()
-            .filter(|r| !r.2)
-            .map(|r| match r.0 {
-                Some(c) => format!("chain {c}: {}", r.4),
+            .filter(|r| !r.ok)
+            .map(|r| match r.chain {
+                Some(c) => format!("chain {c}: {}", r.detail),
                 // Rows without a chain, or the table as a whole: the detail says which.
-                None => r.4.clone(),
+                None => r.detail.clone(),
             })
             .collect::<Vec<_>>()
             .join("\n")
     }
+    /// Per chain, its anchor and the (seq, link) of its rows (needs the records kept).
+    pub fn chain_states(&self) -> BTreeMap<i32, ChainState> {
+        chain_states(self.meta.chains, &self.anchor_entries, &self.records)
+    }
 }
 
 fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
-    Ok(verify_rel(tbl.as_ptr(), false)?.rows)
+    Ok(verify_rel(tbl.as_ptr(), false)?
+        .rows
+        .into_iter()
+        .map(to_row)
+        .collect())
+}
+
+/// The purge anchors of a table as stored, unusable ones included (a malformed anchor is a
+/// broken chain, not a failed verification).
+fn anchor_entries(uid: &[u8; 16]) -> Result<BTreeMap<i32, AnchorEntry>, WormError> {
+    let stored = sql::connect(|client| {
+        let rows = client.select(
+            "SELECT a.chain, a.seq, a.link FROM worm.anchors AS a \
+              WHERE a.table_uid OPERATOR(pg_catalog.=) $1 ORDER BY a.chain, a.seq",
+            None,
+            &[DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push((r.get::<i32>(1)?, r.get::<i64>(2)?, r.get::<Vec<u8>>(3)?));
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?;
+    // Should a chain have several, the latest purge (highest seq, sorted last) counts.
+    Ok(stored
+        .into_iter()
+        .filter_map(|(chain, seq, link)| {
+            chain.map(|c| (c, AnchorEntry::from_stored(seq, link.as_deref())))
+        })
+        .collect())
 }
 
 /// Verifies an open protected relation; `keep_records` keeps the rows read.
@@ -228,50 +259,37 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
     if acl != pg_sys::AclResult::ACLCHECK_OK && !meta::has_role("worm_auditor") {
         return Err(WormError::NoSelect { table });
     }
-    let anchors = meta::anchors(&meta.uid)?;
+    let anchor_entries = anchor_entries(&meta.uid)?;
     let plan = unsafe { encode::build_plan(rel, &table, true)? };
-    let scanned = unsafe { scan(rel, &plan) };
-    let mut by_chain = scanned.by_chain;
+    let by_chain = unsafe { scan(rel, &plan) };
     let records = if keep_records {
         by_chain.clone()
     } else {
         BTreeMap::new()
     };
-    let mut out = Vec::new();
-    for c in 0..meta.chains {
-        let rows = by_chain.remove(&Some(c)).unwrap_or_default();
-        out.push(to_row(
-            verify_chain(&meta.uid, c, anchors.get(&c), rows),
-            Some(c),
-        ));
-    }
-    // Rows outside the table's chains: inserted out of chain.
-    for (chain, rows) in by_chain {
-        let n = rows.len() as i64;
-        let detail = match chain {
-            Some(c) => format!(
-                "{n} row(s) claim chain {c}, which this table does not have (its chains are 0..{}): rows inserted out of chain",
-                meta.chains - 1
-            ),
-            None => format!("{n} row(s) have no chain (NULL worm_chain): rows inserted out of chain"),
-        };
-        let first_bad = rows.iter().filter_map(|r| r.seq).min();
-        out.push((chain, n, false, first_bad, detail, n, None, None));
-    }
-    // The table as a whole.
-    for detail in unsafe { table_problems(rel, &meta.uid)? } {
-        out.push(table_problem_row(detail));
-    }
+    let whole_table = unsafe { table_problems(rel, &meta.uid)? };
+    let rows = pg_worm_core::verify_table(
+        &meta.uid,
+        meta.chains,
+        &anchor_entries,
+        by_chain,
+        whole_table,
+    );
+    let anchors = anchor_entries
+        .iter()
+        .filter_map(|(c, a)| a.good().map(|a| (*c, *a)))
+        .collect();
     Ok(Verified {
         meta,
-        rows: out,
+        rows,
         records,
         anchors,
+        anchor_entries,
     })
 }
 
-unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
-    let mut by_chain: BTreeMap<Option<i32>, Vec<RowRecord>> = BTreeMap::new();
+unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> ByChain {
+    let mut by_chain = ByChain::new();
     let natts = (*(*rel).rd_att).natts as usize;
     let snapshot = pg_sys::GetActiveSnapshot();
     let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
@@ -318,7 +336,7 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> Scanned {
     }
     pg_sys::ExecDropSingleTupleTableSlot(slot);
     pg_sys::table_endscan(scan);
-    Scanned { by_chain }
+    by_chain
 }
 
 /// The last row of every chain, as of the current snapshot (wrapped by the

@@ -185,8 +185,10 @@ pub struct CertTable {
     /// Per chain, its purge anchor now: (seq, link; None when unusable).
     pub anchors: BTreeMap<i32, (i64, Option<Hash>)>,
     /// Per chain whose anchor is at the certificate's last removed row, the rows now at the
-    /// position right after it (normally one; none when no row followed yet).
-    pub first_rows: BTreeMap<i32, Vec<RowRecord>>,
+    /// position right after it (normally one; none when no row followed yet). None when not
+    /// read: then `chain_rows` must be given (a chain that verifies links its first row to its
+    /// anchor).
+    pub first_rows: Option<BTreeMap<i32, Vec<RowRecord>>>,
     /// The table's verification report, when the caller verified it: every chain the
     /// certificate names must then verify too.
     pub chain_rows: Option<Vec<ChainRow>>,
@@ -323,7 +325,9 @@ impl Certificate {
                         format!("chain {n}'s purge anchor at {last} has another link than the certificate's anchor_link: the anchor was rewritten"),
                     )
                 };
-                vec![anchor, first_row_check(ch, t)]
+                let mut checks = vec![anchor];
+                checks.extend(first_row_check(ch, t));
+                checks
             }
             Some((a, _)) => vec![match self.continued_by(entries, n, last) {
                 Some(seq) => Check::ok(
@@ -387,31 +391,33 @@ fn chain_verified_check(n: i32, t: &CertTable) -> Option<Check> {
 }
 
 /// The first surviving row after the anchor links to the certificate's anchor link.
-fn first_row_check(ch: &CertChain, t: &CertTable) -> Check {
+fn first_row_check(ch: &CertChain, t: &CertTable) -> Option<Check> {
     let (n, last) = (ch.chain, ch.last_seq);
-    let Some(r) = t.first_rows.get(&n).and_then(|rows| rows.first()) else {
-        return Check::ok(
+    let Some(r) = t.first_rows.as_ref()?.get(&n).and_then(|rows| rows.first()) else {
+        return Some(Check::ok(
             "first_row",
             format!("chain {n}: no row after the anchor yet"),
-        );
+        ));
     };
     let expected = r
         .inserted_at
         .map(|at| link(&t.uid, n, last + 1, at, &ch.anchor_link, &r.row_hash));
-    if expected.is_some() && r.stored_link.as_deref() == expected.as_ref().map(|h| &h[..]) {
-        Check::ok(
-            "first_row",
-            format!(
-                "chain {n}: row {}, the first surviving row, links to the certificate's anchor",
-                last + 1
-            ),
-        )
-    } else {
-        Check::problem(
+    Some(
+        if expected.is_some() && r.stored_link.as_deref() == expected.as_ref().map(|h| &h[..]) {
+            Check::ok(
+                "first_row",
+                format!(
+                    "chain {n}: row {}, the first surviving row, links to the certificate's anchor",
+                    last + 1
+                ),
+            )
+        } else {
+            Check::problem(
             "first_row",
             format!("chain {n}: row {} does not link to the certificate's anchor (or its values changed): run worm-verify table for details", last + 1),
         )
-    }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -821,7 +821,7 @@ fn read_cert_table(
         display: o.display().to_owned(),
         uid: o.uid,
         anchors: BTreeMap::new(),
-        first_rows: BTreeMap::new(),
+        first_rows: Some(BTreeMap::new()),
         chain_rows: None,
     };
     for ch in &c.chains {
@@ -829,7 +829,9 @@ fn read_cert_table(
             t.anchors.insert(ch.chain, a);
             if a.0 == ch.last_seq {
                 let rows = db::fetch_row(tx, &o, ch.chain, a.0 + 1)?;
-                t.first_rows.insert(ch.chain, rows);
+                t.first_rows
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(ch.chain, rows);
             }
         }
     }

@@ -41,7 +41,9 @@ ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
 ALTER TABLE referrals DISABLE TRIGGER ALL;
 DELETE FROM referrals WHERE worm_seq > 7;
 SELECT chain, ok, detail FROM worm.verify('referrals');
-SELECT chain, ok, first_bad_seq, detail FROM worm.verify('referrals', (SELECT d FROM digest));
+-- (Merkle roots depend on insertion times: shown as H.)
+SELECT chain, ok, first_bad_seq, regexp_replace(detail, '[0-9a-f]{16}…', 'H…', 'g') AS detail
+  FROM worm.verify('referrals', (SELECT d FROM digest));
 
 -- Proofs need a checkpoint that covers the row.
 SELECT worm.prove('other', 0, 1);
