@@ -503,6 +503,34 @@ mod tests {
             .starts_with("row-level security is enabled and forced"));
     }
 
+    /// A purge anchor whose link is not 32 bytes is a broken chain (as in
+    /// worm-verify), not an internal error.
+    #[pg_test]
+    fn malformed_anchor_is_a_broken_chain() {
+        protected("t_anchor", 4);
+        // worm.anchors' CHECK constraints keep such a link out: switch them
+        // off in the catalog, the state a restore without them leaves.
+        Spi::run(
+            "UPDATE pg_catalog.pg_class SET relchecks = 0 WHERE oid = 'worm.anchors'::regclass",
+        )
+        .unwrap();
+        Spi::run(
+            "INSERT INTO worm.anchors (table_uid, chain, seq, link, inserted_at) \
+             SELECT table_uid, 0, 1, '\\x010203'::bytea, pg_catalog.now() FROM worm.tables \
+              WHERE table_name = 't_anchor'::regclass",
+        )
+        .unwrap();
+        let p = verify_problems("t_anchor");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, Some(0));
+        assert!(
+            p[0].2.starts_with(
+                "the purge anchor in worm.anchors is unusable: its link has 3 bytes, not 32"
+            ),
+            "{p:?}"
+        );
+    }
+
     /// Swapping two column names keeps every row hash valid; verify compares
     /// the columns with the list worm.protect recorded in the ledger.
     #[pg_test]

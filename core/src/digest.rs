@@ -64,99 +64,25 @@ impl Digest {
         let doc = field(&whole, "checkpoint").map_err(|_| {
             Malformed("not a pg_worm checkpoint digest: it has no \"checkpoint\" document".into())
         })?;
-        if doc.get("event").and_then(Json::as_str) != Some("checkpoint") {
-            return bad("not a pg_worm checkpoint digest: checkpoint.event is not \"checkpoint\"");
-        }
-        match doc.get("format_version").and_then(Json::as_i64) {
-            Some(1) | None => {}
-            Some(v) => {
-                return bad(format!(
-                "checkpoint format_version {v} is not supported (this worm-verify reads version 1)"
-            ))
-            }
-        }
+        check_kind(doc)?;
         let entry = LedgerRef::parse(&whole)?;
         let pre = |m: Malformed| Malformed(format!("checkpoint.{}", m.0));
-        let table_uid = uuid_field(doc, "table.uid").map_err(pre)?;
-        let mut chains = Vec::new();
-        let list = match field(doc, "chains").map_err(pre)?.as_array() {
-            Some(a) => a,
-            None => return bad("checkpoint.chains is not an array"),
-        };
-        for (i, c) in list.iter().enumerate() {
-            let at = |m: Malformed| Malformed(format!("checkpoint.chains[{i}].{}", m.0));
-            let chain = int(c, "chain").map_err(at)?;
-            let chain = i32::try_from(chain)
-                .map_err(|_| Malformed(format!("checkpoint.chains[{i}].chain is out of range")))?;
-            if chain != i as i32 {
-                return bad(format!(
-                    "checkpoint.chains[{i}] is chain {chain}: the chains must be listed 0, 1, 2, ... in order"
-                ));
-            }
-            let head_seq = int(c, "head_seq").map_err(at)?;
-            let anchor_seq = c.get("anchor_seq").and_then(Json::as_i64).unwrap_or(0);
-            let anchor_link = match c.get("anchor_link") {
-                None => None,
-                Some(_) => opt_hex32(c, "anchor_link").map_err(at)?,
-            };
-            if head_seq < 0 || anchor_seq < 0 || anchor_seq > head_seq {
-                return bad(format!(
-                    "checkpoint.chains[{i}]: head_seq {head_seq} and anchor_seq {anchor_seq} are not a valid chain range"
-                ));
-            }
-            chains.push(DigestChain {
-                chain,
-                head_seq,
-                head_link: opt_hex32(c, "head_link").map_err(at)?,
-                anchor_seq,
-                anchor_link,
-            });
-        }
-        let merkle_root = hex32(doc, "merkle.root").map_err(pre)?;
-        let merkle_size = int(doc, "merkle.size").map_err(pre)?;
-        let mut signatures = Vec::new();
-        match whole.get("signatures") {
-            None | Some(Json::Null) => {}
-            Some(Json::Array(a)) => {
-                for s in a {
-                    let pk_text = s
-                        .get("public_key")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    signatures.push(SigEntry {
-                        key_id: s
-                            .get("key_id")
-                            .and_then(Json::as_str)
-                            .unwrap_or("?")
-                            .to_owned(),
-                        public_key: hex::decode(&pk_text).ok(),
-                        public_key_hex: pk_text,
-                        signature: s
-                            .get("signature")
-                            .and_then(Json::as_str)
-                            .and_then(|h| hex::decode(h).ok()),
-                    });
-                }
-            }
-            Some(_) => return bad("\"signatures\" is not an array"),
-        }
         Ok(Digest {
             entry,
-            table_uid,
+            table_uid: uuid_field(doc, "table.uid").map_err(pre)?,
             table_name: display(doc, "table.name"),
             database: display(doc, "database"),
             at: display(doc, "at"),
             by: by_text(doc),
-            chains,
+            chains: parse_chains(doc)?,
             rows: doc.get("rows").and_then(Json::as_i64),
-            merkle_root,
-            merkle_size,
+            merkle_root: hex32(doc, "merkle.root").map_err(pre)?,
+            merkle_size: int(doc, "merkle.size").map_err(pre)?,
             verification_ok: doc
                 .get("verification")
                 .and_then(|v| v.get("ok"))
                 .and_then(Json::as_bool),
-            signatures,
+            signatures: parse_signatures(&whole)?,
             whole,
         })
     }
@@ -233,6 +159,85 @@ impl Digest {
             if self.merkle_size == 1 { "" } else { "s" },
         )
     }
+}
+
+/// A checkpoint document of a format version this code reads.
+fn check_kind(doc: &Json) -> Res<()> {
+    if doc.get("event").and_then(Json::as_str) != Some("checkpoint") {
+        return bad("not a pg_worm checkpoint digest: checkpoint.event is not \"checkpoint\"");
+    }
+    match doc.get("format_version").and_then(Json::as_i64) {
+        Some(1) | None => Ok(()),
+        Some(v) => bad(format!(
+            "checkpoint format_version {v} is not supported (this worm-verify reads version 1)"
+        )),
+    }
+}
+
+/// `checkpoint.chains`: listed 0, 1, 2, ... in order, each a valid range.
+fn parse_chains(doc: &Json) -> Res<Vec<DigestChain>> {
+    let list = match field(doc, "chains")
+        .map_err(|m| Malformed(format!("checkpoint.{}", m.0)))?
+        .as_array()
+    {
+        Some(a) => a,
+        None => return bad("checkpoint.chains is not an array"),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| parse_chain(i, c))
+        .collect()
+}
+
+fn parse_chain(i: usize, c: &Json) -> Res<DigestChain> {
+    let at = |m: Malformed| Malformed(format!("checkpoint.chains[{i}].{}", m.0));
+    let chain = int(c, "chain").map_err(at)?;
+    let chain = i32::try_from(chain)
+        .map_err(|_| Malformed(format!("checkpoint.chains[{i}].chain is out of range")))?;
+    if i32::try_from(i).ok() != Some(chain) {
+        return bad(format!(
+            "checkpoint.chains[{i}] is chain {chain}: the chains must be listed 0, 1, 2, ... in order"
+        ));
+    }
+    let head_seq = int(c, "head_seq").map_err(at)?;
+    let anchor_seq = c.get("anchor_seq").and_then(Json::as_i64).unwrap_or(0);
+    let anchor_link = match c.get("anchor_link") {
+        None => None,
+        Some(_) => opt_hex32(c, "anchor_link").map_err(at)?,
+    };
+    if head_seq < 0 || anchor_seq < 0 || anchor_seq > head_seq {
+        return bad(format!(
+            "checkpoint.chains[{i}]: head_seq {head_seq} and anchor_seq {anchor_seq} are not a valid chain range"
+        ));
+    }
+    Ok(DigestChain {
+        chain,
+        head_seq,
+        head_link: opt_hex32(c, "head_link").map_err(at)?,
+        anchor_seq,
+        anchor_link,
+    })
+}
+
+/// `"signatures"`, as found (fields that do not parse are None).
+fn parse_signatures(whole: &Json) -> Res<Vec<SigEntry>> {
+    let list = match whole.get("signatures") {
+        None | Some(Json::Null) => return Ok(Vec::new()),
+        Some(Json::Array(a)) => a,
+        Some(_) => return bad("\"signatures\" is not an array"),
+    };
+    Ok(list
+        .iter()
+        .map(|s| {
+            let text = |k: &str| s.get(k).and_then(Json::as_str);
+            SigEntry {
+                key_id: text("key_id").unwrap_or("?").to_owned(),
+                public_key_hex: text("public_key").unwrap_or("").to_owned(),
+                public_key: text("public_key").and_then(|h| hex::decode(h).ok()),
+                signature: text("signature").and_then(|h| hex::decode(h).ok()),
+            }
+        })
+        .collect())
 }
 
 /// Signature checks as report lines. `required` empty = no requirement.

@@ -482,6 +482,65 @@ pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened,
     })
 }
 
+/// The payloads of a row's user columns, into `data` (cleared first).
+fn read_payloads(row: &postgres::Row, cols: &[Column], data: &mut Vec<ColData>) -> Result<()> {
+    data.clear();
+    let mut i = 4;
+    for c in cols {
+        match c.kind {
+            ColKind::Scalar(_) => {
+                data.push(ColData::Scalar(bytes_at(row, i)?));
+                i += 1;
+            }
+            ColKind::Array(_) => {
+                let bounds: Option<Vec<i32>> = row.try_get(i).map_err(anyhow::Error::new)?;
+                let elems: Option<Vec<Option<Vec<u8>>>> =
+                    row.try_get(i + 1).map_err(anyhow::Error::new)?;
+                data.push(ColData::Array(match (bounds, elems) {
+                    (Some(bounds), Some(elems)) => Some(ArrayData { bounds, elems }),
+                    _ => None,
+                }));
+                i += 2;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One fetched row: its chain, its record with the row hash recomputed, and its payload
+/// bytes.
+fn read_row(
+    row: &postgres::Row,
+    o: &Opened,
+    enc: &mut RowEncoder,
+    data: &mut Vec<ColData>,
+) -> Result<(Option<i32>, RowRecord, usize)> {
+    let chain: Option<i32> = row.try_get(0).map_err(anyhow::Error::new)?;
+    let seq: Option<i64> = row.try_get(1).map_err(anyhow::Error::new)?;
+    let inserted_at = match bytes_at(row, 2)? {
+        None => None,
+        Some(b) => Some(i64::from_be_bytes(b.as_slice().try_into().map_err(
+            |_| anyhow!("timestamptz_send returned {} bytes, expected 8", b.len()),
+        )?)),
+    };
+    let stored_link = bytes_at(row, 3)?;
+    read_payloads(row, &o.cols, data)?;
+    let row_hash = payload::row_hash(enc, &o.kinds, data).map_err(|e| {
+        let col = o.cols.get(e.column).map_or("?", |c| c.name.as_str());
+        anyhow!(
+            "unexpected value from the server in the row at chain {chain:?}, seq {seq:?}, column \"{col}\": {}",
+            e.message
+        )
+    })?;
+    let record = RowRecord {
+        seq,
+        inserted_at,
+        stored_link,
+        row_hash,
+    };
+    Ok((chain, record, payload_bytes(data)))
+}
+
 /// Reads rows (all of them, or the one at (chain, seq)) with their recomputed row hashes,
 /// grouped by worm_chain.
 fn read_rows(
@@ -505,11 +564,10 @@ fn read_rows(
     let portal = tx
         .bind(query.as_str(), &params)
         .pg("cannot read the table")?;
-    let cols = &o.cols;
     let mut by_chain: ByChain = BTreeMap::new();
     // Hashing mode: a large value is hashed, not copied once more.
     let mut enc = RowEncoder::hashing();
-    let mut data: Vec<ColData> = Vec::with_capacity(cols.len());
+    let mut data: Vec<ColData> = Vec::with_capacity(o.cols.len());
     let mut rows_read: u64 = 0;
     let mut fetch = 1;
     loop {
@@ -521,50 +579,9 @@ fn read_rows(
         }
         let mut batch_bytes = 0usize;
         for row in &batch {
-            let chain: Option<i32> = row.try_get(0).map_err(anyhow::Error::new)?;
-            let seq: Option<i64> = row.try_get(1).map_err(anyhow::Error::new)?;
-            let inserted_at = match bytes_at(row, 2)? {
-                None => None,
-                Some(b) => Some(i64::from_be_bytes(b.as_slice().try_into().map_err(
-                    |_| anyhow!("timestamptz_send returned {} bytes, expected 8", b.len()),
-                )?)),
-            };
-            let stored_link = bytes_at(row, 3)?;
-            data.clear();
-            let mut i = 4;
-            for c in cols {
-                match c.kind {
-                    ColKind::Scalar(_) => {
-                        data.push(ColData::Scalar(bytes_at(row, i)?));
-                        i += 1;
-                    }
-                    ColKind::Array(_) => {
-                        let bounds: Option<Vec<i32>> =
-                            row.try_get(i).map_err(anyhow::Error::new)?;
-                        let elems: Option<Vec<Option<Vec<u8>>>> =
-                            row.try_get(i + 1).map_err(anyhow::Error::new)?;
-                        data.push(ColData::Array(match (bounds, elems) {
-                            (Some(bounds), Some(elems)) => Some(ArrayData { bounds, elems }),
-                            _ => None,
-                        }));
-                        i += 2;
-                    }
-                }
-            }
-            batch_bytes = batch_bytes.saturating_add(payload_bytes(&data));
-            let row_hash = payload::row_hash(&mut enc, &o.kinds, &data).map_err(|e| {
-                let col = cols.get(e.column).map_or("?", |c| c.name.as_str());
-                anyhow!(
-                    "unexpected value from the server in the row at chain {chain:?}, seq {seq:?}, column \"{col}\": {}",
-                    e.message
-                )
-            })?;
-            by_chain.entry(chain).or_default().push(RowRecord {
-                seq,
-                inserted_at,
-                stored_link,
-                row_hash,
-            });
+            let (chain, record, bytes) = read_row(row, o, &mut enc, &mut data)?;
+            batch_bytes = batch_bytes.saturating_add(bytes);
+            by_chain.entry(chain).or_default().push(record);
         }
         enc.shrink_to(ENCODER_KEEP_BYTES);
         rows_read += batch.len() as u64;

@@ -35,7 +35,52 @@ pub fn to_json(rows: &[ChainRow]) -> String {
 /// The human report: a heading, one aligned line per chain (like psql shows worm.verify) and
 /// a summary line.
 pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
-    let headers = ["chain", "rows_checked", "ok", "first_bad_seq", "detail"];
+    let mut out = heading(s);
+    out.push_str(&rows_table(rows));
+    out.push('\n');
+    out.push_str(&summary_line(s, rows));
+    out
+}
+
+fn heading(s: &Summary) -> String {
+    let anchors = match s.anchors {
+        0 => String::new(),
+        1 => ", 1 purge anchor".to_owned(),
+        n => format!(", {n} purge anchors"),
+    };
+    format!(
+        "worm-verify: {} (table_uid {}, {} chain{}{anchors}): {} row{} read\n\n",
+        s.table,
+        s.table_uid,
+        s.chains,
+        if s.chains == 1 { "" } else { "s" },
+        s.rows_read,
+        if s.rows_read == 1 { "" } else { "s" },
+    )
+}
+
+const HEADERS: [&str; 5] = ["chain", "rows_checked", "ok", "first_bad_seq", "detail"];
+
+/// One table line: numbers right-aligned, text left-aligned, as psql does; no padding after
+/// the last column.
+fn table_line(cols: [&str; 5], width: &[usize; 5]) -> String {
+    let numeric = [true, true, false, true, false];
+    let mut parts = Vec::new();
+    for i in 0..5 {
+        let pad = width[i].saturating_sub(cols[i].chars().count());
+        parts.push(if i == 4 {
+            cols[i].to_owned()
+        } else if numeric[i] {
+            format!("{}{}", " ".repeat(pad), cols[i])
+        } else {
+            format!("{}{}", cols[i], " ".repeat(pad))
+        });
+    }
+    format!(" {}\n", parts.join(" | "))
+}
+
+/// The rows as psql prints them: centred headers, a rule, one line per row.
+fn rows_table(rows: &[ChainRow]) -> String {
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
@@ -48,47 +93,13 @@ pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
             ]
         })
         .collect();
-    let mut width = headers.map(str::len);
+    let mut width = HEADERS.map(str::len);
     for row in &cells {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let mut out = String::new();
-    let anchors = match s.anchors {
-        0 => String::new(),
-        1 => ", 1 purge anchor".to_owned(),
-        n => format!(", {n} purge anchors"),
-    };
-    out.push_str(&format!(
-        "worm-verify: {} (table_uid {}, {} chain{}{anchors}): {} row{} read\n\n",
-        s.table,
-        s.table_uid,
-        s.chains,
-        if s.chains == 1 { "" } else { "s" },
-        s.rows_read,
-        if s.rows_read == 1 { "" } else { "s" },
-    ));
-    let line = |cols: [&str; 5], out: &mut String| {
-        // Numbers right-aligned, text left-aligned, as psql does; no padding after the last.
-        let numeric = [true, true, false, true, false];
-        let mut parts = Vec::new();
-        for i in 0..5 {
-            let pad = width[i].saturating_sub(cols[i].chars().count());
-            let cell = if i == 4 {
-                cols[i].to_owned()
-            } else if numeric[i] {
-                format!("{}{}", " ".repeat(pad), cols[i])
-            } else {
-                format!("{}{}", cols[i], " ".repeat(pad))
-            };
-            parts.push(cell);
-        }
-        out.push(' ');
-        out.push_str(&parts.join(" | "));
-        out.push('\n');
-    };
-    let centred: Vec<String> = headers
+    let centred: Vec<String> = HEADERS
         .iter()
         .zip(width)
         .enumerate()
@@ -101,7 +112,7 @@ pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
             }
         })
         .collect();
-    line(
+    let mut out = table_line(
         [
             &centred[0],
             &centred[1],
@@ -109,7 +120,7 @@ pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
             &centred[3],
             &centred[4],
         ],
-        &mut out,
+        &width,
     );
     out.push_str(
         &width
@@ -120,39 +131,41 @@ pub fn to_text(s: &Summary, rows: &[ChainRow]) -> String {
     );
     out.push('\n');
     for c in &cells {
-        line([&c[0], &c[1], &c[2], &c[3], &c[4]], &mut out);
+        out.push_str(&table_line([&c[0], &c[1], &c[2], &c[3], &c[4]], &width));
     }
-    out.push('\n');
+    out
+}
+
+/// "OK: ..." or "PROBLEMS FOUND: ..." naming where.
+fn summary_line(s: &Summary, rows: &[ChainRow]) -> String {
     let bad: Vec<&ChainRow> = rows.iter().filter(|r| !r.ok).collect();
     if bad.is_empty() {
-        out.push_str(&format!(
+        return format!(
             "OK: every row hash and link of {} chain{} verified ({} row{}).\n",
             rows.len(),
             if rows.len() == 1 { "" } else { "s" },
             s.rows_read,
             if s.rows_read == 1 { "" } else { "s" },
-        ));
-    } else {
-        let problems: i64 = bad.iter().map(|r| r.problems).sum();
-        let mut names: Vec<String> = bad
-            .iter()
-            .map(|r| match (r.chain, r.first_bad_seq) {
-                _ if r.whole_table => "the table as a whole".to_owned(),
-                (Some(c), Some(s)) => format!("chain {c} from seq {s}"),
-                (Some(c), None) => format!("chain {c}"),
-                (None, _) => "rows without a chain".to_owned(),
-            })
-            .collect();
-        names.dedup();
-        out.push_str(&format!(
-            "PROBLEMS FOUND: {problems} problem{} in {} of {} report rows: {}.\n",
-            if problems == 1 { "" } else { "s" },
-            bad.len(),
-            rows.len(),
-            names.join(", ")
-        ));
+        );
     }
-    out
+    let problems: i64 = bad.iter().map(|r| r.problems).sum();
+    let mut names: Vec<String> = bad
+        .iter()
+        .map(|r| match (r.chain, r.first_bad_seq) {
+            _ if r.whole_table => "the table as a whole".to_owned(),
+            (Some(c), Some(s)) => format!("chain {c} from seq {s}"),
+            (Some(c), None) => format!("chain {c}"),
+            (None, _) => "rows without a chain".to_owned(),
+        })
+        .collect();
+    names.dedup();
+    format!(
+        "PROBLEMS FOUND: {problems} problem{} in {} of {} report rows: {}.\n",
+        if problems == 1 { "" } else { "s" },
+        bad.len(),
+        rows.len(),
+        names.join(", ")
+    )
 }
 
 #[cfg(test)]
