@@ -96,13 +96,20 @@ unsafe fn table_problems(rel: pg_sys::Relation, uid: &[u8; 16]) -> Result<Vec<St
     if let Some(diff) = columns::mismatch(relid, uid)? {
         out.push(table::columns_problem(&diff));
     }
-    let version = crate::sql::get_one_with_args::<i32>(
-        "SELECT encoding_version FROM worm.tables WHERE table_uid OPERATOR(pg_catalog.=) $1",
-        &[pgrx::datum::DatumWithOid::from(pgrx::Uuid::from_bytes(
-            *uid,
-        ))],
-    )?
-    .unwrap_or(1);
+    // Read-only SPI: verification assigns no transaction id (it runs on standbys).
+    let version =
+        crate::sql::connect(|client| {
+            let mut rows = client.select(
+            "SELECT encoding_version FROM worm.tables WHERE table_uid OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[pgrx::datum::DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
+        )?;
+            match rows.next() {
+                Some(r) => r.get::<i32>(1),
+                None => Ok(None),
+            }
+        })?
+        .unwrap_or(1);
     out.extend(table::encoding_version_problem(i64::from(version)));
     Ok(out)
 }

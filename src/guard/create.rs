@@ -1,0 +1,268 @@
+//! CREATE statements and extension membership: nothing new in schema worm,
+//! no children, rules, policies or late triggers on protected tables, and
+//! nothing that would make a routine DROP EXTENSION take pg_worm's objects.
+
+use super::nodes::*;
+use super::{protected, refuse, worm_namespace, Protected, OUR_TRIGGERS};
+use crate::error::WormError;
+use crate::triggers::TRIGGER_CHAIN;
+use pgrx::pg_sys::{self, Oid};
+
+/// The namespace an object named by `names` would be created in.
+pub(super) unsafe fn creation_namespace(names: *mut pg_sys::List) -> Option<Oid> {
+    if names.is_null() {
+        return None;
+    }
+    let mut objname: *mut std::ffi::c_char = std::ptr::null_mut();
+    let ns = pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname);
+    (ns != pg_sys::InvalidOid).then_some(ns)
+}
+pub(super) fn in_worm(ns: Option<Oid>) -> bool {
+    ns.is_some() && ns == worm_namespace()
+}
+pub(super) unsafe fn refuse_in_worm(names: *mut pg_sys::List, what: &str) -> Result<(), WormError> {
+    if in_worm(creation_namespace(names)) {
+        return Err(refuse(
+            "schema worm",
+            format!("creating {what} in pg_worm's schema"),
+        ));
+    }
+    Ok(())
+}
+pub(super) unsafe fn func_in_worm(names: *mut pg_sys::List) -> bool {
+    let Some(ns) = worm_namespace() else {
+        return false;
+    };
+    let mut objname: *mut std::ffi::c_char = std::ptr::null_mut();
+    let nsoid = pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname);
+    nsoid == ns
+}
+/// `ALTER … DEPENDS ON EXTENSION`: a routine DROP EXTENSION would then drop
+/// the object with it. Refused for pg_worm's triggers and every trigger and
+/// index of a protected table, and for pg_worm's functions.
+#[allow(non_upper_case_globals)]
+pub(super) unsafe fn check_depends(
+    stmt: *mut pg_sys::AlterObjectDependsStmt,
+) -> Result<(), WormError> {
+    use pg_sys::ObjectType::*;
+    match (*stmt).objectType {
+        OBJECT_TRIGGER => match protected(rangevar_relid((*stmt).relation)) {
+            Some(p) => Err(refuse(
+                p.name(),
+                "making its triggers depend on an extension (dropping that extension would drop them)",
+            )),
+            None => Ok(()),
+        },
+        OBJECT_INDEX => {
+            let idx = rangevar_relid((*stmt).relation);
+            if idx == pg_sys::InvalidOid {
+                return Ok(());
+            }
+            match protected(pg_sys::IndexGetRelation(idx, true)) {
+                Some(p) => Err(refuse(
+                    p.name(),
+                    "making its indexes depend on an extension (dropping that extension would drop them)",
+                )),
+                None => Ok(()),
+            }
+        }
+        OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE => {
+            let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
+            if !owa.is_null() && func_in_worm((*owa).objname) {
+                return Err(refuse(
+                    "schema worm",
+                    "making pg_worm's functions depend on another extension",
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// CREATE TRIGGER on a protected table (or a partitioned parent, whose row
+/// triggers are cloned onto its partitions).
+///
+/// # Safety
+/// `stmt` points to the CreateTrigStmt being executed.
+pub(super) unsafe fn check_create_trigger(
+    stmt: *mut pg_sys::CreateTrigStmt,
+) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    unsafe {
+        let Some(p) = with_inheritors(rangevar_relid((*stmt).relation))
+            .into_iter()
+            .find_map(protected)
+        else {
+            return Ok(());
+        };
+        let name = cstr((*stmt).trigname);
+        if let Protected::Extension(t) = &p {
+            return Err(refuse(t, "adding triggers to pg_worm's own tables"));
+        }
+        if (*stmt).replace && OUR_TRIGGERS.contains(&name.as_str()) {
+            return Err(refuse(
+                p.name(),
+                format!("replacing pg_worm's trigger \"{name}\""),
+            ));
+        }
+        let before = (*stmt).timing as u32 & pg_sys::TRIGGER_TYPE_BEFORE != 0;
+        let writes = (*stmt).events as u32
+            & (pg_sys::TRIGGER_TYPE_INSERT | pg_sys::TRIGGER_TYPE_UPDATE)
+            != 0;
+        if (*stmt).row && before && writes && name.as_bytes() > TRIGGER_CHAIN.as_bytes() {
+            return Err(refuse(
+                p.name(),
+                format!("a BEFORE row trigger \"{name}\" that fires after pg_worm's and could change rows after they are hashed (name it so that it sorts before \"{TRIGGER_CHAIN}\")"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// CREATE RULE on a protected table.
+///
+/// # Safety
+/// `stmt` points to the RuleStmt being executed.
+pub(super) unsafe fn check_rule(stmt: *mut pg_sys::RuleStmt) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    match protected(unsafe { rangevar_relid((*stmt).relation) }) {
+        Some(p) => Err(refuse(
+            p.name(),
+            "rewrite rules (they could change or drop rows)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// CREATE [OR REPLACE] FUNCTION in schema worm.
+///
+/// # Safety
+/// `stmt` points to the CreateFunctionStmt being executed.
+pub(super) unsafe fn check_create_function(
+    stmt: *mut pg_sys::CreateFunctionStmt,
+) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    let (in_schema, replace) = unsafe { (func_in_worm((*stmt).funcname), (*stmt).replace) };
+    if !in_schema {
+        return Ok(());
+    }
+    let what = if replace {
+        "replacing pg_worm's functions"
+    } else {
+        "creating functions in pg_worm's schema (they could shadow its own)"
+    };
+    Err(refuse("schema worm", what))
+}
+
+/// CREATE TYPE name AS (…) in schema worm.
+///
+/// # Safety
+/// `stmt` points to the CompositeTypeStmt being executed.
+pub(super) unsafe fn check_composite_type(
+    stmt: *mut pg_sys::CompositeTypeStmt,
+) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    let schema = unsafe {
+        let rv = (*stmt).typevar;
+        if rv.is_null() {
+            return Ok(());
+        }
+        cstr((*rv).schemaname)
+    };
+    if schema == "worm" {
+        return Err(refuse("schema worm", "creating types in pg_worm's schema"));
+    }
+    Ok(())
+}
+
+/// CREATE TABLE … INHERITS (a protected table).
+///
+/// # Safety
+/// `stmt` points to the CreateStmt being executed.
+pub(super) unsafe fn check_create_table(stmt: *mut pg_sys::CreateStmt) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    for rv in unsafe { list_ptrs::<pg_sys::RangeVar>((*stmt).inhRelations) } {
+        // SAFETY: each element of inhRelations is a RangeVar.
+        if let Some(Protected::Table(t)) = protected(unsafe { rangevar_relid(rv) }) {
+            return Err(refuse(
+                &t,
+                "an inheritance child (its rows would show as the table's)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// CREATE EXTENSION other SCHEMA worm: its script would create objects in
+/// pg_worm's schema.
+///
+/// # Safety
+/// `stmt` points to the CreateExtensionStmt being executed.
+pub(super) unsafe fn check_create_extension(
+    stmt: *mut pg_sys::CreateExtensionStmt,
+) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement; options are DefElems.
+    unsafe {
+        if cstr((*stmt).extname) == "pg_worm" {
+            return Ok(());
+        }
+        for opt in list_ptrs::<pg_sys::DefElem>((*stmt).options) {
+            if cstr((*opt).defname) == "schema" && str_node((*opt).arg) == "worm" {
+                return Err(refuse(
+                    "schema worm",
+                    "creating another extension in pg_worm's schema",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CREATE or ALTER POLICY on a protected table.
+///
+/// # Safety
+/// `table` is the statement's RangeVar.
+pub(super) unsafe fn check_policy(table: *mut pg_sys::RangeVar) -> Result<(), WormError> {
+    // SAFETY: the caller passes the statement's RangeVar.
+    match protected(unsafe { rangevar_relid(table) }) {
+        Some(p) => Err(refuse(
+            p.name(),
+            "row-level security policies (they could hide rows from readers and verifiers)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// ALTER FUNCTION of pg_worm's functions.
+///
+/// # Safety
+/// `stmt` points to the AlterFunctionStmt being executed.
+pub(super) unsafe fn check_alter_function(
+    stmt: *mut pg_sys::AlterFunctionStmt,
+) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    let ours = unsafe { !(*stmt).func.is_null() && func_in_worm((*(*stmt).func).objname) };
+    if ours {
+        return Err(refuse("schema worm", "altering pg_worm's functions"));
+    }
+    Ok(())
+}
+
+/// ALTER EXTENSION pg_worm ADD / DROP: only pg_upgrade's binary-upgrade
+/// restore may change pg_worm's members.
+///
+/// # Safety
+/// `stmt` points to the AlterExtensionContentsStmt being executed.
+pub(super) unsafe fn check_extension_members(
+    stmt: *mut pg_sys::AlterExtensionContentsStmt,
+) -> Result<(), WormError> {
+    // SAFETY: the caller passes a valid statement.
+    if unsafe { cstr((*stmt).extname) } == "pg_worm" {
+        return Err(refuse(
+            "extension pg_worm",
+            "adding or removing members of the extension",
+        ));
+    }
+    Ok(())
+}

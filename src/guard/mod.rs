@@ -1,0 +1,296 @@
+//! What pg_worm refuses at the SQL level, and where: shared by the hooks
+//! (with `shared_preload_libraries = 'pg_worm'`, src/hooks.rs) and the event
+//! triggers (always). One file per kind of statement:
+//!
+//! | file | what it checks |
+//! |---|---|
+//! | `alter.rs` | ALTER TABLE, RENAME, ALTER TYPE … RENAME VALUE, SET SCHEMA |
+//! | `create.rs` | CREATE TRIGGER / RULE / POLICY / TABLE … INHERITS, objects in schema worm, DEPENDS ON EXTENSION |
+//! | `drop.rs` | DROP, TRUNCATE, drops by CASCADE (object-access hook) |
+//! | `columns.rs` | ADD COLUMN before and after the statement, and the column record |
+//! | `settings.rs` | SET / ALTER SYSTEM / ALTER EVENT TRIGGER (hooks only) |
+//! | `types.rs` | which protected tables store values of a type |
+//! | `nodes.rs` | reading parse trees and catalogs |
+//!
+//! A relation is *protected* when it carries pg_worm's chain trigger; the
+//! extension's own tables (worm.tables, worm.anchors, worm.ledger,
+//! worm.trusted_keys) are guarded the same way. Refusals raise SQLSTATE 42501
+//! with the table's name and a HINT saying what is allowed instead.
+
+mod alter;
+mod columns;
+mod create;
+mod drop;
+mod nodes;
+mod settings;
+mod types;
+
+pub use columns::after_alter_table;
+pub use drop::check_drop_object;
+
+use crate::error::WormError;
+use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
+use nodes::{cstr, list_ptrs, with_inheritors};
+use pgrx::pg_sys::{self, Node, NodeTag, Oid};
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+
+pub const EXT_TABLES: [&str; 4] = ["tables", "anchors", "ledger", "trusted_keys"];
+pub const EVENT_TRIGGERS: [&str; 3] = ["worm_guard_ddl", "worm_guard_drop", "worm_guard_ddl_end"];
+pub const OUR_TRIGGERS: [&str; 3] = [TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW];
+
+thread_local! {
+    static INTERNAL_DDL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs pg_worm's own DDL (worm.protect) without the guards.
+pub fn internal_ddl<R>(f: impl FnOnce() -> R) -> R {
+    INTERNAL_DDL.with(|c| c.set(c.get() + 1));
+    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .finally(|| INTERNAL_DDL.with(|c| c.set(c.get().saturating_sub(1))))
+        .execute()
+}
+
+/// True when no guard applies: pg_worm's own DDL, or the extension's script.
+pub fn exempt() -> bool {
+    INTERNAL_DDL.with(|c| c.get() > 0) || creating_pg_worm()
+}
+
+/// Whether pg_worm's own extension script is running (CREATE or ALTER
+/// EXTENSION pg_worm): another extension's script gets no exemption.
+fn creating_pg_worm() -> bool {
+    // SAFETY: reads two backend globals and looks an extension name up.
+    unsafe {
+        if !pg_sys::creating_extension {
+            return false;
+        }
+        let name = pg_sys::get_extension_name(pg_sys::CurrentExtensionObject);
+        !name.is_null() && CStr::from_ptr(name).to_bytes() == b"pg_worm"
+    }
+}
+
+/// Whether a relation has no row visible to a fresh snapshot (own
+/// transaction's rows included).
+pub fn relation_is_empty(relid: Oid) -> bool {
+    // SAFETY: a heap scan with a registered snapshot, every resource released.
+    unsafe {
+        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
+        if rel.is_null() {
+            return true;
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let empty = !pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        );
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
+        empty
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protected {
+    /// A table protected by worm.protect.
+    Table(String),
+    /// One of pg_worm's own tables.
+    Extension(String),
+}
+
+impl Protected {
+    pub fn name(&self) -> &str {
+        match self {
+            Protected::Table(n) | Protected::Extension(n) => n,
+        }
+    }
+}
+
+pub fn worm_namespace() -> Option<Oid> {
+    let ns = CString::new("worm").ok()?;
+    let oid = unsafe { pg_sys::get_namespace_oid(ns.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// Whether `relid` is protected (or one of pg_worm's tables), from the relcache.
+pub fn protected(relid: Oid) -> Option<Protected> {
+    if relid == pg_sys::InvalidOid {
+        return None;
+    }
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(relid);
+        if rel.is_null() {
+            return None;
+        }
+        let form = &*(*rel).rd_rel;
+        let mut result = None;
+        if Some(form.relnamespace) == worm_namespace() {
+            let name = cstr(form.relname.data.as_ptr());
+            if EXT_TABLES.contains(&name.as_str()) {
+                result = Some(Protected::Extension(format!("worm.{name}")));
+            }
+        }
+        if result.is_none() && !(*rel).trigdesc.is_null() {
+            let td = &*(*rel).trigdesc;
+            let trigs = std::slice::from_raw_parts(td.triggers, td.numtriggers.max(0) as usize);
+            if trigs.iter().any(|t| cstr(t.tgname) == TRIGGER_CHAIN) {
+                result = Some(Protected::Table(rel_display_name(rel)));
+            }
+        }
+        pg_sys::RelationClose(rel);
+        result
+    }
+}
+
+/// Any protected table in this database (a registry row whose table exists)?
+pub fn any_protected_table() -> bool {
+    let Some(relid) = crate::meta::worm_relid("tables") else {
+        return false;
+    };
+    unsafe {
+        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
+        if rel.is_null() {
+            return false;
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let mut found = false;
+        while pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
+            let mut isnull = false;
+            let oid = pg_sys::slot_getattr(slot, 2, &mut isnull);
+            if !isnull {
+                let relid = Oid::from(oid.value() as u32);
+                if pg_sys::SearchSysCacheExists(
+                    pg_sys::SysCacheIdentifier::RELOID as _,
+                    pg_sys::Datum::from(relid),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                ) {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
+        found
+    }
+}
+
+fn refuse(target: &str, what: impl Into<String>) -> WormError {
+    WormError::Protected {
+        target: target.into(),
+        what: what.into(),
+    }
+}
+
+/// System catalogs whose direct DML could switch protection off.
+pub fn guarded_catalog(relid: Oid) -> bool {
+    [
+        pg_sys::TriggerRelationId,
+        pg_sys::RelationRelationId,
+        pg_sys::AttributeRelationId,
+        Oid::from(2618u32), // pg_rewrite
+        pg_sys::IndexRelationId,
+        pg_sys::ProcedureRelationId,
+        Oid::from(2608u32), // pg_depend
+        pg_sys::ExtensionRelationId,
+        pg_sys::NamespaceRelationId,
+        Oid::from(2606u32), // pg_constraint
+        Oid::from(2604u32), // pg_attrdef
+        pg_sys::TypeRelationId,
+        pg_sys::EventTriggerRelationId,
+        Oid::from(3501u32), // pg_enum
+        Oid::from(2611u32), // pg_inherits
+        Oid::from(3256u32), // pg_policy
+        Oid::from(2617u32), // pg_operator
+    ]
+    .contains(&relid)
+}
+
+/// Whether a table has inheritance children (or partitions).
+pub fn has_children(relid: Oid) -> bool {
+    // SAFETY: reads pg_inherits inside the transaction.
+    unsafe { with_inheritors(relid).len() > 1 }
+}
+
+/// Checks one utility statement. `hooked` = called from the ProcessUtility
+/// hook (statements event triggers never see are checked there only).
+///
+/// # Safety
+/// `node` is NULL or the parse tree of the statement being executed, inside
+/// a transaction.
+#[allow(non_upper_case_globals)]
+pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormError> {
+    use NodeTag::*;
+    if node.is_null() || exempt() {
+        return Ok(());
+    }
+    // SAFETY: each arm casts `node` to the statement struct its tag names.
+    unsafe {
+        match (*node).type_ {
+            T_AlterTableStmt => alter::check_alter_table(node.cast()),
+            T_RenameStmt => alter::check_rename(node.cast()),
+            T_AlterEnumStmt => alter::check_alter_enum(node.cast()),
+            T_AlterObjectSchemaStmt => alter::check_set_schema(node.cast()),
+            T_DropStmt => drop::check_drop(node.cast()),
+            T_TruncateStmt => drop::check_truncate(node.cast()),
+            T_CreateTrigStmt => create::check_create_trigger(node.cast()),
+            T_RuleStmt => create::check_rule(node.cast()),
+            T_CreateFunctionStmt => create::check_create_function(node.cast()),
+            T_AlterFunctionStmt => create::check_alter_function(node.cast()),
+            T_DefineStmt => create::refuse_in_worm(
+                (*node.cast::<pg_sys::DefineStmt>()).defnames,
+                "operators, types or aggregates",
+            ),
+            T_CreateDomainStmt => create::refuse_in_worm(
+                (*node.cast::<pg_sys::CreateDomainStmt>()).domainname,
+                "domains",
+            ),
+            T_CreateEnumStmt => {
+                create::refuse_in_worm((*node.cast::<pg_sys::CreateEnumStmt>()).typeName, "types")
+            }
+            T_CreateRangeStmt => {
+                create::refuse_in_worm((*node.cast::<pg_sys::CreateRangeStmt>()).typeName, "types")
+            }
+            T_CompositeTypeStmt => create::check_composite_type(node.cast()),
+            T_CreateStmt => create::check_create_table(node.cast()),
+            T_CreateSchemaStmt => {
+                // Schema elements run as subcommands: no ddl_command_start of
+                // their own, so they are checked here with the CREATE SCHEMA.
+                let stmt = node.cast::<pg_sys::CreateSchemaStmt>();
+                for elt in list_ptrs::<Node>((*stmt).schemaElts) {
+                    check_utility(elt, hooked)?;
+                }
+                Ok(())
+            }
+            T_CreateExtensionStmt => create::check_create_extension(node.cast()),
+            T_AlterExtensionContentsStmt => create::check_extension_members(node.cast()),
+            T_AlterObjectDependsStmt => create::check_depends(node.cast()),
+            T_CreatePolicyStmt => {
+                create::check_policy((*node.cast::<pg_sys::CreatePolicyStmt>()).table)
+            }
+            T_AlterPolicyStmt => {
+                create::check_policy((*node.cast::<pg_sys::AlterPolicyStmt>()).table)
+            }
+            T_AlterEventTrigStmt if hooked => settings::check_alter_event_trigger(node.cast()),
+            T_VariableSetStmt if hooked => settings::check_set(node.cast(), false),
+            T_AlterSystemStmt if hooked => {
+                settings::check_set((*node.cast::<pg_sys::AlterSystemStmt>()).setstmt, true)
+            }
+            _ => Ok(()),
+        }
+    }
+}
