@@ -102,3 +102,7 @@ CREATE FUNCTION worm.guard_ddl_end() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl_end';
 CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION worm.guard_ddl_end();
+-- ALWAYS: session_replication_role = replica does not switch them off.
+ALTER EVENT TRIGGER worm_guard_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER worm_guard_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER worm_guard_ddl_end ENABLE ALWAYS;

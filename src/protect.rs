@@ -36,67 +36,9 @@ fn protect(
     legal_basis: Option<String>,
 ) -> Result<String, WormError> {
     let relid = tbl.oid();
-    let rel = tbl.as_ptr();
-    let table = unsafe { rel_display_name(rel) };
-    let form = unsafe { &*(*rel).rd_rel };
-
-    let kind = match form.relkind as u8 {
-        b'r' => None,
-        b'v' => Some("a view"),
-        b'm' => Some("a materialized view"),
-        b'f' => Some("a foreign table"),
-        b'p' => Some("a partitioned table; protect its partitions"),
-        b'i' | b'I' => Some("an index"),
-        b'S' => Some("a sequence"),
-        b'c' => Some("a composite type"),
-        b't' => Some("a TOAST table"),
-        _ => Some("not a table"),
-    };
-    if let Some(kind) = kind {
-        return Err(WormError::NotATable { name: table, kind });
-    }
-    match form.relpersistence as u8 {
-        b't' => {
-            return Err(WormError::NotPermanent {
-                table,
-                persistence: "temporary",
-            })
-        }
-        b'u' => {
-            return Err(WormError::NotPermanent {
-                table,
-                persistence: "unlogged",
-            })
-        }
-        _ => {}
-    }
-    if !meta::may_manage(relid) {
-        return Err(WormError::NotOwner { table });
-    }
-    let owner = form.relowner;
-    if meta::lookup(relid)?.is_some() {
-        return Err(WormError::AlreadyProtected { table });
-    }
-    if !(1..=MAX_CHAINS).contains(&chains) {
-        return Err(WormError::InvalidChains {
-            given: chains,
-            max: MAX_CHAINS,
-        });
-    }
-    if let Some(r) = &retention {
-        let now = crate::retention::transaction_start();
-        if !pg_worm_core::period::is_positive(&crate::retention::period(r), now) {
-            return Err(WormError::InvalidRetention {
-                given: interval_text(r),
-            });
-        }
-    }
-    if form.relhasrules {
-        return Err(WormError::HasRules { table });
-    }
-    unsafe { refuse_unprotectable(rel, &table)? };
-    // Validates every column type (and the reserved prefix) before changing anything.
-    unsafe { encode::build_plan(rel, &table, false)? };
+    // SAFETY: `tbl` holds the relation open and locked for this call.
+    let table = unsafe { rel_display_name(tbl.as_ptr()) };
+    let owner = check_protectable(&tbl, &table, chains, retention.as_ref())?;
     // ALTER TABLE refuses a relation this function still holds open.
     drop(tbl);
 
@@ -109,47 +51,19 @@ fn protect(
     let uid: pgrx::Uuid = sql::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
         .ok_or_else(|| WormError::Internal("gen_random_uuid returned NULL".into()))?;
     let uid_bytes: [u8; 16] = *uid.as_bytes();
-    let uid_text = hex::encode(uid_bytes);
-
-    // `table` is produced by the server's quote_qualified_identifier; nothing
-    // the user typed is spliced into these statements. The guards let
-    // pg_worm's own DDL through (and only it).
-    let chained = crate::guard::internal_ddl(|| {
-        meta::as_role(owner, || -> Result<i64, WormError> {
-            sql::run(&format!(
-                "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
-             ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
-            ))?;
-
-            let chained = backfill(relid, &table, &uid_bytes, chains)?;
-
-            sql::run(&format!(
-            "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
-             ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
-        ))?;
-            sql::run(&format!(
-                "CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"
-            ))?;
-            sql::run(&format!(
-                "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
-             EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
-            ))?;
-            sql::run(&format!(
-                "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
-             FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
-            ))?;
-            sql::run(&format!(
-                "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
-             FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
-            ))?;
-            sql::run(&format!(
-                "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
-             ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
-            ))?;
-            Ok(chained)
-        })
-    })?;
-
+    let chained = meta::as_role(owner, || install_chain(relid, &table, &uid_bytes, chains))?;
+    // Code of the owner's may have run while existing rows were chained
+    // (CHECK constraints, AFTER UPDATE triggers): what protect refuses must
+    // still be absent now that the table is protected.
+    {
+        // SAFETY: `relid` is the table being protected, which exists and is
+        // locked by this transaction; the relation is open while it is read.
+        unsafe {
+            let rel = PgRelation::with_lock(relid, pg_sys::AccessShareLock as _);
+            refuse_unprotectable(rel.as_ptr(), &table)?;
+        }
+    }
+    check_triggers(relid, &table, false)?;
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
     // Auditors verify, also with the independent worm-verify, which reads rows.
     if meta::role_oid("worm_auditor").is_some() {
@@ -159,30 +73,194 @@ fn protect(
             })
         })?;
     }
+    record_protection(
+        relid,
+        &uid_bytes,
+        &table,
+        chains,
+        chained,
+        retention.as_ref(),
+        legal_basis,
+    )?;
+    Ok(summary(&table, chains, chained, retention.as_ref()))
+}
+
+/// Why a relation kind cannot be protected (None for an ordinary table).
+fn relkind_problem(relkind: u8) -> Option<&'static str> {
+    match relkind {
+        b'r' => None,
+        b'v' => Some("a view"),
+        b'm' => Some("a materialized view"),
+        b'f' => Some("a foreign table"),
+        b'p' => Some("a partitioned table; protect its partitions"),
+        b'i' | b'I' => Some("an index"),
+        b'S' => Some("a sequence"),
+        b'c' => Some("a composite type"),
+        b't' => Some("a TOAST table"),
+        _ => Some("not a table"),
+    }
+}
+
+/// Every check before anything changes; returns the table's owner.
+fn check_protectable(
+    tbl: &PgRelation,
+    table: &str,
+    chains: i32,
+    retention: Option<&pgrx::datum::Interval>,
+) -> Result<pg_sys::Oid, WormError> {
+    let relid = tbl.oid();
+    let rel = tbl.as_ptr();
+    // SAFETY: `tbl` holds the relation open; rd_rel is its pg_class row.
+    let form = unsafe { &*(*rel).rd_rel };
+    let table = table.to_string();
+    if let Some(kind) = relkind_problem(form.relkind as u8) {
+        return Err(WormError::NotATable { name: table, kind });
+    }
+    if Some(form.relnamespace) == crate::guard::worm_namespace() {
+        return Err(WormError::NotATable {
+            name: table,
+            kind: "one of pg_worm's own tables (they are guarded already)",
+        });
+    }
+    if form.reloftype != pg_sys::InvalidOid {
+        return Err(WormError::Unprotectable {
+            table,
+            what: "columns taken from a composite type (CREATE TABLE … OF: ALTER TYPE … CASCADE could rename or retype them); ALTER TABLE … NOT OF first".into(),
+        });
+    }
+    let persistence = match form.relpersistence as u8 {
+        b't' => Some("temporary"),
+        b'u' => Some("unlogged"),
+        _ => None,
+    };
+    if let Some(persistence) = persistence {
+        return Err(WormError::NotPermanent { table, persistence });
+    }
+    if !meta::may_manage(relid) {
+        return Err(WormError::NotOwner { table });
+    }
+    if meta::lookup(relid)?.is_some() {
+        return Err(WormError::AlreadyProtected { table });
+    }
+    if !(1..=MAX_CHAINS).contains(&chains) {
+        return Err(WormError::InvalidChains {
+            given: chains,
+            max: MAX_CHAINS,
+        });
+    }
+    if let Some(r) = retention {
+        let now = crate::retention::transaction_start();
+        if !pg_worm_core::period::is_positive(&crate::retention::period(r), now) {
+            return Err(WormError::InvalidRetention {
+                given: interval_text(r),
+            });
+        }
+    }
+    if form.relhasrules {
+        return Err(WormError::HasRules { table });
+    }
+    // SAFETY: the relation is open; its descriptor and flags are read only.
+    unsafe { refuse_unprotectable(rel, &table)? };
+    // Validates every column type (and the reserved prefix).
+    // SAFETY: as above.
+    unsafe { encode::build_plan(rel, &table, false)? };
+    Ok(form.relowner)
+}
+
+/// Adds the worm_ columns, chains existing rows, adds the chain index and
+/// the three ENABLE ALWAYS triggers. Runs as the table's owner with the
+/// guards standing aside for pg_worm's own DDL. `table` is produced by the
+/// server's quote_qualified_identifier; nothing the user typed is spliced
+/// into these statements. Returns the number of rows chained.
+fn install_chain(
+    relid: pg_sys::Oid,
+    table: &str,
+    uid: &[u8; 16],
+    chains: i32,
+) -> Result<i64, WormError> {
+    let uid_text = hex::encode(uid);
+    // The guards stand aside for each of pg_worm's own DDL statements only,
+    // never while other code (the owner's triggers and CHECK constraints,
+    // which run during the backfill) could issue DDL of its own.
+    let own_ddl = |statement: &str| crate::guard::internal_ddl(|| sql::run(statement));
+    own_ddl(&format!(
+        "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
+         ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
+    ))?;
+    let chained = backfill(relid, table, uid, chains)?;
+    let statements = [
+        format!(
+            "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
+             ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
+        ),
+        format!("CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"),
+        format!(
+            "CREATE TRIGGER {TRIGGER_CHAIN} BEFORE INSERT ON {table} FOR EACH ROW \
+             EXECUTE FUNCTION worm.worm_chain_insert('{uid_text}', '{chains}')"
+        ),
+        format!(
+            "CREATE TRIGGER {TRIGGER_REFUSE} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_refuse_change()"
+        ),
+        format!(
+            "CREATE TRIGGER {TRIGGER_REFUSE_ROW} BEFORE UPDATE OR DELETE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION worm.worm_refuse_change()"
+        ),
+        format!(
+            "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRIGGER_CHAIN}, \
+             ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
+        ),
+    ];
+    for statement in &statements {
+        own_ddl(statement)?;
+    }
+    Ok(chained)
+}
+
+/// The ledger's `protect` entry: chains, rows chained, retention and the
+/// column list (the row hash binds column positions; the names and types
+/// they had are recorded so that verify can tell when they no longer match).
+fn record_protection(
+    relid: pg_sys::Oid,
+    uid: &[u8; 16],
+    table: &str,
+    chains: i32,
+    chained: i64,
+    retention: Option<&pgrx::datum::Interval>,
+    legal_basis: Option<String>,
+) -> Result<(), WormError> {
     let mut fields = serde_json::Map::new();
     fields.insert("chains".into(), serde_json::json!(chains));
     fields.insert("rows_chained".into(), serde_json::json!(chained));
     fields.insert(
         "retention".into(),
         serde_json::json!({
-            "period": retention.as_ref().map(crate::retention::iso8601),
+            "period": retention.map(crate::retention::iso8601),
             "legal_basis": legal_basis,
         }),
     );
-    // The row hash binds column positions; the names and types they had are
-    // recorded so that verify can tell when they no longer match.
     fields.insert("columns".into(), crate::columns::current(relid)?);
-    crate::ledger::append("protect", Some(&uid_bytes), Some(&table), fields)?;
+    crate::ledger::append("protect", Some(uid), Some(table), fields)?;
+    Ok(())
+}
 
-    let keep = match &retention {
+/// worm.protect's answer: "protected public.t: 4 chains, 0 existing rows
+/// chained, rows are kept for 6 years".
+fn summary(
+    table: &str,
+    chains: i32,
+    chained: i64,
+    retention: Option<&pgrx::datum::Interval>,
+) -> String {
+    let keep = match retention {
         Some(r) => format!("rows are kept for {}", interval_text(r)),
         None => "rows are kept for ever".to_string(),
     };
     let chains_word = if chains == 1 { "chain" } else { "chains" };
     let rows_word = if chained == 1 { "row" } else { "rows" };
-    Ok(format!(
+    format!(
         "protected {table}: {chains} {chains_word}, {chained} existing {rows_word} chained, {keep}"
-    ))
+    )
 }
 
 /// What pg_worm cannot protect: stored generated columns (PostgreSQL fills
@@ -233,7 +311,7 @@ fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(),
     let triggers: Vec<(String, i16)> = sql::connect(|client| {
         let rows = client.select(
             "SELECT tgname::text, tgtype FROM pg_catalog.pg_trigger \
-             WHERE tgrelid = $1 AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY 1",
+             WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND NOT tgisinternal ORDER BY 1",
             None,
             &[DatumWithOid::from(relid)],
         )?;

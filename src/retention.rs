@@ -165,6 +165,14 @@ fn set_retention(
         });
     }
     let old = t.meta.retention;
+    if old.is_none() {
+        // Kept for ever is the longest retention there is.
+        return Err(WormError::RetentionShortened {
+            table: t.table,
+            old: "for ever".into(),
+            new: iso8601(&new),
+        });
+    }
     if let Some(old) = old {
         // Longer both as an interval and at today's calendar, decided in
         // Rust in UTC (no operator or TimeZone of the caller's takes part).
@@ -351,14 +359,20 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
             .collect::<HashMap<_, _>>(),
     };
     let table = t.table.clone();
+    // SAFETY: `tbl` holds the relation open; rd_rel is its pg_class row.
+    let owner = unsafe { (*(*tbl.as_ptr()).rd_rel).relowner };
     with_purge_plan(plan, || -> Result<(), WormError> {
         let mut done = 0i64;
         for p in &purges {
             let mut from = p.first_seq;
             while from <= p.last_seq {
                 let to = (from + PURGE_BATCH - 1).min(p.last_seq);
-                let deleted = sql::connect_mut(|client| {
-                    client
+                // As the table's owner (a security-restricted operation): the
+                // owner's own DELETE triggers must not run with the rights of
+                // whoever purges (a superuser, a worm_admin member).
+                let deleted = meta::as_role(owner, || {
+                    sql::connect_mut(|client| {
+                        client
                         .update(
                             &format!(
                                 "DELETE FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq BETWEEN $2 AND $3"
@@ -367,6 +381,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
                             &[DatumWithOid::from(p.chain), DatumWithOid::from(from), DatumWithOid::from(to)],
                         )
                         .map(|t| t.len() as i64)
+                    })
                 })?;
                 if deleted != to - from + 1 {
                     return Err(WormError::Internal(format!(
@@ -531,11 +546,14 @@ fn certificate_table(c: &Certificate) -> Result<Result<CertTable, String>, WormE
     let Some(relid) = relid else {
         return Ok(Err("it is not protected in this database".into()));
     };
+    // SAFETY: try_relation_open returns NULL for a dropped relation, which is checked.
     let rel = unsafe { pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _) };
     if rel.is_null() {
         return Ok(Err("it no longer exists".into()));
     }
+    // SAFETY: `rel` was opened just above; PgRelation closes it when dropped.
     let tblrel = unsafe { PgRelation::from_pg_owned(rel) };
+    // SAFETY: `tblrel` is open.
     let display = unsafe { rel_display_name(tblrel.as_ptr()) };
     let verified = verify_rel(tblrel.as_ptr(), false)?;
     drop(tblrel);

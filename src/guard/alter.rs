@@ -21,9 +21,18 @@ use std::ffi::CString;
 pub(super) unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Result<(), WormError> {
     // SAFETY: the caller passes a valid statement; its lists are the parser's.
     unsafe {
-        let relid = rangevar_relid((*stmt).relation);
         if (*stmt).objtype == pg_sys::ObjectType::OBJECT_TYPE {
-            return check_alter_composite(relid);
+            return check_alter_composite(rangevar_relid((*stmt).relation));
+        }
+        let relid = locked_relid(
+            (*stmt).relation,
+            pg_sys::AlterTableGetLockLevel((*stmt).cmds),
+        );
+        if relid != pg_sys::InvalidOid
+            && Some(pg_sys::get_rel_namespace(relid)) == worm_namespace()
+            && protected(relid).is_none()
+        {
+            return Err(refuse("schema worm", "altering pg_worm's views"));
         }
         let cmds = list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds);
         for &cmd in &cmds {
@@ -121,6 +130,14 @@ unsafe fn alter_cmd_problem(cmd: *mut pg_sys::AlterTableCmd) -> Option<String> {
         AT_EnableRowSecurity | AT_ForceRowSecurity => Some(
             "row-level security (its policies could hide rows from readers and verifiers)".into(),
         ),
+        AT_AddOf | AT_DropOf => Some(
+            "OF / NOT OF a composite type (ALTER TYPE … CASCADE could then rename or retype its columns)"
+                .into(),
+        ),
+        AT_AddIndexConstraint => Some(
+            "turning an index into a constraint (dropping the constraint would drop the index)"
+                .into(),
+        ),
         AT_ColumnDefault | AT_DropNotNull | AT_SetNotNull | AT_SetStorage | AT_SetCompression
         | AT_SetStatistics | AT_SetOptions | AT_ResetOptions | AT_AddIdentity | AT_SetIdentity
         | AT_DropIdentity | AT_DropExpression | AT_CookedColumnDefault
@@ -217,7 +234,7 @@ unsafe fn rename_in_relation(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormEr
     // inside the transaction.
     unsafe {
         let rt = (*stmt).renameType;
-        let relid = rangevar_relid((*stmt).relation);
+        let relid = locked_relid((*stmt).relation, pg_sys::AccessExclusiveLock as _);
         let sub = cstr((*stmt).subname);
         if rt == OBJECT_COLUMN {
             rename_column_through_parent(relid, &sub)?;

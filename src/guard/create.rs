@@ -90,10 +90,8 @@ pub(super) unsafe fn check_create_trigger(
 ) -> Result<(), WormError> {
     // SAFETY: the caller passes a valid statement.
     unsafe {
-        let Some(p) = with_inheritors(rangevar_relid((*stmt).relation))
-            .into_iter()
-            .find_map(protected)
-        else {
+        let relid = locked_relid((*stmt).relation, pg_sys::ShareRowExclusiveLock as _);
+        let Some(p) = with_inheritors(relid).into_iter().find_map(protected) else {
             return Ok(());
         };
         let name = cstr((*stmt).trigname);
@@ -262,6 +260,56 @@ pub(super) unsafe fn check_extension_members(
         return Err(refuse(
             "extension pg_worm",
             "adding or removing members of the extension",
+        ));
+    }
+    Ok(())
+}
+
+/// CREATE [OR REPLACE] VIEW, CREATE TABLE [AS] in schema worm: a view of
+/// pg_worm's replaced (`worm.certificates … WHERE false`) or a table beside
+/// its own would mislead whoever reads them.
+///
+/// # Safety
+/// `rv` is NULL or the new relation's RangeVar.
+pub(super) unsafe fn refuse_relation_in_worm(rv: *mut pg_sys::RangeVar) -> Result<(), WormError> {
+    // SAFETY: the caller passes the statement's RangeVar.
+    if in_worm(unsafe { creation_namespace_of(rv) }) {
+        return Err(refuse(
+            "schema worm",
+            "creating or replacing tables or views in pg_worm's schema",
+        ));
+    }
+    Ok(())
+}
+
+/// ALTER … OWNER TO of pg_worm's schema, functions or types: a new owner
+/// could then replace them.
+///
+/// # Safety
+/// `stmt` points to the AlterOwnerStmt being executed.
+#[allow(non_upper_case_globals)]
+pub(super) unsafe fn check_alter_owner(stmt: *mut pg_sys::AlterOwnerStmt) -> Result<(), WormError> {
+    use pg_sys::ObjectType::*;
+    // SAFETY: the caller passes a valid statement; `object` is a String for
+    // schemas, an ObjectWithArgs for routines and a name list for types.
+    let ours = unsafe {
+        match (*stmt).objectType {
+            OBJECT_SCHEMA => str_node((*stmt).object) == "worm",
+            OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE => {
+                let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
+                !owa.is_null() && func_in_worm((*owa).objname)
+            }
+            OBJECT_TYPE | OBJECT_DOMAIN => {
+                let names = (*stmt).object as *mut pg_sys::List;
+                in_worm(creation_namespace(names))
+            }
+            _ => false,
+        }
+    };
+    if ours {
+        return Err(refuse(
+            "schema worm",
+            "changing the owner of pg_worm's objects",
         ));
     }
     Ok(())

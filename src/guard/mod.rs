@@ -196,8 +196,14 @@ fn refuse(target: &str, what: impl Into<String>) -> WormError {
     }
 }
 
-/// System catalogs whose direct DML could switch protection off.
+/// System catalogs whose direct DML could switch protection off. An
+/// extension's install script (files the OS user placed; `cube`, `hstore`,
+/// `seg` edit pg_depend and pg_proc) may edit them.
 pub fn guarded_catalog(relid: Oid) -> bool {
+    // SAFETY: reads a backend global.
+    if unsafe { pg_sys::creating_extension } {
+        return false;
+    }
     [
         pg_sys::TriggerRelationId,
         pg_sys::RelationRelationId,
@@ -266,7 +272,26 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
                 create::refuse_in_worm((*node.cast::<pg_sys::CreateRangeStmt>()).typeName, "types")
             }
             T_CompositeTypeStmt => create::check_composite_type(node.cast()),
-            T_CreateStmt => create::check_create_table(node.cast()),
+            T_CreateStmt => {
+                create::refuse_relation_in_worm((*node.cast::<pg_sys::CreateStmt>()).relation)?;
+                create::check_create_table(node.cast())
+            }
+            T_CreateForeignTableStmt => {
+                // Its first member is the CreateStmt (INHERITS included).
+                let base = &raw mut (*node.cast::<pg_sys::CreateForeignTableStmt>()).base;
+                create::refuse_relation_in_worm((*base).relation)?;
+                create::check_create_table(base)
+            }
+            T_ViewStmt => create::refuse_relation_in_worm((*node.cast::<pg_sys::ViewStmt>()).view),
+            T_CreateTableAsStmt => {
+                let into = (*node.cast::<pg_sys::CreateTableAsStmt>()).into;
+                if into.is_null() {
+                    Ok(())
+                } else {
+                    create::refuse_relation_in_worm((*into).rel)
+                }
+            }
+            T_AlterOwnerStmt => create::check_alter_owner(node.cast()),
             T_CreateSchemaStmt => {
                 // Schema elements run as subcommands: no ddl_command_start of
                 // their own, so they are checked here with the CREATE SCHEMA.

@@ -46,6 +46,45 @@ pub(super) unsafe fn rangevar_relid(rv: *mut pg_sys::RangeVar) -> Oid {
         std::ptr::null_mut(),
     )
 }
+
+/// The relation a statement names, locked with the lock the statement itself
+/// is about to take, so that the check sees what the statement will act on:
+/// a statement checked before a concurrent worm.protect commits and run after
+/// it would otherwise act on a protected table unchecked. Only the table's
+/// owner (or a superuser) gets the early lock; for others PostgreSQL refuses
+/// the statement anyway, and an early lock would let them block the table.
+///
+/// # Safety
+/// `rv` is NULL or a RangeVar of the statement being checked.
+pub(super) unsafe fn locked_relid(rv: *mut pg_sys::RangeVar, lockmode: pg_sys::LOCKMODE) -> Oid {
+    // SAFETY: the caller passes the statement's RangeVar; the lock is
+    // released at transaction end like the statement's own.
+    unsafe {
+        let relid = rangevar_relid(rv);
+        if relid != pg_sys::InvalidOid
+            && lockmode != pg_sys::NoLock as pg_sys::LOCKMODE
+            && (pg_sys::superuser() || pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()))
+        {
+            pg_sys::LockRelationOid(relid, lockmode);
+        }
+        relid
+    }
+}
+
+/// The namespace a new relation named by `rv` would be created in.
+///
+/// # Safety
+/// `rv` is NULL or a RangeVar of the statement being checked.
+pub(super) unsafe fn creation_namespace_of(rv: *mut pg_sys::RangeVar) -> Option<Oid> {
+    if rv.is_null() {
+        return None;
+    }
+    // SAFETY: resolves the RangeVar's schema (explicit, or the first on the
+    // search_path) without creating anything.
+    let ns = unsafe { pg_sys::RangeVarGetCreationNamespace(rv) };
+    (ns != pg_sys::InvalidOid).then_some(ns)
+}
+
 pub(super) unsafe fn qualified_names(node: *mut Node) -> Vec<String> {
     list_ptrs::<Node>(node as *mut pg_sys::List)
         .into_iter()

@@ -32,9 +32,15 @@ pub(super) unsafe fn set_value(stmt: *mut pg_sys::VariableSetStmt) -> String {
 /// Whether a library list (as shared_preload_libraries reads it) names
 /// pg_worm itself: exact names, not substrings.
 pub(super) fn lists_pg_worm(value: &str) -> bool {
+    // The server splits the list at commas, trims blanks, removes double
+    // quotes around an item and takes the name literally (case included).
     value.split(',').any(|item| {
-        let lib = item.trim().trim_matches('"').trim();
-        lib.eq_ignore_ascii_case("pg_worm") || lib.eq_ignore_ascii_case("$libdir/pg_worm")
+        let item = item.trim();
+        let lib = item
+            .strip_prefix('"')
+            .and_then(|i| i.strip_suffix('"'))
+            .unwrap_or(item);
+        lib == "pg_worm" || lib == "$libdir/pg_worm"
     })
 }
 pub(super) unsafe fn check_set(
