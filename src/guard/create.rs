@@ -124,7 +124,17 @@ pub(super) unsafe fn check_create_trigger(
 /// `stmt` points to the RuleStmt being executed.
 pub(super) unsafe fn check_rule(stmt: *mut pg_sys::RuleStmt) -> Result<(), WormError> {
     // SAFETY: the caller passes a valid statement.
-    match protected(unsafe { rangevar_relid((*stmt).relation) }) {
+    let relid = unsafe { rangevar_relid((*stmt).relation) };
+    // SAFETY: a catalog lookup of an existing relation.
+    if relid != pg_sys::InvalidOid
+        && Some(unsafe { pg_sys::get_rel_namespace(relid) }) == worm_namespace()
+    {
+        return Err(refuse(
+            "schema worm",
+            "rewrite rules on pg_worm's tables or views (they could hide its records)",
+        ));
+    }
+    match protected(relid) {
         Some(p) => Err(refuse(
             p.name(),
             "rewrite rules (they could change or drop rows)",
