@@ -12,9 +12,11 @@
 //! current transaction (also those of the running statement), so once the lock
 //! is held the head is always the latest one: no stale snapshot, no fork, no
 //! write per row, and nothing to repair after a crash or a rollback.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::encode::TablePlan;
 use crate::error::WormError;
+use crate::pg;
 use pg_worm_core::{Hash, GENESIS};
 use pgrx::pg_sys;
 use pgrx::pg_sys::Oid;
@@ -43,8 +45,10 @@ impl Head {
 }
 
 fn locktag(relid: Oid, chain: i32) -> pg_sys::LOCKTAG {
+    // SAFETY: MyDatabaseId is a backend global, set before any SQL runs.
+    let db = unsafe { pg_sys::MyDatabaseId };
     pg_sys::LOCKTAG {
-        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field1: db.to_u32(),
         locktag_field2: relid.to_u32(),
         locktag_field3: chain as u32,
         locktag_field4: CHAIN_LOCK_FIELD4,
@@ -69,6 +73,8 @@ thread_local! {
 }
 
 fn local_xid() -> u32 {
+    // SAFETY: MyProc is this backend's PGPROC, set for the whole life of a
+    // backend that runs SQL.
     unsafe { (*pg_sys::MyProc).lxid }
 }
 
@@ -105,6 +111,10 @@ pub fn distrust_cache_for_this_transaction() {
     NO_CACHE_IN.with(|n| n.set(local_xid()));
 }
 
+/// Forgets cached heads when a subtransaction aborts (its rows vanish).
+///
+/// # Safety
+/// Called by PostgreSQL only, as a registered SubXactCallback.
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn subxact_callback(
     event: pg_sys::SubXactEvent::Type,
@@ -122,19 +132,26 @@ unsafe extern "C-unwind" fn subxact_callback(
 }
 
 pub fn register_callbacks() {
+    // SAFETY: registers a pg_guard'ed callback with no argument, in _PG_init.
     unsafe { pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut()) };
 }
 
 /// Acquires under the top-level transaction's resource owner, so a savepoint
 /// rollback does not release a chain whose earlier rows are still pending.
-unsafe fn acquire(tag: &pg_sys::LOCKTAG, dont_wait: bool) -> bool {
-    let saved = pg_sys::CurrentResourceOwner;
-    pg_sys::CurrentResourceOwner = pg_sys::TopTransactionResourceOwner;
+/// Must be called inside a transaction.
+fn acquire(tag: &pg_sys::LOCKTAG, dont_wait: bool) -> bool {
+    // SAFETY: inside a transaction both resource owners are valid; the
+    // current one is restored on every path (also when LockAcquire raises).
+    let saved = unsafe { pg_sys::CurrentResourceOwner };
+    // SAFETY: as above.
+    unsafe { pg_sys::CurrentResourceOwner = pg_sys::TopTransactionResourceOwner };
     let res = pgrx::PgTryBuilder::new(|| {
-        pg_sys::LockAcquire(tag, pg_sys::ExclusiveLock as _, false, dont_wait)
+        // SAFETY: `tag` is a valid lock tag; ExclusiveLock on a user lock.
+        unsafe { pg_sys::LockAcquire(tag, pg_sys::ExclusiveLock as _, false, dont_wait) }
     })
     .finally(|| {
-        pg_sys::CurrentResourceOwner = saved;
+        // SAFETY: restores the owner saved above.
+        unsafe { pg_sys::CurrentResourceOwner = saved };
     })
     .execute();
     res != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
@@ -142,77 +159,27 @@ unsafe fn acquire(tag: &pg_sys::LOCKTAG, dont_wait: bool) -> bool {
 
 /// The chain this transaction inserts into for `relid`, locking one if needed.
 pub fn chain_for_insert(relid: Oid, chains: i32) -> i32 {
-    unsafe {
-        if let Some(c) = MY_CHAIN.with(|m| m.borrow().get(&relid).copied()) {
-            if c < chains && pg_sys::LockHeldByMe(&locktag(relid, c), pg_sys::ExclusiveLock as _) {
-                return c;
-            }
+    if let Some(c) = MY_CHAIN.with(|m| m.borrow().get(&relid).copied()) {
+        // SAFETY: a valid lock tag; LockHeldByMe only reads local lock state.
+        if c < chains
+            && unsafe { pg_sys::LockHeldByMe(&locktag(relid, c), pg_sys::ExclusiveLock as _) }
+        {
+            return c;
         }
-        let start = (pg_sys::MyProcPid as u32 % chains as u32) as i32;
-        let mut chosen = None;
-        for i in 0..chains {
-            let c = (start + i) % chains;
-            if acquire(&locktag(relid, c), true) {
-                chosen = Some(c);
-                break;
-            }
-        }
-        let c = match chosen {
-            Some(c) => c,
-            None => {
-                // Every chain is held by a running transaction: queue on ours.
-                acquire(&locktag(relid, start), false);
-                start
-            }
-        };
-        MY_CHAIN.with(|m| m.borrow_mut().insert(relid, c));
-        c
     }
-}
-
-/// Backward scan of `index_oid` over `rel` with equality scan keys
-/// (index column, equality function, value); calls `f` on the first visible
-/// tuple, i.e. the one with the greatest remaining index key.
-pub unsafe fn last_matching<R>(
-    rel: pg_sys::Relation,
-    index_oid: Oid,
-    keys: &[(i16, u32, pg_sys::Datum)],
-    snapshot: pg_sys::Snapshot,
-    f: impl FnOnce(*mut pg_sys::TupleTableSlot) -> R,
-) -> Option<R> {
-    let idx = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as _);
-    let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
-    for (sk, (attno, proc_, value)) in scankeys.iter_mut().zip(keys) {
-        pg_sys::ScanKeyInit(
-            sk,
-            *attno,
-            pg_sys::BTEqualStrategyNumber as _,
-            pg_sys::Oid::from(*proc_),
-            *value,
-        );
-    }
-    let scan = pg_sys::index_beginscan(rel, idx, snapshot, keys.len() as i32, 0);
-    pg_sys::index_rescan(
-        scan,
-        scankeys.as_mut_ptr(),
-        keys.len() as i32,
-        std::ptr::null_mut(),
-        0,
-    );
-    let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-    let mut result = None;
-    if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::BackwardScanDirection, slot) {
-        result = Some(f(slot));
-    }
-    pg_sys::ExecDropSingleTupleTableSlot(slot);
-    pg_sys::index_endscan(scan);
-    pg_sys::index_close(idx, pg_sys::AccessShareLock as _);
-    result
-}
-
-/// A "self" snapshot: every committed row plus the current transaction's own.
-pub fn self_snapshot() -> pg_sys::Snapshot {
-    &raw mut pg_sys::SnapshotSelfData
+    // SAFETY: MyProcPid is a backend global, set at backend start.
+    let pid = unsafe { pg_sys::MyProcPid };
+    let start = (pid as u32 % chains as u32) as i32;
+    let chosen = (0..chains)
+        .map(|i| (start + i) % chains)
+        .find(|c| acquire(&locktag(relid, *c), true));
+    let c = chosen.unwrap_or_else(|| {
+        // Every chain is held by a running transaction: queue on ours.
+        acquire(&locktag(relid, start), false);
+        start
+    });
+    MY_CHAIN.with(|m| m.borrow_mut().insert(relid, c));
+    c
 }
 
 /// Reads the last row of `chain` through the chain index; for a chain with no
@@ -220,6 +187,10 @@ pub fn self_snapshot() -> pg_sys::Snapshot {
 ///
 /// `snapshot` = None reads with a "self" snapshot (latest committed state plus
 /// this transaction's own rows); Some(s) reads as of an MVCC snapshot.
+///
+/// # Safety
+/// `rel` is a valid, open relation that `plan` was built for; `snapshot`, if
+/// given, is a valid snapshot for the whole call.
 pub unsafe fn read_head(
     rel: pg_sys::Relation,
     plan: &TablePlan,
@@ -228,42 +199,51 @@ pub unsafe fn read_head(
     snapshot: Option<pg_sys::Snapshot>,
 ) -> Result<Head, WormError> {
     let index_oid = plan.index.ok_or_else(|| WormError::Damaged {
-        table: crate::triggers::rel_display_name(rel),
+        // SAFETY: `rel` is open (caller).
+        table: unsafe { pg::rel_display_name(rel) },
         what: "its unique index on (worm_chain, worm_seq) is missing".into(),
     })?;
-    let snap = snapshot.unwrap_or_else(self_snapshot);
-    let found = last_matching(
-        rel,
-        index_oid,
-        &[(1, pg_sys::F_INT4EQ, pg_sys::Datum::from(chain))],
-        snap,
-        |slot| head_from_slot(slot, plan, rel),
-    );
+    let snap = snapshot.unwrap_or_else(pg::self_snapshot);
+    let key = (1, pg_sys::F_INT4EQ, pg_sys::Datum::from(chain));
+    // SAFETY: `rel` is open, `index_oid` is its (worm_chain, worm_seq) index
+    // whose first column is the int4 worm_chain; the snapshot is valid.
+    let found = unsafe {
+        pg::index_last(rel, index_oid, &[key], snap, |slot| {
+            head_from_slot(slot, plan, rel)
+        })
+    };
     match found {
         Some(h) => h,
-        None => Ok(crate::meta::read_anchor(uid, chain, snap)?.unwrap_or_else(Head::genesis)),
+        // SAFETY: the snapshot is valid for the call (caller, or static).
+        None => Ok(
+            unsafe { crate::meta::read_anchor(uid, chain, snap) }?.unwrap_or_else(Head::genesis)
+        ),
     }
 }
+
+/// The head a chain's last row records.
+///
+/// # Safety
+/// `rel` is the valid, open relation the slot's row comes from.
 unsafe fn head_from_slot(
-    slot: *mut pg_sys::TupleTableSlot,
+    slot: pg::Slot<'_>,
     plan: &TablePlan,
     rel: pg_sys::Relation,
 ) -> Result<Head, WormError> {
-    let mut isnull = false;
-    let seq = pg_sys::slot_getattr(slot, plan.seq_att as _, &mut isnull);
-    let seq_null = isnull;
-    let ins = pg_sys::slot_getattr(slot, plan.inserted_at_att as _, &mut isnull);
-    let ins_null = isnull;
-    let h = pg_sys::slot_getattr(slot, plan.hash_att as _, &mut isnull);
-    let h_null = isnull;
     let damaged = |what: &str| WormError::Damaged {
-        table: crate::triggers::rel_display_name(rel),
+        // SAFETY: `rel` is open (caller).
+        table: unsafe { pg::rel_display_name(rel) },
         what: what.into(),
     };
-    if seq_null || ins_null || h_null {
+    let (Some(seq), Some(ins), Some(h)) = (
+        slot.get(plan.seq_att),
+        slot.get(plan.inserted_at_att),
+        slot.get(plan.hash_att),
+    ) else {
         return Err(damaged("the last row of a chain has NULL worm_ values"));
-    }
-    let bytes = crate::encode::varlena_bytes(h);
+    };
+    // SAFETY: worm_hash is a non-NULL bytea of this row.
+    let bytes = unsafe { pg::varlena_bytes(h) };
     let link: Hash = bytes
         .try_into()
         .map_err(|_| damaged("the last row of a chain has a worm_hash that is not 32 bytes"))?;

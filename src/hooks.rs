@@ -17,9 +17,11 @@
 //! (`worm_guard_ddl` on ddl_command_start, `worm_guard_drop` on sql_drop) refuse
 //! what they can; a superuser can disable event triggers, and what they then
 //! do to rows is detected by worm.verify.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::error::WormError;
 use crate::guard::{self, Protected};
+use crate::pg;
 use crate::sql;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -37,6 +39,9 @@ pub fn preloaded() -> bool {
 }
 
 pub fn init() {
+    // SAFETY: _PG_init runs once per process, before any query, so nothing
+    // reads the hook variables while they are swapped; each previous hook is
+    // saved and called by ours.
     unsafe {
         if !pg_sys::process_shared_preload_libraries_in_progress {
             return;
@@ -62,50 +67,68 @@ static mut PREV_ASTM_CHECK: pg_sys::GucBoolCheckHook = None;
 /// other routes to the same setting (set_config(), a function's SET clause,
 /// ALTER ROLE/DATABASE ... SET, connection options) while tables are
 /// protected. The server's configuration file stays the OS user's choice.
+///
+/// # Safety
+/// Called from _PG_init only, while no GUC check runs.
 unsafe fn guard_allow_system_table_mods() {
-    let vars = pg_sys::get_guc_variables();
-    if vars.is_null() {
-        return;
-    }
-    for i in 0..pg_sys::GetNumConfigOptions().max(0) as usize {
-        let var = *vars.add(i);
-        if var.is_null() || (*var).vartype != pg_sys::config_type::PGC_BOOL {
-            continue;
-        }
-        let name = std::ffi::CStr::from_ptr((*var).name);
-        if name.to_bytes() == b"allow_system_table_mods" {
-            let b = var as *mut pg_sys::config_bool;
-            PREV_ASTM_CHECK = (*b).check_hook;
-            (*b).check_hook = Some(astm_check);
+    // SAFETY: the GUC array holds GetNumConfigOptions() entries; a PGC_BOOL
+    // entry is a config_bool; nothing reads its check hook while we swap it.
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        if vars.is_null() {
             return;
+        }
+        for i in 0..pg_sys::GetNumConfigOptions().max(0) as usize {
+            let var = *vars.add(i);
+            if var.is_null() || (*var).vartype != pg_sys::config_type::PGC_BOOL {
+                continue;
+            }
+            if pg::cstr_lossy((*var).name) == "allow_system_table_mods" {
+                let b = var as *mut pg_sys::config_bool;
+                PREV_ASTM_CHECK = (*b).check_hook;
+                (*b).check_hook = Some(astm_check);
+                return;
+            }
         }
     }
 }
 
+/// Check hook of allow_system_table_mods.
+///
+/// # Safety
+/// Called by PostgreSQL only, with the arguments of a GucBoolCheckHook.
 #[pg_guard]
 unsafe extern "C-unwind" fn astm_check(
     newval: *mut bool,
     extra: *mut *mut std::ffi::c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    if let Some(prev) = PREV_ASTM_CHECK {
-        if !prev(newval, extra, source) {
-            return false;
+    // SAFETY: the previous hook gets our own arguments; newval is checked
+    // for NULL before it is read.
+    unsafe {
+        if let Some(prev) = PREV_ASTM_CHECK {
+            if !prev(newval, extra, source) {
+                return false;
+            }
         }
-    }
-    if newval.is_null() || !*newval || source < pg_sys::GucSource::PGC_S_DATABASE {
-        return true;
+        if newval.is_null() || !*newval || source < pg_sys::GucSource::PGC_S_DATABASE {
+            return true;
+        }
     }
     // Outside a transaction nothing can be looked up: refuse (connection
     // options); inside, refuse only where tables are protected.
-    let refuse = !pg_sys::IsTransactionState() || guard::any_protected_table();
+    let refuse = !can_check() || guard::any_protected_table();
     if refuse {
-        pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
         let msg = std::ffi::CString::new(
             "the server is protected by pg_worm; refused: allow_system_table_mods (catalog edits could switch protection off)",
         )
         .unwrap_or_default();
-        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+        // SAFETY: GUC_check_errmsg_string takes a palloc'd copy, as
+        // GUC_check_errmsg does.
+        unsafe {
+            pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+            pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+        }
         return false;
     }
     true
@@ -113,9 +136,14 @@ unsafe extern "C-unwind" fn astm_check(
 
 /// Worm's answer is only valid inside a transaction with catalog access.
 fn can_check() -> bool {
+    // SAFETY: reads the transaction state.
     unsafe { pg_sys::IsTransactionState() }
 }
 
+/// ProcessUtility hook: refuses protection-breaking utility statements.
+///
+/// # Safety
+/// Called by PostgreSQL only, with the arguments of ProcessUtility_hook.
 #[pg_guard]
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
@@ -129,145 +157,181 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     if can_check() && !pstmt.is_null() {
-        if let Err(e) = guard::check_utility((*pstmt).utilityStmt, true) {
+        // SAFETY: a non-NULL planned statement from PostgreSQL.
+        if let Err(e) = unsafe { guard::check_utility((*pstmt).utilityStmt, true) } {
             e.raise();
         }
     }
-    match PREV_PROCESS_UTILITY {
-        Some(prev) => prev(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
-        None => pg_sys::standard_ProcessUtility(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
+    // SAFETY: passes PostgreSQL's own arguments on to the previous hook or
+    // the standard implementation.
+    unsafe {
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
     }
 }
 
-/// Whether a plan (its top node or a data-modifying CTE's) inserts with ON CONFLICT.
-unsafe fn has_on_conflict(stmt: *mut pg_sys::PlannedStmt) -> bool {
-    unsafe fn modify_on_conflict(plan: *mut pg_sys::Plan) -> bool {
-        if plan.is_null() {
-            return false;
-        }
+/// Whether a plan tree holds a ModifyTable node with ON CONFLICT.
+///
+/// # Safety
+/// `plan` is NULL or a valid plan tree.
+unsafe fn modify_on_conflict(plan: *mut pg_sys::Plan) -> bool {
+    if plan.is_null() {
+        return false;
+    }
+    // SAFETY: a non-NULL plan node; a T_ModifyTable node is a ModifyTable;
+    // its subtrees are NULL or plans.
+    unsafe {
         if (*plan).type_ == pg_sys::NodeTag::T_ModifyTable {
             let mt = plan as *mut pg_sys::ModifyTable;
             return (*mt).onConflictAction != pg_sys::OnConflictAction::ONCONFLICT_NONE;
         }
         modify_on_conflict((*plan).lefttree) || modify_on_conflict((*plan).righttree)
     }
-    if modify_on_conflict((*stmt).planTree) {
-        return true;
-    }
-    let subplans = (*stmt).subplans;
-    if subplans.is_null() {
-        return false;
-    }
-    (0..(*subplans).length.max(0) as usize)
-        .any(|i| modify_on_conflict((*(*subplans).elements.add(i)).ptr_value as *mut pg_sys::Plan))
 }
 
+/// Whether a plan (its top node or a data-modifying CTE's) inserts with ON CONFLICT.
+///
+/// # Safety
+/// `stmt` is a valid planned statement.
+unsafe fn has_on_conflict(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: a valid planned statement's plan tree, and its subplans: a
+    // pointer List of plans.
+    unsafe {
+        modify_on_conflict((*stmt).planTree)
+            || pg::list_ptrs::<pg_sys::Plan>((*stmt).subplans).any(|p| modify_on_conflict(p))
+    }
+}
+
+/// ExecutorStart hook: notes statements with ON CONFLICT (see
+/// `chain::distrust_cache_for_this_transaction`).
+///
+/// # Safety
+/// Called by PostgreSQL only, with the arguments of ExecutorStart_hook.
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(
     query_desc: *mut pg_sys::QueryDesc,
     eflags: std::ffi::c_int,
 ) {
-    if !query_desc.is_null() {
-        let stmt = (*query_desc).plannedstmt;
-        if !stmt.is_null()
-            && ((*stmt).commandType == pg_sys::CmdType::CMD_INSERT || (*stmt).hasModifyingCTE)
-            && has_on_conflict(stmt)
-        {
-            crate::chain::distrust_cache_for_this_transaction();
+    // SAFETY: query descriptor and planned statement are checked for NULL
+    // before they are read; the previous hook gets PostgreSQL's arguments.
+    unsafe {
+        if !query_desc.is_null() {
+            let stmt = (*query_desc).plannedstmt;
+            if !stmt.is_null()
+                && ((*stmt).commandType == pg_sys::CmdType::CMD_INSERT || (*stmt).hasModifyingCTE)
+                && has_on_conflict(stmt)
+            {
+                crate::chain::distrust_cache_for_this_transaction();
+            }
         }
-    }
-    match PREV_EXECUTOR_START {
-        Some(prev) => prev(query_desc, eflags),
-        None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        match PREV_EXECUTOR_START {
+            Some(prev) => prev(query_desc, eflags),
+            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        }
     }
 }
 
+/// ExecutorCheckPerms hook: refuses writes to protected tables, pg_worm's
+/// own tables and the guarded catalogs (see the module comment).
+///
+/// # Safety
+/// Called by PostgreSQL only, with the arguments of ExecutorCheckPerms_hook.
 #[pg_guard]
 unsafe extern "C-unwind" fn check_perms(range_table: *mut pg_sys::List, ereport: bool) -> bool {
-    if !guard::exempt() && !range_table.is_null() {
-        let n = (*range_table).length.max(0) as usize;
-        for i in 0..n {
-            let rte = (*(*range_table).elements.add(i)).ptr_value as *mut pg_sys::RangeTblEntry;
-            if rte.is_null() || (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
-                continue;
-            }
-            let perms = (*rte).requiredPerms as u64;
-            let deletes = perms & pg_sys::ACL_DELETE as u64 != 0;
-            // FOR UPDATE / FOR KEY SHARE also ask for UPDATE, but lock rows
-            // with RowShareLock: only a real UPDATE target takes RowExclusiveLock.
-            let updates = perms & pg_sys::ACL_UPDATE as u64 != 0
-                && (*rte).rellockmode >= pg_sys::RowExclusiveLock as i32;
-            let inserts = perms & pg_sys::ACL_INSERT as u64 != 0;
-            if !(deletes || updates || inserts) {
-                continue;
-            }
-            let relid = (*rte).relid;
-            if inserts && !deletes && !updates {
-                if guard::guarded_catalog(relid) && crate::meta::worm_relid("tables").is_some() {
-                    guard_catalog_dml(relid, "INSERT");
-                }
-                continue;
-            }
-            let op = if deletes { "DELETE" } else { "UPDATE" };
-            if guard::guarded_catalog(relid) {
-                if crate::meta::worm_relid("tables").is_some() {
-                    guard_catalog_dml(relid, op);
-                }
-                continue;
-            }
-            match guard::protected(relid) {
-                Some(Protected::Table(t)) => {
-                    if deletes && !updates && crate::triggers::purge_allows_statement(relid) {
-                        continue;
-                    }
-                    WormError::Immutable {
-                        table: t,
-                        operation: op,
-                    }
-                    .raise();
-                }
-                Some(Protected::Extension(t)) => {
-                    if updates && !deletes && crate::meta::internal_write_active() {
-                        continue;
-                    }
-                    WormError::ExtensionTable {
-                        table: t,
-                        operation: op,
-                    }
-                    .raise();
-                }
-                None => {}
+    if !guard::exempt() {
+        // SAFETY: the range table is NIL or a pointer List of entries.
+        for rte in unsafe { pg::list_ptrs::<pg_sys::RangeTblEntry>(range_table) } {
+            // SAFETY: a range table entry of the statement (or NULL).
+            if let Some(rte) = unsafe { rte.as_ref() } {
+                check_rte(rte);
             }
         }
     }
-    match PREV_CHECK_PERMS {
-        Some(prev) => prev(range_table, ereport),
+    // SAFETY: the previous hook gets PostgreSQL's arguments.
+    match unsafe { PREV_CHECK_PERMS } {
+        Some(prev) => unsafe { prev(range_table, ereport) },
         None => true,
     }
 }
 
-unsafe fn guard_catalog_dml(relid: pg_sys::Oid, op: &'static str) {
-    let name = std::ffi::CStr::from_ptr(pg_sys::get_rel_name(relid))
-        .to_string_lossy()
-        .into_owned();
+/// Raises the refusal, if any, for one range table entry.
+fn check_rte(rte: &pg_sys::RangeTblEntry) {
+    if rte.rtekind != pg_sys::RTEKind::RTE_RELATION {
+        return;
+    }
+    let perms = rte.requiredPerms as u64;
+    let deletes = perms & pg_sys::ACL_DELETE as u64 != 0;
+    // FOR UPDATE / FOR KEY SHARE also ask for UPDATE, but lock rows with
+    // RowShareLock: only a real UPDATE target takes RowExclusiveLock.
+    let updates = perms & pg_sys::ACL_UPDATE as u64 != 0
+        && rte.rellockmode >= pg_sys::RowExclusiveLock as i32;
+    let inserts = perms & pg_sys::ACL_INSERT as u64 != 0;
+    if !(deletes || updates || inserts) {
+        return;
+    }
+    let relid = rte.relid;
+    let op = match (deletes, updates) {
+        (true, _) => "DELETE",
+        (false, true) => "UPDATE",
+        (false, false) => "INSERT",
+    };
+    if guard::guarded_catalog(relid) {
+        if crate::meta::worm_relid("tables").is_some() {
+            guard_catalog_dml(relid, op);
+        }
+        return;
+    }
+    if !deletes && !updates {
+        return;
+    }
+    match guard::protected(relid) {
+        Some(Protected::Table(t)) => {
+            if deletes && !updates && crate::triggers::purge_allows_statement(relid) {
+                return;
+            }
+            WormError::Immutable {
+                table: t,
+                operation: op,
+            }
+            .raise();
+        }
+        Some(Protected::Extension(t)) => {
+            if updates && !deletes && crate::meta::internal_write_active() {
+                return;
+            }
+            WormError::ExtensionTable {
+                table: t,
+                operation: op,
+            }
+            .raise();
+        }
+        None => {}
+    }
+}
+
+fn guard_catalog_dml(relid: pg_sys::Oid, op: &'static str) -> ! {
+    // SAFETY: get_rel_name returns a palloc'd name or NULL (read as "").
+    let name = unsafe { pg::cstr_lossy(pg_sys::get_rel_name(relid)) };
     WormError::Protected {
         target: format!("pg_catalog.{name}"),
         what: format!("{op} on a system catalog (it could switch protection off)"),
@@ -275,6 +339,10 @@ unsafe fn guard_catalog_dml(relid: pg_sys::Oid, op: &'static str) {
     .raise();
 }
 
+/// Object access hook: refuses drops of protected objects (OAT_DROP).
+///
+/// # Safety
+/// Called by PostgreSQL only, with the arguments of object_access_hook.
 #[pg_guard]
 unsafe extern "C-unwind" fn object_access(
     access: pg_sys::ObjectAccessType::Type,
@@ -284,18 +352,21 @@ unsafe extern "C-unwind" fn object_access(
     arg: *mut std::ffi::c_void,
 ) {
     if access == pg_sys::ObjectAccessType::OAT_DROP && can_check() {
+        // SAFETY: for OAT_DROP, a non-NULL `arg` is an ObjectAccessDrop.
         let internal = !arg.is_null()
-            && (*(arg as *mut pg_sys::ObjectAccessDrop)).dropflags
+            && unsafe { (*(arg as *mut pg_sys::ObjectAccessDrop)).dropflags }
                 & pg_sys::PERFORM_DELETION_INTERNAL as i32
                 != 0;
         if !internal {
-            if let Err(e) = guard::check_drop_object(class_id, object_id, sub_id) {
+            // SAFETY: the object being dropped, as PostgreSQL names it.
+            if let Err(e) = unsafe { guard::check_drop_object(class_id, object_id, sub_id) } {
                 e.raise();
             }
         }
     }
-    if let Some(prev) = PREV_OBJECT_ACCESS {
-        prev(access, class_id, object_id, sub_id, arg);
+    // SAFETY: the previous hook gets PostgreSQL's arguments.
+    if let Some(prev) = unsafe { PREV_OBJECT_ACCESS } {
+        unsafe { prev(access, class_id, object_id, sub_id, arg) };
     }
 }
 
@@ -309,14 +380,21 @@ pub extern "C" fn pg_finfo_worm_guard_ddl() -> &'static pg_sys::Pg_finfo_record 
 }
 
 /// ddl_command_start: the same checks as the ProcessUtility hook.
+///
+/// # Safety
+/// Called by PostgreSQL only, as an event trigger function.
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn worm_guard_ddl(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    let ctx = (*fcinfo).context;
-    if !ctx.is_null() && (*ctx).type_ == pg_sys::NodeTag::T_EventTriggerData {
-        let data = ctx as *mut pg_sys::EventTriggerData;
-        if let Err(e) = guard::check_utility((*data).parsetree, false) {
-            e.raise();
+    // SAFETY: fcinfo is PostgreSQL's; a context of type T_EventTriggerData
+    // is an EventTriggerData whose parse tree is the statement about to run.
+    unsafe {
+        let ctx = (*fcinfo).context;
+        if !ctx.is_null() && (*ctx).type_ == pg_sys::NodeTag::T_EventTriggerData {
+            let data = ctx as *mut pg_sys::EventTriggerData;
+            if let Err(e) = guard::check_utility((*data).parsetree, false) {
+                e.raise();
+            }
         }
     }
     pg_sys::Datum::from(0)
@@ -331,6 +409,9 @@ pub extern "C" fn pg_finfo_worm_guard_ddl_end() -> &'static pg_sys::Pg_finfo_rec
 
 /// ddl_command_end of ALTER TABLE: columns added to protected tables are
 /// checked after the fact (every route to a default) and recorded.
+///
+/// # Safety
+/// Called by PostgreSQL only, as an event trigger function.
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn worm_guard_ddl_end(
@@ -352,6 +433,9 @@ pub extern "C" fn pg_finfo_worm_guard_drop() -> &'static pg_sys::Pg_finfo_record
 /// sql_drop: refuses drops that reached protected objects by CASCADE or DROP
 /// OWNED (the objects are already gone from the catalogs; the registry and
 /// the names tell what they were).
+///
+/// # Safety
+/// Called by PostgreSQL only, as an event trigger function.
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn worm_guard_drop(
@@ -373,43 +457,9 @@ pub unsafe extern "C-unwind" fn worm_guard_drop(
             let ty: String = r.get(1)?.unwrap_or_default();
             let ident: String = r.get(2)?.unwrap_or_default();
             let sub: i32 = r.get(3)?.unwrap_or(0);
-            let registered: Option<String> = r.get(4)?;
-            if registered.is_some() {
-                // The table is already gone from the catalogs: name it by its
-                // identity ("schema.table", or "schema.table.column").
-                let table = if sub != 0 {
-                    ident
-                        .rsplit_once('.')
-                        .map_or(ident.clone(), |(t, _)| t.to_string())
-                } else {
-                    ident.clone()
-                };
-                let what = if sub != 0 {
-                    format!("dropping column {ident}")
-                } else {
-                    "DROP (protection is permanent)".into()
-                };
-                return Ok::<_, pgrx::spi::SpiError>(Some((table, what)));
-            }
-            if ty == "trigger"
-                && guard::OUR_TRIGGERS
-                    .iter()
-                    .any(|n| ident.starts_with(&format!("{n} on ")))
-            {
-                return Ok(Some((
-                    ident.clone(),
-                    format!("dropping pg_worm's trigger {ident}"),
-                )));
-            }
-            if ty == "table"
-                && guard::EXT_TABLES
-                    .iter()
-                    .any(|n| ident == format!("worm.{n}"))
-            {
-                return Ok(Some((
-                    ident.clone(),
-                    "dropping pg_worm's own tables".into(),
-                )));
+            let registered = r.get::<String>(4)?.is_some();
+            if let Some(refusal) = refused_drop(&ty, &ident, sub, registered) {
+                return Ok::<_, pgrx::spi::SpiError>(Some(refusal));
             }
         }
         Ok(None)
@@ -419,6 +469,38 @@ pub unsafe extern "C-unwind" fn worm_guard_drop(
         WormError::Protected { target, what }.raise();
     }
     pg_sys::Datum::from(0)
+}
+
+/// Whether one dropped object (type, identity, column number, whether it is a
+/// registered table) is refused: (target, what) for the message.
+fn refused_drop(ty: &str, ident: &str, sub: i32, registered: bool) -> Option<(String, String)> {
+    if registered {
+        // The table is already gone from the catalogs: name it by its
+        // identity ("schema.table", or "schema.table.column").
+        if sub != 0 {
+            let table = ident.rsplit_once('.').map_or(ident, |(t, _)| t);
+            return Some((table.to_string(), format!("dropping column {ident}")));
+        }
+        return Some((ident.to_string(), "DROP (protection is permanent)".into()));
+    }
+    if ty == "trigger"
+        && guard::OUR_TRIGGERS
+            .iter()
+            .any(|n| ident.starts_with(&format!("{n} on ")))
+    {
+        return Some((
+            ident.to_string(),
+            format!("dropping pg_worm's trigger {ident}"),
+        ));
+    }
+    if ty == "table"
+        && guard::EXT_TABLES
+            .iter()
+            .any(|n| ident == format!("worm.{n}"))
+    {
+        return Some((ident.to_string(), "dropping pg_worm's own tables".into()));
+    }
+    None
 }
 
 /// How this server enforces protection, in plain words.

@@ -6,10 +6,11 @@
 //! Appends are serialised by a self-conflicting lock on worm.ledger, and the
 //! previous entry is read through the primary key with a "self" snapshot, so
 //! the ledger cannot fork under any isolation level.
+#![deny(unsafe_op_in_unsafe_fn)]
 
-use crate::chain::{last_matching, self_snapshot};
 use crate::error::{OrRaise, WormError};
 use crate::meta;
+use crate::pg;
 use crate::sql;
 use pg_worm_core::{ledger_hash, verify_ledger, Hash, LedgerEntry};
 use pgrx::datum::DatumWithOid;
@@ -60,6 +61,7 @@ pub fn actor() -> Result<Json, WormError> {
         "session_user": session,
         "current_user": current,
         "application_name": app,
+        // SAFETY: MyProcPid is a backend global, set at backend start.
         "backend_pid": unsafe { pg_sys::MyProcPid },
     }))
 }
@@ -78,6 +80,7 @@ pub fn append(
             "worm.ledger or its primary key is missing".into(),
         ));
     };
+    // SAFETY: reads the transaction's start time (we are in a transaction).
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let mut doc = Map::new();
     doc.insert("event".into(), json!(event));
@@ -99,29 +102,7 @@ pub fn append(
     }
     let document = Json::Object(doc);
 
-    // Serialise appenders, then read the latest entry (also one committed
-    // after this transaction's snapshot).
-    let (seq, prev) = unsafe {
-        pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as _);
-        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as _);
-        let last = last_matching(rel, pkey, &[], self_snapshot(), |slot| {
-            let mut isnull = false;
-            let seq = pg_sys::slot_getattr(slot, 1, &mut isnull).value() as i64;
-            let h = pg_sys::slot_getattr(slot, 7, &mut isnull);
-            let bytes = crate::encode::varlena_bytes(h).to_vec();
-            (seq, bytes)
-        });
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
-        match last {
-            None => (1, [0u8; 32]),
-            Some((s, h)) => (
-                s + 1,
-                h.as_slice()
-                    .try_into()
-                    .map_err(|_| WormError::Internal("a ledger hash is not 32 bytes".into()))?,
-            ),
-        }
-    };
+    let (seq, prev) = next_link(relid, pkey)?;
     let hash = ledger_hash(seq, &prev, &document);
     let uid = table_uid.map(|u| pgrx::Uuid::from_bytes(*u));
     let doc_jsonb = pgrx::JsonB(document.clone());
@@ -141,6 +122,40 @@ pub fn append(
         Ok(())
     })?;
     Ok((Appended { seq, prev, hash }, document))
+}
+
+/// The sequence number and previous hash of the next entry. Serialises
+/// appenders, then reads the latest entry (also one committed after this
+/// transaction's snapshot) through the primary key with a "self" snapshot.
+fn next_link(relid: pg_sys::Oid, pkey: pg_sys::Oid) -> Result<(i64, Hash), WormError> {
+    // SAFETY: a relation lock held to the end of the transaction.
+    unsafe { pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as _) };
+    let rel = pg::Rel::open(relid, pg_sys::AccessShareLock);
+    let read = |slot: pg::Slot<'_>| {
+        // Columns 1 and 7 are seq and hash.
+        let (Some(seq), Some(h)) = (slot.get(1), slot.get(7)) else {
+            return None;
+        };
+        // SAFETY: a non-NULL bytea of the row.
+        let bytes = unsafe { pg::varlena_bytes(h) }.to_vec();
+        Some((seq.value() as i64, bytes))
+    };
+    // SAFETY: worm.ledger is open and ledger_pkey is its (seq) index; no
+    // keys; the self snapshot is static.
+    let last = unsafe { pg::index_last(rel.as_ptr(), pkey, &[], pg::self_snapshot(), read) };
+    drop(rel);
+    match last {
+        None => Ok((1, [0u8; 32])),
+        Some(None) => Err(WormError::Internal(
+            "the last ledger entry has a NULL seq or hash".into(),
+        )),
+        Some(Some((s, h))) => Ok((
+            s + 1,
+            h.as_slice()
+                .try_into()
+                .map_err(|_| WormError::Internal("a ledger hash is not 32 bytes".into()))?,
+        )),
+    }
 }
 
 /// All ledger entries (read-only SPI).

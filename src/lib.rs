@@ -15,6 +15,7 @@ mod guard;
 mod hooks;
 mod ledger;
 mod meta;
+mod pg;
 mod protect;
 mod retention;
 mod sql;

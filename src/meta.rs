@@ -8,15 +8,16 @@
 //! set: their guard triggers refuse every UPDATE made without it, and DELETE
 //! and TRUNCATE always. The flag lives in this backend's memory; no setting,
 //! role or SQL statement can raise it.
+#![deny(unsafe_op_in_unsafe_fn)]
 
-use crate::chain::{last_matching, Head};
+use crate::chain::Head;
 use crate::error::WormError;
+use crate::pg;
 use crate::sql;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
-use std::ffi::CString;
 
 #[derive(Debug, Clone)]
 pub struct TableMeta {
@@ -198,21 +199,18 @@ pub fn anchors(
     Ok(map)
 }
 
+/// The schema that holds pg_worm's functions and tables.
+pub const SCHEMA: &str = "worm";
+
 /// Oid of a relation in schema `worm`.
 pub fn worm_relid(name: &str) -> Option<pg_sys::Oid> {
-    let ns = CString::new("worm").ok()?;
-    let rel = CString::new(name).ok()?;
-    unsafe {
-        let nsoid = pg_sys::get_namespace_oid(ns.as_ptr(), true);
-        if nsoid == pg_sys::InvalidOid {
-            return None;
-        }
-        let oid = pg_sys::get_relname_relid(rel.as_ptr(), nsoid);
-        (oid != pg_sys::InvalidOid).then_some(oid)
-    }
+    pg::relid_in(SCHEMA, name)
 }
 
 /// The anchor of one chain, read through worm.anchors' primary key with `snap`.
+///
+/// # Safety
+/// `snap` is a valid snapshot (registered, active or static) for the call.
 pub unsafe fn read_anchor(
     uid: &[u8; 16],
     chain: i32,
@@ -223,31 +221,34 @@ pub unsafe fn read_anchor(
             "worm.anchors or its primary key is missing".into(),
         ));
     };
-    let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as _);
+    let rel = pg::Rel::open(relid, pg_sys::AccessShareLock);
     let uuid_datum = pgrx::Uuid::from_bytes(*uid)
         .into_datum()
         .unwrap_or(pg_sys::Datum::from(0));
-    let found = last_matching(
-        rel,
-        idx,
-        &[
-            (1, pg_sys::F_UUID_EQ, uuid_datum),
-            (2, pg_sys::F_INT4EQ, pg_sys::Datum::from(chain)),
-        ],
-        snap,
-        |slot| {
-            let mut isnull = false;
-            let seq = pg_sys::slot_getattr(slot, 3, &mut isnull).value() as i64;
-            let link_d = pg_sys::slot_getattr(slot, 4, &mut isnull);
-            let link = crate::encode::varlena_bytes(link_d).to_vec();
-            let ins = pg_sys::slot_getattr(slot, 5, &mut isnull).value() as i64;
-            (seq, link, ins)
-        },
-    );
-    pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+    let keys = [
+        (1, pg_sys::F_UUID_EQ, uuid_datum),
+        (2, pg_sys::F_INT4EQ, pg_sys::Datum::from(chain)),
+    ];
+    let read = |slot: pg::Slot<'_>| {
+        // Columns 3..5 are seq (int8), link (bytea), inserted_at.
+        let (Some(seq), Some(link), Some(ins)) = (slot.get(3), slot.get(4), slot.get(5)) else {
+            return None;
+        };
+        // SAFETY: a non-NULL bytea of the row.
+        let link = unsafe { pg::varlena_bytes(link) }.to_vec();
+        Some((seq.value() as i64, link, ins.value() as i64))
+    };
+    // SAFETY: worm.anchors is open, anchors_pkey is its (table_uid, chain)
+    // index, the keys are a uuid and an int4, and the snapshot is valid
+    // (caller).
+    let found = unsafe { pg::index_last(rel.as_ptr(), idx, &keys, snap, read) };
+    drop(rel);
     match found {
         None => Ok(None),
-        Some((seq, link, inserted_at)) => {
+        Some(None) => Err(WormError::Internal(format!(
+            "the anchor of chain {chain} has NULL values"
+        ))),
+        Some(Some((seq, link, inserted_at))) => {
             let link = link
                 .as_slice()
                 .try_into()
@@ -313,17 +314,20 @@ pub fn internal_update(sql: &str, args: &[DatumWithOid<'_>]) -> Result<(), WormE
 /// The oid of a role, if it exists.
 pub fn role_oid(role: &str) -> Option<pg_sys::Oid> {
     let name = std::ffi::CString::new(role).ok()?;
+    // SAFETY: a NUL-terminated string that outlives the call; missing_ok.
     let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
 /// Whether the current user is a member of (has the privileges of) `role`.
 pub fn has_role(role: &str) -> bool {
+    // SAFETY: both are role oids; has_privs_of_role only reads the catalogs.
     role_oid(role).is_some_and(|oid| unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid) })
 }
 
 /// The table's owner, or a member of worm_admin.
 pub fn may_manage(relid: pg_sys::Oid) -> bool {
+    // SAFETY: pg_class_ownercheck takes any oid (ERROR for a missing one).
     let owner = unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) };
     owner || has_role("worm_admin")
 }
@@ -336,6 +340,8 @@ pub fn may_manage(relid: pg_sys::Oid) -> bool {
 pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_ctx = 0;
+    // SAFETY: saves the current user and security context into the locals,
+    // then switches; restored below (or by the (sub)transaction abort).
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         pg_sys::SetUserIdAndSecContext(
@@ -346,6 +352,7 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         );
     }
     let r = f();
+    // SAFETY: restores what GetUserIdAndSecContext saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
     r
 }

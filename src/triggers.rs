@@ -12,9 +12,12 @@
 //!   same for rows reached through an inheritance parent, whose statement
 //!   triggers are not the child's.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use crate::chain;
 use crate::encode;
 use crate::error::WormError;
+use crate::pg;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -25,31 +28,30 @@ pub const TRIGGER_CHAIN: &str = "zz_worm_chain";
 pub const TRIGGER_REFUSE: &str = "worm_refuse_change";
 pub const TRIGGER_REFUSE_ROW: &str = "worm_refuse_row_change";
 
-/// Schema-qualified, quoted name of a relation for messages.
-pub unsafe fn rel_display_name(rel: pg_sys::Relation) -> String {
-    let ns = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
-    let name = (*(*rel).rd_rel).relname.data.as_ptr();
-    let q = pg_sys::quote_qualified_identifier(ns, name);
-    CStr::from_ptr(q).to_string_lossy().into_owned()
+/// Schema-qualified, quoted name of a relation (kept here for callers not yet
+/// on `crate::pg`).
+pub use crate::pg::rel_display_name;
+
+/// A table uid as the chain trigger's first argument holds it (hex, dashes
+/// ignored), parsed without allocating: this runs for every inserted row.
+fn parse_uid(s: &CStr) -> Option<[u8; 16]> {
+    let mut digits = [0u8; 32];
+    let mut n = 0;
+    for b in s.to_bytes().iter().filter(|b| **b != b'-') {
+        *digits.get_mut(n)? = *b;
+        n += 1;
+    }
+    let mut uid = [0u8; 16];
+    hex::decode_to_slice(&digits[..n], &mut uid).ok()?;
+    Some(uid)
 }
 
-fn trigger_args(tg: &pg_sys::Trigger) -> Vec<String> {
-    let n = tg.tgnargs.max(0) as usize;
-    if n == 0 || tg.tgargs.is_null() {
-        return Vec::new();
-    }
-    unsafe {
-        std::slice::from_raw_parts(tg.tgargs, n)
-            .iter()
-            .map(|p| CStr::from_ptr(*p).to_string_lossy().into_owned())
-            .collect()
-    }
-}
-
-fn parse_uid(s: &str) -> Option<[u8; 16]> {
-    let hexs: String = s.chars().filter(|c| *c != '-').collect();
-    let v = hex::decode(hexs).ok()?;
-    v.try_into().ok()
+/// The chain trigger's arguments: (table uid, number of chains).
+fn chain_args(tg: pg::Trig<'_>) -> Option<([u8; 16], i32)> {
+    let mut args = tg.args();
+    let uid = parse_uid(args.next()?)?;
+    let chains = args.next()?.to_str().ok()?.parse::<i32>().ok()?;
+    (chains >= 1).then_some((uid, chains))
 }
 
 #[pg_trigger]
@@ -57,9 +59,15 @@ fn worm_chain_insert<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
     let td = trigger.trigger_data();
+    // SAFETY: pgrx hands over the TriggerData of this trigger call, whose
+    // relation, trigger and tuple PostgreSQL keeps valid during the call.
     unsafe { chain_insert(td) }
 }
 
+/// The BEFORE INSERT row trigger: chains the row and sets its `worm_` values.
+///
+/// # Safety
+/// `td` is the TriggerData of a running trigger call.
 unsafe fn chain_insert<'a>(
     td: &'a pg_sys::TriggerData,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
@@ -75,37 +83,33 @@ unsafe fn chain_insert<'a>(
         .raise();
     }
     let rel = td.tg_relation;
-    // The table's name is computed only for error messages (it costs a
-    // catalog lookup), never on the per-row path.
-    let bad_args = || -> ! {
+    // SAFETY: the trigger of a running call comes from PostgreSQL.
+    let tg = unsafe { pg::Trig::from_pg(&*td.tg_trigger) };
+    let Some((uid, chains)) = chain_args(tg) else {
+        // The table's name is computed only for error messages (it costs a
+        // catalog lookup), never on the per-row path.
         WormError::Damaged {
-            table: rel_display_name(rel),
+            // SAFETY: the trigger's relation is open during the call.
+            table: unsafe { pg::rel_display_name(rel) },
             what: "its chain trigger has bad arguments".into(),
         }
         .raise()
     };
-    let args = trigger_args(&*td.tg_trigger);
-    let uid = args
-        .first()
-        .and_then(|a| parse_uid(a))
-        .unwrap_or_else(|| bad_args());
-    let chains = match args.get(1).map(|c| c.parse::<i32>()) {
-        Some(Ok(n)) if n >= 1 => n,
-        _ => bad_args(),
-    };
-    let plan = match encode::plan_for(rel) {
+    // SAFETY: the trigger's relation is open during the call.
+    let plan = match unsafe { encode::plan_for(rel) } {
         Ok(p) => p,
         Err(e) => e.raise(),
     };
-    let tupdesc = (*rel).rd_att;
+    // SAFETY: the trigger's relation is open during the call.
+    let (relid, tupdesc) = unsafe { ((*rel).rd_id, (*rel).rd_att) };
     let tuple = td.tg_trigtuple;
-
-    let row_hash = encode::row_hash(&plan, tuple, tupdesc);
-    let c = chain::chain_for_insert((*rel).rd_id, chains);
-    let relid = (*rel).rd_id;
+    // SAFETY: the new row is a tuple of the relation the plan was built for.
+    let row_hash = unsafe { encode::row_hash(&plan, tuple, tupdesc) };
+    let c = chain::chain_for_insert(relid, chains);
     let head = match chain::cached_head(relid, c) {
         Some(h) => h,
-        None => match chain::read_head(rel, &plan, &uid, c, None) {
+        // SAFETY: the relation is open and the plan was built for it.
+        None => match unsafe { chain::read_head(rel, &plan, &uid, c, None) } {
             Ok(h) => h,
             Err(e) => e.raise(),
         },
@@ -113,20 +117,40 @@ unsafe fn chain_insert<'a>(
     let seq = head.seq + 1;
     // Insertion time: the clock, never earlier than the chain's previous row,
     // so that a chain's rows expire as a prefix.
-    let now = pg_sys::GetCurrentTimestamp();
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
     let inserted_at = now.max(head.inserted_at);
     let link = pg_worm_core::link(&uid, c, seq, inserted_at, &head.link, &row_hash);
-    chain::remember_head(
-        relid,
-        c,
-        chain::Head {
-            seq,
-            link,
-            inserted_at,
-        },
-    );
+    let head = chain::Head {
+        seq,
+        link,
+        inserted_at,
+    };
+    chain::remember_head(relid, c, head);
+    // SAFETY: the new row is a tuple of `tupdesc`, the plan's relation.
+    let new_tuple = unsafe { with_worm_values(tuple, tupdesc, &plan, c, &head) };
+    // SAFETY: the relation's descriptor outlives the trigger call, and the
+    // new tuple was palloc'd by PostgreSQL in the trigger's memory context.
+    let new_tuple = unsafe {
+        PgHeapTuple::from_heap_tuple(pgrx::PgTupleDesc::from_pg_unchecked(tupdesc), new_tuple)
+    };
+    Ok(Some(new_tuple))
+}
 
-    let hash_datum = link
+/// A copy of `tuple` whose four `worm_` columns hold chain `c` and `head`.
+///
+/// # Safety
+/// `tuple` is a valid heap tuple of `tupdesc`, the descriptor of the relation
+/// `plan` was built for.
+unsafe fn with_worm_values(
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+    plan: &encode::TablePlan,
+    c: i32,
+    head: &chain::Head,
+) -> pg_sys::HeapTuple {
+    let hash_datum = head
+        .link
         .as_slice()
         .into_datum()
         .unwrap_or(pg_sys::Datum::from(0));
@@ -138,23 +162,24 @@ unsafe fn chain_insert<'a>(
     ];
     let mut values = [
         pg_sys::Datum::from(c),
-        pg_sys::Datum::from(seq),
-        pg_sys::Datum::from(inserted_at),
+        pg_sys::Datum::from(head.seq),
+        pg_sys::Datum::from(head.inserted_at),
         hash_datum,
     ];
     let mut nulls = [false; 4];
-    let new_tuple = pg_sys::heap_modify_tuple_by_cols(
-        tuple,
-        tupdesc,
-        4,
-        cols.as_mut_ptr(),
-        values.as_mut_ptr(),
-        nulls.as_mut_ptr(),
-    );
-    Ok(Some(PgHeapTuple::from_heap_tuple(
-        pgrx::PgTupleDesc::from_pg_unchecked(tupdesc),
-        new_tuple,
-    )))
+    // SAFETY: the three arrays hold 4 entries each; the attribute numbers
+    // are the plan's worm_ columns of `tupdesc` (caller), with values of
+    // their types (int4, int8, timestamptz, bytea).
+    unsafe {
+        pg_sys::heap_modify_tuple_by_cols(
+            tuple,
+            tupdesc,
+            4,
+            cols.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+        )
+    }
 }
 
 /// The rows the running purge may delete: per chain, the last sequence
@@ -181,34 +206,31 @@ pub fn purge_allows_statement(relid: pg_sys::Oid) -> bool {
     PURGE.with(|p| p.borrow().as_ref().is_some_and(|plan| plan.relid == relid))
 }
 
+/// Whether the running purge may delete the row of this DELETE row trigger.
+///
+/// # Safety
+/// `td` is the TriggerData of a running row trigger call.
 unsafe fn purge_allows_row(td: &pg_sys::TriggerData) -> bool {
     let rel = td.tg_relation;
-    let relid = (*rel).rd_id;
+    // SAFETY: the trigger's relation is open during the call.
+    let (relid, desc) = unsafe { ((*rel).rd_id, (*rel).rd_att) };
     if !purge_allows_statement(relid) {
         return false;
     }
-    let Ok(plan) = encode::plan_for(rel) else {
+    // SAFETY: as above.
+    let Ok(plan) = (unsafe { encode::plan_for(rel) }) else {
         return false;
     };
-    let mut isnull = false;
-    let chain = pg_sys::heap_getattr(
-        td.tg_trigtuple,
-        plan.chain_att as _,
-        (*rel).rd_att,
-        &mut isnull,
-    );
-    if isnull {
+    // SAFETY: the old row is a tuple of the relation's descriptor.
+    let (chain, seq) = unsafe {
+        (
+            pg::heap_get(td.tg_trigtuple, desc, plan.chain_att),
+            pg::heap_get(td.tg_trigtuple, desc, plan.seq_att),
+        )
+    };
+    let (Some(chain), Some(seq)) = (chain, seq) else {
         return false;
-    }
-    let seq = pg_sys::heap_getattr(
-        td.tg_trigtuple,
-        plan.seq_att as _,
-        (*rel).rd_att,
-        &mut isnull,
-    );
-    if isnull {
-        return false;
-    }
+    };
     let (chain, seq) = (chain.value() as i32, seq.value() as i64);
     PURGE.with(|p| {
         p.borrow()
@@ -232,15 +254,18 @@ fn worm_refuse_change<'a>(
         _ => "this change",
     };
     if ev == pg_sys::TRIGGER_EVENT_DELETE {
+        // SAFETY: the trigger's relation is open during the call.
         let relid = unsafe { (*td.tg_relation).rd_id };
         if !is_row && purge_allows_statement(relid) {
             return Ok(None);
         }
+        // SAFETY: the TriggerData of this (row) trigger call.
         if is_row && unsafe { purge_allows_row(td) } {
             return Ok(trigger.old());
         }
     }
-    let table = unsafe { rel_display_name(td.tg_relation) };
+    // SAFETY: the trigger's relation is open during the call.
+    let table = unsafe { pg::rel_display_name(td.tg_relation) };
     WormError::Immutable { table, operation }.raise()
 }
 
@@ -253,17 +278,19 @@ fn worm_guard_meta<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
     let td = trigger.trigger_data();
     let ev = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
-    let args = trigger_args(trigger.trigger());
-    let update_ok = args.iter().any(|a| a == "internal-update");
+    // SAFETY: the trigger of a running call comes from PostgreSQL.
+    let tg = unsafe { pg::Trig::from_pg(trigger.trigger()) };
+    let update_ok = tg.args().any(|a| a.to_bytes() == b"internal-update");
     if ev == pg_sys::TRIGGER_EVENT_UPDATE && update_ok && crate::meta::internal_write_active() {
         return Ok(None);
     }
     // Rows enter pg_worm's tables through its functions; the one other way
     // is a restore (pg_restore loads them into the empty tables of a new
     // CREATE EXTENSION), which is as much as restoring any backup.
+    // SAFETY: the trigger's relation is open during the call.
+    let relid = unsafe { (*td.tg_relation).rd_id };
     if ev == pg_sys::TRIGGER_EVENT_INSERT
-        && (crate::meta::internal_write_active()
-            || crate::guard::relation_is_empty(unsafe { (*td.tg_relation).rd_id }))
+        && (crate::meta::internal_write_active() || crate::guard::relation_is_empty(relid))
     {
         return Ok(None);
     }
@@ -274,6 +301,7 @@ fn worm_guard_meta<'a>(
         pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
         _ => "this change",
     };
-    let table = unsafe { rel_display_name(td.tg_relation) };
+    // SAFETY: the trigger's relation is open during the call.
+    let table = unsafe { pg::rel_display_name(td.tg_relation) };
     WormError::ExtensionTable { table, operation }.raise()
 }
