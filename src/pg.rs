@@ -615,3 +615,110 @@ pub fn name_str(n: &pg_sys::NameData) -> String {
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+    use std::ops::ControlFlow;
+
+    fn relid(name: &str) -> Oid {
+        Spi::get_one_with_args::<Oid>(
+            "SELECT $1::regclass::oid",
+            &[pgrx::datum::DatumWithOid::from(name)],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(pg_sys::InvalidOid)
+    }
+
+    #[pg_test]
+    fn scan_heap_reads_nulls_as_none_and_stops_on_break() {
+        Spi::run("CREATE TABLE pg_scan_t (a int, b int)").unwrap();
+        Spi::run("INSERT INTO pg_scan_t VALUES (1, NULL), (2, 20), (3, 30)").unwrap();
+        let rel = Rel::open(relid("pg_scan_t"), pg_sys::AccessShareLock);
+        let mut seen = Vec::new();
+        let none: Option<()> = rel.scan(ScanSnapshot::Latest, |slot| {
+            let a = slot.get(1).map(|d| d.value() as i32);
+            let b = slot.get(2).map(|d| d.value() as i32);
+            assert_eq!(slot.get(3), None, "no third attribute");
+            assert_eq!(slot.get(0), None, "no attribute 0");
+            seen.push((a, b));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(none, None);
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![(Some(1), None), (Some(2), Some(20)), (Some(3), Some(30))]
+        );
+        let first = rel.scan(ScanSnapshot::Latest, |slot| {
+            ControlFlow::Break(slot.values().0.len())
+        });
+        assert_eq!(first, Some(2));
+    }
+
+    #[pg_test]
+    fn rel_lists_triggers_and_indexes() {
+        Spi::run("CREATE TABLE pg_trig_t (id int PRIMARY KEY)").unwrap();
+        Spi::run(
+            "CREATE FUNCTION pg_trig_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$",
+        )
+        .unwrap();
+        Spi::run(
+            "CREATE TRIGGER pg_trig_x BEFORE INSERT ON pg_trig_t FOR EACH ROW EXECUTE FUNCTION pg_trig_f('a', 'b c')",
+        )
+        .unwrap();
+        let rel = Rel::cached(relid("pg_trig_t")).unwrap();
+        let trigs: Vec<(String, Vec<String>)> = rel
+            .triggers()
+            .map(|t| {
+                let args = t.args().map(|a| a.to_string_lossy().into_owned());
+                (t.name().to_string_lossy().into_owned(), args.collect())
+            })
+            .collect();
+        assert_eq!(
+            trigs,
+            vec![("pg_trig_x".to_string(), vec!["a".into(), "b c".into()])]
+        );
+        assert_eq!(rel.index_oids(), vec![relid("pg_trig_t_pkey")]);
+        assert_eq!(rel.display_name(), "public.pg_trig_t");
+        assert_eq!(name_str(&rel.form().relname), "pg_trig_t");
+        assert!(Rel::cached(pg_sys::InvalidOid).is_none());
+        assert!(Rel::try_open(Oid::from(4_000_000_000u32), pg_sys::AccessShareLock).is_none());
+    }
+
+    #[pg_test]
+    fn index_last_finds_the_greatest_key() {
+        Spi::run("CREATE TABLE pg_idx_t (k int, v int, PRIMARY KEY (k, v))").unwrap();
+        Spi::run("INSERT INTO pg_idx_t VALUES (1, 1), (1, 5), (1, 3), (2, 9)").unwrap();
+        let rel = Rel::open(relid("pg_idx_t"), pg_sys::AccessShareLock);
+        let idx = relid("pg_idx_t_pkey");
+        let key = (1, pg_sys::F_INT4EQ, pg_sys::Datum::from(1i32));
+        // SAFETY: the table is open, the index is its (k, v) key, the key an int4.
+        let v = unsafe {
+            index_last(rel.as_ptr(), idx, &[key], self_snapshot(), |slot| {
+                slot.get(2).map(|d| d.value() as i32)
+            })
+        };
+        assert_eq!(v, Some(Some(5)));
+        let none = (1, pg_sys::F_INT4EQ, pg_sys::Datum::from(7i32));
+        // SAFETY: as above.
+        let v = unsafe { index_last(rel.as_ptr(), idx, &[none], self_snapshot(), |_| ()) };
+        assert_eq!(v, None);
+    }
+
+    #[pg_test]
+    fn namespaces_and_relations_by_name() {
+        assert!(namespace_oid("pg_catalog").is_some());
+        assert!(namespace_oid("no_such_schema").is_none());
+        assert_eq!(
+            relid_in("pg_catalog", "pg_class"),
+            Some(pg_sys::RelationRelationId)
+        );
+        assert_eq!(relid_in("pg_catalog", "no_such_rel"), None);
+        // SAFETY: NULL is allowed.
+        assert_eq!(unsafe { cstr_lossy(std::ptr::null()) }, "");
+    }
+}
