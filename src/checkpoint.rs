@@ -79,6 +79,7 @@ fn worm_checkpoint(tbl: PgRelation) -> JsonB {
 
 fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
     let relid = tbl.oid();
+    // SAFETY: `tbl` is an open relation for the duration of the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     require_checkpointer(relid, &table)?;
     let verified = verify_rel(tbl.as_ptr(), true)?;
@@ -95,9 +96,11 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
         |d| json!({ "ledger_seq": d["ledger_entry"]["seq"], "hash": d["ledger_entry"]["hash"] }),
     );
     fields.insert("previous_checkpoint".into(), previous.unwrap_or(Json::Null));
+    // SAFETY: GetCurrentTimestamp only reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
     fields.insert(
         "verification".into(),
-        json!({ "ok": true, "rows_checked": verified.rows_checked(), "at": rfc3339(unsafe { pg_sys::GetCurrentTimestamp() }) }),
+        json!({ "ok": true, "rows_checked": verified.rows_checked(), "at": rfc3339(now) }),
     );
     let (appended, doc) =
         ledger::append("checkpoint", Some(&verified.meta.uid), Some(&table), fields)?;
@@ -288,6 +291,7 @@ fn against_rows(
 
 fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormError> {
     let d = parse_digest(j)?;
+    // SAFETY: `tbl` is an open relation for the duration of the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     let verified: Verified = verify_rel(tbl.as_ptr(), true)?;
     let uid = verified.meta.uid;
@@ -325,6 +329,7 @@ fn worm_trust_key(key_id: String, public_key: String) -> JsonB {
 }
 
 fn trust_key(key_id: String, public_key: String) -> Result<JsonB, WormError> {
+    // SAFETY: superuser() only reads the current user's role.
     if !(unsafe { pg_sys::superuser() } || meta::has_role("worm_admin")) {
         return Err(WormError::NotOwnerFor {
             table: "pg_worm".into(),
@@ -365,6 +370,7 @@ fn worm_prove(tbl: PgRelation, chain: i32, seq: i64) -> JsonB {
 }
 
 fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
+    // SAFETY: `tbl` is an open relation for the duration of the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     let meta = meta::lookup(tbl.oid())?.ok_or(WormError::NotProtected {
         table: table.clone(),

@@ -82,13 +82,18 @@ fn inheritance_children(relid: pg_sys::Oid) -> Result<Vec<String>, WormError> {
 /// Problems of the table as a whole (`pg_worm_core::table` words them):
 /// inheritance children, row-level security, columns no longer matching
 /// their record in the ledger.
+///
+/// # Safety
+/// `rel` must be an open relation (read here: its oid and its pg_class form).
 unsafe fn table_problems(rel: pg_sys::Relation, uid: &[u8; 16]) -> Result<Vec<String>, WormError> {
-    let relid = (*rel).rd_id;
+    // SAFETY: `rel` is open (the caller's contract).
+    let relid = unsafe { (*rel).rd_id };
     let mut out: Vec<String> = inheritance_children(relid)?
         .iter()
         .map(|c| table::inheritance_child_problem(c))
         .collect();
-    let form = &*(*rel).rd_rel;
+    // SAFETY: an open relation's rd_rel points to its pg_class form.
+    let form = unsafe { &*(*rel).rd_rel };
     out.extend(table::row_security_problem(
         form.relrowsecurity,
         form.relforcerowsecurity,
@@ -157,6 +162,7 @@ fn worm_verify_all() -> TableIterator<
     crate::hooks::notice_weaker_mode();
     let mut out = Vec::new();
     for (relid, name) in meta::all().or_raise() {
+        // SAFETY: try_relation_open returns NULL for a dropped relation, which is checked.
         let rel = unsafe { pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _) };
         if rel.is_null() {
             out.push((
@@ -172,6 +178,7 @@ fn worm_verify_all() -> TableIterator<
             ));
             continue;
         }
+        // SAFETY: `rel` was opened just above; PgRelation closes it when dropped.
         let tbl = unsafe { PgRelation::from_pg_owned(rel) };
         for r in verify_table(&tbl).or_raise() {
             out.push((name.clone(), r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7));
@@ -255,7 +262,10 @@ fn anchor_entries(uid: &[u8; 16]) -> Result<BTreeMap<i32, AnchorEntry>, WormErro
 }
 
 /// Verifies an open protected relation; `keep_records` keeps the rows read.
+/// `rel` must be open (every caller passes a `PgRelation`'s pointer).
 pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified, WormError> {
+    // SAFETY (all blocks below): `rel` is an open relation, held by the caller
+    // for the whole call.
     let relid = unsafe { (*rel).rd_id };
     let table = unsafe { rel_display_name(rel) };
     let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
@@ -295,55 +305,68 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
     })
 }
 
+/// Every row of `rel` under the active snapshot, hashed with `plan`, grouped by chain.
+///
+/// # Safety
+/// `rel` must be an open relation and `plan` built for it.
 unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> ByChain {
-    let mut by_chain = ByChain::new();
-    let natts = (*(*rel).rd_att).natts as usize;
-    let snapshot = pg_sys::GetActiveSnapshot();
-    let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
-    let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-    let mut per_row = PgMemoryContexts::new("pg_worm verify row");
-    let mut n: u64 = 0;
-    while pg_sys::table_scan_getnextslot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-        pg_sys::slot_getallattrs(slot);
-        let values = std::slice::from_raw_parts((*slot).tts_values, natts);
-        let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
-        let record = per_row.switch_to(|_| {
-            let row_hash = encode::row_hash_deformed(plan, values, nulls);
-            let get = |att: i16| {
-                let i = (att - 1) as usize;
-                if nulls[i] {
-                    None
-                } else {
-                    Some(values[i])
-                }
-            };
-            let chain = get(plan.chain_att).map(|d| d.value() as i32);
-            let seq = get(plan.seq_att).map(|d| d.value() as i64);
-            let inserted_at = get(plan.inserted_at_att).map(|d| d.value() as i64);
-            let stored_link = get(plan.hash_att).map(|d| encode::varlena_bytes(d).to_vec());
-            (
-                chain,
-                RowRecord {
-                    seq,
-                    inserted_at,
-                    stored_link,
-                    row_hash,
-                },
-            )
-        });
-        // Detoasted values, output-function text and deconstructed arrays
-        // live in per_row: free them after every row, so a large value is
-        // held once, not once per row of a batch.
-        per_row.reset();
-        by_chain.entry(record.0).or_default().push(record.1);
-        n += 1;
-        if n.is_multiple_of(4096) {
-            pgrx::check_for_interrupts!();
+    // SAFETY: `rel` is open and `plan` built for it (the caller's contract);
+    // the scan and the slot are created here and ended below; the slot's
+    // values and nulls arrays have natts entries after slot_getallattrs.
+    unsafe {
+        let mut by_chain = ByChain::new();
+        let natts = (*(*rel).rd_att).natts as usize;
+        let snapshot = pg_sys::GetActiveSnapshot();
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let mut per_row = PgMemoryContexts::new("pg_worm verify row");
+        let mut n: u64 = 0;
+        while pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
+            pg_sys::slot_getallattrs(slot);
+            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+            let record = per_row.switch_to(|_| {
+                let row_hash = encode::row_hash_deformed(plan, values, nulls);
+                let get = |att: i16| {
+                    let i = (att - 1) as usize;
+                    if nulls[i] {
+                        None
+                    } else {
+                        Some(values[i])
+                    }
+                };
+                let chain = get(plan.chain_att).map(|d| d.value() as i32);
+                let seq = get(plan.seq_att).map(|d| d.value() as i64);
+                let inserted_at = get(plan.inserted_at_att).map(|d| d.value() as i64);
+                let stored_link = get(plan.hash_att).map(|d| encode::varlena_bytes(d).to_vec());
+                (
+                    chain,
+                    RowRecord {
+                        seq,
+                        inserted_at,
+                        stored_link,
+                        row_hash,
+                    },
+                )
+            });
+            // Detoasted values, output-function text and deconstructed arrays
+            // live in per_row: free them after every row, so a large value is
+            // held once, not once per row of a batch.
+            per_row.reset();
+            by_chain.entry(record.0).or_default().push(record.1);
+            n += 1;
+            if n.is_multiple_of(4096) {
+                pgrx::check_for_interrupts!();
+            }
         }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        by_chain
     }
-    pg_sys::ExecDropSingleTupleTableSlot(slot);
-    pg_sys::table_endscan(scan);
-    by_chain
 }
 
 /// The last row of every chain, as of the current snapshot (wrapped by the
@@ -363,6 +386,8 @@ fn worm_chain_heads(
     ),
 > {
     let mut out = Vec::new();
+    // SAFETY: the relation is opened (NULL when dropped, checked), used only
+    // while open, and closed on every path after the closure returns.
     unsafe {
         let rel = pg_sys::try_relation_open(tbl, pg_sys::AccessShareLock as _);
         if rel.is_null() {
