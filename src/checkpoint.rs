@@ -15,8 +15,8 @@
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta;
+use crate::pg::rel_display_name;
 use crate::sql;
-use crate::triggers::rel_display_name;
 use crate::verify::{to_row, verify_rel, Verified, VerifyRow};
 use pg_worm_core::{
     checkpoint_fields, compare, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,

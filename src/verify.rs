@@ -20,8 +20,9 @@ use crate::columns;
 use crate::encode;
 use crate::error::{OrRaise, WormError};
 use crate::meta;
+use crate::pg;
+use crate::pg::rel_display_name;
 use crate::sql;
-use crate::triggers::rel_display_name;
 use pg_worm_core::{
     chain_states, table, Anchor, AnchorEntry, ByChain, ChainRow, ChainState, RowRecord,
 };
@@ -29,6 +30,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts, PgRelation};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
 pub type VerifyRow = (
     Option<i32>,
@@ -138,7 +140,7 @@ fn worm_verify(
     ),
 > {
     crate::hooks::notice_weaker_mode();
-    let rows = verify_table(&tbl).or_raise();
+    let rows = verify_table(tbl.as_ptr()).or_raise();
     TableIterator::new(rows)
 }
 
@@ -162,9 +164,7 @@ fn worm_verify_all() -> TableIterator<
     crate::hooks::notice_weaker_mode();
     let mut out = Vec::new();
     for (relid, name) in meta::all().or_raise() {
-        // SAFETY: try_relation_open returns NULL for a dropped relation, which is checked.
-        let rel = unsafe { pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _) };
-        if rel.is_null() {
+        let Some(rel) = pg::Rel::try_open(relid, pg_sys::AccessShareLock as _) else {
             out.push((
                 name,
                 None,
@@ -177,13 +177,10 @@ fn worm_verify_all() -> TableIterator<
                 None,
             ));
             continue;
-        }
-        // SAFETY: `rel` was opened just above; PgRelation closes it when dropped.
-        let tbl = unsafe { PgRelation::from_pg_owned(rel) };
-        for r in verify_table(&tbl).or_raise() {
+        };
+        for r in verify_table(rel.as_ptr()).or_raise() {
             out.push((name.clone(), r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7));
         }
-        drop(tbl);
     }
     TableIterator::new(out)
 }
@@ -228,8 +225,8 @@ impl Verified {
     }
 }
 
-fn verify_table(tbl: &PgRelation) -> Result<Vec<VerifyRow>, WormError> {
-    Ok(verify_rel(tbl.as_ptr(), false)?
+fn verify_table(rel: pg_sys::Relation) -> Result<Vec<VerifyRow>, WormError> {
+    Ok(verify_rel(rel, false)?
         .rows
         .into_iter()
         .map(to_row)
@@ -262,7 +259,7 @@ fn anchor_entries(uid: &[u8; 16]) -> Result<BTreeMap<i32, AnchorEntry>, WormErro
 }
 
 /// Verifies an open protected relation; `keep_records` keeps the rows read.
-/// `rel` must be open (every caller passes a `PgRelation`'s pointer).
+/// `rel` must be open for the whole call (a `PgRelation`'s or `pg::Rel`'s pointer).
 pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified, WormError> {
     // SAFETY (all blocks below): `rel` is an open relation, held by the caller
     // for the whole call.
@@ -310,63 +307,58 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
 /// # Safety
 /// `rel` must be an open relation and `plan` built for it.
 unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> ByChain {
-    // SAFETY: `rel` is open and `plan` built for it (the caller's contract);
-    // the scan and the slot are created here and ended below; the slot's
-    // values and nulls arrays have natts entries after slot_getallattrs.
-    unsafe {
-        let mut by_chain = ByChain::new();
-        let natts = (*(*rel).rd_att).natts as usize;
-        let snapshot = pg_sys::GetActiveSnapshot();
-        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let mut per_row = PgMemoryContexts::new("pg_worm verify row");
-        let mut n: u64 = 0;
-        while pg_sys::table_scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        ) {
-            pg_sys::slot_getallattrs(slot);
-            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
-            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
-            let record = per_row.switch_to(|_| {
-                let row_hash = encode::row_hash_deformed(plan, values, nulls);
-                let get = |att: i16| {
-                    let i = (att - 1) as usize;
-                    if nulls[i] {
-                        None
-                    } else {
-                        Some(values[i])
-                    }
-                };
-                let chain = get(plan.chain_att).map(|d| d.value() as i32);
-                let seq = get(plan.seq_att).map(|d| d.value() as i64);
-                let inserted_at = get(plan.inserted_at_att).map(|d| d.value() as i64);
-                let stored_link = get(plan.hash_att).map(|d| encode::varlena_bytes(d).to_vec());
-                (
-                    chain,
-                    RowRecord {
-                        seq,
-                        inserted_at,
-                        stored_link,
-                        row_hash,
-                    },
-                )
-            });
-            // Detoasted values, output-function text and deconstructed arrays
-            // live in per_row: free them after every row, so a large value is
-            // held once, not once per row of a batch.
-            per_row.reset();
-            by_chain.entry(record.0).or_default().push(record.1);
-            n += 1;
-            if n.is_multiple_of(4096) {
-                pgrx::check_for_interrupts!();
-            }
+    let mut by_chain = ByChain::new();
+    let mut per_row = PgMemoryContexts::new("pg_worm verify row");
+    let mut n: u64 = 0;
+    let each = |slot: pg::Slot<'_>| {
+        let (values, nulls) = slot.values();
+        // SAFETY: `values`/`nulls` are the slot's deformed row, of the
+        // relation `plan` was built for.
+        let record = per_row.switch_to(|_| unsafe { row_record(plan, values, nulls) });
+        // Detoasted values, output-function text and deconstructed arrays
+        // live in per_row: free them after every row, so a large value is
+        // held once, not once per row of a batch.
+        per_row.reset();
+        by_chain.entry(record.0).or_default().push(record.1);
+        n += 1;
+        if n.is_multiple_of(4096) {
+            pgrx::check_for_interrupts!();
         }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::table_endscan(scan);
-        by_chain
-    }
+        ControlFlow::<()>::Continue(())
+    };
+    // SAFETY: `rel` is an open table (the caller's contract).
+    unsafe { pg::scan_heap(rel, pg::ScanSnapshot::Active, each) };
+    by_chain
+}
+
+/// One row as verification needs it: its chain, and its position, time,
+/// stored link and row hash recomputed from its values.
+///
+/// # Safety
+/// `values`/`nulls` are a deformed row of the relation `plan` was built for.
+unsafe fn row_record(
+    plan: &encode::TablePlan,
+    values: &[pg_sys::Datum],
+    nulls: &[bool],
+) -> (Option<i32>, RowRecord) {
+    // SAFETY: the caller's contract.
+    let row_hash = unsafe { encode::row_hash_deformed(plan, values, nulls) };
+    let get = |att: i16| {
+        let i = usize::try_from(att - 1).ok()?;
+        (!*nulls.get(i)?).then(|| values[i])
+    };
+    let chain = get(plan.chain_att).map(|d| d.value() as i32);
+    let seq = get(plan.seq_att).map(|d| d.value() as i64);
+    let inserted_at = get(plan.inserted_at_att).map(|d| d.value() as i64);
+    // SAFETY: worm_hash is a bytea column of this row.
+    let stored_link = get(plan.hash_att).map(|d| unsafe { encode::varlena_bytes(d) }.to_vec());
+    let record = RowRecord {
+        seq,
+        inserted_at,
+        stored_link,
+        row_hash,
+    };
+    (chain, record)
 }
 
 /// The last row of every chain, as of the current snapshot (wrapped by the
@@ -386,32 +378,30 @@ fn worm_chain_heads(
     ),
 > {
     let mut out = Vec::new();
-    // SAFETY: the relation is opened (NULL when dropped, checked), used only
-    // while open, and closed on every path after the closure returns.
-    unsafe {
-        let rel = pg_sys::try_relation_open(tbl, pg_sys::AccessShareLock as _);
-        if rel.is_null() {
-            return TableIterator::new(out);
+    let Some(rel) = pg::Rel::try_open(tbl, pg_sys::AccessShareLock as _) else {
+        return TableIterator::new(out);
+    };
+    let table = rel.display_name();
+    let result = (|| -> Result<(), WormError> {
+        let Some(meta) = meta::lookup(tbl)? else {
+            return Ok(());
+        };
+        // SAFETY: `rel` is open for the whole closure.
+        let plan = unsafe { encode::build_plan(rel.as_ptr(), &table, true)? };
+        let anchors = meta::anchors(&meta.uid)?;
+        for c in 0..meta.chains {
+            // SAFETY: GetActiveSnapshot only reads the snapshot stack.
+            let snap = Some(unsafe { pg_sys::GetActiveSnapshot() });
+            // SAFETY: `rel` is open and `plan` built for it.
+            let h = unsafe { chain::read_head(rel.as_ptr(), &plan, &meta.uid, c, snap)? };
+            let anchor_seq = anchors.get(&c).map_or(0, |a| a.seq);
+            let link = (h.seq > 0).then(|| hex::encode(h.link));
+            out.push((c, h.seq, link, anchor_seq));
         }
-        let table = rel_display_name(rel);
-        let result = (|| -> Result<(), WormError> {
-            let Some(meta) = meta::lookup(tbl)? else {
-                return Ok(());
-            };
-            let plan = encode::build_plan(rel, &table, true)?;
-            let anchors = meta::anchors(&meta.uid)?;
-            for c in 0..meta.chains {
-                let snap = Some(pg_sys::GetActiveSnapshot());
-                let h = chain::read_head(rel, &plan, &meta.uid, c, snap)?;
-                let anchor_seq = anchors.get(&c).map_or(0, |a| a.seq);
-                let link = (h.seq > 0).then(|| hex::encode(h.link));
-                out.push((c, h.seq, link, anchor_seq));
-            }
-            Ok(())
-        })();
-        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
-        result.or_raise();
-    }
+        Ok(())
+    })();
+    drop(rel);
+    result.or_raise();
     TableIterator::new(out)
 }
 
