@@ -227,7 +227,7 @@ fn ledger_at(seq: i64) -> Result<(Option<LedgerEntry>, Option<i64>), WormError> 
         return Ok((stored, None));
     }
     let last = sql::get_one_with_args::<i64>(
-        "SELECT pg_catalog.coalesce(pg_catalog.max(l.seq), 0) FROM worm.ledger AS l",
+        "SELECT COALESCE(pg_catalog.max(l.seq), 0) FROM worm.ledger AS l",
         &[],
     )?;
     Ok((None, last))
@@ -518,6 +518,34 @@ mod tests {
         let mut forged = signed(&digest, &[7u8; 32], "mallory");
         forged["signatures"][0]["signature"] = serde_json::json!("00".repeat(64));
         let _ = bad_chains("t_forged", &forged);
+    }
+
+    /// A digest of a ledger entry this database does not have (a rolled-back
+    /// ledger): a finding of its own, worded as worm-verify words it.
+    #[pg_test]
+    fn digest_beyond_the_ledger_is_a_finding() {
+        let mut digest = setup("t_rolled_back").0;
+        let seq = digest["ledger_entry"]["seq"].as_i64().unwrap() + 100;
+        let prev: [u8; 32] = hex::decode(digest["ledger_entry"]["prev_hash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let hash = pg_worm_core::ledger_hash(seq, &prev, &digest["checkpoint"]);
+        digest["ledger_entry"]["seq"] = serde_json::json!(seq);
+        digest["ledger_entry"]["hash"] = serde_json::json!(hex::encode(hash));
+        let detail = Spi::get_one_with_args::<String>(
+            "SELECT detail FROM worm.verify('t_rolled_back', $1) WHERE chain IS NULL",
+            &[pgrx::JsonB(digest).into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            detail.starts_with("this database's ledger ends at entry ")
+                && detail.ends_with(&format!(
+                    ", before the checkpoint's entry {seq}: the ledger was rolled back or an older backup restored"
+                )),
+            "{detail}"
+        );
     }
 
     #[pg_test]
