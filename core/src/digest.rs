@@ -169,7 +169,7 @@ fn check_kind(doc: &Json) -> Res<()> {
     match doc.get("format_version").and_then(Json::as_i64) {
         Some(1) | None => Ok(()),
         Some(v) => bad(format!(
-            "checkpoint format_version {v} is not supported (this worm-verify reads version 1)"
+            "checkpoint format_version {v} is not supported (this version of pg_worm and worm-verify reads version 1)"
         )),
     }
 }

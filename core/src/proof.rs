@@ -51,7 +51,7 @@ impl Proof {
             Some(1) | None => {}
             Some(v) => {
                 return bad(format!(
-                    "proof format_version {v} is not supported (this worm-verify reads version 1)"
+                    "proof format_version {v} is not supported (this version of pg_worm and worm-verify reads version 1)"
                 ))
             }
         }
