@@ -159,51 +159,14 @@ fn value(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
             }
         },
         tag::INT => Value::Int(i64::from_be_bytes(fixed(r, len, "int")?)),
-        tag::FLOAT4 => {
-            let v = f32::from_bits(u32::from_be_bytes(fixed(r, len, "float4")?));
-            if v.is_nan() && v.to_bits() != 0x7fc0_0000 {
-                r.pos = start;
-                return r.err("float4 NaN is not canonical (0x7fc00000)");
-            }
-            Value::Float4(v)
-        }
-        tag::FLOAT8 => {
-            let v = f64::from_bits(u64::from_be_bytes(fixed(r, len, "float8")?));
-            if v.is_nan() && v.to_bits() != 0x7ff8_0000_0000_0000 {
-                r.pos = start;
-                return r.err("float8 NaN is not canonical (0x7ff8000000000000)");
-            }
-            Value::Float8(v)
-        }
+        tag::FLOAT4 => float4(r, len, start)?,
+        tag::FLOAT8 => float8(r, len, start)?,
         tag::DATE => Value::Date(i32::from_be_bytes(fixed(r, len, "date")?)),
         tag::TIME => Value::Time(i64::from_be_bytes(fixed(r, len, "time")?)),
-        tag::TIMETZ => {
-            let p: [u8; 12] = fixed(r, len, "timetz")?;
-            let mut m = [0u8; 8];
-            m.copy_from_slice(&p[..8]);
-            let mut z = [0u8; 4];
-            z.copy_from_slice(&p[8..]);
-            Value::TimeTz {
-                micros: i64::from_be_bytes(m),
-                zone_secs_west: i32::from_be_bytes(z),
-            }
-        }
+        tag::TIMETZ => timetz(fixed(r, len, "timetz")?),
         tag::TIMESTAMP => Value::Timestamp(i64::from_be_bytes(fixed(r, len, "timestamp")?)),
         tag::TIMESTAMPTZ => Value::TimestampTz(i64::from_be_bytes(fixed(r, len, "timestamptz")?)),
-        tag::INTERVAL => {
-            let p: [u8; 16] = fixed(r, len, "interval")?;
-            let mut us = [0u8; 8];
-            us.copy_from_slice(&p[..8]);
-            let mut d = [0u8; 4];
-            d.copy_from_slice(&p[8..12]);
-            let mut mo = [0u8; 4];
-            mo.copy_from_slice(&p[12..]);
-            Value::Interval {
-                months: i32::from_be_bytes(mo),
-                days: i32::from_be_bytes(d),
-                micros: i64::from_be_bytes(us),
-            }
-        }
+        tag::INTERVAL => interval(fixed(r, len, "interval")?),
         tag::UUID => Value::Uuid(fixed(r, len, "uuid")?),
         tag::BYTES => Value::Bytes(r.take(len)?.to_vec()),
         tag::NUMERIC | tag::TEXT | tag::JSON | tag::JSONB | tag::INET | tag::ENUM => {
@@ -218,44 +181,7 @@ fn value(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
                 _ => Value::Enum(s),
             }
         }
-        tag::ARRAY => {
-            if depth >= MAX_ARRAY_NESTING {
-                return r.err(format!(
-                    "arrays nested deeper than {MAX_ARRAY_NESTING} levels"
-                ));
-            }
-            let end = start + len;
-            let ndims = r.u32()? as usize;
-            if ndims > (end.saturating_sub(r.pos)) / 8 {
-                return r.err(format!(
-                    "array claims {ndims} dimensions, too many for its length"
-                ));
-            }
-            let mut dims = Vec::with_capacity(ndims);
-            let mut count: u64 = if ndims == 0 { 0 } else { 1 };
-            for _ in 0..ndims {
-                let lower = r.i32()?;
-                let length = r.i32()?;
-                let Ok(l) = u64::try_from(length) else {
-                    return r.err(format!("negative array dimension length {length}"));
-                };
-                count = count.saturating_mul(l);
-                dims.push((lower, length));
-            }
-            let mut elems = Vec::with_capacity((count as usize).min(end.saturating_sub(r.pos) / 5));
-            for _ in 0..count {
-                if r.pos >= end {
-                    return r.err(format!(
-                        "array has fewer elements than its dimensions call for ({count})"
-                    ));
-                }
-                elems.push(value(r, depth + 1)?);
-            }
-            if r.pos != end {
-                return r.err("array length field does not match its content");
-            }
-            Value::Array { dims, elems }
-        }
+        tag::ARRAY => array(r, start + len, depth)?,
         other => {
             r.pos = tag_at;
             return r.err(format!("unknown type tag 0x{other:02x}"));
@@ -265,4 +191,86 @@ fn value(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
         return r.err("value length field does not match its payload");
     }
     Ok(v)
+}
+
+fn float4(r: &mut Reader<'_>, len: usize, start: usize) -> Result<Value, DecodeError> {
+    let v = f32::from_bits(u32::from_be_bytes(fixed(r, len, "float4")?));
+    if v.is_nan() && v.to_bits() != 0x7fc0_0000 {
+        r.pos = start;
+        return r.err("float4 NaN is not canonical (0x7fc00000)");
+    }
+    Ok(Value::Float4(v))
+}
+
+fn float8(r: &mut Reader<'_>, len: usize, start: usize) -> Result<Value, DecodeError> {
+    let v = f64::from_bits(u64::from_be_bytes(fixed(r, len, "float8")?));
+    if v.is_nan() && v.to_bits() != 0x7ff8_0000_0000_0000 {
+        r.pos = start;
+        return r.err("float8 NaN is not canonical (0x7ff8000000000000)");
+    }
+    Ok(Value::Float8(v))
+}
+
+fn timetz(p: [u8; 12]) -> Value {
+    let mut m = [0u8; 8];
+    m.copy_from_slice(&p[..8]);
+    let mut z = [0u8; 4];
+    z.copy_from_slice(&p[8..]);
+    Value::TimeTz {
+        micros: i64::from_be_bytes(m),
+        zone_secs_west: i32::from_be_bytes(z),
+    }
+}
+
+fn interval(p: [u8; 16]) -> Value {
+    let mut us = [0u8; 8];
+    us.copy_from_slice(&p[..8]);
+    let mut d = [0u8; 4];
+    d.copy_from_slice(&p[8..12]);
+    let mut mo = [0u8; 4];
+    mo.copy_from_slice(&p[12..]);
+    Value::Interval {
+        months: i32::from_be_bytes(mo),
+        days: i32::from_be_bytes(d),
+        micros: i64::from_be_bytes(us),
+    }
+}
+
+/// An array payload ending at `end`: dimensions, then its elements, each a value.
+fn array(r: &mut Reader<'_>, end: usize, depth: usize) -> Result<Value, DecodeError> {
+    if depth >= MAX_ARRAY_NESTING {
+        return r.err(format!(
+            "arrays nested deeper than {MAX_ARRAY_NESTING} levels"
+        ));
+    }
+    let ndims = r.u32()? as usize;
+    if ndims > (end.saturating_sub(r.pos)) / 8 {
+        return r.err(format!(
+            "array claims {ndims} dimensions, too many for its length"
+        ));
+    }
+    let mut dims = Vec::with_capacity(ndims);
+    let mut count: u64 = if ndims == 0 { 0 } else { 1 };
+    for _ in 0..ndims {
+        let lower = r.i32()?;
+        let length = r.i32()?;
+        let Ok(l) = u64::try_from(length) else {
+            return r.err(format!("negative array dimension length {length}"));
+        };
+        count = count.saturating_mul(l);
+        dims.push((lower, length));
+    }
+    let mut elems = Vec::with_capacity((count as usize).min(end.saturating_sub(r.pos) / 5));
+    for _ in 0..count {
+        if r.pos >= end {
+            return r.err(format!(
+                "array has fewer elements than its dimensions call for ({count})"
+            ));
+        }
+        elems.push(value(r, depth + 1)?);
+    }
+    if r.pos != end {
+        return r.err("array length field does not match its content");
+    }
+    Ok(Value::Array { dims, elems })
 }
