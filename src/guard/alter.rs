@@ -134,6 +134,15 @@ unsafe fn alter_cmd_problem(cmd: *mut pg_sys::AlterTableCmd) -> Option<String> {
             "OF / NOT OF a composite type (ALTER TYPE … CASCADE could then rename or retype its columns)"
                 .into(),
         ),
+        // SAFETY: ADD CONSTRAINT carries a Constraint node.
+        AT_AddConstraint | AT_AddConstraintRecurse
+            if unsafe { constraint_uses_index(def.cast()) } =>
+        {
+            Some(
+                "turning an index into a constraint (dropping the constraint would drop the index)"
+                    .into(),
+            )
+        }
         AT_AddIndexConstraint => Some(
             "turning an index into a constraint (dropping the constraint would drop the index)"
                 .into(),
@@ -146,6 +155,14 @@ unsafe fn alter_cmd_problem(cmd: *mut pg_sys::AlterTableCmd) -> Option<String> {
             Some(format!("changing pg_worm's column \"{name}\""))
         }
         _ => None,
+    }
+}
+
+/// `ADD CONSTRAINT … UNIQUE / PRIMARY KEY USING INDEX idx`.
+unsafe fn constraint_uses_index(c: *mut pg_sys::Constraint) -> bool {
+    // SAFETY: the caller passes the command's Constraint (or NULL).
+    unsafe {
+        !c.is_null() && (*c).type_ == pg_sys::NodeTag::T_Constraint && !(*c).indexname.is_null()
     }
 }
 
