@@ -316,11 +316,41 @@ pub(super) unsafe fn check_alter_owner(stmt: *mut pg_sys::AlterOwnerStmt) -> Res
             _ => false,
         }
     };
-    if ours {
+    // A restore re-states the owner pg_worm's schema already has (pg_dump
+    // writes ALTER SCHEMA worm OWNER TO …) before any table is protected.
+    // SAFETY: as above.
+    if ours && unsafe { owner_changes(stmt) } && super::any_protected_table() {
         return Err(refuse(
             "schema worm",
             "changing the owner of pg_worm's objects",
         ));
     }
     Ok(())
+}
+
+/// Whether ALTER … OWNER TO names another owner than the object has (always
+/// true for objects other than schemas, whose owner is not looked up here).
+unsafe fn owner_changes(stmt: *mut pg_sys::AlterOwnerStmt) -> bool {
+    // SAFETY: the caller passes a valid statement; the role and namespace
+    // are looked up in the catalogs.
+    unsafe {
+        if (*stmt).objectType != pg_sys::ObjectType::OBJECT_SCHEMA {
+            return true;
+        }
+        let new_owner = pg_sys::get_rolespec_oid((*stmt).newowner, true);
+        let Some(ns) = worm_namespace() else {
+            return true;
+        };
+        let tup = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as _,
+            pg_sys::Datum::from(ns),
+        );
+        if tup.is_null() {
+            return true;
+        }
+        let form = &*(pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_namespace);
+        let same = form.nspowner == new_owner;
+        pg_sys::ReleaseSysCache(tup);
+        !same
+    }
 }

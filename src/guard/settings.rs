@@ -51,7 +51,8 @@ pub(super) unsafe fn check_set(
         return Ok(());
     }
     let name = cstr((*stmt).name).to_lowercase();
-    let value = set_value(stmt).to_lowercase();
+    let raw_value = set_value(stmt);
+    let value = raw_value.to_lowercase();
     let kind = (*stmt).kind;
     if name == "allow_system_table_mods"
         && kind == pg_sys::VariableSetKind::VAR_SET_VALUE
@@ -65,7 +66,7 @@ pub(super) unsafe fn check_set(
     }
     if system
         && (name == "shared_preload_libraries" || kind == pg_sys::VariableSetKind::VAR_RESET_ALL)
-        && !(kind == pg_sys::VariableSetKind::VAR_SET_VALUE && lists_pg_worm(&value))
+        && !(kind == pg_sys::VariableSetKind::VAR_SET_VALUE && lists_pg_worm(&raw_value))
     {
         return Err(refuse(
             "the server",
