@@ -124,10 +124,20 @@ fn parse_digest(j: &Json) -> Result<Digest, WormError> {
     Ok(d)
 }
 
-/// Trusted public keys registered with worm.trust_key.
+/// Trusted public keys registered with worm.trust_key: a row of
+/// worm.trusted_keys counts only with its `trust_key` entry in the ledger (a
+/// row inserted into the empty table by hand, as a restore may, does not).
 fn trusted_keys() -> Result<Vec<[u8; 32]>, WormError> {
     Ok(sql::connect(|client| {
-        let rows = client.select("SELECT k.public_key FROM worm.trusted_keys AS k", None, &[])?;
+        let rows = client.select(
+            "SELECT k.public_key FROM worm.trusted_keys AS k \
+              WHERE EXISTS (SELECT FROM worm.ledger AS l \
+                             WHERE l.event OPERATOR(pg_catalog.=) 'trust_key' \
+                               AND (l.document OPERATOR(pg_catalog.->>) 'public_key') \
+                                   OPERATOR(pg_catalog.=) pg_catalog.encode(k.public_key, 'hex'))",
+            None,
+            &[],
+        )?;
         let mut out = Vec::new();
         for r in rows {
             if let Some(k) = r.get::<Vec<u8>>(1)?.and_then(|k| k.try_into().ok()) {
