@@ -282,20 +282,11 @@ fn worm_purge_expired(tbl: PgRelation) -> JsonB {
 
 fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     let t = locked_target(&tbl, "purge it")?;
-    if t.meta.legal_hold {
-        return Err(WormError::OnHold {
-            since: hold_since(t.relid),
-            table: t.table,
-            reason: t.meta.hold_reason.unwrap_or_default(),
-        });
-    }
-    let Some(retention) = t.meta.retention else {
-        return Err(WormError::NoRetention { table: t.table });
-    };
+    let retention = purgeable(&t)?;
     // One purge of a table at a time; inserts go on (SHARE UPDATE EXCLUSIVE
     // does not conflict with ROW EXCLUSIVE).
+    // SAFETY: locks a relation this function holds open.
     unsafe { pg_sys::LockRelationOid(t.relid, pg_sys::ShareUpdateExclusiveLock as _) };
-
     let verified = verify_rel(tbl.as_ptr(), true)?;
     if !verified.ok() {
         return Err(WormError::PurgeRefusedDamaged {
@@ -303,23 +294,71 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
             problems: verified.problems_text(),
         });
     }
+    // SAFETY: reads the clock.
     let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
-    // The cut-off is computed in Rust, in UTC: no operator, function or
-    // TimeZone of the caller's takes part in deciding what is deleted.
-    let now = transaction_start();
-    let cutoff = pg_worm_core::period::cutoff(now, &period(&retention))
-        .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
-    // A retention that reaches into the future at today's date (one stored
-    // before mixed-sign intervals were refused) expires nothing.
-    if !pg_worm_core::period::is_positive(&period(&retention), now) || cutoff >= now {
-        return Err(WormError::InvalidRetention {
-            given: iso8601(&retention),
+    let cutoff = purge_cutoff(&retention)?;
+    let (purges, leaves) = expired_prefixes(&verified, t.meta.chains, cutoff)?;
+    // SAFETY: `tbl` holds the relation open; rd_rel is its pg_class row.
+    let owner = unsafe { (*(*tbl.as_ptr()).rd_rel).relowner };
+    delete_expired(&t, owner, &purges)?;
+    record_anchors(&t.meta.uid, &purges)?;
+    let fields = certificate_fields(
+        &t,
+        &retention,
+        cutoff,
+        &purges,
+        &leaves,
+        &verified,
+        verified_at,
+    )?;
+    let (appended, doc) = ledger::append("purge", Some(&t.meta.uid), Some(&t.table), fields)?;
+    Ok(JsonB(
+        json!({ "certificate": doc, "ledger_entry": appended.to_json() }),
+    ))
+}
+
+/// A purge needs a retention and no legal hold (read after the registry row
+/// was locked).
+fn purgeable(t: &Target) -> Result<Interval, WormError> {
+    if t.meta.legal_hold {
+        return Err(WormError::OnHold {
+            since: hold_since(t.relid),
+            table: t.table.clone(),
+            reason: t.meta.hold_reason.clone().unwrap_or_default(),
         });
     }
+    t.meta.retention.ok_or_else(|| WormError::NoRetention {
+        table: t.table.clone(),
+    })
+}
 
+/// The cut-off, computed in Rust in UTC from the transaction's start: no
+/// operator, function or TimeZone of the caller's takes part in deciding
+/// what is deleted. A retention that reaches into the future at today's date
+/// (one stored before mixed-sign intervals were refused) expires nothing.
+fn purge_cutoff(retention: &Interval) -> Result<i64, WormError> {
+    let now = transaction_start();
+    let cutoff = pg_worm_core::period::cutoff(now, &period(retention))
+        .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
+    if !pg_worm_core::period::is_positive(&period(retention), now) || cutoff >= now {
+        return Err(WormError::InvalidRetention {
+            given: iso8601(retention),
+        });
+    }
+    Ok(cutoff)
+}
+
+/// Per chain, the prefix of verified rows inserted at or before the cut-off,
+/// and the links of all of them (the certificate's Merkle leaves, ordered by
+/// chain then seq).
+fn expired_prefixes(
+    verified: &crate::verify::Verified,
+    chains: i32,
+    cutoff: i64,
+) -> Result<(Vec<ChainPurge>, Vec<Vec<u8>>), WormError> {
     let mut purges: Vec<ChainPurge> = Vec::new();
     let mut leaves: Vec<Vec<u8>> = Vec::new();
-    for c in 0..t.meta.chains {
+    for c in 0..chains {
         let mut recs = verified.records.get(&Some(c)).cloned().unwrap_or_default();
         recs.sort_by_key(|r| r.seq);
         let mut expired = Vec::new();
@@ -348,9 +387,15 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
         });
         leaves.extend(expired.into_iter().map(|e| e.2));
     }
-    let total: i64 = purges.iter().map(|p| p.count).sum();
+    Ok((purges, leaves))
+}
 
-    // The deletion itself, in bounded batches.
+/// Deletes exactly the planned prefixes, in bounded batches, through a plan
+/// held in backend memory that the refusal triggers consult. The DELETE runs
+/// as the table's owner (a security-restricted operation): the owner's own
+/// DELETE triggers must not run with the rights of whoever purges.
+fn delete_expired(t: &Target, owner: pg_sys::Oid, purges: &[ChainPurge]) -> Result<(), WormError> {
+    let total: i64 = purges.iter().map(|p| p.count).sum();
     let plan = PurgePlan {
         relid: t.relid,
         last_seq: purges
@@ -358,31 +403,14 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
             .map(|p| (p.chain, p.last_seq))
             .collect::<HashMap<_, _>>(),
     };
-    let table = t.table.clone();
-    // SAFETY: `tbl` holds the relation open; rd_rel is its pg_class row.
-    let owner = unsafe { (*(*tbl.as_ptr()).rd_rel).relowner };
+    let table = t.table.as_str();
     with_purge_plan(plan, || -> Result<(), WormError> {
         let mut done = 0i64;
-        for p in &purges {
+        for p in purges {
             let mut from = p.first_seq;
             while from <= p.last_seq {
                 let to = (from + PURGE_BATCH - 1).min(p.last_seq);
-                // As the table's owner (a security-restricted operation): the
-                // owner's own DELETE triggers must not run with the rights of
-                // whoever purges (a superuser, a worm_admin member).
-                let deleted = meta::as_role(owner, || {
-                    sql::connect_mut(|client| {
-                        client
-                        .update(
-                            &format!(
-                                "DELETE FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq BETWEEN $2 AND $3"
-                            ),
-                            None,
-                            &[DatumWithOid::from(p.chain), DatumWithOid::from(from), DatumWithOid::from(to)],
-                        )
-                        .map(|t| t.len() as i64)
-                    })
-                })?;
+                let deleted = meta::as_role(owner, || delete_batch(table, p.chain, from, to))?;
                 if deleted != to - from + 1 {
                     return Err(WormError::Internal(format!(
                         "chain {}: expected to purge {} rows at seq {from}..{to}, found {deleted}",
@@ -399,15 +427,33 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
         }
         Ok(())
     })?;
-    let remaining_expired = count_rows(&t.table, &purges)?;
+    let remaining_expired = count_rows(table, purges)?;
     if remaining_expired != 0 {
         return Err(WormError::Internal(format!(
             "{remaining_expired} expired rows were still present after the purge"
         )));
     }
+    Ok(())
+}
 
-    // The new anchors.
-    for p in &purges {
+/// One batch of the purge: rows `from..=to` of `chain`.
+fn delete_batch(table: &str, chain: i32, from: i64, to: i64) -> Result<i64, WormError> {
+    Ok(sql::connect_mut(|client| {
+        client
+            .update(
+                &format!(
+                    "DELETE FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq BETWEEN $2 AND $3"
+                ),
+                None,
+                &[DatumWithOid::from(chain), DatumWithOid::from(from), DatumWithOid::from(to)],
+            )
+            .map(|t| t.len() as i64)
+    })?)
+}
+
+/// The new anchors: the last removed row of each purged chain.
+fn record_anchors(uid: &[u8; 16], purges: &[ChainPurge]) -> Result<(), WormError> {
+    for p in purges {
         meta::as_extension_owner(|| {
             sql::run_with_args(
                 "INSERT INTO worm.anchors (table_uid, chain, seq, link, inserted_at) \
@@ -415,7 +461,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
                  ON CONFLICT (table_uid, chain) DO UPDATE \
                  SET seq = EXCLUDED.seq, link = EXCLUDED.link, inserted_at = EXCLUDED.inserted_at",
                 &[
-                    DatumWithOid::from(pgrx::Uuid::from_bytes(t.meta.uid)),
+                    DatumWithOid::from(pgrx::Uuid::from_bytes(*uid)),
                     DatumWithOid::from(p.chain),
                     DatumWithOid::from(p.last_seq),
                     DatumWithOid::from(p.anchor_link.to_vec()),
@@ -425,10 +471,38 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
             Ok(())
         })?;
     }
+    Ok(())
+}
 
+/// The deletion certificate's fields (docs/certificates.md), modelled on the
+/// certificate of sanitization of NIST SP 800-88.
+fn certificate_fields(
+    t: &Target,
+    retention: &Interval,
+    cutoff: i64,
+    purges: &[ChainPurge],
+    leaves: &[Vec<u8>],
+    verified: &crate::verify::Verified,
+    verified_at: i64,
+) -> Result<Map<String, Json>, WormError> {
     let certificate_id = sql::get_one::<pgrx::Uuid>("SELECT pg_catalog.gen_random_uuid()")?
         .map(|u| u.to_string())
         .unwrap_or_default();
+    let total: i64 = purges.iter().map(|p| p.count).sum();
+    let chains: Vec<Json> = purges
+        .iter()
+        .map(|p| {
+            json!({
+                "chain": p.chain,
+                "first_seq": p.first_seq,
+                "last_seq": p.last_seq,
+                "count": p.count,
+                "anchor_link": hex::encode(p.anchor_link),
+                "anchor_inserted_at": rfc3339(p.anchor_inserted_at),
+                "previous_anchor_seq": p.previous_anchor_seq,
+            })
+        })
+        .collect();
     let mut fields = Map::new();
     fields.insert("type".into(), json!("pg_worm deletion certificate"));
     fields.insert("format_version".into(), json!(1));
@@ -439,34 +513,16 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     );
     fields.insert(
         "retention".into(),
-        json!({ "period": iso8601(&retention), "legal_basis": t.meta.legal_basis }),
+        json!({ "period": iso8601(retention), "legal_basis": t.meta.legal_basis }),
     );
     fields.insert("legal_hold".into(), json!({ "active": false }));
     fields.insert("cutoff".into(), json!(rfc3339(cutoff)));
-    fields.insert(
-        "chains".into(),
-        Json::Array(
-            purges
-                .iter()
-                .map(|p| {
-                    json!({
-                        "chain": p.chain,
-                        "first_seq": p.first_seq,
-                        "last_seq": p.last_seq,
-                        "count": p.count,
-                        "anchor_link": hex::encode(p.anchor_link),
-                        "anchor_inserted_at": rfc3339(p.anchor_inserted_at),
-                        "previous_anchor_seq": p.previous_anchor_seq,
-                    })
-                })
-                .collect(),
-        ),
-    );
+    fields.insert("chains".into(), Json::Array(chains));
     fields.insert(
         "removed".into(),
         json!({
             "rows": total,
-            "merkle_root": hex::encode(merkle_root(&leaves)),
+            "merkle_root": hex::encode(merkle_root(leaves)),
             "merkle_leaves": "the links (worm_hash) of the removed rows, ordered by chain then seq; RFC 9162 leaf and node hashing",
         }),
     );
@@ -488,10 +544,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
         "remaining".into(),
         json!("The deleted row versions stay in the table's data files as dead tuples until VACUUM reclaims their space; they also remain in WAL segments and in backups taken before this purge, until those expire under their own retention."),
     );
-    let (appended, doc) = ledger::append("purge", Some(&t.meta.uid), Some(&t.table), fields)?;
-    Ok(JsonB(
-        json!({ "certificate": doc, "ledger_entry": appended.to_json() }),
-    ))
+    Ok(fields)
 }
 
 fn count_rows(table: &str, purges: &[ChainPurge]) -> Result<i64, WormError> {
