@@ -115,84 +115,107 @@ pub unsafe fn check_drop_object(
     if exempt() {
         return Ok(());
     }
-    if class_id == pg_sys::RelationRelationId {
-        let kind = pg_sys::get_rel_relkind(object_id) as u8;
-        if kind == b'i' || kind == b'I' {
-            if let Some(t) = is_last_chain_index(object_id) {
-                return Err(refuse(&t, "dropping its (worm_chain, worm_seq) index"));
-            }
-            return Ok(());
-        }
-        match protected(object_id) {
-            Some(Protected::Table(t)) if sub_id != 0 => Err(refuse(
-                &t,
-                "dropping a column (it would lose stored values)",
-            )),
-            Some(Protected::Table(t)) => Err(refuse(&t, "DROP (protection is permanent)")),
-            Some(Protected::Extension(t)) if any_protected_table() => Err(refuse(
-                &t,
-                "dropping pg_worm's own tables while tables are protected",
-            )),
-            _ => Ok(()),
-        }
-    } else if class_id == pg_sys::TriggerRelationId {
-        match trigger_of(object_id) {
-            Some((relid, name)) if OUR_TRIGGERS.contains(&name.as_str()) => {
-                match protected(relid) {
-                    Some(p) => Err(refuse(
-                        p.name(),
-                        format!("dropping pg_worm's trigger \"{name}\""),
-                    )),
-                    None => Ok(()),
-                }
-            }
-            Some((relid, name)) => match protected(relid) {
-                Some(Protected::Extension(t)) if any_protected_table() => {
-                    Err(refuse(&t, format!("dropping trigger \"{name}\"")))
-                }
-                _ => Ok(()),
-            },
-            None => Ok(()),
-        }
-    } else if class_id == pg_sys::ExtensionRelationId {
-        let name = cstr(pg_sys::get_extension_name(object_id));
-        if name == "pg_worm" && any_protected_table() {
-            return Err(refuse(
+    // SAFETY: catalog lookups of an object that exists until the drop.
+    unsafe {
+        if class_id == pg_sys::RelationRelationId {
+            drop_relation(object_id, sub_id)
+        } else if class_id == pg_sys::TriggerRelationId {
+            drop_trigger(object_id)
+        } else if class_id == pg_sys::ExtensionRelationId {
+            let name = cstr(pg_sys::get_extension_name(object_id));
+            refuse_while_protected(
+                name == "pg_worm",
                 "extension pg_worm",
                 "DROP EXTENSION while tables are protected",
-            ));
-        }
-        Ok(())
-    } else if class_id == pg_sys::NamespaceRelationId {
-        if Some(object_id) == worm_namespace() && any_protected_table() {
-            return Err(refuse(
+            )
+        } else if class_id == pg_sys::NamespaceRelationId {
+            let ours = Some(object_id) == worm_namespace();
+            refuse_while_protected(
+                ours,
                 "schema worm",
                 "dropping pg_worm's schema while tables are protected",
-            ));
-        }
-        Ok(())
-    } else if class_id == pg_sys::ProcedureRelationId {
-        let ns = pg_sys::get_func_namespace(object_id);
-        if Some(ns) == worm_namespace() && any_protected_table() {
-            return Err(refuse(
+            )
+        } else if class_id == pg_sys::ProcedureRelationId {
+            let ours = Some(pg_sys::get_func_namespace(object_id)) == worm_namespace();
+            refuse_while_protected(
+                ours,
                 "schema worm",
                 "dropping pg_worm's functions while tables are protected",
-            ));
+            )
+        } else if class_id == pg_sys::EventTriggerRelationId {
+            drop_event_trigger(object_id)
+        } else {
+            Ok(())
         }
-        Ok(())
-    } else if class_id == pg_sys::EventTriggerRelationId {
-        let ours = EVENT_TRIGGERS.iter().find(|n| {
-            CString::new(**n)
-                .is_ok_and(|c| pg_sys::get_event_trigger_oid(c.as_ptr(), true) == object_id)
-        });
-        if let (Some(name), true) = (ours, any_protected_table()) {
-            return Err(refuse(
-                "extension pg_worm",
-                format!("dropping pg_worm's event trigger \"{name}\""),
-            ));
+    }
+}
+
+/// Refuses `what` (done to pg_worm's own object) while any table is protected.
+fn refuse_while_protected(ours: bool, target: &str, what: &str) -> Result<(), WormError> {
+    if ours && any_protected_table() {
+        return Err(refuse(target, what));
+    }
+    Ok(())
+}
+
+/// A relation (or one of its columns) about to be dropped.
+unsafe fn drop_relation(object_id: Oid, sub_id: i32) -> Result<(), WormError> {
+    // SAFETY: the relation exists until the drop.
+    let kind = unsafe { pg_sys::get_rel_relkind(object_id) } as u8;
+    if kind == b'i' || kind == b'I' {
+        // SAFETY: as above.
+        if let Some(t) = unsafe { is_last_chain_index(object_id) } {
+            return Err(refuse(&t, "dropping its (worm_chain, worm_seq) index"));
         }
-        Ok(())
-    } else {
-        Ok(())
+        return Ok(());
+    }
+    match protected(object_id) {
+        Some(Protected::Table(t)) if sub_id != 0 => Err(refuse(
+            &t,
+            "dropping a column (it would lose stored values)",
+        )),
+        Some(Protected::Table(t)) => Err(refuse(&t, "DROP (protection is permanent)")),
+        Some(Protected::Extension(t)) => refuse_while_protected(
+            true,
+            &t,
+            "dropping pg_worm's own tables while tables are protected",
+        ),
+        None => Ok(()),
+    }
+}
+
+/// A trigger about to be dropped: pg_worm's on protected tables, any on
+/// pg_worm's own tables.
+unsafe fn drop_trigger(object_id: Oid) -> Result<(), WormError> {
+    // SAFETY: the trigger exists until the drop.
+    let Some((relid, name)) = (unsafe { trigger_of(object_id) }) else {
+        return Ok(());
+    };
+    match protected(relid) {
+        Some(p) if OUR_TRIGGERS.contains(&name.as_str()) => Err(refuse(
+            p.name(),
+            format!("dropping pg_worm's trigger \"{name}\""),
+        )),
+        Some(Protected::Extension(t)) => {
+            refuse_while_protected(true, &t, &format!("dropping trigger \"{name}\""))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One of pg_worm's event triggers about to be dropped.
+unsafe fn drop_event_trigger(object_id: Oid) -> Result<(), WormError> {
+    let ours = EVENT_TRIGGERS.iter().find(|n| {
+        // SAFETY: a catalog lookup by a NUL-terminated name.
+        CString::new(**n)
+            .is_ok_and(|c| unsafe { pg_sys::get_event_trigger_oid(c.as_ptr(), true) == object_id })
+    });
+    match ours {
+        Some(name) => refuse_while_protected(
+            true,
+            "extension pg_worm",
+            &format!("dropping pg_worm's event trigger \"{name}\""),
+        ),
+        None => Ok(()),
     }
 }
