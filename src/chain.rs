@@ -12,7 +12,6 @@
 //! current transaction (also those of the running statement), so once the lock
 //! is held the head is always the latest one: no stale snapshot, no fork, no
 //! write per row, and nothing to repair after a crash or a rollback.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::encode::TablePlan;
 use crate::error::WormError;

@@ -9,7 +9,6 @@
 //!
 //! Everything here only reads (read-only SPI through `crate::sql`), so it
 //! also runs on a standby.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::error::WormError;
 use crate::sql;

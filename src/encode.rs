@@ -7,7 +7,6 @@
 //! A [`TablePlan`] (which columns, of which kind, where the `worm_` columns
 //! are, which index holds the chains) is built once per backend and table and
 //! dropped when the relcache entry of that table is invalidated.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::error::WormError;
 use crate::pg;

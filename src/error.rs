@@ -4,7 +4,6 @@
 //! HINT that tells the user what to do instead. Trigger functions never return
 //! `Err` (pgrx would turn that into XX000 with a backtrace): they call
 //! [`WormError::raise`], which reports through `ereport(ERROR)`.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};

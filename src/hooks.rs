@@ -17,7 +17,6 @@
 //! (`worm_guard_ddl` on ddl_command_start, `worm_guard_drop` on sql_drop) refuse
 //! what they can; a superuser can disable event triggers, and what they then
 //! do to rows is detected by worm.verify.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::error::WormError;
 use crate::guard::{self, Protected};
@@ -358,8 +357,7 @@ unsafe extern "C-unwind" fn object_access(
                 & pg_sys::PERFORM_DELETION_INTERNAL as i32
                 != 0;
         if !internal {
-            // SAFETY: the object being dropped, as PostgreSQL names it.
-            if let Err(e) = unsafe { guard::check_drop_object(class_id, object_id, sub_id) } {
+            if let Err(e) = guard::check_drop_object(class_id, object_id, sub_id) {
                 e.raise();
             }
         }

@@ -6,7 +6,6 @@
 //! Appends are serialised by a self-conflicting lock on worm.ledger, and the
 //! previous entry is read through the primary key with a "self" snapshot, so
 //! the ledger cannot fork under any isolation level.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::error::{OrRaise, WormError};
 use crate::meta;

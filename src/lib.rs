@@ -4,6 +4,8 @@
 //! pgrx-free crate `pg_worm_core`; this crate is the thin PostgreSQL shell,
 //! one module per concern.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use pgrx::prelude::*;
 
 mod chain;

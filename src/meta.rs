@@ -8,7 +8,6 @@
 //! set: their guard triggers refuse every UPDATE made without it, and DELETE
 //! and TRUNCATE always. The flag lives in this backend's memory; no setting,
 //! role or SQL statement can raise it.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::chain::Head;
 use crate::error::WormError;

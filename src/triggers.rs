@@ -12,8 +12,6 @@
 //!   same for rows reached through an inheritance parent, whose statement
 //!   triggers are not the child's.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 use crate::chain;
 use crate::encode;
 use crate::error::WormError;

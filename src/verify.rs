@@ -313,12 +313,14 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> ByChain {
     let each = |slot: pg::Slot<'_>| {
         let (values, nulls) = slot.values();
         // SAFETY: `values`/`nulls` are the slot's deformed row, of the
-        // relation `plan` was built for.
-        let record = per_row.switch_to(|_| unsafe { row_record(plan, values, nulls) });
+        // relation `plan` was built for; what row_record allocates in per_row
+        // is read only inside it (the record it returns is Rust-owned).
+        let record = unsafe { per_row.switch_to(|_| row_record(plan, values, nulls)) };
         // Detoasted values, output-function text and deconstructed arrays
         // live in per_row: free them after every row, so a large value is
         // held once, not once per row of a batch.
-        per_row.reset();
+        // SAFETY: nothing allocated in per_row is used after this point.
+        unsafe { per_row.reset() };
         by_chain.entry(record.0).or_default().push(record.1);
         n += 1;
         if n.is_multiple_of(4096) {

@@ -1,8 +1,6 @@
 //! ALTER and RENAME: what may not change on a protected table, on the types
 //! it stores, and on pg_worm's own objects.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 use super::columns::{add_column_problem, is_worm_column};
 use super::create::{func_in_worm, in_worm};
 use super::nodes::*;
@@ -34,7 +32,7 @@ pub(super) unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Res
         {
             return Err(refuse("schema worm", "altering pg_worm's views"));
         }
-        let cmds = list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds);
+        let cmds: Vec<_> = list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds).collect();
         for &cmd in &cmds {
             check_new_parent_or_partition(cmd)?;
         }
@@ -226,8 +224,7 @@ fn rename_type(typid: Option<Oid>) -> Result<(), WormError> {
     let Some(typid) = typid else {
         return Ok(());
     };
-    // SAFETY: a syscache lookup of an existing type.
-    if in_worm(unsafe { type_row(typid) }.map(|r| r.4)) {
+    if in_worm(type_row(typid).map(|r| r.4)) {
         return Err(refuse("schema worm", "renaming pg_worm's types"));
     }
     match protected_table_using_type(typid) {
@@ -290,8 +287,7 @@ unsafe fn rename_in_relation(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormEr
 
 /// A parent's column rename renames its children's inherited column.
 fn rename_column_through_parent(relid: Oid, column: &str) -> Result<(), WormError> {
-    // SAFETY: reads pg_inherits inside the transaction.
-    for child in unsafe { with_inheritors(relid) }.into_iter().skip(1) {
+    for child in with_inheritors(relid).into_iter().skip(1) {
         if let Some(Protected::Table(t)) = protected(child) {
             return Err(refuse(
                 &t,
@@ -311,8 +307,7 @@ fn rename_trigger(table: &str, relid: Oid, old: &str, new: &str) -> Result<(), W
             format!("renaming pg_worm's trigger \"{old}\""),
         ));
     }
-    // SAFETY: a relcache lookup of a protected table.
-    if new.as_bytes() > TRIGGER_CHAIN.as_bytes() && unsafe { writes_before_row(relid, old) } {
+    if new.as_bytes() > TRIGGER_CHAIN.as_bytes() && writes_before_row(relid, old) {
         return Err(refuse(
             table,
             format!("renaming BEFORE row trigger \"{old}\" to \"{new}\" (it would fire after pg_worm's \"{TRIGGER_CHAIN}\" and could change rows after they are hashed)"),

@@ -7,64 +7,85 @@ use super::nodes::*;
 use super::types::{domain_has_default, type_of};
 use super::{exempt, protected, refuse};
 use crate::error::WormError;
+use crate::pg::Rel;
 use crate::sql;
-use crate::triggers::rel_display_name;
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
 pub(super) fn is_worm_column(name: &str) -> bool {
     name.starts_with(crate::encode::RESERVED_PREFIX)
 }
 /// A DEFAULT, GENERATED or IDENTITY clause that would give existing rows a
 /// value they did not have when they were hashed.
+///
+/// # Safety
+/// `def` is NULL or a valid ColumnDef of the statement being checked.
 pub(super) unsafe fn column_gets_values(def: *mut pg_sys::ColumnDef) -> bool {
     if def.is_null() {
         return false;
     }
-    let null_const = |n: *mut Node| {
+    // SAFETY: `n` is NULL or an expression node of the ColumnDef; it is read
+    // as an A_Const only after its tag says it is one.
+    let null_const = |n: *mut Node| unsafe {
         n.is_null() || (node_is(n, NodeTag::T_A_Const) && (*(n as *mut pg_sys::A_Const)).isnull)
     };
-    if !null_const((*def).raw_default) || (*def).identity != 0 || (*def).generated != 0 {
-        return true;
-    }
-    list_ptrs::<pg_sys::Constraint>((*def).constraints)
-        .into_iter()
-        .any(|c| {
+    // SAFETY: a valid ColumnDef (caller); its constraints are a List of
+    // Constraint nodes.
+    unsafe {
+        if !null_const((*def).raw_default) || (*def).identity != 0 || (*def).generated != 0 {
+            return true;
+        }
+        list_ptrs::<pg_sys::Constraint>((*def).constraints).any(|c| {
             let ty = (*c).contype;
             ty == pg_sys::ConstrType::CONSTR_IDENTITY
                 || ty == pg_sys::ConstrType::CONSTR_GENERATED
                 || (ty == pg_sys::ConstrType::CONSTR_DEFAULT && !null_const((*c).raw_expr))
         })
+    }
 }
+
 /// serial, bigserial, ...: a default from a sequence in disguise.
+///
+/// # Safety
+/// `tn` is NULL or a valid TypeName of the statement being checked.
 pub(super) unsafe fn is_serial(tn: *mut pg_sys::TypeName) -> bool {
-    if tn.is_null() || !(*tn).typmods.is_null() || !(*tn).arrayBounds.is_null() {
-        return false;
+    // SAFETY: a valid TypeName (caller); its names are a List of String nodes.
+    unsafe {
+        if tn.is_null() || !(*tn).typmods.is_null() || !(*tn).arrayBounds.is_null() {
+            return false;
+        }
+        let names: Vec<*mut Node> = list_ptrs::<Node>((*tn).names).collect();
+        if names.len() != 1 {
+            return false;
+        }
+        matches!(
+            str_node(names[0]).as_str(),
+            "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial"
+        )
     }
-    let names = list_ptrs::<Node>((*tn).names);
-    if names.len() != 1 {
-        return false;
-    }
-    matches!(
-        str_node(names[0]).as_str(),
-        "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial"
-    )
 }
+
 /// Why a column about to be added to a protected table is refused, if it is.
+///
+/// # Safety
+/// `def` is NULL or a valid ColumnDef of the statement being checked.
 pub(super) unsafe fn add_column_problem(def: *mut pg_sys::ColumnDef) -> Option<String> {
     if def.is_null() {
         return None;
     }
-    let col = cstr((*def).colname);
+    // SAFETY: a valid ColumnDef (caller): colname is a C string (or NULL).
+    let (col, type_name) = unsafe { (cstr((*def).colname), (*def).typeName) };
     if is_worm_column(&col) {
         return Some(format!(
             "adding column \"{col}\" (the worm_ prefix is reserved)"
         ));
     }
-    if column_gets_values(def) || is_serial((*def).typeName) {
+    // SAFETY: the ColumnDef and its TypeName, as above.
+    if unsafe { column_gets_values(def) || is_serial(type_name) } {
         return Some(format!(
             "adding column \"{col}\" with a default, serial, identity or generated value (older rows would read a value they were not hashed with); add it without a default"
         ));
     }
-    if let Some(typid) = type_of((*def).typeName) {
+    // SAFETY: as above.
+    if let Some(typid) = unsafe { type_of(type_name) } {
         if domain_has_default(typid) {
             return Some(format!(
                 "adding column \"{col}\" of a domain with a DEFAULT (older rows would read a value they were not hashed with)"
@@ -82,21 +103,18 @@ pub(super) unsafe fn add_column_problem(def: *mut pg_sys::ColumnDef) -> Option<S
 /// The table's display name and, if a column it has now that the ledger did
 /// not record would read a value older rows were not hashed with (or cannot
 /// be hashed), why.
-pub(super) unsafe fn new_column_problem(
+pub(super) fn new_column_problem(
     relid: Oid,
     has_record: bool,
     known: &[i64],
 ) -> (String, Option<String>) {
-    let rel = pg_sys::RelationIdGetRelation(relid);
-    if rel.is_null() {
+    let Some(rel) = Rel::cached(relid) else {
         return (String::new(), None);
-    }
-    let table = rel_display_name(rel);
+    };
+    let table = rel.display_name();
     let mut problem = None;
     if has_record {
-        let desc = (*rel).rd_att;
-        let atts = (*desc).attrs.as_slice((*desc).natts.max(0) as usize);
-        for a in atts {
+        for a in rel.attributes() {
             if a.attisdropped || known.contains(&(a.attnum as i64)) {
                 continue;
             }
@@ -119,7 +137,6 @@ pub(super) unsafe fn new_column_problem(
             }
         }
     }
-    pg_sys::RelationClose(rel);
     (table, problem)
 }
 /// ddl_command_end of ALTER TABLE: checks the columns a statement added to a
@@ -149,8 +166,7 @@ pub fn after_alter_table() -> Result<(), WormError> {
     // ALTER TABLE on a parent reaches its (protected) children too.
     let mut all: Vec<Oid> = Vec::new();
     for relid in relids {
-        // SAFETY: catalog lookups inside the transaction.
-        for r in unsafe { with_inheritors(relid) } {
+        for r in with_inheritors(relid) {
             if !all.contains(&r) {
                 all.push(r);
             }
@@ -189,8 +205,7 @@ pub fn after_alter_table() -> Result<(), WormError> {
                     .collect()
             })
             .unwrap_or_default();
-        // SAFETY: relcache and syscache lookups inside the transaction.
-        let (table, problem) = unsafe { new_column_problem(relid, recorded.is_some(), &known) };
+        let (table, problem) = new_column_problem(relid, recorded.is_some(), &known);
         if let Some(what) = problem {
             return Err(refuse(&table, what));
         }

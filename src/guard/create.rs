@@ -9,19 +9,29 @@ use crate::triggers::TRIGGER_CHAIN;
 use pgrx::pg_sys::{self, Oid};
 
 /// The namespace an object named by `names` would be created in.
+///
+/// # Safety
+/// `names` is NIL or a valid List of String nodes.
 pub(super) unsafe fn creation_namespace(names: *mut pg_sys::List) -> Option<Oid> {
     if names.is_null() {
         return None;
     }
     let mut objname: *mut std::ffi::c_char = std::ptr::null_mut();
-    let ns = pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname);
+    // SAFETY: a valid name list (caller); resolves its schema (explicit, or
+    // the first on the search_path) without creating anything.
+    let ns = unsafe { pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname) };
     (ns != pg_sys::InvalidOid).then_some(ns)
 }
 pub(super) fn in_worm(ns: Option<Oid>) -> bool {
     ns.is_some() && ns == worm_namespace()
 }
+/// Refuses creating `what` named by `names` in schema worm.
+///
+/// # Safety
+/// `names` is NIL or a valid List of String nodes.
 pub(super) unsafe fn refuse_in_worm(names: *mut pg_sys::List, what: &str) -> Result<(), WormError> {
-    if in_worm(creation_namespace(names)) {
+    // SAFETY: the caller passes NIL or a name list.
+    if in_worm(unsafe { creation_namespace(names) }) {
         return Err(refuse(
             "schema worm",
             format!("creating {what} in pg_worm's schema"),
@@ -29,24 +39,38 @@ pub(super) unsafe fn refuse_in_worm(names: *mut pg_sys::List, what: &str) -> Res
     }
     Ok(())
 }
+/// Whether a routine named by `names` is (or would be created) in schema worm.
+///
+/// # Safety
+/// `names` is a valid List of String nodes.
 pub(super) unsafe fn func_in_worm(names: *mut pg_sys::List) -> bool {
     let Some(ns) = worm_namespace() else {
         return false;
     };
     let mut objname: *mut std::ffi::c_char = std::ptr::null_mut();
-    let nsoid = pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname);
+    // SAFETY: a valid name list (caller); resolves its schema without
+    // creating anything.
+    let nsoid = unsafe { pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname) };
     nsoid == ns
 }
 /// `ALTER … DEPENDS ON EXTENSION`: a routine DROP EXTENSION would then drop
 /// the object with it. Refused for pg_worm's triggers and every trigger and
 /// index of a protected table, and for pg_worm's functions.
+///
+/// # Safety
+/// `stmt` points to the AlterObjectDependsStmt being executed.
 #[allow(non_upper_case_globals)]
 pub(super) unsafe fn check_depends(
     stmt: *mut pg_sys::AlterObjectDependsStmt,
 ) -> Result<(), WormError> {
     use pg_sys::ObjectType::*;
-    match (*stmt).objectType {
-        OBJECT_TRIGGER => match protected(rangevar_relid((*stmt).relation)) {
+    // SAFETY: the caller passes a valid statement; `relation` is NULL or a
+    // RangeVar, `object` an ObjectWithArgs for routines.
+    let (kind, relation, object) =
+        unsafe { ((*stmt).objectType, (*stmt).relation, (*stmt).object) };
+    match kind {
+        // SAFETY: the statement's RangeVar (or NULL).
+        OBJECT_TRIGGER => match protected(unsafe { rangevar_relid(relation) }) {
             Some(p) => Err(refuse(
                 p.name(),
                 "making its triggers depend on an extension (dropping that extension would drop them)",
@@ -54,11 +78,13 @@ pub(super) unsafe fn check_depends(
             None => Ok(()),
         },
         OBJECT_INDEX => {
-            let idx = rangevar_relid((*stmt).relation);
+            // SAFETY: the statement's RangeVar (or NULL).
+            let idx = unsafe { rangevar_relid(relation) };
             if idx == pg_sys::InvalidOid {
                 return Ok(());
             }
-            match protected(pg_sys::IndexGetRelation(idx, true)) {
+            // SAFETY: a catalog lookup by oid (missing_ok).
+            match protected(unsafe { pg_sys::IndexGetRelation(idx, true) }) {
                 Some(p) => Err(refuse(
                     p.name(),
                     "making its indexes depend on an extension (dropping that extension would drop them)",
@@ -67,8 +93,10 @@ pub(super) unsafe fn check_depends(
             }
         }
         OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE => {
-            let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
-            if !owa.is_null() && func_in_worm((*owa).objname) {
+            let owa = object as *mut pg_sys::ObjectWithArgs;
+            // SAFETY: for routines `object` is an ObjectWithArgs whose
+            // objname is a name list.
+            if !owa.is_null() && unsafe { func_in_worm((*owa).objname) } {
                 return Err(refuse(
                     "schema worm",
                     "making pg_worm's functions depend on another extension",
@@ -330,6 +358,9 @@ pub(super) unsafe fn check_alter_owner(stmt: *mut pg_sys::AlterOwnerStmt) -> Res
 
 /// Whether ALTER … OWNER TO names another owner than the object has (always
 /// true for objects other than schemas, whose owner is not looked up here).
+///
+/// # Safety
+/// `stmt` points to the AlterOwnerStmt being executed.
 unsafe fn owner_changes(stmt: *mut pg_sys::AlterOwnerStmt) -> bool {
     // SAFETY: the caller passes a valid statement; the role and namespace
     // are looked up in the catalogs.

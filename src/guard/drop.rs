@@ -6,50 +6,65 @@ use super::{
     OUR_TRIGGERS,
 };
 use crate::error::WormError;
+use crate::pg::Rel;
 use pgrx::pg_sys::{self, Node, Oid};
 use std::ffi::CString;
 /// Is `index` the last valid (worm_chain, worm_seq) index of a protected
 /// table? (During REINDEX CONCURRENTLY another valid one makes it redundant.)
-pub(super) unsafe fn is_last_chain_index(index: Oid) -> Option<String> {
-    let table = pg_sys::IndexGetRelation(index, true);
+pub(super) fn is_last_chain_index(index: Oid) -> Option<String> {
+    // SAFETY: a catalog lookup by oid (missing_ok).
+    let table = unsafe { pg_sys::IndexGetRelation(index, true) };
     let Some(Protected::Table(t)) = protected(table) else {
         return None;
     };
-    let rel = pg_sys::RelationIdGetRelation(table);
-    if rel.is_null() {
-        return None;
-    }
-    let indexes = crate::encode::build_plan(rel, &t, true)
-        .map(|p| crate::encode::chain_indexes(rel, p.chain_att, p.seq_att))
-        .unwrap_or_default();
-    pg_sys::RelationClose(rel);
+    let rel = Rel::cached(table)?;
+    // SAFETY: `rel` holds the relation open for both calls.
+    let indexes = unsafe {
+        crate::encode::build_plan(rel.as_ptr(), &t, true)
+            .map(|p| crate::encode::chain_indexes(rel.as_ptr(), p.chain_att, p.seq_att))
+            .unwrap_or_default()
+    };
+    drop(rel);
     (indexes == [index]).then_some(t)
 }
+
+/// DROP TABLE / INDEX / TRIGGER / SCHEMA / EXTENSION / EVENT TRIGGER of
+/// what pg_worm guards.
+///
+/// # Safety
+/// `stmt` points to the DropStmt being executed, inside a transaction.
 #[allow(non_upper_case_globals)]
 pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormError> {
     use pg_sys::ObjectType::*;
-    let rt = (*stmt).removeType;
-    for obj in list_ptrs::<Node>((*stmt).objects) {
+    // SAFETY: the caller passes a valid statement.
+    let (rt, objects) = unsafe { ((*stmt).removeType, (*stmt).objects) };
+    // SAFETY: `objects` is the statement's List of nodes: name lists for
+    // tables, indexes and triggers, String nodes for schemas, extensions and
+    // event triggers (read as such below, by `rt`).
+    for obj in unsafe { list_ptrs::<Node>(objects) } {
         match rt {
             OBJECT_TABLE | OBJECT_FOREIGN_TABLE => {
-                let relid = relid_of_names(&qualified_names(obj));
+                // SAFETY: a table's object is a name List.
+                let relid = relid_of_names(&unsafe { qualified_names(obj) });
                 if let Some(p) = protected(relid) {
                     return Err(refuse(p.name(), "DROP TABLE (protection is permanent)"));
                 }
             }
             OBJECT_INDEX => {
-                let relid = relid_of_names(&qualified_names(obj));
+                // SAFETY: an index's object is a name List.
+                let relid = relid_of_names(&unsafe { qualified_names(obj) });
                 if let Some(t) = is_last_chain_index(relid) {
                     return Err(refuse(&t, "dropping its (worm_chain, worm_seq) index"));
                 }
-                if let Some(Protected::Extension(t)) =
-                    protected(pg_sys::IndexGetRelation(relid, true))
-                {
+                // SAFETY: a catalog lookup by oid (missing_ok).
+                let table = unsafe { pg_sys::IndexGetRelation(relid, true) };
+                if let Some(Protected::Extension(t)) = protected(table) {
                     return Err(refuse(&t, "dropping an index of pg_worm's own tables"));
                 }
             }
             OBJECT_TRIGGER => {
-                let mut names = qualified_names(obj);
+                // SAFETY: a trigger's object is a name List (table..., trigger).
+                let mut names = unsafe { qualified_names(obj) };
                 let trig = names.pop().unwrap_or_default();
                 let relid = relid_of_names(&names);
                 if let Some(p) = protected(relid) {
@@ -63,7 +78,8 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
                 }
             }
             OBJECT_SCHEMA => {
-                let name = str_node(obj);
+                // SAFETY: a schema's object is a String node.
+                let name = unsafe { str_node(obj) };
                 if name == "worm" && any_protected_table() {
                     return Err(refuse(
                         "schema worm",
@@ -71,14 +87,16 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
                     ));
                 }
             }
-            OBJECT_EXTENSION if str_node(obj) == "pg_worm" && any_protected_table() => {
+            // SAFETY: an extension's object is a String node.
+            OBJECT_EXTENSION if unsafe { str_node(obj) } == "pg_worm" && any_protected_table() => {
                 return Err(refuse(
                     "extension pg_worm",
                     "DROP EXTENSION while tables are protected",
                 ));
             }
             OBJECT_EVENT_TRIGGER => {
-                let name = str_node(obj);
+                // SAFETY: an event trigger's object is a String node.
+                let name = unsafe { str_node(obj) };
                 if EVENT_TRIGGERS.contains(&name.as_str()) {
                     return Err(refuse(
                         "extension pg_worm",
@@ -93,9 +111,15 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
 }
 
 /// TRUNCATE of a protected table (or of a parent reaching one).
+///
+/// # Safety
+/// `stmt` points to the TruncateStmt being executed, inside a transaction.
 pub(super) unsafe fn check_truncate(stmt: *mut pg_sys::TruncateStmt) -> Result<(), WormError> {
-    for rv in list_ptrs::<pg_sys::RangeVar>((*stmt).relations) {
-        for rel in with_inheritors(rangevar_relid(rv)) {
+    // SAFETY: the caller passes a valid statement; `relations` is a List of
+    // RangeVars.
+    for rv in unsafe { list_ptrs::<pg_sys::RangeVar>((*stmt).relations) } {
+        // SAFETY: `rv` is one of the statement's RangeVars.
+        for rel in with_inheritors(unsafe { rangevar_relid(rv) }) {
             if let Some(p) = protected(rel) {
                 return Err(WormError::Immutable {
                     table: p.name().to_string(),
@@ -107,46 +131,42 @@ pub(super) unsafe fn check_truncate(stmt: *mut pg_sys::TruncateStmt) -> Result<(
     Ok(())
 }
 /// Checks an object about to be dropped (object-access hook, also CASCADE).
-pub unsafe fn check_drop_object(
-    class_id: Oid,
-    object_id: Oid,
-    sub_id: i32,
-) -> Result<(), WormError> {
+pub fn check_drop_object(class_id: Oid, object_id: Oid, sub_id: i32) -> Result<(), WormError> {
     if exempt() {
         return Ok(());
     }
-    // SAFETY: catalog lookups of an object that exists until the drop.
-    unsafe {
-        if class_id == pg_sys::RelationRelationId {
-            drop_relation(object_id, sub_id)
-        } else if class_id == pg_sys::TriggerRelationId {
-            drop_trigger(object_id)
-        } else if class_id == pg_sys::ExtensionRelationId {
-            let name = cstr(pg_sys::get_extension_name(object_id));
-            refuse_while_protected(
-                name == "pg_worm",
-                "extension pg_worm",
-                "DROP EXTENSION while tables are protected",
-            )
-        } else if class_id == pg_sys::NamespaceRelationId {
-            let ours = Some(object_id) == worm_namespace();
-            refuse_while_protected(
-                ours,
-                "schema worm",
-                "dropping pg_worm's schema while tables are protected",
-            )
-        } else if class_id == pg_sys::ProcedureRelationId {
-            let ours = Some(pg_sys::get_func_namespace(object_id)) == worm_namespace();
-            refuse_while_protected(
-                ours,
-                "schema worm",
-                "dropping pg_worm's functions while tables are protected",
-            )
-        } else if class_id == pg_sys::EventTriggerRelationId {
-            drop_event_trigger(object_id)
-        } else {
-            Ok(())
-        }
+    if class_id == pg_sys::RelationRelationId {
+        drop_relation(object_id, sub_id)
+    } else if class_id == pg_sys::TriggerRelationId {
+        drop_trigger(object_id)
+    } else if class_id == pg_sys::ExtensionRelationId {
+        // SAFETY: a catalog lookup of an extension that exists until the
+        // drop; the palloc'd name (or NULL) is copied into a Rust string.
+        let name = unsafe { cstr(pg_sys::get_extension_name(object_id)) };
+        refuse_while_protected(
+            name == "pg_worm",
+            "extension pg_worm",
+            "DROP EXTENSION while tables are protected",
+        )
+    } else if class_id == pg_sys::NamespaceRelationId {
+        let ours = Some(object_id) == worm_namespace();
+        refuse_while_protected(
+            ours,
+            "schema worm",
+            "dropping pg_worm's schema while tables are protected",
+        )
+    } else if class_id == pg_sys::ProcedureRelationId {
+        // SAFETY: a catalog lookup of a function that exists until the drop.
+        let ours = Some(unsafe { pg_sys::get_func_namespace(object_id) }) == worm_namespace();
+        refuse_while_protected(
+            ours,
+            "schema worm",
+            "dropping pg_worm's functions while tables are protected",
+        )
+    } else if class_id == pg_sys::EventTriggerRelationId {
+        drop_event_trigger(object_id)
+    } else {
+        Ok(())
     }
 }
 
@@ -159,12 +179,11 @@ fn refuse_while_protected(ours: bool, target: &str, what: &str) -> Result<(), Wo
 }
 
 /// A relation (or one of its columns) about to be dropped.
-unsafe fn drop_relation(object_id: Oid, sub_id: i32) -> Result<(), WormError> {
-    // SAFETY: the relation exists until the drop.
+fn drop_relation(object_id: Oid, sub_id: i32) -> Result<(), WormError> {
+    // SAFETY: a catalog lookup of a relation that exists until the drop.
     let kind = unsafe { pg_sys::get_rel_relkind(object_id) } as u8;
     if kind == b'i' || kind == b'I' {
-        // SAFETY: as above.
-        if let Some(t) = unsafe { is_last_chain_index(object_id) } {
+        if let Some(t) = is_last_chain_index(object_id) {
             return Err(refuse(&t, "dropping its (worm_chain, worm_seq) index"));
         }
         return Ok(());
@@ -186,9 +205,8 @@ unsafe fn drop_relation(object_id: Oid, sub_id: i32) -> Result<(), WormError> {
 
 /// A trigger about to be dropped: pg_worm's on protected tables, any on
 /// pg_worm's own tables.
-unsafe fn drop_trigger(object_id: Oid) -> Result<(), WormError> {
-    // SAFETY: the trigger exists until the drop.
-    let Some((relid, name)) = (unsafe { trigger_of(object_id) }) else {
+fn drop_trigger(object_id: Oid) -> Result<(), WormError> {
+    let Some((relid, name)) = trigger_of(object_id) else {
         return Ok(());
     };
     match protected(relid) {
@@ -204,7 +222,7 @@ unsafe fn drop_trigger(object_id: Oid) -> Result<(), WormError> {
 }
 
 /// One of pg_worm's event triggers about to be dropped.
-unsafe fn drop_event_trigger(object_id: Oid) -> Result<(), WormError> {
+fn drop_event_trigger(object_id: Oid) -> Result<(), WormError> {
     let ours = EVENT_TRIGGERS.iter().find(|n| {
         // SAFETY: a catalog lookup by a NUL-terminated name.
         CString::new(**n)

@@ -228,8 +228,7 @@ pub fn guarded_catalog(relid: Oid) -> bool {
 
 /// Whether a table has inheritance children (or partitions).
 pub fn has_children(relid: Oid) -> bool {
-    // SAFETY: reads pg_inherits inside the transaction.
-    unsafe { with_inheritors(relid).len() > 1 }
+    with_inheritors(relid).len() > 1
 }
 
 /// Checks one utility statement. `hooked` = called from the ProcessUtility

@@ -5,46 +5,59 @@
 //! Every function taking a pointer expects a valid node (or NULL where it
 //! says so) of the parse tree being checked, inside a transaction.
 
+use crate::pg::Rel;
 use crate::sql;
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
-use std::ffi::{CStr, CString};
-pub(super) unsafe fn cstr(p: *const std::ffi::c_char) -> String {
-    if p.is_null() {
-        String::new()
-    } else {
-        CStr::from_ptr(p).to_string_lossy().into_owned()
-    }
-}
+use std::ffi::CString;
+
+/// The generic helpers under the names the guards use: `cstr` (a C string,
+/// "" for NULL) and `list_ptrs` (the pointers of a pointer List).
+pub(super) use crate::pg::{cstr_lossy as cstr, list_ptrs};
+
+/// Whether `node` is a non-NULL node of type `tag`.
+///
+/// # Safety
+/// `node` is NULL or a valid Node.
 pub(super) unsafe fn node_is(node: *mut Node, tag: NodeTag) -> bool {
-    !node.is_null() && (*node).type_ == tag
+    // SAFETY: a non-NULL `node` is a valid Node (caller); only its tag is read.
+    !node.is_null() && unsafe { (*node).type_ } == tag
 }
-pub(super) unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    let n = (*list).length.max(0) as usize;
-    (0..n)
-        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
-        .collect()
-}
+
+/// The text of a String node ("" for NULL or another kind of node).
+///
+/// # Safety
+/// `node` is NULL or a valid Node.
 pub(super) unsafe fn str_node(node: *mut Node) -> String {
-    if node_is(node, NodeTag::T_String) {
-        cstr((*(node as *mut pg_sys::String)).sval)
-    } else {
-        String::new()
+    // SAFETY: the caller passes NULL or a valid Node; it is cast to a String
+    // node only after its tag says it is one, whose sval is a C string.
+    unsafe {
+        if node_is(node, NodeTag::T_String) {
+            cstr((*(node as *mut pg_sys::String)).sval)
+        } else {
+            String::new()
+        }
     }
 }
+
+/// The relation a RangeVar names, without a lock (InvalidOid when NULL or
+/// missing).
+///
+/// # Safety
+/// `rv` is NULL or a valid RangeVar.
 pub(super) unsafe fn rangevar_relid(rv: *mut pg_sys::RangeVar) -> Oid {
     if rv.is_null() {
         return pg_sys::InvalidOid;
     }
-    pg_sys::RangeVarGetRelidExtended(
-        rv,
-        pg_sys::NoLock as _,
-        pg_sys::RVROption::RVR_MISSING_OK,
-        None,
-        std::ptr::null_mut(),
-    )
+    // SAFETY: a valid RangeVar (caller); missing_ok, no lock, no callback.
+    unsafe {
+        pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as _,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    }
 }
 
 /// The relation a statement names, locked with the lock the statement itself
@@ -85,38 +98,48 @@ pub(super) unsafe fn creation_namespace_of(rv: *mut pg_sys::RangeVar) -> Option<
     (ns != pg_sys::InvalidOid).then_some(ns)
 }
 
+/// The names of a (possibly qualified) name list, e.g. `["s", "t"]`.
+///
+/// # Safety
+/// `node` is NIL or a valid List of String nodes.
 pub(super) unsafe fn qualified_names(node: *mut Node) -> Vec<String> {
-    list_ptrs::<Node>(node as *mut pg_sys::List)
-        .into_iter()
-        .map(|n| str_node(n))
-        .collect()
+    // SAFETY: the caller passes NIL or a List of String nodes.
+    unsafe {
+        list_ptrs::<Node>(node as *mut pg_sys::List)
+            .map(|n| str_node(n))
+            .collect()
+    }
 }
-pub(super) unsafe fn relid_of_names(names: &[String]) -> Oid {
+
+/// The relation named by a (possibly qualified) name, without a lock.
+pub(super) fn relid_of_names(names: &[String]) -> Oid {
     let mut list: *mut pg_sys::List = std::ptr::null_mut();
     for n in names {
         let Ok(c) = CString::new(n.as_str()) else {
             return pg_sys::InvalidOid;
         };
-        list = pg_sys::lappend(
-            list,
-            pg_sys::makeString(pg_sys::pstrdup(c.as_ptr())) as *mut std::ffi::c_void,
-        );
+        // SAFETY: builds a List of palloc'd String nodes from NUL-terminated
+        // copies (pstrdup copies `c` before it is dropped).
+        list = unsafe {
+            pg_sys::lappend(
+                list,
+                pg_sys::makeString(pg_sys::pstrdup(c.as_ptr())) as *mut std::ffi::c_void,
+            )
+        };
     }
-    let rv = pg_sys::makeRangeVarFromNameList(list);
-    rangevar_relid(rv)
+    // SAFETY: `list` is the name list just built; makeRangeVarFromNameList
+    // returns a valid RangeVar (or raises an ERROR for too many names).
+    unsafe { rangevar_relid(pg_sys::makeRangeVarFromNameList(list)) }
 }
+
 /// The relation and, when it has inheritance children or partitions, those too.
-pub(crate) unsafe fn with_inheritors(relid: Oid) -> Vec<Oid> {
+pub(crate) fn with_inheritors(relid: Oid) -> Vec<Oid> {
     use pgrx::datum::DatumWithOid;
-    if relid == pg_sys::InvalidOid {
+    let Some(rel) = Rel::cached(relid) else {
         return Vec::new();
-    }
-    let rel = pg_sys::RelationIdGetRelation(relid);
-    if rel.is_null() {
-        return Vec::new();
-    }
-    let has_children = (*(*rel).rd_rel).relhassubclass;
-    pg_sys::RelationClose(rel);
+    };
+    let has_children = rel.form().relhassubclass;
+    drop(rel);
     if !has_children {
         return vec![relid];
     }
@@ -139,53 +162,52 @@ pub(crate) unsafe fn with_inheritors(relid: Oid) -> Vec<Oid> {
     children.unwrap_or_else(|_| vec![relid])
 }
 /// Whether `relid`'s trigger `name` is a BEFORE row trigger on INSERT or UPDATE.
-pub(super) unsafe fn writes_before_row(relid: Oid, name: &str) -> bool {
-    let rel = pg_sys::RelationIdGetRelation(relid);
-    if rel.is_null() {
+pub(super) fn writes_before_row(relid: Oid, name: &str) -> bool {
+    let Some(rel) = Rel::cached(relid) else {
         return false;
-    }
-    let mut found = false;
-    if !(*rel).trigdesc.is_null() {
-        let td = &*(*rel).trigdesc;
-        let trigs = std::slice::from_raw_parts(td.triggers, td.numtriggers.max(0) as usize);
-        found = trigs.iter().any(|t| {
-            let ty = t.tgtype as u32;
-            cstr(t.tgname) == name
-                && ty & pg_sys::TRIGGER_TYPE_ROW != 0
-                && ty & pg_sys::TRIGGER_TYPE_BEFORE != 0
-                && ty & (pg_sys::TRIGGER_TYPE_INSERT | pg_sys::TRIGGER_TYPE_UPDATE) != 0
-        });
-    }
-    pg_sys::RelationClose(rel);
+    };
+    let found = rel.triggers().any(|t| {
+        let ty = t.raw().tgtype as u32;
+        t.name().to_string_lossy() == name
+            && ty & pg_sys::TRIGGER_TYPE_ROW != 0
+            && ty & pg_sys::TRIGGER_TYPE_BEFORE != 0
+            && ty & (pg_sys::TRIGGER_TYPE_INSERT | pg_sys::TRIGGER_TYPE_UPDATE) != 0
+    });
     found
 }
+
 /// (table, name) of a trigger, by its oid.
-pub(super) unsafe fn trigger_of(trigger: Oid) -> Option<(Oid, String)> {
-    let rel = pg_sys::table_open(pg_sys::TriggerRelationId, pg_sys::AccessShareLock as _);
-    let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-    pg_sys::ScanKeyInit(
-        &mut key,
-        pg_sys::Anum_pg_trigger_oid as _,
-        pg_sys::BTEqualStrategyNumber as _,
-        Oid::from(pg_sys::F_OIDEQ),
-        pg_sys::Datum::from(trigger),
-    );
-    let scan = pg_sys::systable_beginscan(
-        rel,
-        Oid::from(pg_sys::TriggerOidIndexId),
-        true,
-        std::ptr::null_mut(),
-        1,
-        &mut key,
-    );
-    let tup = pg_sys::systable_getnext(scan);
-    let out = if tup.is_null() {
-        None
-    } else {
-        let form = &*(pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_trigger);
-        Some((form.tgrelid, cstr(form.tgname.data.as_ptr())))
-    };
-    pg_sys::systable_endscan(scan);
-    pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
-    out
+pub(super) fn trigger_of(trigger: Oid) -> Option<(Oid, String)> {
+    let rel = Rel::open(pg_sys::TriggerRelationId, pg_sys::AccessShareLock);
+    // SAFETY: an index scan of pg_trigger (open for the life of `rel`, which
+    // drops after the scan ends) by its oid index with one initialised key;
+    // the tuple is read before systable_endscan releases it, and its name is
+    // copied into a Rust string.
+    unsafe {
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_trigger_oid as _,
+            pg_sys::BTEqualStrategyNumber as _,
+            Oid::from(pg_sys::F_OIDEQ),
+            pg_sys::Datum::from(trigger),
+        );
+        let scan = pg_sys::systable_beginscan(
+            rel.as_ptr(),
+            Oid::from(pg_sys::TriggerOidIndexId),
+            true,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let tup = pg_sys::systable_getnext(scan);
+        let out = if tup.is_null() {
+            None
+        } else {
+            let form = &*(pg_sys::GETSTRUCT(tup) as *const pg_sys::FormData_pg_trigger);
+            Some((form.tgrelid, cstr(form.tgname.data.as_ptr())))
+        };
+        pg_sys::systable_endscan(scan);
+        out
+    }
 }

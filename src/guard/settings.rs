@@ -6,20 +6,30 @@ use super::nodes::*;
 use super::{any_protected_table, refuse, EVENT_TRIGGERS};
 use crate::error::WormError;
 use pgrx::pg_sys::{self, Node, NodeTag};
+/// The value of a SET / ALTER SYSTEM as text, items joined by commas.
+///
+/// # Safety
+/// `stmt` points to a valid VariableSetStmt.
 pub(super) unsafe fn set_value(stmt: *mut pg_sys::VariableSetStmt) -> String {
-    let args = list_ptrs::<Node>((*stmt).args);
+    // SAFETY: a valid statement (caller); `args` is a List of nodes.
+    let args = unsafe { list_ptrs::<Node>((*stmt).args) };
     let mut out = Vec::new();
     for a in args {
-        if node_is(a, NodeTag::T_A_Const) {
+        // SAFETY: `a` is a node of the statement's list.
+        if unsafe { node_is(a, NodeTag::T_A_Const) } {
             let c = a as *mut pg_sys::A_Const;
-            let v = &(*c).val;
-            let tag = v.node.type_;
+            // SAFETY: its tag says `a` is an A_Const; every member of its
+            // value union starts with the NodeTag that says which one is set.
+            let (v, tag) = unsafe { (&(*c).val, (*c).val.node.type_) };
             if tag == NodeTag::T_String {
-                out.push(cstr(v.sval.sval));
+                // SAFETY: the tag says the value is a String (a C string).
+                out.push(unsafe { cstr(v.sval.sval) });
             } else if tag == NodeTag::T_Integer {
-                out.push(v.ival.ival.to_string());
+                // SAFETY: the tag says the value is an Integer.
+                out.push(unsafe { v.ival.ival }.to_string());
             } else if tag == NodeTag::T_Boolean {
-                out.push(if v.boolval.boolval {
+                // SAFETY: the tag says the value is a Boolean.
+                out.push(if unsafe { v.boolval.boolval } {
                     "on".into()
                 } else {
                     "off".into()
@@ -43,6 +53,10 @@ pub(super) fn lists_pg_worm(value: &str) -> bool {
         lib == "pg_worm" || lib == "$libdir/pg_worm"
     })
 }
+/// SET / ALTER SYSTEM of a setting that could switch protection off.
+///
+/// # Safety
+/// `stmt` is NULL or points to the VariableSetStmt being executed.
 pub(super) unsafe fn check_set(
     stmt: *mut pg_sys::VariableSetStmt,
     system: bool,
@@ -50,10 +64,15 @@ pub(super) unsafe fn check_set(
     if stmt.is_null() {
         return Ok(());
     }
-    let name = cstr((*stmt).name).to_lowercase();
-    let raw_value = set_value(stmt);
+    // SAFETY: a valid statement (caller): `name` is a C string (or NULL).
+    let (name, raw_value, kind) = unsafe {
+        (
+            cstr((*stmt).name).to_lowercase(),
+            set_value(stmt),
+            (*stmt).kind,
+        )
+    };
     let value = raw_value.to_lowercase();
-    let kind = (*stmt).kind;
     if name == "allow_system_table_mods"
         && kind == pg_sys::VariableSetKind::VAR_SET_VALUE
         && matches!(value.as_str(), "on" | "true" | "yes" | "1" | "t")
@@ -77,10 +96,14 @@ pub(super) unsafe fn check_set(
 }
 
 /// ALTER EVENT TRIGGER of pg_worm's own (their fallback enforcement).
+///
+/// # Safety
+/// `stmt` points to the AlterEventTrigStmt being executed.
 pub(super) unsafe fn check_alter_event_trigger(
     stmt: *mut pg_sys::AlterEventTrigStmt,
 ) -> Result<(), WormError> {
-    let name = cstr((*stmt).trigname);
+    // SAFETY: a valid statement (caller): `trigname` is a C string.
+    let name = unsafe { cstr((*stmt).trigname) };
     if EVENT_TRIGGERS.contains(&name.as_str()) {
         return Err(refuse(
             "extension pg_worm",
