@@ -26,7 +26,8 @@ if [ "$ONLY" = all ] || [ "$ONLY" = lint ]; then
   log "layer 0: rustfmt and clippy -D warnings"
   set +e
   cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings \
-    && bash "$ROOT/scripts/check_internal_sql.sh"
+    && bash "$ROOT/scripts/check_internal_sql.sh" \
+    && python3 "$ROOT/scripts/check_module_cycles.py"
   rc=$?
   set -e
   record "fmt + clippy" $rc

@@ -16,7 +16,7 @@
 use crate::encode::TablePlan;
 use crate::error::WormError;
 use crate::pg;
-use pg_worm_core::{Hash, GENESIS};
+use pg_worm_core::Hash;
 use pgrx::pg_sys;
 use pgrx::pg_sys::Oid;
 use std::cell::RefCell;
@@ -26,22 +26,7 @@ use std::collections::HashMap;
 /// so these cannot be taken or released by pg_advisory_* functions.
 pub const CHAIN_LOCK_FIELD4: u16 = 0x574f; // "WO"
 
-#[derive(Debug, Clone, Copy)]
-pub struct Head {
-    pub seq: i64,
-    pub link: Hash,
-    pub inserted_at: i64,
-}
-
-impl Head {
-    pub fn genesis() -> Self {
-        Head {
-            seq: 0,
-            link: GENESIS,
-            inserted_at: i64::MIN,
-        }
-    }
-}
+pub use crate::meta::Head;
 
 fn locktag(relid: Oid, chain: i32) -> pg_sys::LOCKTAG {
     // SAFETY: MyDatabaseId is a backend global, set before any SQL runs.
@@ -86,7 +71,7 @@ fn local_xid() -> u32 {
 /// transaction that ran INSERT ... ON CONFLICT (a conflicting row is skipped
 /// after its BEFORE trigger ran) or without the hooks (which detect that).
 pub fn cached_head(relid: Oid, chain: i32) -> Option<Head> {
-    if !crate::hooks::preloaded() {
+    if !crate::mode::preloaded() {
         return None;
     }
     let lxid = local_xid();
@@ -100,7 +85,7 @@ pub fn cached_head(relid: Oid, chain: i32) -> Option<Head> {
 }
 
 pub fn remember_head(relid: Oid, chain: i32, head: Head) {
-    if crate::hooks::preloaded() {
+    if crate::mode::preloaded() {
         HEADS.with(|h| h.borrow_mut().insert((relid, chain), (local_xid(), head)));
     }
 }

@@ -201,7 +201,7 @@ fn worm_verify_against(
         name!(head_link, Option<String>),
     ),
 > {
-    crate::hooks::notice_weaker_mode();
+    crate::mode::notice_weaker_mode();
     TableIterator::new(verify_against(&tbl, &against.0).or_raise())
 }
 

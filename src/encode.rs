@@ -9,6 +9,7 @@
 //! dropped when the relcache entry of that table is invalidated.
 
 use crate::error::WormError;
+use crate::names::{COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ, RESERVED_PREFIX};
 use crate::pg;
 use pg_worm_core::RowEncoder;
 use pgrx::pg_sys;
@@ -17,12 +18,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::rc::Rc;
-
-pub const COL_CHAIN: &str = "worm_chain";
-pub const COL_SEQ: &str = "worm_seq";
-pub const COL_INSERTED_AT: &str = "worm_inserted_at";
-pub const COL_HASH: &str = "worm_hash";
-pub const RESERVED_PREFIX: &str = "worm_";
 
 /// How one column's datum is read.
 #[derive(Debug, Clone)]

@@ -24,18 +24,13 @@ use crate::pg;
 use crate::sql;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-static PRELOADED: AtomicBool = AtomicBool::new(false);
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREV_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
-/// Whether this server loaded pg_worm through shared_preload_libraries.
-pub fn preloaded() -> bool {
-    PRELOADED.load(Ordering::Relaxed)
-}
+pub use crate::mode::preloaded;
 
 pub fn init() {
     // SAFETY: _PG_init runs once per process, before any query, so nothing
@@ -45,7 +40,7 @@ pub fn init() {
         if !pg_sys::process_shared_preload_libraries_in_progress {
             return;
         }
-        PRELOADED.store(true, Ordering::Relaxed);
+        crate::mode::set_preloaded();
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
         PREV_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
@@ -482,7 +477,7 @@ fn refused_drop(ty: &str, ident: &str, sub: i32, registered: bool) -> Option<(St
         return Some((ident.to_string(), "DROP (protection is permanent)".into()));
     }
     if ty == "trigger"
-        && guard::OUR_TRIGGERS
+        && crate::names::OUR_TRIGGERS
             .iter()
             .any(|n| ident.starts_with(&format!("{n} on ")))
     {
@@ -492,7 +487,7 @@ fn refused_drop(ty: &str, ident: &str, sub: i32, registered: bool) -> Option<(St
         ));
     }
     if ty == "table"
-        && guard::EXT_TABLES
+        && crate::names::EXT_TABLES
             .iter()
             .any(|n| ident == format!("worm.{n}"))
     {
@@ -509,18 +504,4 @@ fn worm_enforcement() -> &'static str {
     } else {
         "triggers and event triggers only: pg_worm is not in shared_preload_libraries, so a superuser can disable the event triggers and then switch protection off (what they do to rows is still detected by worm.verify)"
     }
-}
-
-thread_local! {
-    static WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Once per session, says so when the server runs in the weaker mode.
-pub fn notice_weaker_mode() {
-    if preloaded() || WARNED.with(|w| w.replace(true)) {
-        return;
-    }
-    pgrx::notice!(
-        "pg_worm runs without its hooks (add pg_worm to shared_preload_libraries): a superuser can disable its event triggers and then switch protection off; worm.verify still detects every changed, removed or forged row"
-    );
 }

@@ -9,14 +9,32 @@
 //! and TRUNCATE always. The flag lives in this backend's memory; no setting,
 //! role or SQL statement can raise it.
 
-use crate::chain::Head;
 use crate::error::WormError;
 use crate::pg;
 use crate::sql;
+use pg_worm_core::{Hash, GENESIS};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
+
+/// The head of a chain: its last row (or the purge anchor, or genesis).
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    pub seq: i64,
+    pub link: Hash,
+    pub inserted_at: i64,
+}
+
+impl Head {
+    pub fn genesis() -> Self {
+        Head {
+            seq: 0,
+            link: GENESIS,
+            inserted_at: i64::MIN,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct TableMeta {
@@ -198,12 +216,9 @@ pub fn anchors(
     Ok(map)
 }
 
-/// The schema that holds pg_worm's functions and tables.
-pub const SCHEMA: &str = "worm";
-
 /// Oid of a relation in schema `worm`.
 pub fn worm_relid(name: &str) -> Option<pg_sys::Oid> {
-    pg::relid_in(SCHEMA, name)
+    pg::relid_in(crate::names::SCHEMA, name)
 }
 
 /// The anchor of one chain, read through worm.anchors' primary key with `snap`.

@@ -721,3 +721,28 @@ mod tests {
         assert_eq!(unsafe { cstr_lossy(std::ptr::null()) }, "");
     }
 }
+
+/// Whether a relation has no row visible to a fresh snapshot (own
+/// transaction's rows included).
+pub fn relation_is_empty(relid: Oid) -> bool {
+    // SAFETY: a heap scan with a registered snapshot, every resource released.
+    unsafe {
+        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
+        if rel.is_null() {
+            return true;
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let empty = !pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        );
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
+        empty
+    }
+}

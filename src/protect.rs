@@ -1,10 +1,12 @@
 //! worm.protect: turns an ordinary table into a chained, insert-only one.
 
-use crate::encode::{self, COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ};
+use crate::encode;
 use crate::error::{OrRaise, WormError};
 use crate::meta;
+use crate::names::{COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ};
+use crate::names::{TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
+use crate::pg::rel_display_name;
 use crate::sql;
-use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
 use pg_worm_core::{Hash, GENESIS};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;

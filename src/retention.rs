@@ -10,8 +10,9 @@
 use crate::error::{OrRaise, WormError};
 use crate::ledger::{self, rfc3339};
 use crate::meta::{self, TableMeta};
+use crate::pg::rel_display_name;
 use crate::sql;
-use crate::triggers::{rel_display_name, with_purge_plan, PurgePlan};
+use crate::triggers::{with_purge_plan, PurgePlan};
 use crate::verify::verify_rel;
 use pg_worm_core::{merkle_root, CertTable, Certificate, Check, Period, Status};
 use pgrx::datum::{DatumWithOid, Interval};

@@ -7,7 +7,7 @@
 //! DateStyle and IntervalStyle are fixed, so no object or setting the caller
 //! controls can change what an internal statement means. The statements are
 //! also written with qualified names and `OPERATOR(pg_catalog.x)`; time
-//! decisions are made in Rust (see `crate::time`).
+//! decisions are made in Rust (see `pg_worm_core::period`).
 //!
 //! The functions below mirror `pgrx::spi::Spi` and are the only place in the
 //! extension that calls it (the lint layer of `scripts/test.sh` checks this).

@@ -22,14 +22,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
 
-pub const TRIGGER_CHAIN: &str = "zz_worm_chain";
-pub const TRIGGER_REFUSE: &str = "worm_refuse_change";
-pub const TRIGGER_REFUSE_ROW: &str = "worm_refuse_row_change";
-
-/// Schema-qualified, quoted name of a relation (kept here for callers not yet
-/// on `crate::pg`).
-pub use crate::pg::rel_display_name;
-
 /// A table uid as the chain trigger's first argument holds it (hex, dashes
 /// ignored), parsed without allocating: this runs for every inserted row.
 fn parse_uid(s: &CStr) -> Option<[u8; 16]> {
@@ -288,7 +280,7 @@ fn worm_guard_meta<'a>(
     // SAFETY: the trigger's relation is open during the call.
     let relid = unsafe { (*td.tg_relation).rd_id };
     if ev == pg_sys::TRIGGER_EVENT_INSERT
-        && (crate::meta::internal_write_active() || crate::guard::relation_is_empty(relid))
+        && (crate::meta::internal_write_active() || crate::pg::relation_is_empty(relid))
     {
         return Ok(None);
     }

@@ -139,7 +139,7 @@ fn worm_verify(
         name!(head_link, Option<String>),
     ),
 > {
-    crate::hooks::notice_weaker_mode();
+    crate::mode::notice_weaker_mode();
     let rows = verify_table(tbl.as_ptr()).or_raise();
     TableIterator::new(rows)
 }
@@ -161,7 +161,7 @@ fn worm_verify_all() -> TableIterator<
         name!(head_link, Option<String>),
     ),
 > {
-    crate::hooks::notice_weaker_mode();
+    crate::mode::notice_weaker_mode();
     let mut out = Vec::new();
     for (relid, name) in meta::all().or_raise() {
         let Some(rel) = pg::Rel::try_open(relid, pg_sys::AccessShareLock as _) else {

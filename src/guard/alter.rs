@@ -7,7 +7,7 @@ use super::nodes::*;
 use super::types::*;
 use super::{protected, refuse, worm_namespace, Protected, OUR_TRIGGERS};
 use crate::error::WormError;
-use crate::triggers::TRIGGER_CHAIN;
+use crate::names::TRIGGER_CHAIN;
 use pgrx::pg_sys::{self, Oid};
 use std::ffi::CString;
 

@@ -11,7 +11,7 @@ use crate::pg::Rel;
 use crate::sql;
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
 pub(super) fn is_worm_column(name: &str) -> bool {
-    name.starts_with(crate::encode::RESERVED_PREFIX)
+    name.starts_with(crate::names::RESERVED_PREFIX)
 }
 /// A DEFAULT, GENERATED or IDENTITY clause that would give existing rows a
 /// value they did not have when they were hashed.

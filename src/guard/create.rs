@@ -5,7 +5,7 @@
 use super::nodes::*;
 use super::{protected, refuse, worm_namespace, Protected, OUR_TRIGGERS};
 use crate::error::WormError;
-use crate::triggers::TRIGGER_CHAIN;
+use crate::names::TRIGGER_CHAIN;
 use pgrx::pg_sys::{self, Oid};
 
 /// The namespace an object named by `names` would be created in.

@@ -29,15 +29,12 @@ pub use columns::after_alter_table;
 pub use drop::check_drop_object;
 
 use crate::error::WormError;
-use crate::triggers::{rel_display_name, TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
+use crate::names::{EVENT_TRIGGERS, EXT_TABLES, OUR_TRIGGERS, TRIGGER_CHAIN};
+use crate::pg::rel_display_name;
 use nodes::{cstr, list_ptrs, with_inheritors};
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
-
-pub const EXT_TABLES: [&str; 4] = ["tables", "anchors", "ledger", "trusted_keys"];
-pub const EVENT_TRIGGERS: [&str; 3] = ["worm_guard_ddl", "worm_guard_drop", "worm_guard_ddl_end"];
-pub const OUR_TRIGGERS: [&str; 3] = [TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW];
 
 thread_local! {
     static INTERNAL_DDL: Cell<u32> = const { Cell::new(0) };
@@ -66,31 +63,6 @@ fn creating_pg_worm() -> bool {
         }
         let name = pg_sys::get_extension_name(pg_sys::CurrentExtensionObject);
         !name.is_null() && CStr::from_ptr(name).to_bytes() == b"pg_worm"
-    }
-}
-
-/// Whether a relation has no row visible to a fresh snapshot (own
-/// transaction's rows included).
-pub fn relation_is_empty(relid: Oid) -> bool {
-    // SAFETY: a heap scan with a registered snapshot, every resource released.
-    unsafe {
-        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
-        if rel.is_null() {
-            return true;
-        }
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let empty = !pg_sys::table_scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        );
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::table_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
-        empty
     }
 }
 
