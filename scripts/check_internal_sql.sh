@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bad=0
-for f in src/*.rs; do
+for f in $(find src -name "*.rs" | sort); do
   case "$f" in src/sql.rs|src/tests.rs) continue ;; esac
   tests_from=$(grep -n '^mod tests' "$f" | head -1 | cut -d: -f1 || true)
   while IFS=: read -r line _; do

@@ -4,44 +4,37 @@
 //! auditor keeps, lives in the pgrx-free crate `pg_worm_core` (shared with
 //! `worm-verify`). This crate is the PostgreSQL shell, by question:
 //!
-//! | question | modules |
+//! | question | where |
 //! |---|---|
-//! | how is a row chained on insert? | `triggers` → `chain` (which chain, its head) → `encode` (row hash) |
-//! | what is refused, and where? | `guard/` (one file per kind of statement), called by `hooks` (preloaded hooks, event triggers) |
-//! | how does verification work? | `verify`, `columns` (the column record), `checkpoint` (digests, proofs) |
-//! | retention and purge? | `retention` (holds, purge, certificates) |
-//! | pg_worm's own tables? | `meta` (registry, anchors, role switches), `ledger` |
-//! | making a table protected? | `protect` |
-//! | foundations | `sql` (the one door for internal SQL), `pg` (PostgreSQL helpers), `names`, `mode`, `error` |
+//! | how is a row chained on insert? | `insert/`: `triggers` → `chain` (which chain, its head) → `encode` (row hash) |
+//! | what is refused, and where? | `guard/`: one file per kind of statement, and `hooks` (preloaded hooks, event triggers) |
+//! | how does verification work? | `verify/`: the scan and report, `columns` (the column record), `checkpoint` (digests, proofs) |
+//! | retention and purge? | `retention.rs` (holds, purge, certificates) |
+//! | pg_worm's own tables? | `catalog/`: `meta` (registry, anchors, role switches), `ledger` |
+//! | making a table protected? | `protect.rs` |
+//! | foundations | `sql.rs` (the one door for internal SQL), `pg.rs` (PostgreSQL helpers), `names.rs`, `mode.rs`, `error.rs` |
 //!
-//! Who may call whom: foundations call no other module of the crate
-//! (`encode`, `meta` only foundations); `chain` calls `encode` and `meta`;
-//! `triggers` calls `chain`; `ledger` calls `meta`; `guard` calls `ledger`,
-//! `columns`, `encode`, `meta`; `hooks` calls `guard` and `triggers`;
-//! `verify` calls `chain`, `columns`, `encode`, `meta`; `checkpoint` and
-//! `retention` call `verify` and `ledger`; `protect` calls anything below it.
+//! Who may call whom: foundations call no other part of the crate;
+//! `catalog` calls only foundations; `insert` calls `catalog`; `verify`
+//! calls `insert` (row hashing) and `catalog`; `guard` calls `insert`,
+//! `verify` (the column record) and `catalog`; `retention` calls `verify`,
+//! `insert` (the purge plan) and `catalog`; `protect` calls any of them.
 //! No cycle: `scripts/check_module_cycles.py` (lint layer) checks it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use pgrx::prelude::*;
 
-mod chain;
-mod checkpoint;
-mod columns;
-mod encode;
+mod catalog;
 mod error;
 mod guard;
-mod hooks;
-mod ledger;
-mod meta;
+mod insert;
 mod mode;
 mod names;
 mod pg;
 mod protect;
 mod retention;
 mod sql;
-mod triggers;
 mod verify;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -51,9 +44,9 @@ extension_sql_file!("../sql/views.sql", name = "views", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    encode::register_callbacks();
-    chain::register_callbacks();
-    hooks::init();
+    insert::encode::register_callbacks();
+    insert::chain::register_callbacks();
+    guard::hooks::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

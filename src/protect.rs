@@ -1,8 +1,8 @@
 //! worm.protect: turns an ordinary table into a chained, insert-only one.
 
-use crate::encode;
+use crate::catalog::meta;
 use crate::error::{OrRaise, WormError};
-use crate::meta;
+use crate::insert::encode;
 use crate::names::{COL_CHAIN, COL_HASH, COL_INSERTED_AT, COL_SEQ};
 use crate::names::{TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW};
 use crate::pg::rel_display_name;
@@ -241,8 +241,8 @@ fn record_protection(
             "legal_basis": legal_basis,
         }),
     );
-    fields.insert("columns".into(), crate::columns::current(relid)?);
-    crate::ledger::append("protect", Some(uid), Some(table), fields)?;
+    fields.insert("columns".into(), crate::verify::columns::current(relid)?);
+    crate::catalog::ledger::append("protect", Some(uid), Some(table), fields)?;
     Ok(())
 }
 

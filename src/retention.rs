@@ -7,12 +7,12 @@
 //! held in this backend's memory), records the last removed row of each chain
 //! as the chain's anchor, and writes a certificate into the ledger.
 
+use crate::catalog::ledger::{self, rfc3339};
+use crate::catalog::meta::{self, TableMeta};
 use crate::error::{OrRaise, WormError};
-use crate::ledger::{self, rfc3339};
-use crate::meta::{self, TableMeta};
+use crate::insert::triggers::{with_purge_plan, PurgePlan};
 use crate::pg::rel_display_name;
 use crate::sql;
-use crate::triggers::{with_purge_plan, PurgePlan};
 use crate::verify::verify_rel;
 use pg_worm_core::{merkle_root, CertTable, Certificate, Check, Period, Status};
 use pgrx::datum::{DatumWithOid, Interval};

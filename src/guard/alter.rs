@@ -64,7 +64,7 @@ unsafe fn check_alter_composite(relid: Oid) -> Result<(), WormError> {
             &t,
             format!(
                 "changing the attributes of type {} (the table stores values of it)",
-                crate::encode::type_name(typid)
+                crate::insert::encode::type_name(typid)
             ),
         )),
         None => Ok(()),
@@ -232,7 +232,7 @@ fn rename_type(typid: Option<Oid>) -> Result<(), WormError> {
             &t,
             format!(
                 "renaming type {} or its attributes (the table stores values of it; the ledger records its columns' types)",
-                crate::encode::type_name(typid)
+                crate::insert::encode::type_name(typid)
             ),
         )),
         None => Ok(()),
@@ -337,7 +337,7 @@ pub(super) unsafe fn check_alter_enum(stmt: *mut pg_sys::AlterEnumStmt) -> Resul
             &t,
             format!(
                 "renaming value '{old}' of enum {} (the table stores it: every row holding it would then say something else)",
-                crate::encode::type_name(typid)
+                crate::insert::encode::type_name(typid)
             ),
         )),
         None => Ok(()),

@@ -91,10 +91,10 @@ pub(super) unsafe fn add_column_problem(def: *mut pg_sys::ColumnDef) -> Option<S
                 "adding column \"{col}\" of a domain with a DEFAULT (older rows would read a value they were not hashed with)"
             ));
         }
-        if crate::encode::kind_for_type(typid).is_none() {
+        if crate::insert::encode::kind_for_type(typid).is_none() {
             return Some(format!(
                 "adding column \"{col}\" of type {}, which pg_worm cannot hash",
-                crate::encode::type_name(typid)
+                crate::insert::encode::type_name(typid)
             ));
         }
     }
@@ -118,13 +118,13 @@ pub(super) fn new_column_problem(
             if a.attisdropped || known.contains(&(a.attnum as i64)) {
                 continue;
             }
-            let col = crate::encode::att_name(a);
+            let col = crate::insert::encode::att_name(a);
             let why = if a.atthasmissing || a.atthasdef || a.attidentity != 0 || a.attgenerated != 0
             {
                 Some("a default, serial, identity or generated value")
             } else if domain_has_default(a.atttypid) {
                 Some("a domain with a DEFAULT")
-            } else if crate::encode::kind_for_type(a.atttypid).is_none() {
+            } else if crate::insert::encode::kind_for_type(a.atttypid).is_none() {
                 Some("a type pg_worm cannot hash")
             } else {
                 None
@@ -173,11 +173,11 @@ pub fn after_alter_table() -> Result<(), WormError> {
         }
     }
     for relid in all {
-        let Some(meta) = crate::meta::lookup(relid)? else {
+        let Some(meta) = crate::catalog::meta::lookup(relid)? else {
             continue;
         };
-        let current = crate::columns::current(relid)?;
-        let recorded = crate::columns::recorded(&meta.uid)?;
+        let current = crate::verify::columns::current(relid)?;
+        let recorded = crate::verify::columns::recorded(&meta.uid)?;
         if recorded.as_ref() == Some(&current) {
             continue;
         }
@@ -186,7 +186,7 @@ pub fn after_alter_table() -> Result<(), WormError> {
         if let Some(rec) = recorded.as_ref().and_then(|r| r.as_array()) {
             let now = current.as_array().cloned().unwrap_or_default();
             if rec.len() > now.len() || rec.iter().zip(now.iter()).any(|(a, b)| a != b) {
-                let what = crate::columns::mismatch(relid, &meta.uid)?
+                let what = crate::verify::columns::mismatch(relid, &meta.uid)?
                     .unwrap_or_else(|| "its columns differ from the ledger's record".into());
                 return Err(WormError::Damaged {
                     table: protected(relid).map(|p| p.name().to_string()).unwrap_or_default(),
@@ -211,7 +211,7 @@ pub fn after_alter_table() -> Result<(), WormError> {
         }
         let mut fields = serde_json::Map::new();
         fields.insert("columns".into(), current);
-        crate::ledger::append("add_column", Some(&meta.uid), Some(&table), fields)?;
+        crate::catalog::ledger::append("add_column", Some(&meta.uid), Some(&table), fields)?;
     }
     Ok(())
 }

@@ -20,8 +20,8 @@ pub(super) fn is_last_chain_index(index: Oid) -> Option<String> {
     let rel = Rel::cached(table)?;
     // SAFETY: `rel` holds the relation open for both calls.
     let indexes = unsafe {
-        crate::encode::build_plan(rel.as_ptr(), &t, true)
-            .map(|p| crate::encode::chain_indexes(rel.as_ptr(), p.chain_att, p.seq_att))
+        crate::insert::encode::build_plan(rel.as_ptr(), &t, true)
+            .map(|p| crate::insert::encode::chain_indexes(rel.as_ptr(), p.chain_att, p.seq_att))
             .unwrap_or_default()
     };
     drop(rel);

@@ -21,6 +21,7 @@ mod alter;
 mod columns;
 mod create;
 mod drop;
+pub mod hooks;
 mod nodes;
 mod settings;
 mod types;
@@ -120,7 +121,7 @@ pub fn protected(relid: Oid) -> Option<Protected> {
 
 /// Any protected table in this database (a registry row whose table exists)?
 pub fn any_protected_table() -> bool {
-    let Some(relid) = crate::meta::worm_relid("tables") else {
+    let Some(relid) = crate::catalog::meta::worm_relid("tables") else {
         return false;
     };
     unsafe {

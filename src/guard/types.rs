@@ -94,7 +94,7 @@ pub(super) fn relation_uses_type(relid: Oid, target: Oid, depth: u32) -> bool {
 /// The first protected table that stores values of type `typid` (directly,
 /// through a domain, an array or a composite type).
 pub(super) fn protected_table_using_type(typid: Oid) -> Option<String> {
-    let tables = crate::meta::all().ok()?;
+    let tables = crate::catalog::meta::all().ok()?;
     tables.into_iter().find_map(|(relid, _)| {
         if relation_uses_type(relid, typid, 0) {
             protected(relid).map(|p| p.name().to_string())
@@ -138,7 +138,7 @@ pub(super) fn protected_table_with_type_in(ns: Oid) -> Option<String> {
     if ns == Oid::from(pg_sys::PG_CATALOG_NAMESPACE) {
         return None;
     }
-    let tables = crate::meta::all().ok()?;
+    let tables = crate::catalog::meta::all().ok()?;
     tables.into_iter().find_map(|(relid, _)| {
         let uses = Rel::cached(relid).is_some_and(|rel| {
             rel.attributes()

@@ -7,8 +7,8 @@
 //! previous entry is read through the primary key with a "self" snapshot, so
 //! the ledger cannot fork under any isolation level.
 
+use crate::catalog::meta;
 use crate::error::{OrRaise, WormError};
-use crate::meta;
 use crate::pg;
 use crate::sql;
 use pg_worm_core::{ledger_hash, verify_ledger, Hash, LedgerEntry};

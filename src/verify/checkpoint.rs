@@ -12,9 +12,9 @@
 //! (shared with worm-verify); this module reads what they need and turns
 //! their findings into worm.verify's rows.
 
+use crate::catalog::ledger::{self, rfc3339};
+use crate::catalog::meta;
 use crate::error::{OrRaise, WormError};
-use crate::ledger::{self, rfc3339};
-use crate::meta;
 use crate::pg::rel_display_name;
 use crate::sql;
 use crate::verify::{to_row, verify_rel, Verified, VerifyRow};

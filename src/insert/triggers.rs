@@ -12,9 +12,9 @@
 //!   same for rows reached through an inheritance parent, whose statement
 //!   triggers are not the child's.
 
-use crate::chain;
-use crate::encode;
 use crate::error::WormError;
+use crate::insert::chain;
+use crate::insert::encode;
 use crate::pg;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -271,7 +271,10 @@ fn worm_guard_meta<'a>(
     // SAFETY: the trigger of a running call comes from PostgreSQL.
     let tg = unsafe { pg::Trig::from_pg(trigger.trigger()) };
     let update_ok = tg.args().any(|a| a.to_bytes() == b"internal-update");
-    if ev == pg_sys::TRIGGER_EVENT_UPDATE && update_ok && crate::meta::internal_write_active() {
+    if ev == pg_sys::TRIGGER_EVENT_UPDATE
+        && update_ok
+        && crate::catalog::meta::internal_write_active()
+    {
         return Ok(None);
     }
     // Rows enter pg_worm's tables through its functions; the one other way
@@ -280,7 +283,7 @@ fn worm_guard_meta<'a>(
     // SAFETY: the trigger's relation is open during the call.
     let relid = unsafe { (*td.tg_relation).rd_id };
     if ev == pg_sys::TRIGGER_EVENT_INSERT
-        && (crate::meta::internal_write_active() || crate::pg::relation_is_empty(relid))
+        && (crate::catalog::meta::internal_write_active() || crate::pg::relation_is_empty(relid))
     {
         return Ok(None);
     }

@@ -13,8 +13,8 @@
 //! is held the head is always the latest one: no stale snapshot, no fork, no
 //! write per row, and nothing to repair after a crash or a rollback.
 
-use crate::encode::TablePlan;
 use crate::error::WormError;
+use crate::insert::encode::TablePlan;
 use crate::pg;
 use pg_worm_core::Hash;
 use pgrx::pg_sys;
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 /// so these cannot be taken or released by pg_advisory_* functions.
 pub const CHAIN_LOCK_FIELD4: u16 = 0x574f; // "WO"
 
-pub use crate::meta::Head;
+pub use crate::catalog::meta::Head;
 
 fn locktag(relid: Oid, chain: i32) -> pg_sys::LOCKTAG {
     // SAFETY: MyDatabaseId is a backend global, set before any SQL runs.
@@ -200,7 +200,8 @@ pub unsafe fn read_head(
         Some(h) => h,
         // SAFETY: the snapshot is valid for the call (caller, or static).
         None => Ok(
-            unsafe { crate::meta::read_anchor(uid, chain, snap) }?.unwrap_or_else(Head::genesis)
+            unsafe { crate::catalog::meta::read_anchor(uid, chain, snap) }?
+                .unwrap_or_else(Head::genesis),
         ),
     }
 }

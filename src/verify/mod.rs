@@ -15,11 +15,13 @@
 //! that is reset after the row, and the encoder hashes a value where it lies,
 //! so a large value costs about its own size, once, not once per row read.
 
-use crate::chain;
-use crate::columns;
-use crate::encode;
+pub mod checkpoint;
+pub mod columns;
+
+use crate::catalog::meta;
 use crate::error::{OrRaise, WormError};
-use crate::meta;
+use crate::insert::chain;
+use crate::insert::encode;
 use crate::pg;
 use crate::pg::rel_display_name;
 use crate::sql;
@@ -571,11 +573,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(
-            crate::columns::recorded(uid.as_bytes()).unwrap().is_some(),
+            crate::verify::columns::recorded(uid.as_bytes())
+                .unwrap()
+                .is_some(),
             "worm.protect records the column list in the ledger"
         );
         assert_eq!(
-            crate::columns::mismatch(relid, uid.as_bytes()).unwrap(),
+            crate::verify::columns::mismatch(relid, uid.as_bytes()).unwrap(),
             None
         );
         assert_eq!(verify_problems("t_cols"), vec![]);
@@ -592,7 +596,7 @@ mod tests {
         let diff = "column 2 was \"diagnosis\" (text) when recorded, is now \"ruled_out\" (text); \
                     column 3 was \"ruled_out\" (text) when recorded, is now \"diagnosis\" (text)";
         assert_eq!(
-            crate::columns::mismatch(relid, uid.as_bytes())
+            crate::verify::columns::mismatch(relid, uid.as_bytes())
                 .unwrap()
                 .as_deref(),
             Some(diff)

@@ -235,7 +235,7 @@ unsafe extern "C-unwind" fn executor_start(
                 && ((*stmt).commandType == pg_sys::CmdType::CMD_INSERT || (*stmt).hasModifyingCTE)
                 && has_on_conflict(stmt)
             {
-                crate::chain::distrust_cache_for_this_transaction();
+                crate::insert::chain::distrust_cache_for_this_transaction();
             }
         }
         match PREV_EXECUTOR_START {
@@ -290,7 +290,7 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
         (false, false) => "INSERT",
     };
     if guard::guarded_catalog(relid) {
-        if crate::meta::worm_relid("tables").is_some() {
+        if crate::catalog::meta::worm_relid("tables").is_some() {
             guard_catalog_dml(relid, op);
         }
         return;
@@ -300,7 +300,7 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
     }
     match guard::protected(relid) {
         Some(Protected::Table(t)) => {
-            if deletes && !updates && crate::triggers::purge_allows_statement(relid) {
+            if deletes && !updates && crate::insert::triggers::purge_allows_statement(relid) {
                 return;
             }
             WormError::Immutable {
@@ -310,7 +310,7 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
             .raise();
         }
         Some(Protected::Extension(t)) => {
-            if updates && !deletes && crate::meta::internal_write_active() {
+            if updates && !deletes && crate::catalog::meta::internal_write_active() {
                 return;
             }
             WormError::ExtensionTable {
