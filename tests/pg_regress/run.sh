@@ -4,13 +4,12 @@
 #
 #   bash tests/pg_regress/run.sh               # the whole schedule
 #   bash tests/pg_regress/run.sh meaning types # only these files, in this order
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 HERE="$ROOT/tests/pg_regress"
 PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
 PORT="${PG_WORM_REGRESS_PORT:-55433}"
 
-start_cluster "$PORT"
-trap cleanup_cluster EXIT
+start_test_cluster "$PORT"
 
 OUT="$(mktemp -d /tmp/pg_worm_regress.XXXXXX)"
 set +e

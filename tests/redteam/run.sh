@@ -17,8 +17,8 @@ esac
 shift
 ONLY=" $* "
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$HERE/../../scripts/lib.sh"
-# lib.sh sets -e; the runner checks every outcome itself.
+source "$HERE/../lib.sh"
+# scripts/lib.sh sets -e; the runner checks every outcome itself.
 set +e
 set -uo pipefail
 STARTED=$SECONDS

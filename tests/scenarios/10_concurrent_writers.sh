@@ -6,19 +6,13 @@
 # for chain heads). Every committed row is counted exactly, rolled-back rows
 # must be absent, every chain must be gap-free and fork-free, and worm.verify
 # must pass, also while the writers are running.
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 PORT=55510
 DURATION_8="${DURATION_8:-15}"   # seconds of load on the 8-chain table
 DURATION_2="${DURATION_2:-10}"   # seconds of load on the 2-chain table
 CLIENTS=8
 
-fail() { echo "FAIL: $*"; exit 1; }
-eq() { [ "$2" = "$3" ] || fail "$1: expected '$3', got '$2'"; }
-
-start_cluster "$PORT"
-trap cleanup_cluster EXIT
-# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
-export PGOPTIONS="-c client_min_messages=warning"
+start_test_cluster --quiet "$PORT"
 psql_q -c "CREATE EXTENSION pg_worm"
 
 WORK="$CLUSTER_DIR/bench"
@@ -82,13 +76,6 @@ INSERT INTO $t (mrn, note, amount, script) VALUES ('MRN-' || :mrn, 'rb: rolled b
 INSERT INTO $t (mrn, note, amount, script) VALUES ('MRN-' || :mrn, 'rb: rolled back 2', -1, 'rolledback'), ('MRN-' || :mrn, 'rb: rolled back 3', -1, 'rolledback');
 ROLLBACK;
 EOF
-}
-
-# Successful transactions of script $2 in pgbench output file $1.
-script_tx() {
-  awk -v s="/$2.sql" '
-    /^SQL script [0-9]+:/ { cur = ($NF ~ s"$") }
-    cur && /^ - [0-9]+ transactions/ { print $2; exit }' "$1"
 }
 
 # run_case TABLE CHAINS DURATION

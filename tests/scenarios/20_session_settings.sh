@@ -6,16 +6,10 @@
 # bytea_output, client_encoding, lc_*). worm.verify must be ok and print
 # exactly the same thing under every set. A table that already holds such rows
 # when it is protected (backfill) is checked the same way.
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 PORT=55520
 
-fail() { echo "FAIL: $*"; exit 1; }
-eq() { [ "$2" = "$3" ] || fail "$1: expected '$3', got '$2'"; }
-
-start_cluster "$PORT"
-trap cleanup_cluster EXIT
-# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
-export PGOPTIONS="-c client_min_messages=warning"
+start_test_cluster --quiet "$PORT"
 psql_q -c "CREATE EXTENSION pg_worm"
 
 SET_A="SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres';

@@ -7,16 +7,10 @@
 # ALWAYS, new rows extend the restored chains, UPDATE is still refused (also
 # in replica mode). A schema-then-data restore with --disable-triggers is
 # either refused by pg_worm or leaves all of that intact.
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 PORT=55530
 
-fail() { echo "FAIL: $*"; exit 1; }
-eq() { [ "$2" = "$3" ] || fail "$1: expected '$3', got '$2'"; }
-
-start_cluster "$PORT"
-trap cleanup_cluster EXIT
-# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
-export PGOPTIONS="-c client_min_messages=warning"
+start_test_cluster --quiet "$PORT"
 psql_q -c "CREATE EXTENSION pg_worm"
 DUMP="$CLUSTER_DIR/src.dump"
 

@@ -6,16 +6,11 @@
 # of a chain and forges rows (out-of-range chain, appended row, duplicate
 # position). worm.verify must name exactly the tampered chains, the first bad
 # sequence number of each and what happened, and leave the other chains ok.
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 PORT=55540
 CHAINS=5
 PER_WRITER=100
 
-fail() { echo "FAIL: $*"; exit 1; }
-eq() { [ "$2" = "$3" ] || fail "$1: expected '$3', got '$2'"; }
-start_again() {
-  runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
-}
 # What a superuser can do to get past pg_worm's triggers when its hooks are
 # not loaded (no shared_preload_libraries here): switch off the event
 # triggers (through which pg_worm refuses DISABLE TRIGGER), then the table's
@@ -45,10 +40,7 @@ hex_of() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 # write_byte FILE OFFSET HH
 write_byte() { printf "\\x$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 
-start_cluster "$PORT"
-trap cleanup_cluster EXIT
-# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
-export PGOPTIONS="-c client_min_messages=warning"
+start_test_cluster --quiet "$PORT"
 psql_q -c "CREATE EXTENSION pg_worm"
 eq "data checksums off (pages can be edited unnoticed by the server)" "$(psql_q -c "SHOW data_checksums")" off
 

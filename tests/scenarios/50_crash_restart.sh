@@ -8,25 +8,13 @@
 # inserted rows survive a crash still holding their chain: inserters wait for
 # them instead of forking, COMMIT PREPARED / ROLLBACK PREPARED leave verified
 # chains.
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 PORT=55550
 CHAINS=8
 CLIENTS=4
 RUN_BEFORE_CRASH="${RUN_BEFORE_CRASH:-5}"   # seconds of load before each crash
 
-fail() { echo "FAIL: $*"; exit 1; }
-eq() { [ "$2" = "$3" ] || fail "$1: expected '$3', got '$2'"; }
-start_again() {
-  runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
-}
-crash() {
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop -m immediate >/dev/null
-}
-
-start_cluster "$PORT" "max_prepared_transactions = 10"
-trap cleanup_cluster EXIT
-# Informational NOTICEs (e.g. "runs without its hooks") are not what is tested here.
-export PGOPTIONS="-c client_min_messages=warning"
+start_test_cluster --quiet "$PORT" "max_prepared_transactions = 10"
 psql_q -c "CREATE EXTENSION pg_worm"
 eq "durable commits" "$(psql_q -c "SELECT current_setting('fsync') || ' ' || current_setting('synchronous_commit')")" "on on"
 psql_q >/dev/null <<SQL
@@ -52,13 +40,6 @@ ROLLBACK TO SAVEPOINT s;
 INSERT INTO events (cycle, script, note) VALUES (:cycle, 'sp', 'kept');
 COMMIT;
 EOF
-
-# Successful (acknowledged) transactions of script $2 in pgbench output $1.
-script_tx() {
-  awk -v s="/$2.sql" '
-    /^SQL script [0-9]+:/ { cur = ($NF ~ s"$") }
-    cur && /^ - [0-9]+ transactions/ { print $2; exit }' "$1"
-}
 
 # check_chains LABEL: chains gap-free, fork-free, verified, heads = rows.
 check_chains() {

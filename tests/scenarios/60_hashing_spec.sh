@@ -16,12 +16,10 @@
 #    the chains' anchors.
 # Everything is deterministic: fixed values, no random(), no dependence on
 # which chain a session's inserts land on.
-source "$(dirname "$0")/../../scripts/lib.sh"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/../lib.sh"
 DOC="$ROOT/docs/hashing.md"
-WORK="$(mktemp -d /tmp/pg_worm_hashing.XXXXXX)"
-start_cluster 55560
-trap 'cleanup_cluster; rm -rf "$WORK"' EXIT
+start_test_cluster 55560
+work_dir pg_worm_hashing
 
 # --- The document's pieces -------------------------------------------------
 # The first ```sql block after the "## 8." heading; the first ```python block

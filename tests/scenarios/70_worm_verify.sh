@@ -4,8 +4,7 @@
 # encoding version 1 covers (also rows written before an ADD COLUMN, and a purged chain),
 # agrees with worm.verify chain by chain, works for a role that may only SELECT, and after
 # a superuser's edits behind the triggers' back reports the same chains, rows and problems.
-source "$(dirname "$0")/../../scripts/lib.sh"
-source "$(dirname "$0")/worm_verify_lib.sh"
+source "$(dirname "$0")/../lib.sh"
 wv_start 55570 pg_worm_wv
 AUDITOR="host=$PGHOST port=$PGPORT user=auditor dbname=postgres"
 

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # Purge while 4 writers insert; then pg_dump / pg_restore, and the restored
 # database still verifies the table, the ledger and the certificate.
-source "$(dirname "$0")/../../scripts/lib.sh"
-fail() { echo "FAIL: $*"; exit 1; }
-start_cluster 55580
-trap cleanup_cluster EXIT
-WORK="$(mktemp -d /tmp/pg_worm_purge.XXXXXX)"; chown postgres: "$WORK"
-trap 'cleanup_cluster; rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/../lib.sh"
+start_test_cluster 55580
+work_dir pg_worm_purge
 
 psql_q <<'SQL' >/dev/null
 CREATE EXTENSION pg_worm;

@@ -7,8 +7,7 @@
 # ledger and anchors, an edited one refused; and the cases plain verification cannot see:
 # a backup older than the checkpoint restored, and a superuser removing the tail of a
 # chain: `table` still passes, `table --against` names the chain and the rows removed.
-source "$(dirname "$0")/../../scripts/lib.sh"
-source "$(dirname "$0")/worm_verify_lib.sh"
+source "$(dirname "$0")/../lib.sh"
 wv_start 55590 pg_worm_digests
 JANE="host=$PGHOST port=$PGPORT user=jane dbname=postgres"
 expect() { # expect RC WHAT: the last run_wv exited RC
