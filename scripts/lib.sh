@@ -14,8 +14,9 @@ export PATH="${HOME}/.cargo/bin:${PATH}"
 
 log() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# need_root WHY: stop unless running as root.
 need_root() {
-  if [ "$(id -u)" != 0 ]; then echo "run as root (it installs packages and runs PostgreSQL as user postgres)" >&2; exit 1; fi
+  if [ "$(id -u)" != 0 ]; then echo "run as root: ${1:-it installs packages and runs PostgreSQL as user postgres}" >&2; exit 1; fi
 }
 
 # Debian packages: PostgreSQL 15 server and headers, clang for bindgen, sudo for --runas.
@@ -25,6 +26,7 @@ ensure_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
+    need_root "Debian packages missing: ${missing[*]} (run: sudo bash scripts/setup.sh)"
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -34,6 +36,7 @@ ensure_packages() {
 
 ensure_cargo_pgrx() {
   if ! cargo pgrx --version 2>/dev/null | grep -q " ${PGRX_VERSION}\$"; then
+    need_root "cargo-pgrx ${PGRX_VERSION} missing (run: sudo bash scripts/setup.sh)"
     log "installing cargo-pgrx ${PGRX_VERSION} (once; about 15-20 minutes)"
     cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
   fi
@@ -43,8 +46,8 @@ ensure_cargo_pgrx() {
   fi
 }
 
+# What scripts/setup.sh does: needs root only when something is missing.
 ensure_toolchain() {
-  need_root
   ensure_packages
   ensure_cargo_pgrx
 }
@@ -52,6 +55,7 @@ ensure_toolchain() {
 # Build and install the extension into Debian's PostgreSQL. $1 = "release" or "debug".
 install_extension() {
   local profile="${1:-debug}"
+  [ -w "$("$PG_CONFIG" --pkglibdir)" ] || need_root "it installs pg_worm into $("$PG_CONFIG" --pkglibdir)"
   log "building and installing pg_worm (${profile})"
   if [ "$profile" = release ]; then
     (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG")
@@ -64,6 +68,7 @@ install_extension() {
 # start_cluster PORT [extra postgresql.conf lines...]; sets PGDATA_DIR, PGHOST, PGPORT.
 start_cluster() {
   local port="$1"; shift
+  need_root "it runs PostgreSQL as user postgres"
   CLUSTER_DIR="$(mktemp -d /tmp/pg_worm_cluster.XXXXXX)"
   chown postgres: "$CLUSTER_DIR"
   chmod 700 "$CLUSTER_DIR"
