@@ -144,6 +144,9 @@ pub enum WormError {
     #[error("table {table} has {what}; pg_worm cannot protect it")]
     Unprotectable { table: String, what: String },
 
+    #[error("{function} cannot run on a standby: it writes pg_worm's ledger or tables")]
+    OnStandby { function: &'static str },
+
     #[error("pg_worm internal error: {0}")]
     Internal(String),
 }
@@ -189,6 +192,7 @@ impl WormError {
             WormError::TriggerMisuse { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
             WormError::PolicyChanged { .. } => ERRCODE_T_R_SERIALIZATION_FAILURE,
             WormError::Unprotectable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            WormError::OnStandby { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             WormError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -273,6 +277,7 @@ impl WormError {
             }
             WormError::PolicyChanged { .. } => "Run it again in a new transaction: it will see the current holds and retention.".into(),
             WormError::Unprotectable { .. } => "Recreate the column as an ordinary one (the application or a trigger named before zz_worm_chain can compute its value), then protect the table.".into(),
+            WormError::OnStandby { .. } => "Run it on the primary. On a standby, worm.verify, worm.verify_all and worm.verify(tbl, against) work (they write nothing).".into(),
             WormError::Internal(_) => return None,
         })
     }

@@ -2,6 +2,7 @@
 //! shared_preload_libraries (its hooks run) or not (triggers and event
 //! triggers only). Set once by `_PG_init`.
 
+use crate::error::WormError;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,4 +30,15 @@ pub fn notice_weaker_mode() {
     pgrx::notice!(
         "pg_worm runs without its hooks (add pg_worm to shared_preload_libraries): a superuser can disable its event triggers and then switch protection off; worm.verify still detects every changed, removed or forged row"
     );
+}
+
+/// Functions that write (protect, checkpoint, retention, holds, purge,
+/// trusted keys) run on the primary; on a standby they say so instead of
+/// failing on a transaction id.
+pub fn require_primary(function: &'static str) -> Result<(), WormError> {
+    // SAFETY: reads the shared recovery state.
+    if unsafe { pgrx::pg_sys::RecoveryInProgress() } {
+        return Err(WormError::OnStandby { function });
+    }
+    Ok(())
 }

@@ -37,6 +37,7 @@ fn protect(
     chains: i32,
     legal_basis: Option<String>,
 ) -> Result<String, WormError> {
+    crate::mode::require_primary("worm.protect")?;
     let relid = tbl.oid();
     // SAFETY: `tbl` holds the relation open and locked for this call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };

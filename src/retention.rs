@@ -86,6 +86,13 @@ struct Target {
 /// retention changes serialize here before they read anything, and decide on
 /// the newest committed holds and retention (see `meta::lock`).
 fn locked_target(tbl: &PgRelation, action: &'static str) -> Result<Target, WormError> {
+    crate::mode::require_primary(match action {
+        "purge it" => "worm.purge_expired",
+        "change its retention" => "worm.set_retention",
+        "place a legal hold" => "worm.legal_hold",
+        "release a legal hold" => "worm.release_hold",
+        _ => "this pg_worm function",
+    })?;
     let relid = tbl.oid();
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     if meta::lookup(relid)?.is_none() {

@@ -169,3 +169,19 @@ fn rename_column_is_refused() {
     Spi::run("SELECT worm.protect('t_ren')").unwrap();
     Spi::run("ALTER TABLE t_ren RENAME COLUMN a TO c").unwrap();
 }
+
+/// With `worm` first on the search_path, ALTER FUNCTION of a function in
+/// another schema is not pg_worm's business.
+#[pg_test]
+fn alter_function_elsewhere_is_allowed_with_worm_on_path() {
+    Spi::run("CREATE FUNCTION public.f_elsewhere() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        .unwrap();
+    Spi::run("SET search_path = worm, public").unwrap();
+    Spi::run("ALTER FUNCTION f_elsewhere() IMMUTABLE").unwrap();
+    Spi::run("ALTER FUNCTION f_elsewhere() RENAME TO f_elsewhere2").unwrap();
+    let n = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE proname = 'f_elsewhere2' AND provolatile = 'i'",
+    )
+    .unwrap();
+    assert_eq!(n, Some(1));
+}

@@ -2,7 +2,7 @@
 //! it stores, and on pg_worm's own objects.
 
 use super::columns::{add_column_problem, is_worm_column};
-use super::create::{func_in_worm, in_worm};
+use super::create::{in_worm, routine_in_worm};
 use super::nodes::*;
 use super::types::*;
 use super::{protected, refuse, worm_namespace, Protected, OUR_TRIGGERS};
@@ -178,7 +178,7 @@ pub(super) unsafe fn check_rename(stmt: *mut pg_sys::RenameStmt) -> Result<(), W
             OBJECT_SCHEMA => rename_schema(&cstr((*stmt).subname)),
             OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE => {
                 let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
-                if !owa.is_null() && func_in_worm((*owa).objname) {
+                if routine_in_worm((*stmt).renameType, owa) {
                     return Err(refuse("schema worm", "renaming pg_worm's functions"));
                 }
                 Ok(())
@@ -372,7 +372,7 @@ pub(super) unsafe fn check_set_schema(
             OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE
         ) {
             let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
-            if !owa.is_null() && func_in_worm((*owa).objname) {
+            if routine_in_worm(ot, owa) {
                 return Err(refuse("schema worm", "moving pg_worm's functions"));
             }
         }

@@ -53,6 +53,32 @@ pub(super) unsafe fn func_in_worm(names: *mut pg_sys::List) -> bool {
     let nsoid = unsafe { pg_sys::QualifiedNameGetCreationNamespace(names, &mut objname) };
     nsoid == ns
 }
+
+/// Whether the existing routine a statement names (ALTER, RENAME, SET
+/// SCHEMA, OWNER, DEPENDS) lives in schema worm. Resolved to the routine
+/// itself, not to the first schema of the search_path: `ALTER FUNCTION f()`
+/// of a function elsewhere is not pg_worm's business.
+///
+/// # Safety
+/// `owa` is NULL or the statement's ObjectWithArgs.
+pub(super) unsafe fn routine_in_worm(
+    objtype: pg_sys::ObjectType::Type,
+    owa: *mut pg_sys::ObjectWithArgs,
+) -> bool {
+    let Some(ns) = worm_namespace() else {
+        return false;
+    };
+    if owa.is_null() {
+        return false;
+    }
+    // SAFETY: the caller passes the statement's ObjectWithArgs; a missing
+    // routine gives InvalidOid (the statement itself then fails).
+    unsafe {
+        let func = pg_sys::LookupFuncWithArgs(objtype, owa, true);
+        func != pg_sys::InvalidOid && pg_sys::get_func_namespace(func) == ns
+    }
+}
+
 /// `ALTER … DEPENDS ON EXTENSION`: a routine DROP EXTENSION would then drop
 /// the object with it. Refused for pg_worm's triggers and every trigger and
 /// index of a protected table, and for pg_worm's functions.
@@ -96,7 +122,7 @@ pub(super) unsafe fn check_depends(
             let owa = object as *mut pg_sys::ObjectWithArgs;
             // SAFETY: for routines `object` is an ObjectWithArgs whose
             // objname is a name list.
-            if !owa.is_null() && unsafe { func_in_worm((*owa).objname) } {
+            if unsafe { routine_in_worm((*stmt).objectType, owa) } {
                 return Err(refuse(
                     "schema worm",
                     "making pg_worm's functions depend on another extension",
@@ -278,7 +304,7 @@ pub(super) unsafe fn check_alter_function(
     stmt: *mut pg_sys::AlterFunctionStmt,
 ) -> Result<(), WormError> {
     // SAFETY: the caller passes a valid statement.
-    let ours = unsafe { !(*stmt).func.is_null() && func_in_worm((*(*stmt).func).objname) };
+    let ours = unsafe { routine_in_worm((*stmt).objtype, (*stmt).func) };
     if ours {
         return Err(refuse("schema worm", "altering pg_worm's functions"));
     }
@@ -335,7 +361,7 @@ pub(super) unsafe fn check_alter_owner(stmt: *mut pg_sys::AlterOwnerStmt) -> Res
             OBJECT_SCHEMA => str_node((*stmt).object) == "worm",
             OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE => {
                 let owa = (*stmt).object as *mut pg_sys::ObjectWithArgs;
-                !owa.is_null() && func_in_worm((*owa).objname)
+                routine_in_worm((*stmt).objectType, owa)
             }
             OBJECT_TYPE | OBJECT_DOMAIN => {
                 let names = (*stmt).object as *mut pg_sys::List;

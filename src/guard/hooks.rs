@@ -105,7 +105,11 @@ unsafe extern "C-unwind" fn astm_check(
                 return false;
             }
         }
-        if newval.is_null() || !*newval || source < pg_sys::GucSource::PGC_S_DATABASE {
+        if newval.is_null()
+            || !*newval
+            || source < pg_sys::GucSource::PGC_S_DATABASE
+            || guard::binary_upgrade()
+        {
             return true;
         }
     }
@@ -290,7 +294,7 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
         (false, false) => "INSERT",
     };
     if guard::guarded_catalog(relid) {
-        if crate::catalog::meta::worm_relid("tables").is_some() {
+        if guard::any_protected_table() {
             guard_catalog_dml(relid, op);
         }
         return;

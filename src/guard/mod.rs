@@ -51,7 +51,15 @@ pub fn internal_ddl<R>(f: impl FnOnce() -> R) -> R {
 
 /// True when no guard applies: pg_worm's own DDL, or the extension's script.
 pub fn exempt() -> bool {
-    INTERNAL_DDL.with(|c| c.get() > 0) || creating_pg_worm()
+    INTERNAL_DDL.with(|c| c.get() > 0) || creating_pg_worm() || binary_upgrade()
+}
+
+/// pg_upgrade's restore of the schema (`-b`): it re-creates pg_worm's
+/// objects and their membership (`ALTER EXTENSION pg_worm ADD …`) and sets
+/// catalog fields directly; the guards stand aside there, and only there.
+pub fn binary_upgrade() -> bool {
+    // SAFETY: reads a backend global set at startup.
+    unsafe { pg_sys::IsBinaryUpgrade }
 }
 
 /// Whether pg_worm's own extension script is running (CREATE or ALTER
@@ -174,7 +182,7 @@ fn refuse(target: &str, what: impl Into<String>) -> WormError {
 /// `seg` edit pg_depend and pg_proc) may edit them.
 pub fn guarded_catalog(relid: Oid) -> bool {
     // SAFETY: reads a backend global.
-    if unsafe { pg_sys::creating_extension } {
+    if unsafe { pg_sys::creating_extension } || binary_upgrade() {
         return false;
     }
     [

@@ -78,6 +78,7 @@ fn worm_checkpoint(tbl: PgRelation) -> JsonB {
 }
 
 fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
+    crate::mode::require_primary("worm.checkpoint")?;
     let relid = tbl.oid();
     // SAFETY: `tbl` is an open relation for the duration of the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
@@ -339,6 +340,7 @@ fn worm_trust_key(key_id: String, public_key: String) -> JsonB {
 }
 
 fn trust_key(key_id: String, public_key: String) -> Result<JsonB, WormError> {
+    crate::mode::require_primary("worm.trust_key")?;
     // SAFETY: superuser() only reads the current user's role.
     if !(unsafe { pg_sys::superuser() } || meta::has_role("worm_admin")) {
         return Err(WormError::NotOwnerFor {
