@@ -26,6 +26,28 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+// The server's own implementations, called like the previous hook is: without
+// pgrx's FFI boundary, so that an ERROR they raise reaches the client as
+// PostgreSQL raised it (position, CONTEXT, internal query, schema, table,
+// column and constraint names) instead of being caught and re-thrown with
+// only its message, detail and hint. PostgreSQL's longjmp passes the hook's
+// frame, which holds nothing to drop at the call.
+unsafe extern "C-unwind" {
+    #[link_name = "standard_ProcessUtility"]
+    fn raw_standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+    #[link_name = "standard_ExecutorStart"]
+    fn raw_standard_executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: std::ffi::c_int);
+}
 static mut PREV_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
@@ -174,7 +196,7 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
-            None => pg_sys::standard_ProcessUtility(
+            None => raw_standard_process_utility(
                 pstmt,
                 query_string,
                 read_only_tree,
@@ -244,7 +266,7 @@ unsafe extern "C-unwind" fn executor_start(
         }
         match PREV_EXECUTOR_START {
             Some(prev) => prev(query_desc, eflags),
-            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+            None => raw_standard_executor_start(query_desc, eflags),
         }
     }
 }
