@@ -2,7 +2,7 @@
 #![doc(hidden)]
 
 use crate::doc::parse_uuid;
-use crate::{inclusion_proof, ledger_hash, link, merkle_root, Hash, GENESIS};
+use crate::{inclusion_proof, ledger_hash, link, merkle_root, Hash, RowRecord, GENESIS};
 use serde_json::{json, Value as Json};
 
 pub const UID: &str = "96b050e8-7901-4ea8-9d1c-2e33942069c5";
@@ -75,4 +75,23 @@ pub fn certificate_json() -> Json {
     let prev = [6u8; 32];
     let hash = ledger_hash(4, &prev, &doc);
     json!({"certificate": doc, "ledger_entry": {"seq": 4, "prev_hash": hex::encode(prev), "hash": hex::encode(hash)}})
+}
+
+/// Rows `from..=to` of chain `c`, correctly linked after `prev`: row hash
+/// `[seq; 32]`, inserted at `1000 + seq`.
+pub fn linked_rows(uid: &[u8; 16], c: i32, from: i64, to: i64, prev: Hash) -> Vec<RowRecord> {
+    let mut prev = prev;
+    (from..=to)
+        .map(|seq| {
+            let row_hash = [seq as u8; 32];
+            let l = link(uid, c, seq, 1000 + seq, &prev, &row_hash);
+            prev = l;
+            RowRecord {
+                seq: Some(seq),
+                inserted_at: Some(1000 + seq),
+                stored_link: Some(l.to_vec()),
+                row_hash,
+            }
+        })
+        .collect()
 }

@@ -139,25 +139,11 @@ pub fn chain_states(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link;
 
     const UID: [u8; 16] = [7; 16];
 
     fn chain_of(c: i32, from: i64, to: i64, prev: Hash) -> Vec<RowRecord> {
-        let mut prev = prev;
-        (from..=to)
-            .map(|seq| {
-                let row_hash = [seq as u8; 32];
-                let l = link(&UID, c, seq, 1000 + seq, &prev, &row_hash);
-                prev = l;
-                RowRecord {
-                    seq: Some(seq),
-                    inserted_at: Some(1000 + seq),
-                    stored_link: Some(l.to_vec()),
-                    row_hash,
-                }
-            })
-            .collect()
+        crate::fixtures::linked_rows(&UID, c, from, to, prev)
     }
 
     #[test]

@@ -11,8 +11,8 @@ use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pg_worm_core::{
-    chain_states, columns_mismatch, table, AnchorEntry, ByChain, ChainRow, ChainState, ColumnDef,
-    Hash, LedgerEntry, RowEncoder, RowRecord,
+    chain_states, columns_mismatch, format_uuid, table, AnchorEntry, ByChain, ChainRow, ChainState,
+    ColumnDef, Hash, LedgerEntry, RowEncoder, RowRecord,
 };
 use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -883,18 +883,6 @@ pub fn take_checkpoint(client: &mut Client, table: &str) -> Result<serde_json::V
     serde_json::from_str(&text).context("worm.checkpoint returned something that is not JSON")
 }
 
-pub fn format_uuid(u: &[u8; 16]) -> String {
-    let h = hex::encode(u);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -923,9 +911,6 @@ mod tests {
             0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
             0xee, 0xff,
         ];
-        assert_eq!(
-            super::format_uuid(&u),
-            "00112233-4455-6677-8899-aabbccddeeff"
-        );
+        assert_eq!(format_uuid(&u), "00112233-4455-6677-8899-aabbccddeeff");
     }
 }

@@ -172,25 +172,12 @@ fn summary_line(s: &Summary, rows: &[ChainRow]) -> String {
 mod tests {
     use super::*;
     use pg_worm_core::findings::{all_ok, stray_rows, table_problem, with_bad_anchor};
-    use pg_worm_core::{link, verify_chain, RowRecord, GENESIS};
+    use pg_worm_core::{verify_chain, RowRecord, GENESIS};
 
     const UID: [u8; 16] = [7; 16];
 
     fn chain_of(n: i64) -> Vec<RowRecord> {
-        let mut prev = GENESIS;
-        (1..=n)
-            .map(|seq| {
-                let row_hash = [seq as u8; 32];
-                let l = link(&UID, 0, seq, 1000 + seq, &prev, &row_hash);
-                prev = l;
-                RowRecord {
-                    seq: Some(seq),
-                    inserted_at: Some(1000 + seq),
-                    stored_link: Some(l.to_vec()),
-                    row_hash,
-                }
-            })
-            .collect()
+        pg_worm_core::fixtures::linked_rows(&UID, 0, 1, n, GENESIS)
     }
 
     fn summary() -> Summary {
