@@ -17,8 +17,6 @@
 //! Every function that takes a raw pointer from PostgreSQL is `unsafe` and
 //! says in `# Safety` what the pointer must be; the safe ones need only what
 //! every pg_worm entry point has: a backend inside a transaction.
-// Some helpers are for guard, protect and verify, which move onto them next.
-#![allow(dead_code)]
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::Oid;
@@ -104,10 +102,6 @@ impl Rel {
         self.ptr.as_ptr()
     }
 
-    pub fn oid(&self) -> Oid {
-        self.rd_id
-    }
-
     /// The pg_class row of the relation.
     pub fn form(&self) -> &pg_sys::FormData_pg_class {
         // SAFETY: an open relcache entry always has its rd_rel.
@@ -154,12 +148,6 @@ impl Rel {
     ) -> Option<B> {
         // SAFETY: the relation is open for the life of `self`.
         unsafe { scan_heap(self.as_ptr(), snapshot, f) }
-    }
-
-    /// Oids of the relation's indexes; see [`index_oids`].
-    pub fn index_oids(&self) -> Vec<Oid> {
-        // SAFETY: the relation is open for the life of `self`.
-        unsafe { index_oids(self.as_ptr()) }
     }
 }
 
@@ -430,11 +418,6 @@ impl<'a> Slot<'a> {
         }
     }
 
-    /// The raw slot pointer (valid during the callback).
-    pub fn as_ptr(&self) -> *mut pg_sys::TupleTableSlot {
-        self.slot
-    }
-
     /// Attribute `attnum` (1-based) of the row; None when it is NULL or the
     /// relation has no such attribute.
     pub fn get(&self, attnum: i16) -> Option<pg_sys::Datum> {
@@ -622,15 +605,7 @@ mod tests {
     use pgrx::prelude::*;
     use std::ops::ControlFlow;
 
-    fn relid(name: &str) -> Oid {
-        Spi::get_one_with_args::<Oid>(
-            "SELECT $1::regclass::oid",
-            &[pgrx::datum::DatumWithOid::from(name)],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(pg_sys::InvalidOid)
-    }
+    use crate::tests::relid;
 
     #[pg_test]
     fn scan_heap_reads_nulls_as_none_and_stops_on_break() {
@@ -681,7 +656,11 @@ mod tests {
             trigs,
             vec![("pg_trig_x".to_string(), vec!["a".into(), "b c".into()])]
         );
-        assert_eq!(rel.index_oids(), vec![relid("pg_trig_t_pkey")]);
+        // SAFETY: `rel` is open.
+        assert_eq!(
+            unsafe { index_oids(rel.as_ptr()) },
+            vec![relid("pg_trig_t_pkey")]
+        );
         assert_eq!(rel.display_name(), "public.pg_trig_t");
         assert_eq!(name_str(&rel.form().relname), "pg_trig_t");
         assert!(Rel::cached(pg_sys::InvalidOid).is_none());
@@ -725,24 +704,9 @@ mod tests {
 /// Whether a relation has no row visible to a fresh snapshot (own
 /// transaction's rows included).
 pub fn relation_is_empty(relid: Oid) -> bool {
-    // SAFETY: a heap scan with a registered snapshot, every resource released.
-    unsafe {
-        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
-        if rel.is_null() {
-            return true;
-        }
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let empty = !pg_sys::table_scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        );
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::table_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
-        empty
-    }
+    let Some(rel) = Rel::try_open(relid, pg_sys::AccessShareLock) else {
+        return true;
+    };
+    rel.scan(ScanSnapshot::Latest, |_| ControlFlow::Break(()))
+        .is_none()
 }

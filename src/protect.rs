@@ -316,7 +316,7 @@ fn interval_text(i: &pgrx::datum::Interval) -> String {
 fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(), WormError> {
     let triggers: Vec<(String, i16)> = sql::connect(|client| {
         let rows = client.select(
-            "SELECT tgname::text, tgtype FROM pg_catalog.pg_trigger \
+            "SELECT tgname::pg_catalog.text, tgtype FROM pg_catalog.pg_trigger \
              WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND NOT tgisinternal ORDER BY 1",
             None,
             &[DatumWithOid::from(relid)],
@@ -406,9 +406,10 @@ fn backfill(
         &format!(
             "UPDATE {table} AS t SET {COL_CHAIN} = u.c, {COL_SEQ} = u.s, \
              {COL_INSERTED_AT} = pg_catalog.transaction_timestamp(), {COL_HASH} = u.h \
-             FROM ROWS FROM (pg_catalog.unnest($1::text[]::tid[]), pg_catalog.unnest($2::int[]), \
-             pg_catalog.unnest($3::bigint[]), pg_catalog.unnest($4::bytea[])) AS u(tid, c, s, h) \
-             WHERE t.ctid = u.tid"
+             FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]::pg_catalog.tid[]), \
+             pg_catalog.unnest($2::pg_catalog.int4[]), pg_catalog.unnest($3::pg_catalog.int8[]), \
+             pg_catalog.unnest($4::pg_catalog.bytea[])) AS u(tid, c, s, h) \
+             WHERE t.ctid OPERATOR(pg_catalog.=) u.tid"
         ),
         &[
             DatumWithOid::from(tids),

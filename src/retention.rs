@@ -85,14 +85,12 @@ struct Target {
 /// The protected table, after its registry row is locked: purge, holds and
 /// retention changes serialize here before they read anything, and decide on
 /// the newest committed holds and retention (see `meta::lock`).
-fn locked_target(tbl: &PgRelation, action: &'static str) -> Result<Target, WormError> {
-    crate::mode::require_primary(match action {
-        "purge it" => "worm.purge_expired",
-        "change its retention" => "worm.set_retention",
-        "place a legal hold" => "worm.legal_hold",
-        "release a legal hold" => "worm.release_hold",
-        _ => "this pg_worm function",
-    })?;
+fn locked_target(
+    tbl: &PgRelation,
+    function: &'static str,
+    action: &'static str,
+) -> Result<Target, WormError> {
+    crate::mode::require_primary(function)?;
     let relid = tbl.oid();
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     if meta::lookup(relid)?.is_none() {
@@ -139,7 +137,8 @@ fn non_empty(reason: &str, what: &'static str) -> Result<(), WormError> {
 
 fn hold_since(relid: pg_sys::Oid) -> String {
     sql::get_one_with_args::<String>(
-        "SELECT hold_since::text FROM worm.tables WHERE table_name::oid = $1",
+        "SELECT hold_since::pg_catalog.text FROM worm.tables \
+         WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
         &[DatumWithOid::from(relid)],
     )
     .ok()
@@ -162,7 +161,7 @@ fn set_retention(
     retention: Option<Interval>,
     legal_basis: Option<String>,
 ) -> Result<JsonB, WormError> {
-    let t = locked_target(&tbl, "change its retention")?;
+    let t = locked_target(&tbl, "worm.set_retention", "change its retention")?;
     let Some(new) = retention else {
         return Err(WormError::RetentionRemoved { table: t.table });
     };
@@ -194,7 +193,8 @@ fn set_retention(
     }
     let basis = legal_basis.or(t.meta.legal_basis.clone());
     meta::internal_update(
-        "UPDATE worm.tables SET retention = $2, legal_basis = $3 WHERE table_uid = $1",
+        "UPDATE worm.tables SET retention = $2, legal_basis = $3 \
+         WHERE table_uid OPERATOR(pg_catalog.=) $1",
         &[
             DatumWithOid::from(pgrx::Uuid::from_bytes(t.meta.uid)),
             DatumWithOid::from(new),
@@ -228,14 +228,12 @@ fn worm_release_hold(tbl: PgRelation, reason: String) -> JsonB {
 }
 
 fn hold(tbl: PgRelation, reason: String, on: bool) -> Result<JsonB, WormError> {
-    let t = locked_target(
-        &tbl,
-        if on {
-            "place a legal hold"
-        } else {
-            "release a legal hold"
-        },
-    )?;
+    let (function, action) = if on {
+        ("worm.legal_hold", "place a legal hold")
+    } else {
+        ("worm.release_hold", "release a legal hold")
+    };
+    let t = locked_target(&tbl, function, action)?;
     non_empty(&reason, "the reason")?;
     if on && t.meta.legal_hold {
         return Err(WormError::OnHold {
@@ -251,13 +249,13 @@ fn hold(tbl: PgRelation, reason: String, on: bool) -> Result<JsonB, WormError> {
     if on {
         meta::internal_update(
             "UPDATE worm.tables SET legal_hold = true, hold_reason = $2, \
-             hold_since = pg_catalog.transaction_timestamp() WHERE table_uid = $1",
+             hold_since = pg_catalog.transaction_timestamp() WHERE table_uid OPERATOR(pg_catalog.=) $1",
             &[DatumWithOid::from(uid), DatumWithOid::from(reason.clone())],
         )?;
     } else {
         meta::internal_update(
             "UPDATE worm.tables SET legal_hold = false, hold_reason = NULL, hold_since = NULL \
-             WHERE table_uid = $1",
+             WHERE table_uid OPERATOR(pg_catalog.=) $1",
             &[DatumWithOid::from(uid)],
         )?;
     }
@@ -289,7 +287,7 @@ fn worm_purge_expired(tbl: PgRelation) -> JsonB {
 }
 
 fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
-    let t = locked_target(&tbl, "purge it")?;
+    let t = locked_target(&tbl, "worm.purge_expired", "purge it")?;
     let retention = purgeable(&t)?;
     // One purge of a table at a time; inserts go on (SHARE UPDATE EXCLUSIVE
     // does not conflict with ROW EXCLUSIVE).
@@ -450,7 +448,7 @@ fn delete_batch(table: &str, chain: i32, from: i64, to: i64) -> Result<i64, Worm
         client
             .update(
                 &format!(
-                    "DELETE FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq BETWEEN $2 AND $3"
+                    "DELETE FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq OPERATOR(pg_catalog.>=) $2 AND worm_seq OPERATOR(pg_catalog.<=) $3"
                 ),
                 None,
                 &[DatumWithOid::from(chain), DatumWithOid::from(from), DatumWithOid::from(to)],

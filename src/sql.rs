@@ -66,6 +66,23 @@ pub fn current_search_path() -> String {
         .unwrap_or_default()
 }
 
+/// The non-NULL values of a query's first column (read-only SPI: no
+/// transaction id).
+pub fn column<A: FromDatum + IntoDatum>(
+    query: &str,
+    args: &[DatumWithOid<'_>],
+) -> SpiResult<Vec<A>> {
+    connect(|client| {
+        let mut out = Vec::new();
+        for r in client.select(query, None, args)? {
+            if let Some(v) = r.get::<A>(1)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    })
+}
+
 pub fn connect<R, F>(f: F) -> R
 where
     F: FnOnce(&SpiClient<'_>) -> R,

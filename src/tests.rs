@@ -2,6 +2,18 @@
 // are the caller, not pg_worm.
 use pgrx::prelude::*;
 
+/// A relation's oid by name (InvalidOid when it does not exist); shared by
+/// the modules' in-server tests.
+pub fn relid(name: &str) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT $1::regclass::oid",
+        &[pgrx::datum::DatumWithOid::from(name)],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(pg_sys::InvalidOid)
+}
+
 #[pg_test]
 fn protect_then_insert_then_verify() {
     Spi::run("CREATE TABLE t_basic (id int, note text)").unwrap();

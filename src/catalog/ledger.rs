@@ -53,8 +53,9 @@ pub fn rfc3339(ts: i64) -> String {
 
 /// Who and when, for every document.
 pub fn actor() -> Result<Json, WormError> {
-    let (session, current) =
-        sql::get_two::<String, String>("SELECT session_user::text, current_user::text")?;
+    let (session, current) = sql::get_two::<String, String>(
+        "SELECT session_user::pg_catalog.text, current_user::pg_catalog.text",
+    )?;
     let app = sql::get_one::<String>("SELECT current_setting('application_name')")?;
     Ok(json!({
         "session_user": session,
@@ -94,7 +95,9 @@ pub fn append(
     doc.insert("by".into(), actor()?);
     doc.insert(
         "database".into(),
-        json!(sql::get_one::<String>("SELECT current_database()::text")?),
+        json!(sql::get_one::<String>(
+            "SELECT pg_catalog.current_database()::pg_catalog.text"
+        )?),
     );
     for (k, v) in fields {
         doc.insert(k, v);

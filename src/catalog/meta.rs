@@ -44,6 +44,8 @@ pub struct TableMeta {
     pub legal_basis: Option<String>,
     pub legal_hold: bool,
     pub hold_reason: Option<String>,
+    /// The hashing version of the table's rows and links (docs/hashing.md).
+    pub encoding_version: i32,
 }
 
 thread_local! {
@@ -59,52 +61,32 @@ const META_COLUMNS: &str =
     "SELECT table_uid, chains, retention, legal_basis, legal_hold, hold_reason, encoding_version \
      FROM worm.tables WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1";
 
-type MetaRow = (
-    Option<pgrx::Uuid>,
-    Option<i32>,
-    Option<pgrx::datum::Interval>,
-    Option<String>,
-    Option<bool>,
-    Option<String>,
-);
-
-fn meta_from_table(
-    rows: pgrx::spi::SpiTupleTable<'_>,
-) -> Result<Option<MetaRow>, pgrx::spi::SpiError> {
-    let mut rows = rows;
-    match rows.next() {
-        Some(r) => Ok(Some((
-            r.get::<pgrx::Uuid>(1)?,
-            r.get::<i32>(2)?,
-            r.get::<pgrx::datum::Interval>(3)?,
-            r.get::<String>(4)?,
-            r.get::<bool>(5)?,
-            r.get::<String>(6)?,
-        ))),
-        None => Ok(None),
-    }
-}
-
-fn meta_from_row(row: Option<MetaRow>) -> Option<TableMeta> {
-    match row {
-        Some((Some(u), Some(c), retention, legal_basis, hold, hold_reason)) => Some(TableMeta {
-            uid: *u.as_bytes(),
-            chains: c,
-            retention,
-            legal_basis,
-            legal_hold: hold.unwrap_or(false),
-            hold_reason,
-        }),
-        _ => None,
-    }
+/// The first registry row of a META_COLUMNS query, if any.
+fn first_meta(
+    mut rows: pgrx::spi::SpiTupleTable<'_>,
+) -> Result<Option<TableMeta>, pgrx::spi::SpiError> {
+    let Some(r) = rows.next() else {
+        return Ok(None);
+    };
+    let (Some(uid), Some(chains)) = (r.get::<pgrx::Uuid>(1)?, r.get::<i32>(2)?) else {
+        return Ok(None);
+    };
+    Ok(Some(TableMeta {
+        uid: *uid.as_bytes(),
+        chains,
+        retention: r.get::<pgrx::datum::Interval>(3)?,
+        legal_basis: r.get::<String>(4)?,
+        legal_hold: r.get::<bool>(5)?.unwrap_or(false),
+        hold_reason: r.get::<String>(6)?,
+        encoding_version: r.get::<i32>(7)?.unwrap_or(1),
+    }))
 }
 
 /// The registry row of a table, as of the current snapshot.
 pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
-    let row = sql::connect(|client| {
-        meta_from_table(client.select(META_COLUMNS, Some(1), &[DatumWithOid::from(relid)])?)
-    })?;
-    Ok(meta_from_row(row))
+    Ok(sql::connect(|client| {
+        first_meta(client.select(META_COLUMNS, Some(1), &[DatumWithOid::from(relid)])?)
+    })?)
 }
 
 /// Locks the registry row of a table (FOR UPDATE) and returns its newest
@@ -118,10 +100,9 @@ pub fn lock(relid: pg_sys::Oid, table: &str) -> Result<Option<TableMeta>, WormEr
     let attempt = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
         as_extension_owner(|| {
             Ok(sql::connect_mut(|client| {
-                meta_from_table(client.update(&query, Some(1), &[DatumWithOid::from(relid)])?)
+                first_meta(client.update(&query, Some(1), &[DatumWithOid::from(relid)])?)
             })?)
         })
-        .map(meta_from_row)
     }))
     .catch_when(PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE, |_| {
         Err(WormError::PolicyChanged {
@@ -186,25 +167,33 @@ pub fn regclass_name(relid: pg_sys::Oid) -> String {
     .unwrap_or_else(|| relid.to_u32().to_string())
 }
 
-/// Purge anchors of a table: chain -> (seq, link), as of the current snapshot.
-pub fn anchors(
-    uid: &[u8; 16],
-) -> Result<std::collections::HashMap<i32, pg_worm_core::Anchor>, WormError> {
-    let uuid = pgrx::Uuid::from_bytes(*uid);
-    let rows = sql::connect(|client| {
+/// The purge anchors of a table as stored: (chain, seq, link) ordered by
+/// chain, as of the current snapshot (read-only).
+pub type StoredAnchor = (Option<i32>, Option<i64>, Option<Vec<u8>>);
+pub fn stored_anchors(uid: &[u8; 16]) -> Result<Vec<StoredAnchor>, WormError> {
+    Ok(sql::connect(|client| {
         let rows = client.select(
-            "SELECT chain, seq, link FROM worm.anchors WHERE table_uid = $1",
+            "SELECT a.chain, a.seq, a.link FROM worm.anchors AS a \
+              WHERE a.table_uid OPERATOR(pg_catalog.=) $1 ORDER BY a.chain, a.seq",
             None,
-            &[DatumWithOid::from(uuid)],
+            &[DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
         )?;
         let mut out = Vec::new();
         for r in rows {
             out.push((r.get::<i32>(1)?, r.get::<i64>(2)?, r.get::<Vec<u8>>(3)?));
         }
         Ok::<_, pgrx::spi::SpiError>(out)
-    })?;
+    })?)
+}
+
+/// Purge anchors of a table: chain -> (seq, link), as of the current
+/// snapshot; an anchor whose link is not 32 bytes is an internal error here
+/// (verify reads them with `stored_anchors` and reports it on the chain).
+pub fn anchors(
+    uid: &[u8; 16],
+) -> Result<std::collections::HashMap<i32, pg_worm_core::Anchor>, WormError> {
     let mut map = std::collections::HashMap::new();
-    for (chain, seq, link) in rows {
+    for (chain, seq, link) in stored_anchors(uid)? {
         if let (Some(c), Some(s), Some(l)) = (chain, seq, link) {
             let link: pg_worm_core::Hash = l
                 .as_slice()
@@ -279,7 +268,7 @@ pub unsafe fn read_anchor(
 /// Runs `f` as the owner of pg_worm's tables with the internal-write flag set.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> Result<R, WormError>) -> Result<R, WormError> {
     let owner = sql::get_one::<pg_sys::Oid>(
-        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'worm.tables'::regclass",
+        "SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) 'worm.tables'::pg_catalog.regclass",
     )?
     .ok_or_else(|| WormError::Internal("worm.tables has no owner".into()))?;
     INTERNAL_WRITE.with(|c| c.set(c.get() + 1));
@@ -300,7 +289,7 @@ pub fn register(
     legal_basis: Option<String>,
     rows_at_protect: i64,
 ) -> Result<(), WormError> {
-    let by = sql::get_one::<String>("SELECT session_user::text")?.unwrap_or_default();
+    let by = sql::get_one::<String>("SELECT session_user::pg_catalog.text")?.unwrap_or_default();
     as_extension_owner(|| {
         sql::run_with_args(
             "INSERT INTO worm.tables (table_uid, table_name, chains, retention, legal_basis, protected_at, protected_by, rows_at_protect, encoding_version) \

@@ -148,21 +148,11 @@ pub fn after_alter_table() -> Result<(), WormError> {
     if exempt() {
         return Ok(());
     }
-    let relids: Vec<Oid> = sql::connect(|client| {
-        let rows = client.select(
-            "SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() \
-              WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(o) = r.get::<Oid>(1)? {
-                out.push(o);
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?;
+    let relids: Vec<Oid> = sql::column(
+        "SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() \
+          WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
+        &[],
+    )?;
     // ALTER TABLE on a parent reaches its (protected) children too.
     let mut all: Vec<Oid> = Vec::new();
     for relid in relids {

@@ -465,10 +465,10 @@ pub unsafe extern "C-unwind" fn worm_guard_drop(
     }
     let refused: Option<(String, String)> = sql::connect(|client| {
         let rows = client.select(
-            "SELECT d.object_type, d.object_identity, d.objsubid, t.table_uid::text \
+            "SELECT d.object_type, d.object_identity, d.objsubid, t.table_uid::pg_catalog.text \
                FROM pg_catalog.pg_event_trigger_dropped_objects() AS d \
-               LEFT JOIN worm.tables AS t ON t.table_name::oid = d.objid \
-                    AND d.classid = 'pg_catalog.pg_class'::regclass",
+               LEFT JOIN worm.tables AS t ON t.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid \
+                    AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
             None,
             &[],
         )?;

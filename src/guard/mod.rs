@@ -129,45 +129,32 @@ pub fn protected(relid: Oid) -> Option<Protected> {
 
 /// Any protected table in this database (a registry row whose table exists)?
 pub fn any_protected_table() -> bool {
-    let Some(relid) = crate::catalog::meta::worm_relid("tables") else {
+    let Some(rel) = crate::catalog::meta::worm_relid("tables")
+        .and_then(|relid| crate::pg::Rel::try_open(relid, pg_sys::AccessShareLock))
+    else {
         return false;
     };
-    unsafe {
-        let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as _);
-        if rel.is_null() {
-            return false;
-        }
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let mut found = false;
-        while pg_sys::table_scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        ) {
-            let mut isnull = false;
-            let oid = pg_sys::slot_getattr(slot, 2, &mut isnull);
-            if !isnull {
-                let relid = Oid::from(oid.value() as u32);
-                if pg_sys::SearchSysCacheExists(
+    rel.scan(crate::pg::ScanSnapshot::Latest, |slot| {
+        let exists = slot.get(2).is_some_and(|d| {
+            let relid = Oid::from(d.value() as u32);
+            // SAFETY: a syscache probe by oid.
+            unsafe {
+                pg_sys::SearchSysCacheExists(
                     pg_sys::SysCacheIdentifier::RELOID as _,
                     pg_sys::Datum::from(relid),
                     pg_sys::Datum::from(0),
                     pg_sys::Datum::from(0),
                     pg_sys::Datum::from(0),
-                ) {
-                    found = true;
-                    break;
-                }
+                )
             }
+        });
+        if exists {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
         }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::table_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
-        found
-    }
+    })
+    .is_some()
 }
 
 fn refuse(target: &str, what: impl Into<String>) -> WormError {

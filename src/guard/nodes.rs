@@ -143,22 +143,13 @@ pub(crate) fn with_inheritors(relid: Oid) -> Vec<Oid> {
     if !has_children {
         return vec![relid];
     }
-    let children = sql::connect(|client| {
-        let rows = client.select(
-            "WITH RECURSIVE tree(oid) AS (SELECT $1::oid UNION \
-               SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i JOIN tree ON i.inhparent = tree.oid) \
-             SELECT oid FROM tree",
-            None,
-            &[DatumWithOid::from(relid)],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(o) = r.get::<Oid>(1)? {
-                out.push(o);
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    });
+    let children = sql::column::<Oid>(
+        "WITH RECURSIVE tree(oid) AS (SELECT $1::pg_catalog.oid UNION \
+           SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i \
+             JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.oid) \
+         SELECT oid FROM tree",
+        &[DatumWithOid::from(relid)],
+    );
     children.unwrap_or_else(|_| vec![relid])
 }
 /// Whether `relid`'s trigger `name` is a BEFORE row trigger on INSERT or UPDATE.

@@ -129,24 +129,17 @@ fn parse_digest(j: &Json) -> Result<Digest, WormError> {
 /// worm.trusted_keys counts only with its `trust_key` entry in the ledger (a
 /// row inserted into the empty table by hand, as a restore may, does not).
 fn trusted_keys() -> Result<Vec<[u8; 32]>, WormError> {
-    Ok(sql::connect(|client| {
-        let rows = client.select(
-            "SELECT k.public_key FROM worm.trusted_keys AS k \
+    Ok(sql::column::<Vec<u8>>(
+        "SELECT k.public_key FROM worm.trusted_keys AS k \
               WHERE EXISTS (SELECT FROM worm.ledger AS l \
                              WHERE l.event OPERATOR(pg_catalog.=) 'trust_key' \
                                AND (l.document OPERATOR(pg_catalog.->>) 'public_key') \
                                    OPERATOR(pg_catalog.=) pg_catalog.encode(k.public_key, 'hex'))",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(k) = r.get::<Vec<u8>>(1)?.and_then(|k| k.try_into().ok()) {
-                out.push(k);
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+        &[],
+    )?
+    .into_iter()
+    .filter_map(|k| k.try_into().ok())
+    .collect())
 }
 
 /// Every signature present must verify, trusted key or not (a forged one is

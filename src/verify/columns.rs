@@ -84,15 +84,7 @@ pub fn mismatch(relid: pg_sys::Oid, uid: &[u8; 16]) -> Result<Option<String>, Wo
 mod tests {
     use pgrx::prelude::*;
 
-    fn relid(name: &str) -> pg_sys::Oid {
-        Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT $1::regclass::oid",
-            &[pgrx::datum::DatumWithOid::from(name)],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(pg_sys::InvalidOid)
-    }
+    use crate::tests::relid;
 
     #[pg_test]
     fn current_lists_columns_in_attnum_order() {

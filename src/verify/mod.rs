@@ -61,26 +61,16 @@ pub fn to_row(r: ChainRow) -> VerifyRow {
 
 /// The inheritance children of a table, schema-qualified (quoted as needed).
 fn inheritance_children(relid: pg_sys::Oid) -> Result<Vec<String>, WormError> {
-    Ok(sql::connect(|client| {
-        let rows = client.select(
-            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
-                    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
-               FROM pg_catalog.pg_inherits AS i \
-               JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
-               JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-              WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
-              ORDER BY 1",
-            None,
-            &[DatumWithOid::from(relid)],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(name) = r.get::<String>(1)? {
-                out.push(name);
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+    Ok(sql::column(
+        "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
+           FROM pg_catalog.pg_inherits AS i \
+           JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
+           JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+          ORDER BY 1",
+        &[DatumWithOid::from(relid)],
+    )?)
 }
 
 /// Problems of the table as a whole (`pg_worm_core::table` words them):
@@ -89,7 +79,11 @@ fn inheritance_children(relid: pg_sys::Oid) -> Result<Vec<String>, WormError> {
 ///
 /// # Safety
 /// `rel` must be an open relation (read here: its oid and its pg_class form).
-unsafe fn table_problems(rel: pg_sys::Relation, uid: &[u8; 16]) -> Result<Vec<String>, WormError> {
+unsafe fn table_problems(
+    rel: pg_sys::Relation,
+    uid: &[u8; 16],
+    version: i32,
+) -> Result<Vec<String>, WormError> {
     // SAFETY: `rel` is open (the caller's contract).
     let relid = unsafe { (*rel).rd_id };
     let mut out: Vec<String> = inheritance_children(relid)?
@@ -105,20 +99,6 @@ unsafe fn table_problems(rel: pg_sys::Relation, uid: &[u8; 16]) -> Result<Vec<St
     if let Some(diff) = columns::mismatch(relid, uid)? {
         out.push(table::columns_problem(&diff));
     }
-    // Read-only SPI: verification assigns no transaction id (it runs on standbys).
-    let version =
-        crate::sql::connect(|client| {
-            let mut rows = client.select(
-            "SELECT encoding_version FROM worm.tables WHERE table_uid OPERATOR(pg_catalog.=) $1",
-            Some(1),
-            &[pgrx::datum::DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
-        )?;
-            match rows.next() {
-                Some(r) => r.get::<i32>(1),
-                None => Ok(None),
-            }
-        })?
-        .unwrap_or(1);
     out.extend(table::encoding_version_problem(i64::from(version)));
     Ok(out)
 }
@@ -238,19 +218,7 @@ fn verify_table(rel: pg_sys::Relation) -> Result<Vec<VerifyRow>, WormError> {
 /// The purge anchors of a table as stored, unusable ones included (a malformed anchor is a
 /// broken chain, not a failed verification).
 fn anchor_entries(uid: &[u8; 16]) -> Result<BTreeMap<i32, AnchorEntry>, WormError> {
-    let stored = sql::connect(|client| {
-        let rows = client.select(
-            "SELECT a.chain, a.seq, a.link FROM worm.anchors AS a \
-              WHERE a.table_uid OPERATOR(pg_catalog.=) $1 ORDER BY a.chain, a.seq",
-            None,
-            &[DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push((r.get::<i32>(1)?, r.get::<i64>(2)?, r.get::<Vec<u8>>(3)?));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?;
+    let stored = meta::stored_anchors(uid)?;
     // Should a chain have several, the latest purge (highest seq, sorted last) counts.
     Ok(stored
         .into_iter()
@@ -283,7 +251,7 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
     } else {
         BTreeMap::new()
     };
-    let whole_table = unsafe { table_problems(rel, &meta.uid)? };
+    let whole_table = unsafe { table_problems(rel, &meta.uid, meta.encoding_version)? };
     let rows = pg_worm_core::verify_table(
         &meta.uid,
         meta.chains,
