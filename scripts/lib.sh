@@ -54,14 +54,26 @@ ensure_toolchain() {
 
 # Build and install the extension into Debian's PostgreSQL. $1 = "release" or "debug".
 install_extension() {
-  local profile="${1:-debug}"
-  [ -w "$("$PG_CONFIG" --pkglibdir)" ] || need_root "it installs pg_worm into $("$PG_CONFIG" --pkglibdir)"
+  local profile="${1:-debug}" libdir sharedir out f
+  libdir="$("$PG_CONFIG" --pkglibdir)"
+  sharedir="$("$PG_CONFIG" --sharedir)"
+  [ -w "$libdir" ] || need_root "it installs pg_worm into $libdir"
   log "building and installing pg_worm (${profile})"
+  out="$ROOT/target/package-$profile"
+  rm -rf "$out"
   if [ "$profile" = release ]; then
-    (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG")
+    (cd "$ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$out")
   else
-    (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG")
+    (cd "$ROOT" && cargo pgrx package --debug --pg-config "$PG_CONFIG" --out-dir "$out")
   fi
+  # Each file is written beside its destination and renamed over it: a
+  # server that has the old library mapped keeps its (unlinked) copy instead
+  # of crashing with SIGBUS on a file truncated under it.
+  for f in "$out$libdir"/*.so "$out$sharedir"/extension/*; do
+    local dest="${f#"$out"}"
+    install -m 0644 "$f" "$dest.tmp.$$"
+    mv -f "$dest.tmp.$$" "$dest"
+  done
 }
 
 # A throwaway cluster run by the postgres user in a temporary directory.
