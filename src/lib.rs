@@ -44,9 +44,30 @@ extension_sql_file!("../sql/views.sql", name = "views", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    no_backtraces_for_clients();
     insert::encode::register_callbacks();
     insert::chain::register_callbacks();
     guard::hooks::init();
+}
+
+/// pgrx's panic hook captures a Rust backtrace for every error raised
+/// through it and appends it to the error's DETAIL whenever capturing is
+/// enabled, which the server's environment decides (`RUST_BACKTRACE=1`).
+/// Clients must never see one, whatever that environment. The standard
+/// library reads those variables once, at the first capture, and keeps the
+/// answer for the rest of the process (this library's copy of std only), so
+/// the first capture happens here with capturing switched off; the
+/// environment is then put back as it was, for every other program. A
+/// backend (and the postmaster that preloads) runs one thread.
+fn no_backtraces_for_clients() {
+    const VAR: &str = "RUST_LIB_BACKTRACE";
+    let saved = std::env::var_os(VAR);
+    std::env::set_var(VAR, "0");
+    let _ = std::backtrace::Backtrace::capture();
+    match saved {
+        Some(v) => std::env::set_var(VAR, v),
+        None => std::env::remove_var(VAR),
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
