@@ -72,6 +72,10 @@ GRANT SELECT ON worm.protected_tables, worm.certificates TO PUBLIC;
 --                 tables; changes nothing.
 --   worm_admin:   protects tables and manages their retention, holds and
 --                 purges without owning them.
+--   worm_restore: its members' INSERTs (like superusers') keep the worm_
+--                 values rows arrive with, when they extend the table's
+--                 chains exactly: data-only restores, logical-replication
+--                 subscribers. Grants no privilege on any table.
 DO $roles$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'worm_auditor') THEN
@@ -79,6 +83,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'worm_admin') THEN
         CREATE ROLE worm_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'worm_restore') THEN
+        CREATE ROLE worm_restore NOLOGIN;
     END IF;
 END
 $roles$;

@@ -22,6 +22,26 @@ pub enum WormError {
     #[error("{target} is protected by pg_worm; refused: {what}")]
     Protected { target: String, what: String },
 
+    #[error("{table} was restored without pg_worm's record of it: its chain trigger is refused")]
+    RestoredAlone {
+        table: String,
+        uid: String,
+        chains: String,
+    },
+
+    #[error("{table} cannot be adopted as pg_worm table {uid}: another table is registered under that identity")]
+    IdentityInUse { table: String, uid: String },
+
+    #[error("{table} cannot be adopted: its rows do not verify under the given identity and chains")]
+    AdoptRefused { table: String, problems: String },
+
+    #[error("a row arriving in {table} with its worm_ values does not extend chain {chain}: {why}")]
+    DoesNotExtend {
+        table: String,
+        chain: i32,
+        why: String,
+    },
+
     #[error("{table} belongs to pg_worm: {operation} is not allowed")]
     ExtensionTable {
         table: String,
@@ -189,6 +209,10 @@ impl WormError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             WormError::Damaged { .. } => ERRCODE_DATA_CORRUPTED,
+            WormError::DoesNotExtend { .. } => ERRCODE_CHECK_VIOLATION,
+            WormError::IdentityInUse { .. } => ERRCODE_DUPLICATE_OBJECT,
+            WormError::RestoredAlone { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            WormError::AdoptRefused { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::TriggerMisuse { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
             WormError::PolicyChanged { .. } => ERRCODE_T_R_SERIALIZATION_FAILURE,
             WormError::Unprotectable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -200,6 +224,13 @@ impl WormError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             WormError::Immutable { .. } => PURGE_HINT.to_string(),
+            WormError::RestoredAlone { table, uid, chains } => format!(
+                "The table holds rows chained by pg_worm, but worm.tables does not list it (a restore of the table alone, e.g. pg_restore -t). Restore the whole database, or protect it again with its identity and links: SELECT worm.adopt('{}', '{}', {});",
+                table.replace('\'', "''"), uid.replace('\'', "''"), chains.parse::<i32>().map_or("chains".into(), |c| c.to_string())
+            ),
+            WormError::IdentityInUse { .. } => "A table keeps its identity in one place: adopt a copy of it in another database (a restore, a subscriber), or protect this table as a new one with worm.protect after removing its worm_ columns.".into(),
+            WormError::AdoptRefused { .. } => "Check the identity (table_uid) and chains in the source's worm.protected_tables. A chain that starts after a purge needs the source's worm.anchors rows: restore the whole database (pg_worm's tables with it) instead of the table alone.".into(),
+            WormError::DoesNotExtend { .. } => "Rows that carry their worm_ values (a data-only restore, a logical-replication subscriber: superusers and worm_restore members) are kept only when each extends its chain exactly, in each chain's order, after pg_worm's own tables (worm.tables, worm.anchors) are restored. Load them into a staging table and INSERT ... SELECT ... ORDER BY worm_chain, worm_seq, or leave the worm_ columns out to store them as new rows.".into(),
             WormError::Protected { .. } => {
                 "Protection is permanent. Still allowed: INSERT, SELECT, CREATE INDEX, ANALYZE, VACUUM, CLUSTER, ALTER TABLE ... RENAME TO / SET SCHEMA / SET TABLESPACE / ADD COLUMN without a default, GRANT and REVOKE.".into()
             }
@@ -285,7 +316,8 @@ impl WormError {
     pub fn detail(&self) -> Option<String> {
         match self {
             WormError::PurgeRefusedDamaged { problems, .. }
-            | WormError::CheckpointRefusedDamaged { problems, .. } => Some(problems.clone()),
+            | WormError::CheckpointRefusedDamaged { problems, .. }
+            | WormError::AdoptRefused { problems, .. } => Some(problems.clone()),
             _ => None,
         }
     }

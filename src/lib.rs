@@ -25,6 +25,7 @@
 
 use pgrx::prelude::*;
 
+mod adopt;
 mod catalog;
 mod error;
 mod guard;

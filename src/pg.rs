@@ -492,6 +492,17 @@ pub unsafe fn heap_get(
     }
 }
 
+/// An identifier quoted by the server's own quote_identifier.
+pub fn quote_ident(name: &str) -> String {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        // Names come from the catalogs, which hold no NUL byte.
+        return String::from("\"\"");
+    };
+    // SAFETY: a NUL-terminated string; quote_identifier returns it or a
+    // palloc'd quoted copy, read before this function returns.
+    unsafe { cstr_lossy(pg_sys::quote_identifier(c.as_ptr())) }
+}
+
 /// Bytes of a varlena datum, detoasted (and decompressed) as needed.
 ///
 /// # Safety

@@ -41,7 +41,7 @@ fn protect(
     let relid = tbl.oid();
     // SAFETY: `tbl` holds the relation open and locked for this call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
-    let owner = check_protectable(&tbl, &table, chains, retention.as_ref())?;
+    let owner = check_protectable(&tbl, &table, chains, retention.as_ref(), false)?;
     // ALTER TABLE refuses a relation this function still holds open.
     drop(tbl);
 
@@ -68,15 +68,9 @@ fn protect(
     }
     check_triggers(relid, &table, false)?;
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
-    // Auditors verify, also with the independent worm-verify, which reads rows.
-    if meta::role_oid("worm_auditor").is_some() {
-        crate::guard::internal_ddl(|| {
-            meta::as_role(owner, || {
-                sql::run(&format!("GRANT SELECT ON {table} TO worm_auditor"))
-            })
-        })?;
-    }
+    grant_auditors(owner, &table)?;
     record_protection(
+        "protect",
         relid,
         &uid_bytes,
         &table,
@@ -86,6 +80,18 @@ fn protect(
         legal_basis,
     )?;
     Ok(summary(&table, chains, chained, retention.as_ref()))
+}
+
+/// Auditors verify, also with the independent worm-verify, which reads rows.
+pub(crate) fn grant_auditors(owner: pg_sys::Oid, table: &str) -> Result<(), WormError> {
+    if meta::role_oid("worm_auditor").is_some() {
+        crate::guard::internal_ddl(|| {
+            meta::as_role(owner, || {
+                sql::run(&format!("GRANT SELECT ON {table} TO worm_auditor"))
+            })
+        })?;
+    }
+    Ok(())
 }
 
 /// Why a relation kind cannot be protected (None for an ordinary table).
@@ -105,11 +111,13 @@ fn relkind_problem(relkind: u8) -> Option<&'static str> {
 }
 
 /// Every check before anything changes; returns the table's owner.
-fn check_protectable(
+/// `adopting`: the table already has its `worm_` columns (worm.adopt).
+pub(crate) fn check_protectable(
     tbl: &PgRelation,
     table: &str,
     chains: i32,
     retention: Option<&pgrx::datum::Interval>,
+    adopting: bool,
 ) -> Result<pg_sys::Oid, WormError> {
     let relid = tbl.oid();
     let rel = tbl.as_ptr();
@@ -164,9 +172,10 @@ fn check_protectable(
     }
     // SAFETY: the relation is open; its descriptor and flags are read only.
     unsafe { refuse_unprotectable(rel, &table)? };
-    // Validates every column type (and the reserved prefix).
+    // Validates every column type (and the reserved prefix, or, adopting,
+    // the worm_ columns).
     // SAFETY: as above.
-    unsafe { encode::build_plan(rel, &table, false)? };
+    unsafe { encode::build_plan(rel, &table, adopting)? };
     Ok(form.relowner)
 }
 
@@ -175,23 +184,38 @@ fn check_protectable(
 /// guards standing aside for pg_worm's own DDL. `table` is produced by the
 /// server's quote_qualified_identifier; nothing the user typed is spliced
 /// into these statements. Returns the number of rows chained.
-fn install_chain(
+pub(crate) fn install_chain(
     relid: pg_sys::Oid,
     table: &str,
     uid: &[u8; 16],
     chains: i32,
 ) -> Result<i64, WormError> {
-    let uid_text = hex::encode(uid);
     // The guards stand aside for each of pg_worm's own DDL statements only,
     // never while other code (the owner's triggers and CHECK constraints,
     // which run during the backfill) could issue DDL of its own.
-    let own_ddl = |statement: &str| crate::guard::internal_ddl(|| sql::run(statement));
     own_ddl(&format!(
         "ALTER TABLE {table} ADD COLUMN {COL_CHAIN} integer, ADD COLUMN {COL_SEQ} bigint, \
          ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
     ))?;
     let chained = backfill(relid, table, uid, chains)?;
-    let statements = [
+    finish_chain(table, uid, chains, true)?;
+    Ok(chained)
+}
+
+fn own_ddl(statement: &str) -> Result<(), WormError> {
+    Ok(crate::guard::internal_ddl(|| sql::run(statement))?)
+}
+
+/// The columns' NOT NULL, the chain index (unless `index` is false: it
+/// exists) and the three ENABLE ALWAYS triggers.
+pub(crate) fn finish_chain(
+    table: &str,
+    uid: &[u8; 16],
+    chains: i32,
+    index: bool,
+) -> Result<(), WormError> {
+    let uid_text = hex::encode(uid);
+    let mut statements = vec![
         format!(
             "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
              ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
@@ -214,16 +238,20 @@ fn install_chain(
              ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE}, ENABLE ALWAYS TRIGGER {TRIGGER_REFUSE_ROW}"
         ),
     ];
+    if !index {
+        statements.remove(1);
+    }
     for statement in &statements {
         own_ddl(statement)?;
     }
-    Ok(chained)
+    Ok(())
 }
 
 /// The ledger's `protect` entry: chains, rows chained, retention and the
 /// column list (the row hash binds column positions; the names and types
 /// they had are recorded so that verify can tell when they no longer match).
-fn record_protection(
+pub(crate) fn record_protection(
+    event: &str,
     relid: pg_sys::Oid,
     uid: &[u8; 16],
     table: &str,
@@ -243,13 +271,13 @@ fn record_protection(
         }),
     );
     fields.insert("columns".into(), crate::verify::columns::current(relid)?);
-    crate::catalog::ledger::append("protect", Some(uid), Some(table), fields)?;
+    crate::catalog::ledger::append(event, Some(uid), Some(table), fields)?;
     Ok(())
 }
 
 /// worm.protect's answer: "protected public.t: 4 chains, 0 existing rows
 /// chained, rows are kept for 6 years".
-fn summary(
+pub(crate) fn summary(
     table: &str,
     chains: i32,
     chained: i64,
@@ -273,7 +301,7 @@ fn summary(
 ///
 /// # Safety
 /// `rel` is a valid relation, open for the whole call.
-unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(), WormError> {
+pub(crate) unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(), WormError> {
     // SAFETY: `rel` is open (caller): its descriptor's attributes and its
     // pg_class row live as long as the relcache entry.
     let (attrs, form, relid) =
@@ -313,7 +341,7 @@ fn interval_text(i: &pgrx::datum::Interval) -> String {
 /// Refuses BEFORE INSERT row triggers that would fire after pg_worm's (and so
 /// could change a row after it was hashed) and, when rows exist, BEFORE UPDATE
 /// row triggers (the backfill updates every row once).
-fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(), WormError> {
+pub(crate) fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(), WormError> {
     let triggers: Vec<(String, i16)> = sql::connect(|client| {
         let rows = client.select(
             "SELECT tgname::pg_catalog.text, tgtype FROM pg_catalog.pg_trigger \

@@ -145,6 +145,7 @@ pub(super) unsafe fn check_create_trigger(
     // SAFETY: the caller passes a valid statement.
     unsafe {
         let relid = locked_relid((*stmt).relation, pg_sys::ShareRowExclusiveLock as _);
+        check_restored_chain_trigger(stmt, relid)?;
         let Some(p) = with_inheritors(relid).into_iter().find_map(protected) else {
             return Ok(());
         };
@@ -170,6 +171,45 @@ pub(super) unsafe fn check_create_trigger(
         }
         Ok(())
     }
+}
+
+/// pg_worm's chain trigger created by a restore (pg_dump names the table's
+/// identity and chains in its arguments) on a table pg_worm's registry does
+/// not list. An empty table is a schema-only restore, whose data-only part
+/// brings the registry (or a subscriber's copy, adopted next): allowed. A
+/// table that holds rows was restored without pg_worm's tables (`pg_restore
+/// -t`): the restore fails here, naming the table and the way out, instead
+/// of leaving a table that looks protected and is not.
+///
+/// # Safety
+/// `stmt` points to the CreateTrigStmt being executed; `relid` is its table.
+unsafe fn check_restored_chain_trigger(
+    stmt: *mut pg_sys::CreateTrigStmt,
+    relid: Oid,
+) -> Result<(), WormError> {
+    // SAFETY: a valid statement (caller): funcname and args are String lists.
+    let (is_chain, args) = unsafe {
+        let last = list_ptrs::<pg_sys::Node>((*stmt).funcname).last();
+        let is_chain = func_in_worm((*stmt).funcname)
+            && last.is_some_and(|n| str_node(n) == "worm_chain_insert");
+        let args: Vec<String> = list_ptrs::<pg_sys::Node>((*stmt).args)
+            .map(|n| str_node(n))
+            .collect();
+        (is_chain, args)
+    };
+    if !is_chain
+        || relid == pg_sys::InvalidOid
+        || crate::catalog::meta::lookup(relid)?.is_some()
+        || crate::pg::relation_is_empty(relid)
+    {
+        return Ok(());
+    }
+    let mut args = args.into_iter();
+    Err(WormError::RestoredAlone {
+        table: crate::pg::Rel::open(relid, pg_sys::AccessShareLock).display_name(),
+        uid: args.next().unwrap_or_default(),
+        chains: args.next().unwrap_or_default(),
+    })
 }
 
 /// CREATE RULE on a protected table.

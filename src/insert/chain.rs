@@ -123,6 +123,12 @@ pub fn register_callbacks() {
 /// Acquires under the top-level transaction's resource owner, so a savepoint
 /// rollback does not release a chain whose earlier rows are still pending.
 /// Must be called inside a transaction.
+/// Takes chain `c` of the table for this transaction, waiting for it: for
+/// a row that names its own chain (a restore, a logical-replication apply).
+pub fn lock_chain(relid: Oid, c: i32) {
+    acquire(&locktag(relid, c), false);
+}
+
 fn acquire(tag: &pg_sys::LOCKTAG, dont_wait: bool) -> bool {
     // SAFETY: inside a transaction both resource owners are valid; the
     // current one is restored on every path (also when LockAcquire raises).

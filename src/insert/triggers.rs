@@ -1,7 +1,10 @@
 //! The triggers worm.protect attaches (all `ENABLE ALWAYS`):
 //!
 //! * `zz_worm_chain` — BEFORE INSERT, FOR EACH ROW: computes the row's
-//!   `worm_` values. Whatever the application supplied for them is replaced.
+//!   `worm_` values. Whatever the application supplied for them is replaced,
+//!   except that a row from a superuser or a worm_restore member carrying all
+//!   four (a data-only restore, a logical-replication apply) keeps them when
+//!   they extend the chain exactly, and is refused otherwise.
 //!   Named to sort after ordinary trigger names, because BEFORE ROW triggers
 //!   fire in name order and a later one could change the row after hashing.
 //! * `worm_refuse_change` — BEFORE UPDATE OR DELETE OR TRUNCATE, FOR EACH
@@ -95,6 +98,20 @@ unsafe fn chain_insert<'a>(
     let tuple = td.tg_trigtuple;
     // SAFETY: the new row is a tuple of the relation the plan was built for.
     let row_hash = unsafe { encode::row_hash(&plan, tuple, tupdesc) };
+    // SAFETY: the new row is a tuple of `tupdesc`, the plan's relation.
+    if let Some(arrived) = unsafe { arrived_values(tuple, tupdesc, &plan) } {
+        if crate::catalog::meta::has_role("worm_restore") {
+            // SAFETY: the relation is open and the plan was built for it.
+            if let Err(e) = unsafe { keep_arrived(rel, &plan, &uid, chains, &arrived, &row_hash) } {
+                e.raise()
+            }
+            // SAFETY: the row is unchanged: a tuple of the relation's descriptor.
+            let same = unsafe {
+                PgHeapTuple::from_heap_tuple(pgrx::PgTupleDesc::from_pg_unchecked(tupdesc), tuple)
+            };
+            return Ok(Some(same));
+        }
+    }
     let c = chain::chain_for_insert(relid, chains);
     let head = match chain::cached_head(relid, c) {
         Some(h) => h,
@@ -125,6 +142,97 @@ unsafe fn chain_insert<'a>(
         PgHeapTuple::from_heap_tuple(pgrx::PgTupleDesc::from_pg_unchecked(tupdesc), new_tuple)
     };
     Ok(Some(new_tuple))
+}
+
+/// The `worm_` values a new row arrived with, when it carries all four: a
+/// row of a data-only restore or of a logical-replication apply.
+///
+/// # Safety
+/// `tuple` is a valid heap tuple of `tupdesc`, the plan's relation.
+unsafe fn arrived_values(
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+    plan: &encode::TablePlan,
+) -> Option<(i32, chain::Head)> {
+    // SAFETY: the tuple and its descriptor come from the caller.
+    let get = |att| unsafe { pg::heap_get(tuple, tupdesc, att) };
+    let chain = get(plan.chain_att)?.value() as i32;
+    let seq = get(plan.seq_att)?.value() as i64;
+    let inserted_at = get(plan.inserted_at_att)?.value() as i64;
+    // SAFETY: worm_hash is a non-NULL bytea of this row.
+    let link = unsafe { pg::varlena_bytes(get(plan.hash_att)?) };
+    // A link of the wrong length can never extend a chain: all zeros, which
+    // no SHA-256 link is, so that the check below names it.
+    let link = link.try_into().unwrap_or([0u8; 32]);
+    Some((
+        chain,
+        chain::Head {
+            seq,
+            link,
+            inserted_at,
+        },
+    ))
+}
+
+/// Keeps a row's own `worm_` values after checking that they extend the
+/// table's chain exactly: the chain exists, the row is the next in it, and
+/// its link is the hash of this table's identity, its position and time,
+/// the chain's head link and the row's contents. Only superusers and
+/// members of worm_restore get here, and only values that extend the chain
+/// are kept, so a restore or a subscriber holds the very links of the
+/// source and still verifies against digests taken there.
+///
+/// # Safety
+/// `rel` is open and `plan` was built for it.
+unsafe fn keep_arrived(
+    rel: pg_sys::Relation,
+    plan: &encode::TablePlan,
+    uid: &[u8; 16],
+    chains: i32,
+    arrived: &(i32, chain::Head),
+    row_hash: &pg_worm_core::Hash,
+) -> Result<(), WormError> {
+    let (c, row) = arrived;
+    let c = *c;
+    // SAFETY: `rel` is open (caller).
+    let relid = unsafe { (*rel).rd_id };
+    let refuse = |why: String| WormError::DoesNotExtend {
+        // SAFETY: `rel` is open (caller).
+        table: unsafe { pg::rel_display_name(rel) },
+        chain: c,
+        why,
+    };
+    if !(0..chains).contains(&c) {
+        return Err(refuse(format!("the table has chains 0 to {}", chains - 1)));
+    }
+    chain::lock_chain(relid, c);
+    let head = match chain::cached_head(relid, c) {
+        Some(h) => h,
+        // SAFETY: `rel` is open and the plan was built for it (caller).
+        None => unsafe { chain::read_head(rel, plan, uid, c, None) }?,
+    };
+    if row.seq != head.seq + 1 {
+        return Err(refuse(format!(
+            "its next row is seq {}, this row has seq {}",
+            head.seq + 1,
+            row.seq
+        )));
+    }
+    if row.inserted_at < head.inserted_at {
+        return Err(refuse(format!(
+            "seq {} was inserted before the chain's previous row",
+            row.seq
+        )));
+    }
+    let link = pg_worm_core::link(uid, c, row.seq, row.inserted_at, &head.link, row_hash);
+    if link != row.link {
+        return Err(refuse(format!(
+            "the worm_hash of seq {} is not the link of this row after the chain's head (another table, other contents, or another history)",
+            row.seq
+        )));
+    }
+    chain::remember_head(relid, c, *row);
+    Ok(())
 }
 
 /// A copy of `tuple` whose four `worm_` columns hold chain `c` and `head`.
