@@ -175,7 +175,8 @@ unsafe fn arrived_values(
 }
 
 /// Keeps a row's own `worm_` values after checking that they extend the
-/// table's chain exactly: the chain exists, the row is the next in it, and
+/// table's chain exactly (see below for the one row that cannot be checked
+/// on arrival): the chain exists, the row is the next in it, and
 /// its link is the hash of this table's identity, its position and time,
 /// the chain's head link and the row's contents. Only superusers and
 /// members of worm_restore get here, and only values that extend the chain
@@ -211,6 +212,16 @@ unsafe fn keep_arrived(
         // SAFETY: `rel` is open and the plan was built for it (caller).
         None => unsafe { chain::read_head(rel, plan, uid, c, None) }?,
     };
+    // An empty chain whose rows start after a purge, arriving before the
+    // purge's anchor does (pg_restore loads schema "public" before "worm";
+    // a subscriber never gets the publisher's anchors): its first row's link
+    // cannot be checked here. It is kept, every later row is checked against
+    // it, and worm.verify checks it against worm.anchors, reporting a chain
+    // that starts after seq 1 without an anchor.
+    if head.seq == 0 && head.link == pg_worm_core::GENESIS && row.seq > 1 {
+        chain::remember_head(relid, c, *row);
+        return Ok(());
+    }
     if row.seq != head.seq + 1 {
         return Err(refuse(format!(
             "its next row is seq {}, this row has seq {}",
