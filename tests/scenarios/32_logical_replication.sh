@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Logical replication into a protected subscriber table keeps the
+# publisher's identity and links: the subscriber's copy is created from the
+# publisher's schema (pg_dump -s -t), adopted under the publisher's
+# table_uid while empty, then filled by the initial sync and by ongoing
+# inserts, which the apply workers (superuser, replica role) bring with
+# their worm_ values: each is checked to extend its chain on arrival. The
+# subscriber verifies, and verifies chain by chain against a digest taken
+# on the publisher. A row that does not extend the chain stops the apply
+# (the subscriber is never re-chained). Publisher and subscriber are two
+# databases of one cluster.
+source "$(dirname "$0")/../lib.sh"
+PORT=55532
+
+start_test_cluster --quiet "$PORT" "wal_level = logical" "max_replication_slots = 8" "max_wal_senders = 8"
+work_dir pg_worm_logical
+psql_q -c "CREATE DATABASE pub" -c "CREATE DATABASE sub"
+psql_q -d pub >/dev/null <<'SQL'
+CREATE EXTENSION pg_worm;
+CREATE TABLE events (id bigserial PRIMARY KEY, patient text NOT NULL, what text, at timestamptz DEFAULT now());
+SELECT worm.protect('events', retention => '6 years', chains => 4);
+INSERT INTO events (patient, what) SELECT 'p-' || g, 'admitted' FROM generate_series(1, 50) g;
+CREATE PUBLICATION audit FOR TABLE events;
+SELECT pg_create_logical_replication_slot('audit_sub', 'pgoutput');
+SQL
+TUID="$(psql_q -d pub -c "SELECT table_uid FROM worm.tables WHERE table_name = 'events'::regclass")"
+psql_q -d sub -c "CREATE EXTENSION pg_worm"
+"$PG_BIN/pg_dump" -s -t events pub | psql_q -d sub -f - >/dev/null || fail "schema of events into the subscriber"
+out="$(psql_q -d sub -c "SELECT worm.adopt('events', '$TUID', 4, retention => '6 years')")"
+eq "subscriber adopts the empty copy" "$out" "adopted public.events as pg_worm table $TUID: 4 chains, 0 rows verified with their links"
+psql_q -d sub -c "CREATE SUBSCRIPTION audit_sub CONNECTION 'host=$PGHOST port=$PGPORT dbname=pub user=postgres' PUBLICATION audit WITH (create_slot = false, slot_name = 'audit_sub')"
+
+# wait_rows N: until the subscriber holds N rows (at most 60 s).
+wait_rows() {
+  for _ in $(seq 1 600); do
+    [ "$(psql_q -d sub -c "SELECT count(*) FROM events")" = "$1" ] && return 0
+    sleep 0.1
+  done
+  tail -20 "$CLUSTER_DIR/server.log"
+  fail "the subscriber has $(psql_q -d sub -c "SELECT count(*) FROM events") rows, expected $1"
+}
+wait_rows 50
+for w in 1 2 3; do
+  psql_q -d pub -c "INSERT INTO events (patient, what) SELECT 'w$w-' || g, 'seen' FROM generate_series(1, 20) g" &
+done
+wait
+wait_rows 110
+
+ROWS="SELECT worm_chain, worm_seq, worm_inserted_at, encode(worm_hash, 'hex'), id, patient FROM events ORDER BY 1, 2"
+eq "subscriber rows carry the publisher's worm_ values" "$(psql_q -d sub -c "$ROWS")" "$(psql_q -d pub -c "$ROWS")"
+eq "subscriber verifies" "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('events')")" "0 110"
+DIGEST="$(psql_q -d pub -c "SELECT worm.checkpoint('events')")"
+eq "subscriber verifies against the publisher's digest, chain by chain" \
+  "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok AND chain IS NOT NULL) || '/' || count(chain) FROM worm.verify('events'::regclass, \$\$$DIGEST\$\$::jsonb)")" "0/4"
+err="$("$PG_BIN/psql" -X -q -d sub -v VERBOSITY=verbose -c "UPDATE events SET what = 'x'" 2>&1 || true)"
+[[ "$err" == *"42501"* ]] || fail "UPDATE on the subscriber's copy: $err"
+echo "ok - a protected subscriber keeps the publisher's identity and links (110 rows, 4 chains) and verifies against the publisher's digest"
+
+# A row on the subscriber's side breaks the next replicated one: the apply
+# stops with pg_worm's refusal instead of re-chaining.
+# Four local transactions that overlap hold four different chains, so every
+# chain of the subscriber gets a row the publisher does not have.
+for i in 1 2 3 4; do
+  psql_q -d sub -c "BEGIN" -c "INSERT INTO events (id, patient, what) VALUES (100000 + $i, 'local', 'written on the subscriber')" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
+done
+wait
+eq "local rows on every chain" "$(psql_q -d sub -c "SELECT count(DISTINCT worm_chain) FROM events WHERE patient = 'local'")" 4
+psql_q -d pub -c "INSERT INTO events (patient, what) SELECT 'after-' || g, 'seen' FROM generate_series(1, 8) g"
+for _ in $(seq 1 300); do
+  grep -q "does not extend chain" "$CLUSTER_DIR/server.log" && break
+  sleep 0.1
+done
+grep -q "ERROR:  a row arriving in public.events with its worm_ values does not extend chain" "$CLUSTER_DIR/server.log" ||
+  fail "a replicated row that no longer extends the subscriber's chain was not refused"
+eq "the subscriber still verifies" "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok) FROM worm.verify('events')")" 0
+psql_q -d sub -c "ALTER SUBSCRIPTION audit_sub DISABLE" >/dev/null
+psql_q -d sub -c "DROP SUBSCRIPTION audit_sub" >/dev/null
+echo "ok - a replicated row that does not extend the subscriber's chain stops the apply; nothing is re-chained"
