@@ -6,11 +6,19 @@
 //! now below that head lost its tail. Then the Merkle root over the links of the rows the
 //! checkpoint covered (per chain: after its anchor, up to its head; in (chain, seq) order)
 //! must be the checkpoint's root, which catches a change anywhere below the heads too.
+//!
+//! A checkpoint also records where the server's WAL stood ([`WalPosition`]: cluster, timeline,
+//! LSN and the timelines it came through). With the same of the server verified now, the
+//! [`Lineage`] says whether the checkpoint is in this server's history, ahead of it (a standby
+//! that has not replayed it yet), or on another branch of a fork (a split brain after a
+//! failover, a point-in-time recovery to before it): a chain that differs is then named as a
+//! fork, not as a cut.
 
 use crate::digest::{Digest, DigestChain};
 use crate::doc::{format_uuid, short};
 use crate::findings::{Check, Status};
 use crate::{merkle_root, Hash};
+use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
 /// One chain of the table as read now.
@@ -35,8 +43,10 @@ pub struct ChainFinding {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Comparison {
     pub chains: Vec<ChainFinding>,
-    /// Table-level findings: identity, number of chains, the Merkle root.
+    /// Table-level findings: identity, number of chains, WAL positions, the Merkle root.
     pub table: Vec<Check>,
+    /// How the checkpoint's WAL position relates to this server's, when both are known.
+    pub lineage: Option<Lineage>,
 }
 
 impl Comparison {
@@ -58,6 +68,25 @@ impl Comparison {
             && self.table.iter().all(|c| c.status == Status::Ok)
     }
 
+    /// The ledger finding in the light of the WAL positions: after a fork, the ledger entry
+    /// that differs or is missing is the other branch's, not a rewrite or a rollback; on a
+    /// server behind the checkpoint's position, it is not replayed yet.
+    pub fn ledger_finding(&self, ledger: Check) -> Check {
+        let why = match self.lineage {
+            Some(Lineage::Forked { .. }) => "the ledgers forked with the servers' histories (the checkpoint is on the other branch; see the fork finding)",
+            Some(Lineage::Behind) => "not yet replayed here (this server's WAL has not reached the checkpoint's position)",
+            _ => return ledger,
+        };
+        if ledger.status != Status::Problem {
+            return ledger;
+        }
+        let what = ledger
+            .detail
+            .split_once(": the ledger was")
+            .map_or(ledger.detail.as_str(), |(w, _)| w);
+        Check::problem(ledger.check, format!("{what}: {why}"))
+    }
+
     /// All findings in report order: table identity first, then chains, then the root.
     pub fn all_checks(&self) -> Vec<Check> {
         let (root, other): (Vec<&Check>, Vec<&Check>) =
@@ -68,6 +97,259 @@ impl Comparison {
             .chain(self.chains.iter().map(|f| f.check.clone()))
             .chain(root.into_iter().cloned())
             .collect()
+    }
+}
+
+/// Where a server's WAL stood: its cluster (`pg_control`'s system identifier), timeline and
+/// LSN, and the timelines it came through. Recorded in a checkpoint as `"wal"`; read from the
+/// server at verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalPosition {
+    pub system_identifier: u64,
+    pub timeline: u32,
+    pub lsn: u64,
+    /// Every earlier timeline of this one, oldest first, with the LSN where it was left (the
+    /// timeline's `.history` file in pg_wal).
+    pub history: Vec<(u32, u64)>,
+    /// A standby (in recovery): `lsn` is where replay stands.
+    pub in_recovery: bool,
+}
+
+/// An LSN as PostgreSQL writes it: `X/Y`, both hexadecimal.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+}
+
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    let hi = u32::from_str_radix(hi, 16).ok()?;
+    let lo = u32::from_str_radix(lo, 16).ok()?;
+    Some((u64::from(hi) << 32) | u64::from(lo))
+}
+
+/// The `(timeline, switch LSN)` lines of a PostgreSQL timeline history file
+/// (`pg_wal/0000000N.history`: `parent_tli <TAB> X/Y <TAB> reason`; `#` comments and blank
+/// lines skipped). None when a line does not parse.
+pub fn parse_history_file(text: &str) -> Option<Vec<(u32, u64)>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut f = line.split_whitespace();
+        let tli = f.next()?.parse::<u32>().ok()?;
+        let lsn = parse_lsn(f.next()?)?;
+        out.push((tli, lsn));
+    }
+    Some(out)
+}
+
+impl WalPosition {
+    /// The `"wal"` field of a checkpoint document.
+    pub fn to_json(&self) -> Json {
+        json!({
+            "system_identifier": self.system_identifier.to_string(),
+            "timeline": self.timeline,
+            "lsn": format_lsn(self.lsn),
+            "history": self.history.iter()
+                .map(|(t, l)| json!({"timeline": t, "switched_at": format_lsn(*l)}))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    /// The `"wal"` field of a checkpoint document: None when absent (checkpoints taken before
+    /// pg_worm recorded it), Err when present but malformed.
+    pub fn from_document(doc: &Json) -> Result<Option<WalPosition>, String> {
+        let Some(w) = doc.get("wal").filter(|w| !w.is_null()) else {
+            return Ok(None);
+        };
+        let bad = |what: &str| format!("checkpoint.wal.{what} is missing or malformed");
+        let system_identifier = w
+            .get("system_identifier")
+            .and_then(Json::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| bad("system_identifier"))?;
+        let timeline = w
+            .get("timeline")
+            .and_then(Json::as_u64)
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or_else(|| bad("timeline"))?;
+        let lsn = w
+            .get("lsn")
+            .and_then(Json::as_str)
+            .and_then(parse_lsn)
+            .ok_or_else(|| bad("lsn"))?;
+        let mut history = Vec::new();
+        for h in w
+            .get("history")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let t = h
+                .get("timeline")
+                .and_then(Json::as_u64)
+                .and_then(|t| u32::try_from(t).ok())
+                .ok_or_else(|| bad("history"))?;
+            let l = h
+                .get("switched_at")
+                .and_then(Json::as_str)
+                .and_then(parse_lsn)
+                .ok_or_else(|| bad("history"))?;
+            history.push((t, l));
+        }
+        Ok(Some(WalPosition {
+            system_identifier,
+            timeline,
+            lsn,
+            history,
+            in_recovery: false,
+        }))
+    }
+
+    /// The segments of this history: (timeline, where it ended), the last one ending at `lsn`.
+    fn segments(&self) -> Vec<(u32, u64)> {
+        let mut s = self.history.clone();
+        s.push((self.timeline, self.lsn));
+        s
+    }
+
+    fn describe(&self) -> String {
+        format!("timeline {}, LSN {}", self.timeline, format_lsn(self.lsn))
+    }
+}
+
+/// Which server switched timeline where the histories split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkSide {
+    /// This server left the timeline (it was promoted, or recovered to that point); the
+    /// checkpoint's server went on writing on it.
+    Here,
+    /// The checkpoint's server left the timeline (it was promoted); this one went on.
+    There,
+    /// Both left it, at different points or for different timelines.
+    Both,
+}
+
+/// How the checkpoint's WAL position relates to this server's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lineage {
+    /// The checkpoint's position is in this server's history: what it covered was here.
+    Contained,
+    /// This server has not reached the checkpoint's position yet (same history, behind it).
+    Behind,
+    /// The histories split: on `timeline`, at LSN `at`.
+    Forked {
+        timeline: u32,
+        at: u64,
+        side: ForkSide,
+    },
+    /// Another cluster (pg_upgrade, a restored dump, a logical replica): not comparable.
+    OtherCluster,
+}
+
+/// Where the checkpoint's position `there` stands in this server's history `here`.
+pub fn lineage(there: &WalPosition, here: &WalPosition) -> Lineage {
+    if there.system_identifier != here.system_identifier {
+        return Lineage::OtherCluster;
+    }
+    let (a, b) = (there.segments(), here.segments());
+    let mut begin = 0u64;
+    let mut prev_tl = a.first().map(|x| x.0).unwrap_or(0);
+    for i in 0..a.len().min(b.len()) {
+        let ((ta, ea), (tb, eb)) = (a[i], b[i]);
+        if ta != tb {
+            return Lineage::Forked {
+                timeline: prev_tl,
+                at: begin,
+                side: ForkSide::Both,
+            };
+        }
+        let (a_last, b_last) = (i + 1 == a.len(), i + 1 == b.len());
+        let fork = |at: u64, side| Lineage::Forked {
+            timeline: ta,
+            at,
+            side,
+        };
+        match (a_last, b_last) {
+            (true, true) if ea <= eb => return Lineage::Contained,
+            (true, true) => return Lineage::Behind,
+            (true, false) if ea <= eb => return Lineage::Contained,
+            (true, false) => return fork(eb, ForkSide::Here),
+            (false, true) if eb <= ea => return Lineage::Behind,
+            (false, true) => return fork(ea, ForkSide::There),
+            (false, false) if ea != eb => return fork(ea.min(eb), ForkSide::Both),
+            (false, false) => {}
+        }
+        begin = ea;
+        prev_tl = ta;
+    }
+    Lineage::Contained
+}
+
+/// The finding about the WAL positions (check `"wal"`), when the checkpoint recorded one.
+/// `chain_problems`: whether a chain differs (a server merely behind is then a problem).
+fn wal_check(
+    there: &WalPosition,
+    here: Option<&WalPosition>,
+    lineage: Option<&Lineage>,
+    chain_problems: bool,
+) -> Check {
+    let (Some(here), Some(lin)) = (here, lineage) else {
+        return Check::note(
+            "wal",
+            format!(
+                "the checkpoint was taken at {}, but this server's WAL position and timeline history could not be read: a shorter chain cannot be told from a fork",
+                there.describe()
+            ),
+        );
+    };
+    let server = if here.in_recovery {
+        "this standby"
+    } else {
+        "this server"
+    };
+    match lin {
+        Lineage::Contained => Check::ok(
+            "wal",
+            format!(
+                "the checkpoint's WAL position ({}) is in {server}'s history (now {})",
+                there.describe(),
+                here.describe()
+            ),
+        ),
+        Lineage::OtherCluster => Check::note(
+            "wal",
+            format!(
+                "the checkpoint was taken on another cluster (system identifier {}, this one is {}: pg_upgrade, a restored dump or a logical replica): WAL positions cannot be compared, the rows were",
+                there.system_identifier, here.system_identifier
+            ),
+        ),
+        Lineage::Behind => Check::new(
+            "wal",
+            if chain_problems { Status::Problem } else { Status::Note },
+            format!(
+                "{server} ({}) has not reached the checkpoint's WAL position ({}): what was written since is not replayed here yet{}",
+                here.describe(),
+                there.describe(),
+                if here.in_recovery { "" } else { " (or an older copy of the data directory was started)" }
+            ),
+        ),
+        Lineage::Forked { timeline, at, side } => Check::problem(
+            "wal",
+            format!(
+                "fork: {server} and the checkpoint's server have different histories from timeline {timeline}, LSN {} on ({}; the checkpoint was taken at {}, {server} is at {}): a split brain after failover, or a point-in-time recovery to before the checkpoint",
+                format_lsn(*at),
+                match side {
+                    ForkSide::Here => format!("{server} left timeline {timeline} there (promoted or recovered to that point) while the checkpoint's server went on writing on it"),
+                    ForkSide::There => format!("the checkpoint's server left timeline {timeline} there (promoted) while {server} went on writing on it"),
+                    ForkSide::Both => "both left it, not together".to_owned(),
+                },
+                there.describe(),
+                here.describe()
+            ),
+        ),
     }
 }
 
@@ -243,8 +525,44 @@ fn purged_head_finding(dc: &DigestChain, anchor: (i64, Option<Hash>)) -> ChainFi
     }
 }
 
+/// Where the histories split, when they do.
+fn fork_point(lineage: Option<&Lineage>) -> Option<String> {
+    match lineage {
+        Some(Lineage::Forked { timeline, at, .. }) => Some(format!(
+            "the histories diverge from timeline {timeline}, LSN {} on",
+            format_lsn(*at)
+        )),
+        _ => None,
+    }
+}
+
+/// A chain whose newest row (`newest`) is below the checkpoint's head `h`.
+fn shorter_finding(c: i32, newest: i64, h: i64, lineage: Option<&Lineage>) -> ChainFinding {
+    let first = newest + 1;
+    let detail = match (lineage, fork_point(lineage)) {
+        (_, Some(fork)) => format!(
+            "chain {c} forked: this branch ends at row {newest}, the checkpoint's branch had rows up to {h}: rows {first}..{h} of the checkpoint are on the other branch only ({fork}; a split brain after failover)"
+        ),
+        (Some(Lineage::Contained), _) => format!(
+            "chain {c} is shorter than its checkpoint: rows {first}..{h} removed (tail cut, rollback or older backup)"
+        ),
+        (Some(Lineage::Behind), _) => format!(
+            "chain {c}: rows {first}..{h} of the checkpoint are not here yet: not yet replayed (this server's WAL has not reached the checkpoint's position)"
+        ),
+        _ => format!(
+            "chain {c} is shorter than its checkpoint: rows {first}..{h} are not here: removed (tail cut, rollback or older backup), or this server is on the shorter branch of a fork (a split brain after failover); the digest cannot tell which without both servers' WAL positions: compare their timelines (pg_control_checkpoint(), the .history files in pg_wal) and where each was promoted"
+        ),
+    };
+    finding(c, Status::Problem, Some(first), detail)
+}
+
 /// The row at the checkpoint's head: still there, with the checkpoint's link.
-fn head_finding(dc: &DigestChain, cs: &ChainState, a_now: i64) -> ChainFinding {
+fn head_finding(
+    dc: &DigestChain,
+    cs: &ChainState,
+    a_now: i64,
+    lineage: Option<&Lineage>,
+) -> ChainFinding {
     let (c, h) = (dc.chain, dc.head_seq);
     let at_head: Vec<&Option<Hash>> = cs
         .rows
@@ -261,15 +579,7 @@ fn head_finding(dc: &DigestChain, cs: &ChainState, a_now: i64) -> ChainFinding {
             .unwrap_or(a_now)
             .max(a_now);
         if newest < h {
-            return finding(
-                c,
-                Status::Problem,
-                Some(newest + 1),
-                format!(
-                    "chain {c} is shorter than its checkpoint: rows {}..{h} removed (tail cut, rollback or older backup)",
-                    newest + 1
-                ),
-            );
+            return shorter_finding(c, newest, h, lineage);
         }
         return finding(
             c,
@@ -279,7 +589,7 @@ fn head_finding(dc: &DigestChain, cs: &ChainState, a_now: i64) -> ChainFinding {
         );
     }
     if at_head.iter().any(|l| l.is_some() && **l == dc.head_link) {
-        finding(
+        return finding(
             c,
             Status::Ok,
             None,
@@ -287,15 +597,18 @@ fn head_finding(dc: &DigestChain, cs: &ChainState, a_now: i64) -> ChainFinding {
                 "chain {c}: row {h} still has the checkpoint's head link {}…",
                 dc.head_link.as_ref().map(short).unwrap_or_default()
             ),
-        )
-    } else {
-        finding(
-            c,
-            Status::Problem,
-            Some(h),
-            format!("row {h} differs from the checkpoint: the chain was rewritten or replaced"),
-        )
+        );
     }
+    let detail = match (lineage, fork_point(lineage)) {
+        (_, Some(fork)) => format!(
+            "chain {c} forked: row {h} is another row than the checkpoint's head ({fork}; a split brain after failover): the branches differ from row {h} or earlier"
+        ),
+        (None, _) => format!(
+            "row {h} differs from the checkpoint: chain {c} forked at or before row {h}: it was rewritten or replaced, or this server and the checkpoint's are two branches of a split brain after failover (the digest records no WAL position to tell which: compare the servers' timelines)"
+        ),
+        _ => format!("row {h} differs from the checkpoint: the chain was rewritten or replaced"),
+    };
+    finding(c, Status::Problem, Some(h), detail)
 }
 
 /// Every finding about one chain of the checkpoint; `purged_since` collects chains whose
@@ -305,6 +618,7 @@ fn chain_findings(
     chains_now: i32,
     cs: &ChainState,
     purged_since: &mut Vec<String>,
+    lineage: Option<&Lineage>,
 ) -> Vec<ChainFinding> {
     let c = dc.chain;
     if c >= chains_now {
@@ -333,14 +647,19 @@ fn chain_findings(
     } else if anchor.0 >= dc.head_seq {
         purged_head_finding(dc, anchor)
     } else {
-        head_finding(dc, cs, anchor.0)
+        head_finding(dc, cs, anchor.0, lineage)
     });
     out
 }
 
 /// The Merkle root over what the checkpoint covered (a note when a purge since then
 /// legitimately removed some of it).
-fn root_check(d: &Digest, state: &BTreeMap<i32, ChainState>, purged_since: &[String]) -> Check {
+fn root_check(
+    d: &Digest,
+    state: &BTreeMap<i32, ChainState>,
+    purged_since: &[String],
+    lineage: Option<&Lineage>,
+) -> Check {
     if !purged_since.is_empty() {
         return Check::note(
             "merkle_root",
@@ -366,36 +685,84 @@ fn root_check(d: &Digest, state: &BTreeMap<i32, ChainState>, purged_since: &[Str
         Check::problem(
             "merkle_root",
             format!(
-                "the {n} row{} up to the checkpoint's heads hash to Merkle root {}…, the checkpoint has {}… over {} row{}: rows it covered were changed, removed, added or reordered",
+                "the {n} row{} up to the checkpoint's heads hash to Merkle root {}…, the checkpoint has {}… over {} row{}: {}",
                 plural(n),
                 short(&root),
                 short(&d.merkle_root),
                 d.merkle_size,
                 plural(d.merkle_size),
+                match lineage {
+                    Some(Lineage::Forked { .. }) =>
+                        "the rows it covered differ on this branch of the fork",
+                    Some(Lineage::Behind) => "rows it covered are not replayed here yet",
+                    _ => "rows it covered were changed, removed, added or reordered",
+                }
             ),
         )
     }
 }
 
-/// Compares the table (its uid, number of chains and per-chain state) with the digest.
+/// Compares the table (its uid, number of chains and per-chain state) with the digest, without
+/// WAL positions (a digest that records one gets a note that they could not be compared).
 pub fn compare(
     d: &Digest,
     uid: &[u8; 16],
     chains_now: i32,
     state: &BTreeMap<i32, ChainState>,
 ) -> Comparison {
+    compare_at(d, uid, chains_now, state, None)
+}
+
+/// Compares the table with the digest; `here` is where this server's WAL stands (None when it
+/// could not be read). When the digest records its own WAL position, the two say whether a
+/// chain that differs is a fork (a split brain after failover), a cut, or not replayed yet.
+pub fn compare_at(
+    d: &Digest,
+    uid: &[u8; 16],
+    chains_now: i32,
+    state: &BTreeMap<i32, ChainState>,
+    here: Option<&WalPosition>,
+) -> Comparison {
     let mut out = Comparison {
         table: identity_checks(d, uid, chains_now),
         ..Comparison::default()
     };
+    let there = match WalPosition::from_document(d.document()) {
+        Ok(w) => w,
+        Err(why) => {
+            out.table.push(Check::note(
+                "wal",
+                format!("the checkpoint's WAL position is not used: {why}"),
+            ));
+            None
+        }
+    };
+    let lin = match (&there, here) {
+        (Some(t), Some(h)) => Some(lineage(t, h)),
+        _ => None,
+    };
+    // No WAL position in the digest (taken by an earlier pg_worm), or another cluster: the
+    // rows alone are compared.
+    let usable = lin.as_ref().filter(|l| **l != Lineage::OtherCluster);
     let empty = ChainState::default();
     let mut purged_since: Vec<String> = Vec::new();
     for dc in &d.chains {
         let cs = state.get(&dc.chain).unwrap_or(&empty);
-        out.chains
-            .extend(chain_findings(dc, chains_now, cs, &mut purged_since));
+        out.chains.extend(chain_findings(
+            dc,
+            chains_now,
+            cs,
+            &mut purged_since,
+            usable,
+        ));
     }
-    out.table.push(root_check(d, state, &purged_since));
+    if let Some(t) = &there {
+        let chain_problems = out.chains.iter().any(|f| f.check.status == Status::Problem);
+        out.table
+            .push(wal_check(t, here, lin.as_ref(), chain_problems));
+    }
+    out.table.push(root_check(d, state, &purged_since, usable));
+    out.lineage = lin;
     out
 }
 
@@ -470,14 +837,18 @@ mod tests {
         let f = &c.chains[0];
         assert_eq!(f.chain, 0);
         assert_eq!(f.first_bad_seq, Some(6));
-        assert_eq!(
-            f.check.detail,
-            "chain 0 is shorter than its checkpoint: rows 6..12 removed (tail cut, rollback or older backup)"
+        // A digest without a WAL position cannot tell a cut from a shorter branch of a fork.
+        assert!(
+            f.check.detail.starts_with(
+                "chain 0 is shorter than its checkpoint: rows 6..12 are not here: removed (tail cut, rollback or older backup), or this server is on the shorter branch of a fork"
+            ),
+            "{}",
+            f.check.detail
         );
         // An emptied chain.
         let c = compare(&d, &uid(), 2, &state(12, 0));
         assert!(
-            c.chains[1].check.detail.contains("rows 1..4 removed"),
+            c.chains[1].check.detail.contains("rows 1..4 are not here"),
             "{c:#?}"
         );
     }
@@ -492,9 +863,12 @@ mod tests {
         let c = compare(&d, &uid(), 2, &s);
         let f = &c.chains[1];
         assert_eq!(f.check.status, Status::Problem);
-        assert_eq!(
-            f.check.detail,
-            "row 4 differs from the checkpoint: the chain was rewritten or replaced"
+        assert!(
+            f.check.detail.starts_with(
+                "row 4 differs from the checkpoint: chain 1 forked at or before row 4: it was rewritten or replaced, or"
+            ),
+            "{}",
+            f.check.detail
         );
         // A change below the head is caught by the root only.
         let mut s = state(12, 4);
@@ -572,5 +946,199 @@ mod tests {
             c.chains[0].check.detail,
             "row 5, the head of chain 0 at the checkpoint, is missing"
         );
+    }
+
+    const SYS: u64 = 7_312_345_678_901_234_567;
+
+    fn pos(timeline: u32, lsn: u64, history: &[(u32, u64)]) -> WalPosition {
+        WalPosition {
+            system_identifier: SYS,
+            timeline,
+            lsn,
+            history: history.to_vec(),
+            in_recovery: false,
+        }
+    }
+
+    fn with_wal(d: &Digest, w: &WalPosition) -> Digest {
+        let mut whole = d.whole.clone();
+        whole["checkpoint"]["wal"] = w.to_json();
+        Digest::parse(whole).expect("valid")
+    }
+
+    #[test]
+    fn lsn_and_history_file() {
+        assert_eq!(parse_lsn("0/3000148"), Some(0x0300_0148));
+        assert_eq!(parse_lsn("1A/FF"), Some((0x1a << 32) | 0xff));
+        assert_eq!(format_lsn((0x1a << 32) | 0xff), "1A/FF");
+        assert_eq!(parse_lsn("3000148"), None);
+        assert_eq!(parse_lsn("0/xyz"), None);
+        let text =
+            "1\t0/3000060\tno recovery target specified\n\n# c\n2\t0/5000000\tat restore point\n";
+        assert_eq!(
+            parse_history_file(text),
+            Some(vec![(1, 0x0300_0060), (2, 0x0500_0000)])
+        );
+        assert_eq!(parse_history_file("x\t0/1\n"), None);
+        let w = pos(2, 0x0500_0000, &[(1, 0x0300_0060)]);
+        let doc = json!({ "wal": w.to_json() });
+        assert_eq!(WalPosition::from_document(&doc), Ok(Some(w)));
+        assert_eq!(WalPosition::from_document(&json!({})), Ok(None));
+        assert!(WalPosition::from_document(&json!({"wal": {"timeline": 1}})).is_err());
+    }
+
+    #[test]
+    fn lineage_of_positions() {
+        let p1 = |lsn| pos(1, lsn, &[]);
+        let promoted = |lsn| pos(2, lsn, &[(1, 100)]);
+        // Same timeline: behind or contained.
+        assert_eq!(lineage(&p1(50), &p1(60)), Lineage::Contained);
+        assert_eq!(lineage(&p1(70), &p1(60)), Lineage::Behind);
+        // Taken before the promotion: in the promoted server's history.
+        assert_eq!(lineage(&p1(90), &promoted(500)), Lineage::Contained);
+        // The old primary went on after the promotion: a fork, this server left timeline 1.
+        assert_eq!(
+            lineage(&p1(150), &promoted(500)),
+            Lineage::Forked {
+                timeline: 1,
+                at: 100,
+                side: ForkSide::Here
+            }
+        );
+        // The other way round: the checkpoint's server was promoted, this one went on.
+        assert_eq!(
+            lineage(&promoted(500), &p1(150)),
+            Lineage::Forked {
+                timeline: 1,
+                at: 100,
+                side: ForkSide::There
+            }
+        );
+        // A standby of timeline 1 that has not reached the switch yet: behind.
+        assert_eq!(lineage(&promoted(500), &p1(90)), Lineage::Behind);
+        // Two standbys promoted at different points, or to different timelines at one point.
+        assert_eq!(
+            lineage(&pos(2, 500, &[(1, 100)]), &pos(2, 500, &[(1, 120)])),
+            Lineage::Forked {
+                timeline: 1,
+                at: 100,
+                side: ForkSide::Both
+            }
+        );
+        assert_eq!(
+            lineage(&pos(2, 500, &[(1, 100)]), &pos(3, 500, &[(1, 100)])),
+            Lineage::Forked {
+                timeline: 1,
+                at: 100,
+                side: ForkSide::Both
+            }
+        );
+        // Another cluster.
+        let mut other = p1(10);
+        other.system_identifier = 1;
+        assert_eq!(lineage(&other, &p1(60)), Lineage::OtherCluster);
+    }
+
+    #[test]
+    fn fork_is_named_with_wal_positions() {
+        // The checkpoint's server (old primary, timeline 1) had 12 and 4 rows; this server was
+        // promoted at LSN 100 and holds 5 rows of chain 0 and another row 4 of chain 1.
+        let d = with_wal(&digest_of(12, 4), &pos(1, 900, &[]));
+        let here = pos(2, 500, &[(1, 100)]);
+        let mut s = state(5, 4);
+        if let Some(cs) = s.get_mut(&1) {
+            cs.rows[3].1 = Some([0xee; 32]);
+        }
+        let c = compare_at(&d, &uid(), 2, &s, Some(&here));
+        assert_eq!(c.chains[0].first_bad_seq, Some(6));
+        assert_eq!(
+            c.chains[0].check.detail,
+            "chain 0 forked: this branch ends at row 5, the checkpoint's branch had rows up to 12: rows 6..12 of the checkpoint are on the other branch only (the histories diverge from timeline 1, LSN 0/64 on; a split brain after failover)"
+        );
+        assert_eq!(c.chains[1].first_bad_seq, Some(4));
+        assert_eq!(
+            c.chains[1].check.detail,
+            "chain 1 forked: row 4 is another row than the checkpoint's head (the histories diverge from timeline 1, LSN 0/64 on; a split brain after failover): the branches differ from row 4 or earlier"
+        );
+        let wal = c
+            .table
+            .iter()
+            .find(|x| x.check == "wal")
+            .expect("wal check");
+        assert_eq!(wal.status, Status::Problem);
+        assert!(
+            wal.detail.starts_with("fork: this server and the checkpoint's server have different histories from timeline 1, LSN 0/64 on (this server left timeline 1 there"),
+            "{}",
+            wal.detail
+        );
+        assert!(!c.all_checks().iter().any(|x| x.detail.contains("tail cut")));
+        // The ledger entry the digest names is the other branch's.
+        let l = c.ledger_finding(Check::problem(
+            "ledger",
+            "entry 9 of this database's ledger is another entry (hash 00…, the checkpoint's is 11…): the ledger was rewritten or replaced since the checkpoint",
+        ));
+        assert_eq!(
+            l.detail,
+            "entry 9 of this database's ledger is another entry (hash 00…, the checkpoint's is 11…): the ledgers forked with the servers' histories (the checkpoint is on the other branch; see the fork finding)"
+        );
+        let same = Check::problem("ledger", "x: the ledger was rolled back");
+        assert_eq!(
+            compare(&d, &uid(), 2, &s).ledger_finding(same.clone()),
+            same
+        );
+    }
+
+    #[test]
+    fn cut_behind_and_unreadable_with_wal_positions() {
+        let d = with_wal(&digest_of(12, 4), &pos(1, 900, &[]));
+        // In this server's history: a cut, worded as before.
+        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&pos(1, 1000, &[])));
+        assert_eq!(
+            c.chains[0].check.detail,
+            "chain 0 is shorter than its checkpoint: rows 6..12 removed (tail cut, rollback or older backup)"
+        );
+        assert!(c
+            .table
+            .iter()
+            .any(|x| x.check == "wal" && x.status == Status::Ok));
+        // A standby that has not replayed it yet.
+        let mut standby = pos(1, 800, &[]);
+        standby.in_recovery = true;
+        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&standby));
+        assert_eq!(
+            c.chains[0].check.detail,
+            "chain 0: rows 6..12 of the checkpoint are not here yet: not yet replayed (this server's WAL has not reached the checkpoint's position)"
+        );
+        let wal = c
+            .table
+            .iter()
+            .find(|x| x.check == "wal")
+            .expect("wal check");
+        assert_eq!(wal.status, Status::Problem);
+        assert!(
+            wal.detail
+                .starts_with("this standby (timeline 1, LSN 0/320) has not reached"),
+            "{}",
+            wal.detail
+        );
+        // Behind but every head already here: only a note.
+        let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&standby));
+        assert_eq!(c.problems(), 0, "{c:#?}");
+        // Unreadable here: a note, and the rows-only wording.
+        let c = compare_at(&d, &uid(), 2, &state(12, 4), None);
+        assert_eq!(c.problems(), 0);
+        assert!(c
+            .table
+            .iter()
+            .any(|x| x.check == "wal" && x.status == Status::Note));
+        // Another cluster (pg_upgrade): a note, rows compared.
+        let mut other = pos(1, 5, &[]);
+        other.system_identifier = 9;
+        let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&other));
+        assert!(c.exact() || c.problems() == 0, "{c:#?}");
+        assert!(c
+            .table
+            .iter()
+            .any(|x| x.check == "wal" && x.detail.contains("another cluster")));
     }
 }

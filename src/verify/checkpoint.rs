@@ -18,8 +18,9 @@ use crate::error::{OrRaise, WormError};
 use crate::pg::rel_display_name;
 use crate::sql;
 use crate::verify::{to_row, verify_rel, Verified, VerifyRow};
+use pg_worm_core::against::{compare_at, parse_history_file, WalPosition};
 use pg_worm_core::{
-    checkpoint_fields, compare, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
+    checkpoint_fields, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
     surviving_leaves, ChainRow, Check, Comparison, Digest, Hash, LedgerEntry, Proof, Status,
 };
 use pgrx::datum::DatumWithOid;
@@ -36,6 +37,46 @@ fn require_checkpointer(relid: pg_sys::Oid, table: &str) -> Result<(), WormError
             action: "take a checkpoint",
         })
     }
+}
+
+/// Where this server's WAL stands: cluster, timeline, position (the insert
+/// position on a primary, the replay position on a standby) and the timeline
+/// history (read from pg_wal, the backend's working directory being the data
+/// directory). None when the history file cannot be read.
+fn server_wal() -> Option<WalPosition> {
+    // SAFETY: these read shared WAL state under the locks they take themselves;
+    // GetWALInsertionTimeLine is only called outside recovery, as it requires.
+    let (in_recovery, timeline, lsn, system_identifier) = unsafe {
+        let sysid = pg_sys::GetSystemIdentifier();
+        if pg_sys::RecoveryInProgress() {
+            let mut tli: pg_sys::TimeLineID = 0;
+            let lsn = pg_sys::GetXLogReplayRecPtr(&mut tli);
+            (true, tli, lsn, sysid)
+        } else {
+            (
+                false,
+                pg_sys::GetWALInsertionTimeLine(),
+                pg_sys::GetXLogInsertRecPtr(),
+                sysid,
+            )
+        }
+    };
+    if timeline == 0 {
+        return None;
+    }
+    let history = if timeline == 1 {
+        Vec::new()
+    } else {
+        let text = std::fs::read_to_string(format!("pg_wal/{timeline:08X}.history")).ok()?;
+        parse_history_file(&text)?
+    };
+    Some(WalPosition {
+        system_identifier,
+        timeline,
+        lsn,
+        history,
+        in_recovery,
+    })
 }
 
 /// The latest checkpoint of a table in the ledger, as a digest (unsigned).
@@ -97,6 +138,10 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
         |d| json!({ "ledger_seq": d["ledger_entry"]["seq"], "hash": d["ledger_entry"]["hash"] }),
     );
     fields.insert("previous_checkpoint".into(), previous.unwrap_or(Json::Null));
+    // Where the WAL stood: later, a fork after failover is told from a cut.
+    if let Some(wal) = server_wal() {
+        fields.insert("wal".into(), wal.to_json());
+    }
     // SAFETY: GetCurrentTimestamp only reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     fields.insert(
@@ -230,10 +275,14 @@ fn ledger_at(seq: i64) -> Result<(Option<LedgerEntry>, Option<i64>), WormError> 
     if stored.is_some() {
         return Ok((stored, None));
     }
-    let last = sql::get_one_with_args::<i64>(
+    // Read-only (sql::column, not get_one): this runs on standbys too, where
+    // assigning a transaction id fails.
+    let last = sql::column::<i64>(
         "SELECT COALESCE(pg_catalog.max(l.seq), 0) FROM worm.ledger AS l",
         &[],
-    )?;
+    )?
+    .into_iter()
+    .next();
     Ok((None, last))
 }
 
@@ -311,9 +360,15 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
     }
     let signer = check_signatures(&d)?;
     let (stored, last) = ledger_at(d.entry.seq)?;
-    let ledger = ledger_check(stored.as_ref(), last, &d);
     let state = verified.chain_states();
-    let cmp = compare(&d, &uid, verified.meta.chains, &state);
+    let cmp = compare_at(
+        &d,
+        &uid,
+        verified.meta.chains,
+        &state,
+        server_wal().as_ref(),
+    );
+    let ledger = cmp.ledger_finding(ledger_check(stored.as_ref(), last, &d));
     let covered = covered_leaves(&d, &state).len() as i64;
     let note = match &signer {
         Some(k) => format!(

@@ -883,6 +883,66 @@ pub fn take_checkpoint(client: &mut Client, table: &str) -> Result<serde_json::V
     serde_json::from_str(&text).context("worm.checkpoint returned something that is not JSON")
 }
 
+/// Where the server's WAL stands (cluster, timeline, position, timeline history), as
+/// `worm.verify(tbl, against)` reads it inside the server. None when the timeline history is
+/// needed (timeline > 1) but this role may not read it: `pg_read_file` is superuser-only
+/// unless granted.
+pub fn server_wal(tx: &mut Transaction<'_>) -> Result<Option<pg_worm_core::against::WalPosition>> {
+    let row = tx
+        .query_one(
+            "SELECT (SELECT c.system_identifier FROM pg_catalog.pg_control_system() AS c)::pg_catalog.text, \
+                    pg_catalog.pg_is_in_recovery(), \
+                    (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
+                          ELSE pg_catalog.pg_current_wal_insert_lsn() END)::pg_catalog.text, \
+                    (CASE WHEN pg_catalog.pg_is_in_recovery() \
+                          THEN COALESCE((SELECT r.received_tli FROM pg_catalog.pg_stat_wal_receiver AS r), \
+                                        (SELECT c.timeline_id FROM pg_catalog.pg_control_checkpoint() AS c)) \
+                          ELSE ('x' OPERATOR(pg_catalog.||) pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn()), 1, 8))::pg_catalog.bit(32)::pg_catalog.int4 END)::pg_catalog.int8, \
+                    pg_catalog.has_function_privilege('pg_catalog.pg_read_file(pg_catalog.text, pg_catalog.int8, pg_catalog.int8, pg_catalog.bool)', 'EXECUTE')",
+            &[],
+        )
+        .pg("cannot read the server's WAL position")?;
+    let sysid: Option<String> = row.try_get(0)?;
+    let in_recovery: bool = row.try_get(1)?;
+    let lsn: Option<String> = row.try_get(2)?;
+    let timeline: Option<i64> = row.try_get(3)?;
+    let may_read: bool = row.try_get(4)?;
+    let (Some(system_identifier), Some(lsn), Some(timeline)) = (
+        sysid.and_then(|s| s.parse::<u64>().ok()),
+        lsn.as_deref().and_then(pg_worm_core::against::parse_lsn),
+        timeline.and_then(|t| u32::try_from(t).ok()),
+    ) else {
+        return Ok(None);
+    };
+    let history = if timeline <= 1 {
+        Vec::new()
+    } else if !may_read {
+        return Ok(None);
+    } else {
+        let text: Option<String> = tx
+            .query_one(
+                "SELECT pg_catalog.pg_read_file($1, 0, 1048576, true)",
+                &[&format!("pg_wal/{timeline:08X}.history")],
+            )
+            .pg("cannot read the server's timeline history")?
+            .try_get(0)?;
+        match text
+            .as_deref()
+            .and_then(pg_worm_core::against::parse_history_file)
+        {
+            Some(h) => h,
+            None => return Ok(None),
+        }
+    };
+    Ok(Some(pg_worm_core::against::WalPosition {
+        system_identifier,
+        timeline,
+        lsn,
+        history,
+        in_recovery,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Failover and split brain: a primary and a physical streaming standby. On the
+# standby the functions that write refuse with SQLSTATE 25006 and a hint to run
+# them on the primary, and every verification works read-only (also against a
+# digest). Then the standby is promoted while the old primary keeps taking
+# inserts (split brain); both sides insert and take checkpoints. Verifying
+# each server against the other's digest names a fork (timeline, WAL position,
+# chain and sequence number), in worm.verify(tbl, against) and in
+# worm-verify table --against; a digest taken before the promotion still
+# verifies on both sides, and a standby that is merely behind is not a fork.
+source "$(dirname "$0")/../lib.sh"
+PORT=55593
+STANDBY_PORT=55594
+
+wv_start "$PORT" pg_worm_failover
+P="$PGHOST"
+STANDBY="$WORK/standby"
+stop_standby() {
+  if [ -f "$STANDBY/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STANDBY" -w stop -m fast >/dev/null 2>&1 || true
+  fi
+  cleanup_test
+}
+trap stop_standby EXIT
+on_p() { PGHOST="$P" PGPORT="$PORT" psql_q "$@"; }
+on_s() { PGHOST="$WORK" PGPORT="$STANDBY_PORT" psql_q "$@"; }
+# verify_against SIDE DIGEST_FILE QUERY_TAIL: worm.verify(visits, digest) on a side.
+verify_against() {
+  local side="$1" file="$2"; shift 2
+  echo "SELECT $* FROM worm.verify('visits', :'d'::jsonb) AS v" | "on_$side" -v d="$(cat "$file")"
+}
+SU_P="host=$P port=$PORT user=postgres dbname=postgres"
+SU_S="host=$WORK port=$STANDBY_PORT user=postgres dbname=postgres"
+
+on_p >/dev/null <<'SQL'
+CREATE EXTENSION pg_worm;
+CREATE TABLE visits (id int PRIMARY KEY, note text, amount numeric);
+SELECT worm.protect('visits', retention => '10 years', chains => 2);
+INSERT INTO visits SELECT g, 'before ' || g, g * 1.10 FROM generate_series(1, 20) g;
+CREATE TABLE other (id int);
+SQL
+on_p -c "SELECT worm.checkpoint('visits')" >"$WORK/before.json"
+
+# --- the standby --------------------------------------------------------------
+runuser -u postgres -- "$PG_BIN/pg_basebackup" -h "$P" -p "$PORT" -U postgres -D "$STANDBY" -R -X stream \
+  >"$WORK/basebackup.log" 2>&1 || { cat "$WORK/basebackup.log"; fail "pg_basebackup"; }
+{
+  echo "port = $STANDBY_PORT"
+  echo "unix_socket_directories = '$WORK'"
+  echo "hot_standby = on"
+} >>"$STANDBY/postgresql.conf"
+runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$PG_BIN/pg_ctl" -D "$STANDBY" -l "$WORK/standby.log" -w start >/dev/null
+# wait_replayed: until the standby has replayed everything the primary wrote (at most 30 s).
+wait_replayed() {
+  local lsn
+  lsn="$(on_p -c "SELECT pg_current_wal_lsn()")"
+  for _ in $(seq 1 60); do
+    [ "$(on_s -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0
+    sleep 0.5
+  done
+  fail "the standby did not replay up to $lsn"
+}
+on_p -c "INSERT INTO visits SELECT g, 'streamed ' || g, g FROM generate_series(21, 24) g" >/dev/null
+wait_replayed
+eq "standby in recovery" "$(on_s -c "SELECT pg_is_in_recovery()")" t
+
+# Every function that writes refuses on the standby: 25006 and the hint.
+for call in "worm.checkpoint('visits')" "worm.purge_expired('visits')" "worm.legal_hold('visits', 'matter')" \
+  "worm.release_hold('visits', 'matter')" "worm.set_retention('visits', '20 years')" \
+  "worm.protect('other')" "worm.trust_key('k', '$(printf '%064d' 0)')"; do
+  out="$(PGHOST="$WORK" PGPORT="$STANDBY_PORT" "$PG_BIN/psql" -X -q -At -c "\\set VERBOSITY verbose" -c "SELECT $call" 2>&1 || true)"
+  [[ "$out" == *"ERROR:  25006: "*"cannot run on a standby"* ]] || fail "$call on the standby: $out"
+  [[ "$out" == *"HINT:  Run it on the primary."* ]] || fail "$call on the standby, no hint: $out"
+done
+# Everything that only reads works there.
+eq "verify on the standby" "$(on_s -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify('visits')")" "true:24"
+eq "verify_all on the standby" "$(on_s -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
+eq "verify_ledger on the standby" "$(on_s -c "SELECT ok FROM worm.verify_ledger()")" t
+eq "verify against on the standby" "$(verify_against s "$WORK/before.json" "bool_and(ok)")" t
+eq "prove on the standby" "$(on_s -c "SELECT worm.prove('visits', worm_chain, worm_seq)->'row'->>'seq' = worm_seq::text FROM visits WHERE id = 1")" t
+run_wv table --db "$SU_S" visits --against "$WORK/before.json"
+eq "worm-verify --against on the standby (exit)" "$RC" 0
+echo "ok - standby: writing functions refuse with 25006 and a hint; verify, verify_all, verify_ledger, verify against, prove and worm-verify work"
+
+# A standby that is merely behind the primary is not a fork: a digest taken on
+# the primary the standby has not replayed yet says so.
+on_s -c "SELECT pg_wal_replay_pause()" >/dev/null
+on_p -c "INSERT INTO visits SELECT g, 'not yet replayed ' || g, g FROM generate_series(25, 30) g" >/dev/null
+on_p -c "SELECT worm.checkpoint('visits')" >"$WORK/ahead.json"
+behind="$(verify_against s "$WORK/ahead.json" "string_agg(detail, ' | ' ORDER BY chain)")"
+echo "  standby behind: $behind"
+[[ "$behind" == *"not yet replayed"* ]] || fail "a lagging standby against a newer digest: $behind"
+[[ "$behind" != *"fork"* ]] || fail "a lagging standby is called a fork: $behind"
+on_s -c "SELECT pg_wal_replay_resume()" >/dev/null
+wait_replayed
+eq "verify against after replay" "$(verify_against s "$WORK/ahead.json" "bool_and(ok)")" t
+echo "ok - a standby behind the digest is named as behind, not as a fork"
+
+# --- split brain --------------------------------------------------------------
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STANDBY" -w promote >/dev/null
+eq "promoted" "$(on_s -c "SELECT pg_is_in_recovery()")" f
+eq "verify after promotion" "$(on_s -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify('visits')")" "true:30"
+# The old primary keeps taking inserts, and so does the promoted standby.
+on_p -c "INSERT INTO visits SELECT g, 'old primary ' || g, g FROM generate_series(31, 50) g" >/dev/null
+on_s -c "INSERT INTO visits SELECT g, 'promoted ' || g, g FROM generate_series(31, 34) g" >/dev/null
+on_p -c "SELECT worm.checkpoint('visits')" >"$WORK/p.json"
+on_s -c "SELECT worm.checkpoint('visits')" >"$WORK/s.json"
+eq "old primary verifies alone" "$(on_p -c "SELECT bool_and(ok) FROM worm.verify('visits')")" t
+eq "promoted standby verifies alone" "$(on_s -c "SELECT bool_and(ok) FROM worm.verify('visits')")" t
+for side in p s; do
+  eq "digest before the promotion on $side" "$(verify_against $side "$WORK/before.json" "bool_and(ok)")" t
+done
+
+# Where the promoted standby left timeline 1 (its timeline history file).
+SWITCH="$(on_s -c "SELECT split_part(pg_read_file('pg_wal/00000002.history'), E'\t', 2)")"
+[[ "$SWITCH" =~ ^[0-9A-F]+/[0-9A-F]+$ ]] || fail "no switch point in 00000002.history: $SWITCH"
+ROW="coalesce(chain::text, '-') || ' ' || ok || ' ' || coalesce(first_bad_seq::text, '-') || ' ' || detail"
+# The promoted standby against the old primary's digest: its branch is the shorter.
+s_vs_p="$(verify_against s "$WORK/p.json" "$ROW")"
+echo "$s_vs_p" | sed 's/^/  promoted vs old primary: /'
+# The old primary against the promoted standby's digest: its branch is the longer.
+p_vs_s="$(verify_against p "$WORK/s.json" "$ROW")"
+echo "$p_vs_s" | sed 's/^/  old primary vs promoted: /'
+for out in "$s_vs_p" "$p_vs_s"; do
+  [[ "$out" != *"tail cut"* ]] || fail "a fork called a tail cut: $out"
+  [[ "$out" != *"rewritten or replaced"* ]] || fail "a fork called a rewrite: $out"
+  echo "$out" | grep -q "^- false - fork: this server and the checkpoint's server have different histories from timeline 1, LSN $SWITCH on" \
+    || fail "the fork and where it starts are not named: $out"
+  echo "$out" | grep -q "ledgers forked with the servers' histories" || fail "the ledger's fork is not named: $out"
+done
+echo "$s_vs_p" | grep -q "(this server left timeline 1 there (promoted or recovered to that point) while the checkpoint's server went on writing on it;" \
+  || fail "promoted side: who switched is not named: $s_vs_p"
+echo "$p_vs_s" | grep -q "(the checkpoint's server left timeline 1 there (promoted) while this server went on writing on it;" \
+  || fail "old primary side: who switched is not named: $p_vs_s"
+# Chains: the promoted side's (4 new rows) is shorter than the old primary's (20 new rows) on
+# every chain that took rows; the old primary holds other rows at the promoted side's heads.
+echo "$s_vs_p" | grep -qE "^[01] false [0-9]+ chain [01] forked: this branch ends at row [0-9]+, the checkpoint's branch had rows up to [0-9]+: rows [0-9]+\.\.[0-9]+ of the checkpoint are on the other branch only \(the histories diverge from timeline 1, LSN $SWITCH on; a split brain after failover\)" \
+  || fail "promoted side: the forked chain and its first differing row are not named: $s_vs_p"
+echo "$p_vs_s" | grep -qE "^[01] false [0-9]+ chain [01] forked: row [0-9]+ is another row than the checkpoint's head \(the histories diverge from timeline 1, LSN $SWITCH on; a split brain after failover\): the branches differ from row [0-9]+ or earlier" \
+  || fail "old primary side: the forked chain and its row are not named: $p_vs_s"
+# first_bad_seq of a chain is the row named in its detail.
+pairs="$(echo "$s_vs_p" | sed -nE 's/^[01] false ([0-9]+) chain [01] forked: this branch ends .*: rows ([0-9]+)\.\..*/\1=\2/p')"
+[ -n "$pairs" ] || fail "no forked chain with its rows: $s_vs_p"
+for p in $pairs; do eq "first_bad_seq is the first row of the other branch" "${p%=*}" "${p#*=}"; done
+echo "ok - split brain: each side against the other's digest names the fork (timeline 1, LSN $SWITCH, who was promoted), the forked chains and rows, and the ledger's fork"
+
+# worm-verify says the same.
+for pair in "s p $SU_S" "p s $SU_P"; do
+  set -- $pair
+  side="$1" other="$2"; shift 2
+  run_wv table --db "$*" visits --against "$WORK/$other.json"
+  eq "worm-verify $side against $other's digest (exit)" "$RC" 1
+  echo "$OUT" | grep -q "PROBLEM  fork: this server and the checkpoint's server have different histories from timeline 1, LSN $SWITCH on" \
+    || fail "worm-verify $side against $other: no fork named: $OUT"
+  echo "$OUT" | grep -q "chain [01] forked: " || fail "worm-verify $side against $other: no forked chain: $OUT"
+  if echo "$OUT" | grep -q "tail cut"; then fail "worm-verify $side against $other: a fork called a tail cut: $OUT"; fi
+done
+echo "ok - worm-verify table --against names the same fork from both sides"
