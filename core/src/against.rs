@@ -74,7 +74,8 @@ impl Comparison {
     pub fn ledger_finding(&self, ledger: Check) -> Check {
         let why = match self.lineage {
             Some(Lineage::Forked { .. }) => "the ledgers forked with the servers' histories (the checkpoint is on the other branch; see the fork finding)",
-            Some(Lineage::Behind) => "not yet replayed here (this server's WAL has not reached the checkpoint's position)",
+            Some(Lineage::Behind { standby: true }) => "not yet replayed here (this server's WAL has not reached the checkpoint's position)",
+            Some(Lineage::Behind { standby: false }) => "rolled back (this server's WAL is behind the checkpoint's position: an older copy of the data directory was started)",
             _ => return ledger,
         };
         if ledger.status != Status::Problem {
@@ -237,8 +238,10 @@ pub enum ForkSide {
 pub enum Lineage {
     /// The checkpoint's position is in this server's history: what it covered was here.
     Contained,
-    /// This server has not reached the checkpoint's position yet (same history, behind it).
-    Behind,
+    /// This server has not reached the checkpoint's position (same history, behind it): a
+    /// standby that has not replayed it yet, or, on a primary, an older copy of the data
+    /// directory that was started (a rollback).
+    Behind { standby: bool },
     /// The histories split: on `timeline`, at LSN `at`.
     Forked {
         timeline: u32,
@@ -255,6 +258,9 @@ pub fn lineage(there: &WalPosition, here: &WalPosition) -> Lineage {
         return Lineage::OtherCluster;
     }
     let (a, b) = (there.segments(), here.segments());
+    let behind = Lineage::Behind {
+        standby: here.in_recovery,
+    };
     let mut begin = 0u64;
     let mut prev_tl = a.first().map(|x| x.0).unwrap_or(0);
     for i in 0..a.len().min(b.len()) {
@@ -274,10 +280,10 @@ pub fn lineage(there: &WalPosition, here: &WalPosition) -> Lineage {
         };
         match (a_last, b_last) {
             (true, true) if ea <= eb => return Lineage::Contained,
-            (true, true) => return Lineage::Behind,
+            (true, true) => return behind,
             (true, false) if ea <= eb => return Lineage::Contained,
             (true, false) => return fork(eb, ForkSide::Here),
-            (false, true) if eb <= ea => return Lineage::Behind,
+            (false, true) if eb <= ea => return behind,
             (false, true) => return fork(ea, ForkSide::There),
             (false, false) if ea != eb => return fork(ea.min(eb), ForkSide::Both),
             (false, false) => {}
@@ -326,14 +332,21 @@ fn wal_check(
                 there.system_identifier, here.system_identifier
             ),
         ),
-        Lineage::Behind => Check::new(
+        Lineage::Behind { standby: true } => Check::new(
             "wal",
             if chain_problems { Status::Problem } else { Status::Note },
             format!(
-                "{server} ({}) has not reached the checkpoint's WAL position ({}): what was written since is not replayed here yet{}",
+                "{server} ({}) has not reached the checkpoint's WAL position ({}): what was written since is not replayed here yet",
                 here.describe(),
                 there.describe(),
-                if here.in_recovery { "" } else { " (or an older copy of the data directory was started)" }
+            ),
+        ),
+        Lineage::Behind { standby: false } => Check::problem(
+            "wal",
+            format!(
+                "rollback: {server} ({}) is behind the checkpoint's WAL position ({}) on the same timeline: an older copy of the data directory was started",
+                here.describe(),
+                there.describe(),
             ),
         ),
         Lineage::Forked { timeline, at, side } => Check::problem(
@@ -546,8 +559,11 @@ fn shorter_finding(c: i32, newest: i64, h: i64, lineage: Option<&Lineage>) -> Ch
         (Some(Lineage::Contained), _) => format!(
             "chain {c} is shorter than its checkpoint: rows {first}..{h} removed (tail cut, rollback or older backup)"
         ),
-        (Some(Lineage::Behind), _) => format!(
+        (Some(Lineage::Behind { standby: true }), _) => format!(
             "chain {c}: rows {first}..{h} of the checkpoint are not here yet: not yet replayed (this server's WAL has not reached the checkpoint's position)"
+        ),
+        (Some(Lineage::Behind { standby: false }), _) => format!(
+            "chain {c} is shorter than its checkpoint: rows {first}..{h} removed (rollback: this server's WAL is behind the checkpoint's position, an older copy of the data directory was started)"
         ),
         _ => format!(
             "chain {c} is shorter than its checkpoint: rows {first}..{h} are not here: removed (tail cut, rollback or older backup), or this server is on the shorter branch of a fork (a split brain after failover); the digest cannot tell which without both servers' WAL positions: compare their timelines (pg_control_checkpoint(), the .history files in pg_wal) and where each was promoted"
@@ -694,7 +710,8 @@ fn root_check(
                 match lineage {
                     Some(Lineage::Forked { .. }) =>
                         "the rows it covered differ on this branch of the fork",
-                    Some(Lineage::Behind) => "rows it covered are not replayed here yet",
+                    Some(Lineage::Behind { standby: true }) =>
+                        "rows it covered are not replayed here yet",
                     _ => "rows it covered were changed, removed, added or reordered",
                 }
             ),
@@ -993,7 +1010,10 @@ mod tests {
         let promoted = |lsn| pos(2, lsn, &[(1, 100)]);
         // Same timeline: behind or contained.
         assert_eq!(lineage(&p1(50), &p1(60)), Lineage::Contained);
-        assert_eq!(lineage(&p1(70), &p1(60)), Lineage::Behind);
+        assert_eq!(
+            lineage(&p1(70), &p1(60)),
+            Lineage::Behind { standby: false }
+        );
         // Taken before the promotion: in the promoted server's history.
         assert_eq!(lineage(&p1(90), &promoted(500)), Lineage::Contained);
         // The old primary went on after the promotion: a fork, this server left timeline 1.
@@ -1015,7 +1035,12 @@ mod tests {
             }
         );
         // A standby of timeline 1 that has not reached the switch yet: behind.
-        assert_eq!(lineage(&promoted(500), &p1(90)), Lineage::Behind);
+        let mut standby = p1(90);
+        standby.in_recovery = true;
+        assert_eq!(
+            lineage(&promoted(500), &standby),
+            Lineage::Behind { standby: true }
+        );
         // Two standbys promoted at different points, or to different timelines at one point.
         assert_eq!(
             lineage(&pos(2, 500, &[(1, 100)]), &pos(2, 500, &[(1, 120)])),
@@ -1121,6 +1146,16 @@ mod tests {
             "{}",
             wal.detail
         );
+        // A primary behind the checkpoint: an older copy of the data directory was started.
+        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&pos(1, 800, &[])));
+        assert_eq!(
+            c.chains[0].check.detail,
+            "chain 0 is shorter than its checkpoint: rows 6..12 removed (rollback: this server's WAL is behind the checkpoint's position, an older copy of the data directory was started)"
+        );
+        assert!(c
+            .table
+            .iter()
+            .any(|x| x.check == "wal" && x.detail.starts_with("rollback: this server")));
         // Behind but every head already here: only a note.
         let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&standby));
         assert_eq!(c.problems(), 0, "{c:#?}");
