@@ -286,9 +286,96 @@ fn worm_purge_expired(tbl: PgRelation) -> JsonB {
     purge(tbl).or_raise()
 }
 
+/// Who asked for a purge: a call of worm.purge_expired, or the publisher's
+/// purge arriving at a logical-replication subscriber.
+#[derive(Clone, Copy, PartialEq)]
+enum PurgeBy {
+    Call,
+    Replication,
+}
+
 fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     let t = locked_target(&tbl, "worm.purge_expired", "purge it")?;
     let retention = purgeable(&t)?;
+    purge_locked(tbl, t, retention, PurgeBy::Call)
+}
+
+thread_local! {
+    /// (table, local transaction id) whose replicated purge already ran.
+    static REPLICA_PURGED: std::cell::RefCell<Option<(pg_sys::Oid, u32)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A DELETE arriving from a logical-replication publisher (the apply
+/// worker runs with `session_replication_role = replica`) on a protected
+/// subscriber table: the publisher purged. The subscriber purges too, by its
+/// own policy — its own retention, its own holds, its own clock, after
+/// verifying — with anchors and a certificate in its own ledger, once per
+/// table and transaction. The replicated row deletes themselves are then
+/// skipped: every expired row is gone already, and a row the subscriber's
+/// policy still keeps (a longer retention, a hold) stays, with a WARNING,
+/// instead of stopping the subscription.
+pub fn replicated_delete(relid: pg_sys::Oid, chain: i32, seq: i64) {
+    // SAFETY: MyProc is this backend's PGPROC for the whole of its life.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    let first = REPLICA_PURGED.with(|r| {
+        let mut r = r.borrow_mut();
+        let first = *r != Some((relid, lxid));
+        *r = Some((relid, lxid));
+        first
+    });
+    let outcome = (|| -> Result<(), WormError> {
+        if first {
+            // SAFETY: the trigger's relation exists and is locked by the apply.
+            let tbl = unsafe { PgRelation::with_lock(relid, pg_sys::AccessShareLock as _) };
+            purge_replicated(tbl)?;
+        }
+        if row_present(relid, chain, seq)? {
+            let table = crate::pg::Rel::open(relid, pg_sys::AccessShareLock).display_name();
+            pgrx::warning!(
+                "pg_worm: {table}: the publisher removed chain {chain} seq {seq}, which this subscriber's retention or legal hold still keeps"
+            );
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        e.raise()
+    }
+}
+
+fn purge_replicated(tbl: PgRelation) -> Result<(), WormError> {
+    let t = locked_target(&tbl, "worm.purge_expired", "purge it")?;
+    // Under a hold or kept for ever here: nothing leaves (the rows stay).
+    let Ok(retention) = purgeable(&t) else {
+        return Ok(());
+    };
+    let table = t.table.clone();
+    let answer = purge_locked(tbl, t, retention, PurgeBy::Replication)?;
+    let removed = answer.0["certificate"]["removed"]["rows"].as_i64().unwrap_or(0);
+    pgrx::log!("pg_worm: {table}: the publisher's purge arrived; this subscriber purged {removed} expired rows by its own policy");
+    Ok(())
+}
+
+/// Whether the row (chain, seq) is still in the table.
+fn row_present(table_relid: pg_sys::Oid, chain: i32, seq: i64) -> Result<bool, WormError> {
+    let Some(rel) = crate::pg::Rel::try_open(table_relid, pg_sys::AccessShareLock) else {
+        return Ok(false);
+    };
+    let table = rel.display_name();
+    drop(rel);
+    Ok(sql::get_one_with_args::<bool>(
+        &format!("SELECT EXISTS (SELECT FROM ONLY {table} WHERE worm_chain OPERATOR(pg_catalog.=) $1 AND worm_seq OPERATOR(pg_catalog.=) $2)"),
+        &[DatumWithOid::from(chain), DatumWithOid::from(seq)],
+    )?
+    .unwrap_or(false))
+}
+
+fn purge_locked(
+    tbl: PgRelation,
+    t: Target,
+    retention: Interval,
+    by: PurgeBy,
+) -> Result<JsonB, WormError> {
     // One purge of a table at a time; inserts go on (SHARE UPDATE EXCLUSIVE
     // does not conflict with ROW EXCLUSIVE).
     // SAFETY: locks a relation this function holds open.
@@ -308,7 +395,7 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     let owner = unsafe { (*(*tbl.as_ptr()).rd_rel).relowner };
     delete_expired(&t, owner, &purges)?;
     record_anchors(&t.meta.uid, &purges)?;
-    let fields = certificate_fields(
+    let mut fields = certificate_fields(
         &t,
         &retention,
         cutoff,
@@ -317,6 +404,12 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
         &verified,
         verified_at,
     )?;
+    if by == PurgeBy::Replication {
+        fields.insert(
+            "method".into(),
+            json!("logical deletion by pg_worm on a logical-replication subscriber, when the publisher's purge arrived, by this subscriber's own retention, holds and clock; storage reclaimed by VACUUM"),
+        );
+    }
     let (appended, doc) = ledger::append("purge", Some(&t.meta.uid), Some(&t.table), fields)?;
     Ok(JsonB(
         json!({ "certificate": doc, "ledger_entry": appended.to_json() }),

@@ -349,6 +349,42 @@ unsafe fn purge_allows_row(td: &pg_sys::TriggerData) -> bool {
     })
 }
 
+/// A row DELETE from a logical-replication apply worker: the only DELETE
+/// that reaches a protected table's row trigger with
+/// `session_replication_role = replica` (any other DELETE statement is
+/// refused by the statement trigger first, which apply workers do not fire).
+/// The subscriber purges by its own policy (see
+/// `retention::replicated_delete`) and the replicated delete is skipped.
+///
+/// # Safety
+/// `td` is the TriggerData of a running row trigger call.
+unsafe fn replicated_purge(td: &pg_sys::TriggerData) -> bool {
+    // SAFETY: a backend global, set by the GUC machinery.
+    let role = unsafe { pg_sys::SessionReplicationRole };
+    if role != pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32 {
+        return false;
+    }
+    let rel = td.tg_relation;
+    // SAFETY: the trigger's relation is open during the call.
+    let (relid, desc) = unsafe { ((*rel).rd_id, (*rel).rd_att) };
+    // SAFETY: as above.
+    let Ok(plan) = (unsafe { encode::plan_for(rel) }) else {
+        return false;
+    };
+    // SAFETY: the old row is a tuple of the relation's descriptor.
+    let (chain, seq) = unsafe {
+        (
+            pg::heap_get(td.tg_trigtuple, desc, plan.chain_att),
+            pg::heap_get(td.tg_trigtuple, desc, plan.seq_att),
+        )
+    };
+    let (Some(chain), Some(seq)) = (chain, seq) else {
+        return false;
+    };
+    crate::retention::replicated_delete(relid, chain.value() as i32, seq.value() as i64);
+    true
+}
+
 #[pg_trigger]
 fn worm_refuse_change<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
@@ -371,6 +407,10 @@ fn worm_refuse_change<'a>(
         // SAFETY: the TriggerData of this (row) trigger call.
         if is_row && unsafe { purge_allows_row(td) } {
             return Ok(trigger.old());
+        }
+        // SAFETY: as above.
+        if is_row && unsafe { replicated_purge(td) } {
+            return Ok(None);
         }
     }
     // SAFETY: the trigger's relation is open during the call.

@@ -6,9 +6,11 @@
 # inserts, which the apply workers (superuser, replica role) bring with
 # their worm_ values: each is checked to extend its chain on arrival. The
 # subscriber verifies, and verifies chain by chain against a digest taken
-# on the publisher. A row that does not extend the chain stops the apply
-# (the subscriber is never re-chained). Publisher and subscriber are two
-# databases of one cluster.
+# on the publisher. The publisher's purge arrives as a purge: the
+# subscriber purges by its own policy (anchors and a certificate in its own
+# ledger, verifiable there) and the subscription keeps flowing. A row that
+# does not extend the chain stops the apply (the subscriber is never
+# re-chained). Publisher and subscriber are two databases of one cluster.
 source "$(dirname "$0")/../lib.sh"
 PORT=55532
 
@@ -20,7 +22,9 @@ CREATE EXTENSION pg_worm;
 CREATE TABLE events (id bigserial PRIMARY KEY, patient text NOT NULL, what text, at timestamptz DEFAULT now());
 SELECT worm.protect('events', retention => '6 years', chains => 4);
 INSERT INTO events (patient, what) SELECT 'p-' || g, 'admitted' FROM generate_series(1, 50) g;
-CREATE PUBLICATION audit FOR TABLE events;
+CREATE TABLE vitals (id int PRIMARY KEY, pulse int);
+SELECT worm.protect('vitals', retention => '2 seconds', chains => 2);
+CREATE PUBLICATION audit FOR TABLE events, vitals;
 SELECT pg_create_logical_replication_slot('audit_sub', 'pgoutput');
 SQL
 TUID="$(psql_q -d pub -c "SELECT table_uid FROM worm.tables WHERE table_name = 'events'::regclass")"
@@ -28,16 +32,20 @@ psql_q -d sub -c "CREATE EXTENSION pg_worm"
 "$PG_BIN/pg_dump" -s -t events pub | psql_q -d sub -f - >/dev/null || fail "schema of events into the subscriber"
 out="$(psql_q -d sub -c "SELECT worm.adopt('events', '$TUID', 4, retention => '6 years')")"
 eq "subscriber adopts the empty copy" "$out" "adopted public.events as pg_worm table $TUID: 4 chains, 0 rows verified with their links"
+VUID="$(psql_q -d pub -c "SELECT table_uid FROM worm.tables WHERE table_name = 'vitals'::regclass")"
+"$PG_BIN/pg_dump" -s -t vitals pub | psql_q -d sub -f - >/dev/null || fail "schema of vitals into the subscriber"
+psql_q -d sub -c "SELECT worm.adopt('vitals', '$VUID', 2, retention => '2 seconds')" >/dev/null
 psql_q -d sub -c "CREATE SUBSCRIPTION audit_sub CONNECTION 'host=$PGHOST port=$PGPORT dbname=pub user=postgres' PUBLICATION audit WITH (create_slot = false, slot_name = 'audit_sub')"
 
-# wait_rows N: until the subscriber holds N rows (at most 60 s).
+# wait_rows N [TABLE]: until the subscriber's table holds N rows (at most 60 s).
 wait_rows() {
+  local t="${2:-events}"
   for _ in $(seq 1 600); do
-    [ "$(psql_q -d sub -c "SELECT count(*) FROM events")" = "$1" ] && return 0
+    [ "$(psql_q -d sub -c "SELECT count(*) FROM $t")" = "$1" ] && return 0
     sleep 0.1
   done
   tail -20 "$CLUSTER_DIR/server.log"
-  fail "the subscriber has $(psql_q -d sub -c "SELECT count(*) FROM events") rows, expected $1"
+  fail "the subscriber's $t has $(psql_q -d sub -c "SELECT count(*) FROM $t") rows, expected $1"
 }
 wait_rows 50
 for w in 1 2 3; do
@@ -55,6 +63,43 @@ eq "subscriber verifies against the publisher's digest, chain by chain" \
 err="$("$PG_BIN/psql" -X -q -d sub -v VERBOSITY=verbose -c "UPDATE events SET what = 'x'" 2>&1 || true)"
 [[ "$err" == *"42501"* ]] || fail "UPDATE on the subscriber's copy: $err"
 echo "ok - a protected subscriber keeps the publisher's identity and links (110 rows, 4 chains) and verifies against the publisher's digest"
+
+# The publisher's purge arrives as the subscriber's own purge.
+VROWS="SELECT worm_chain, worm_seq, worm_inserted_at, encode(worm_hash, 'hex'), id FROM vitals ORDER BY 1, 2"
+psql_q -d pub -c "INSERT INTO vitals SELECT g, 60 FROM generate_series(1, 30) g"
+wait_rows 30 vitals
+sleep 2.5
+psql_q -d pub -c "INSERT INTO vitals SELECT g, 61 FROM generate_series(31, 35) g"
+wait_rows 35 vitals
+PUB_CERT="$(psql_q -d pub -c "SELECT worm.purge_expired('vitals')")"
+eq "publisher purged the 30 expired rows" "$(psql_q -d pub -c "SELECT count(*) FROM vitals")" 5
+wait_rows 5 vitals
+eq "subscriber's rows after the purge are the publisher's" "$(psql_q -d sub -c "$VROWS")" "$(psql_q -d pub -c "$VROWS")"
+eq "subscriber's certificate" "$(psql_q -d sub -c "SELECT rows_removed || ' ' || retention FROM worm.certificates WHERE table_name = 'public.vitals'")" "30 PT2S"
+[[ "$(psql_q -d sub -c "SELECT certificate -> 'certificate' ->> 'method' FROM worm.certificates")" == *"logical-replication subscriber"* ]] || fail "the subscriber's certificate does not say how it came"
+eq "subscriber's certificate verifies" "$(psql_q -d sub -c "SELECT worm.verify_certificate(certificate) FROM worm.certificates")" t
+ANCH="SELECT chain, seq, encode(link, 'hex') FROM worm.anchors a JOIN worm.tables t USING (table_uid) WHERE t.table_name = 'vitals'::regclass ORDER BY 1"
+eq "subscriber's anchors are the publisher's" "$(psql_q -d sub -c "$ANCH")" "$(psql_q -d pub -c "$ANCH")"
+eq "the same Merkle root of removed links" "$(psql_q -d sub -c "SELECT certificate -> 'certificate' -> 'removed' ->> 'merkle_root' FROM worm.certificates")" \
+  "$(psql_q -d pub -c "SELECT \$\$$PUB_CERT\$\$::jsonb -> 'certificate' -> 'removed' ->> 'merkle_root'")"
+psql_q -d pub -c "INSERT INTO vitals SELECT g, 62 FROM generate_series(36, 40) g"
+wait_rows 10 vitals
+eq "subscriber verifies after the purge" "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('vitals')")" "0 10"
+echo "ok - the publisher's purge arrives as the subscriber's own purge (certificate, anchors, same Merkle root) and the subscription keeps flowing"
+
+# Under a legal hold on the subscriber, the publisher's purge removes nothing
+# there (WARNING in the log) and the subscription keeps flowing.
+psql_q -d sub -c "SELECT worm.legal_hold('vitals', 'matter 2026-17 (subscriber only)')" >/dev/null
+sleep 2.2
+psql_q -d pub -c "SELECT worm.purge_expired('vitals')" >/dev/null
+eq "publisher purged again" "$(psql_q -d pub -c "SELECT count(*) FROM vitals")" 0
+psql_q -d pub -c "INSERT INTO vitals VALUES (41, 63)"
+wait_rows 11 vitals
+grep -q "WARNING:  pg_worm: public.vitals: the publisher removed chain [0-9]* seq [0-9]*, which this subscriber's retention or legal hold still keeps" "$CLUSTER_DIR/server.log" ||
+  fail "no WARNING for rows the subscriber's hold keeps"
+eq "no certificate under the hold" "$(psql_q -d sub -c "SELECT count(*) FROM worm.certificates")" 1
+eq "subscriber verifies under the hold" "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('vitals')")" "0 11"
+echo "ok - under a subscriber-side legal hold the replicated purge removes nothing there and replication continues"
 
 # A row on the subscriber's side breaks the next replicated one: the apply
 # stops with pg_worm's refusal instead of re-chaining.
