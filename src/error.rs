@@ -32,10 +32,14 @@ pub enum WormError {
     #[error("{table} cannot be adopted as pg_worm table {uid}: another table is registered under that identity")]
     IdentityInUse { table: String, uid: String },
 
-    #[error("{table} cannot be adopted: its rows do not verify under the given identity and chains")]
+    #[error(
+        "{table} cannot be adopted: its rows do not verify under the given identity and chains"
+    )]
     AdoptRefused { table: String, problems: String },
 
-    #[error("a row arriving in {table} with its worm_ values does not extend chain {chain}: {why}")]
+    #[error(
+        "a row arriving in {table} with its worm_ values does not extend chain {chain}: {why}"
+    )]
     DoesNotExtend {
         table: String,
         chain: i32,
