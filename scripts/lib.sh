@@ -69,10 +69,21 @@ install_extension() {
   # Each file is written beside its destination and renamed over it: a
   # server that has the old library mapped keeps its (unlinked) copy instead
   # of crashing with SIGBUS on a file truncated under it.
+  # The package holds the library, the control file, this version's install
+  # script and the update scripts pg_worm--A--B.sql (cargo pgrx package copies
+  # them from sql/).
   for f in "$out$libdir"/*.so "$out$sharedir"/extension/*; do
     local dest="${f#"$out"}"
     install -m 0644 "$f" "$dest.tmp.$$"
     mv -f "$dest.tmp.$$" "$dest"
+  done
+  # As a package manager would, remove install scripts of other versions left
+  # by earlier builds (development builds of 0.2.0 were numbered 0.1.0: their
+  # script is not 0.1.0's, and CREATE EXTENSION pg_worm VERSION '0.1.0' must
+  # not find it).
+  for f in "$sharedir"/extension/pg_worm--*.sql; do
+    case "$(basename "$f")" in *--*--*) continue ;; esac
+    [ -e "$out$f" ] || rm -f "$f"
   done
 }
 

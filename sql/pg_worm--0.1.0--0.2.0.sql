@@ -1,0 +1,101 @@
+-- pg_worm 0.1.0 -> 0.2.0, run by ALTER EXTENSION pg_worm UPDATE.
+--
+-- EVERY SCHEMA CHANGE SINCE 0.1.0 BELONGS IN THIS FILE: a table, column,
+-- default, constraint, view, function (signature, body, SET search_path,
+-- SECURITY DEFINER, volatility, strictness, C symbol), trigger on pg_worm's own
+-- tables, event trigger and its ENABLE ALWAYS state, grant, role,
+-- pg_extension_config_dump entry or comment added to or changed in
+-- sql/schema.sql, sql/views.sql or a #[pg_extern]/#[pg_trigger] in src/ must be
+-- repeated here, so that an updated 0.1.0 database is exactly a fresh 0.2.0
+-- install. tests/scenarios/98_extension_update.sh compares the two catalogs
+-- and fails on any difference; it also runs tables protected by 0.1.0's
+-- library through the update.
+--
+-- It runs as the extension's owner with search_path = worm, pg_temp, inside
+-- one transaction: a failure leaves 0.1.0 in place. The guards stand aside for
+-- pg_worm's own script (guard::exempt). Shipped by `cargo pgrx package` from
+-- sql/ (pg_worm--A--B.sql); never edited once 0.2.0 is released.
+\echo Use "ALTER EXTENSION pg_worm UPDATE" to load this file. \quit
+
+-- worm.tables: the hashing version of each table. Tables protected under
+-- 0.1.0 were chained with version 1: the default fills their rows (a constant
+-- default, no table rewrite).
+ALTER TABLE worm.tables
+    ADD COLUMN encoding_version integer NOT NULL DEFAULT 1 CHECK (encoding_version >= 1);
+COMMENT ON COLUMN worm.tables.encoding_version IS 'pg_worm: version of the row encoding and chain links of the table (docs/hashing.md)';
+
+-- Guards of pg_worm's own tables now also refuse INSERT by anyone but
+-- pg_worm's functions (an empty table still takes a restore). CREATE OR
+-- REPLACE resets the firing mode: ENABLE ALWAYS again.
+CREATE OR REPLACE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.tables
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+CREATE OR REPLACE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.anchors
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+CREATE OR REPLACE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
+CREATE OR REPLACE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.trusted_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
+ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.trusted_keys ENABLE ALWAYS TRIGGER worm_guard;
+
+-- worm.chain_heads: search_path pinned, the cast qualified.
+CREATE OR REPLACE FUNCTION worm.chain_heads(tbl regclass)
+RETURNS TABLE (chain int, head_seq bigint, head_link text, anchor_seq bigint)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM worm._chain_heads(tbl::pg_catalog.oid) $$;
+
+-- worm.protected_tables: encoding_version as its last column.
+CREATE OR REPLACE VIEW worm.protected_tables AS
+SELECT t.table_name,
+       t.table_uid,
+       t.chains,
+       (SELECT coalesce(sum(h.head_seq - h.anchor_seq), 0)::bigint
+          FROM worm._chain_heads(t.table_name::oid) AS h) AS rows,
+       t.retention,
+       t.legal_basis,
+       t.legal_hold,
+       t.hold_reason,
+       t.protected_at,
+       t.protected_by,
+       (SELECT max(l.at) FROM worm.ledger AS l
+         WHERE l.table_uid = t.table_uid AND l.event IN ('purge', 'checkpoint')) AS last_verified,
+       (SELECT max(l.at) FROM worm.ledger AS l
+         WHERE l.table_uid = t.table_uid AND l.event = 'checkpoint') AS last_checkpoint,
+       (SELECT max(l.at) FROM worm.ledger AS l
+         WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
+       worm.enforcement() AS enforcement,
+       t.encoding_version
+  FROM worm.tables AS t;
+
+-- Columns added to a protected table: checked after the fact and recorded in
+-- the ledger.
+CREATE FUNCTION worm.guard_ddl_end() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl_end';
+CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION worm.guard_ddl_end();
+
+-- Event triggers fire whatever session_replication_role says.
+ALTER EVENT TRIGGER worm_guard_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER worm_guard_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER worm_guard_ddl_end ENABLE ALWAYS;
+
+-- worm_restore: its members' INSERTs (like superusers') keep the worm_ values
+-- rows arrive with when they extend the table's chains exactly (data-only
+-- restores, logical-replication subscribers). Cluster-wide: created only when
+-- missing.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'worm_restore') THEN
+        CREATE ROLE worm_restore NOLOGIN;
+    END IF;
+END
+$roles$;
+
+-- worm.adopt: protects a table restored alone (pg_restore -t, or left
+-- half-restored by 0.1.0) under its identity, keeping every link.
+CREATE FUNCTION worm.adopt(tbl regclass, table_uid uuid, chains int,
+                           retention interval DEFAULT NULL, legal_basis text DEFAULT NULL)
+RETURNS text VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_adopt_wrapper';

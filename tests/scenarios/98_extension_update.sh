@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# ALTER EXTENSION pg_worm UPDATE from 0.1.0 as released, the way a DBA meets
+# it: a server runs 0.1.0's package (library and SQL) with protected tables,
+# checkpoints, a purge and a legal hold; the package is replaced by this
+# build's; the server restarts; then ALTER EXTENSION pg_worm UPDATE.
+#
+#  1. The update gives exactly a fresh install: a database created empty under
+#     0.1.0 and updated, and the one holding the protected tables, have the
+#     same catalog as a fresh CREATE EXTENSION (pg_dump --schema-only
+#     --binary-upgrade, which lists every member of the extension with its
+#     definition, attributes, owner, initial grants and comments, the triggers
+#     on pg_worm's tables and the event triggers with their ENABLE ALWAYS
+#     state; plus pg_extension's config-dump entries by table name). Any
+#     difference fails and is printed.
+#  2. Tables protected by 0.1.0's worm.protect keep their triggers, trigger
+#     arguments and chain index, keep inserting, verify (also against digests
+#     taken under 0.1.0), report encoding_version 1, purge, and their 0.1.0
+#     certificate still verifies.
+#
+# How 0.1.0 gets here (the CI-cost decision): its package is built from the
+# release commit (git archive bdcd03c; `cargo pgrx package --debug`, in its own
+# target dir target/pg_worm-0.1.0, reused by later runs: 52 s from nothing on
+# this 2-core machine when idle, 94 s while others built; nothing once built;
+# the rest of the scenario takes about 10 s). A committed copy of 0.1.0's SQL
+# alone would not do: under 0.2.0's library, 0.1.0's worm.protect is 0.2.0's
+# code, which writes columns 0.1.0's catalog lacks, so the tables could not be
+# protected the way a 0.1.0 server protected them. Nothing is written to
+# Debian's PostgreSQL directories: the server runs from a private
+# installation prefix in the test's work directory (postgres and pg_ctl
+# copied, everything else symlinked to Debian's files; PostgreSQL finds its
+# share and lib directories relative to its binary), into which 0.1.0's
+# package is installed and then replaced by the installed build's files.
+source "$(dirname "$0")/../lib.sh"
+PORT=55598
+OLD_COMMIT=bdcd03cfd7995ef68075c182d9236ff295673766 # pg_worm 0.1.0 as released
+NEW_VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
+T_START=$SECONDS
+
+# ---------------------------------------------------------------- 0.1.0's package
+
+OLD_DIR="$ROOT/target/pg_worm-0.1.0"
+OLD_PKG="$OLD_DIR/package"
+if [ ! -f "$OLD_PKG/complete" ]; then
+  git -C "$ROOT" cat-file -e "${OLD_COMMIT}^{commit}" \
+    || fail "commit $OLD_COMMIT (pg_worm 0.1.0 as released) is not in this clone (a shallow clone? git fetch --unshallow)"
+  rm -rf "$OLD_DIR/src" "$OLD_PKG"
+  mkdir -p "$OLD_DIR/src"
+  git -C "$ROOT" archive "$OLD_COMMIT" | tar -x -C "$OLD_DIR/src"
+  t=$SECONDS
+  (cd "$OLD_DIR/src" && CARGO_TARGET_DIR="$OLD_DIR/target" nice -n 10 \
+     cargo pgrx package --debug --pg-config "$PG_CONFIG" --out-dir "$OLD_PKG") >"$OLD_DIR/build.log" 2>&1 \
+    || { tail -30 "$OLD_DIR/build.log"; fail "building pg_worm 0.1.0 failed (log: $OLD_DIR/build.log)"; }
+  touch "$OLD_PKG/complete"
+  echo "built pg_worm 0.1.0 in $((SECONDS - t)) s"
+fi
+LIBDIR="$("$PG_CONFIG" --pkglibdir)"
+SHAREDIR="$("$PG_CONFIG" --sharedir)"
+[ -f "$OLD_PKG$SHAREDIR/extension/pg_worm--0.1.0.sql" ] || fail "no 0.1.0 script in $OLD_PKG"
+[ -f "$SHAREDIR/extension/pg_worm--0.1.0--$NEW_VERSION.sql" ] \
+  || fail "pg_worm--0.1.0--$NEW_VERSION.sql is not installed (bash scripts/test.sh scenario 98 installs it)"
+
+# ---------------------------------------------------------------- a private installation
+
+start_test_cluster --quiet "$PORT"
+stop_cluster
+work_dir pg_worm_update
+PREFIX="$WORK/prefix"
+P_BIN="$PREFIX$PG_BIN"
+P_LIB="$PREFIX$LIBDIR"
+P_EXT="$PREFIX$SHAREDIR/extension"
+mkdir -p "$P_BIN" "$(dirname "$P_LIB")" "$(dirname "$PREFIX$SHAREDIR")"
+cp "$PG_BIN/postgres" "$PG_BIN/pg_ctl" "$P_BIN/"
+cp -as "$LIBDIR" "$P_LIB"
+cp -as "$SHAREDIR" "$PREFIX$SHAREDIR"
+rm -f "$P_LIB"/pg_worm.so "$P_EXT"/pg_worm.control "$P_EXT"/pg_worm--*.sql
+# install_package DIR VERSION: a package's files, as a package manager
+# installs them: the library, the control file, the install script of VERSION
+# and the update scripts; the previous package's install script goes.
+install_package() {
+  cp "$1$LIBDIR/pg_worm.so" "$P_LIB/pg_worm.so.new" && mv -f "$P_LIB/pg_worm.so.new" "$P_LIB/pg_worm.so"
+  rm -f "$P_EXT"/pg_worm--*.sql
+  cp "$1$SHAREDIR/extension/pg_worm.control" "$1$SHAREDIR/extension/pg_worm--$2.sql" "$P_EXT/"
+  for f in "$1$SHAREDIR"/extension/pg_worm--*--*.sql; do
+    if [ -e "$f" ]; then cp "$f" "$P_EXT/"; fi
+  done
+}
+install_package "$OLD_PKG" 0.1.0
+chown -R postgres: "$PREFIX"
+echo "shared_preload_libraries = 'pg_worm'" >>"$PGDATA_DIR/postgresql.conf"
+start_private() {
+  runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$P_BIN/pg_ctl" -D "$PGDATA_DIR" \
+    -l "$CLUSTER_DIR/server.log" -w start >/dev/null || { tail -20 "$CLUSTER_DIR/server.log"; fail "server did not start"; }
+}
+start_private
+eq "0.1.0 available" "$(psql_q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_worm'")" 0.1.0
+
+# ---------------------------------------------------------------- life under 0.1.0
+
+psql_q -c "CREATE DATABASE updated" -c "CREATE DATABASE records" >/dev/null
+psql_q -d updated -c "CREATE EXTENSION pg_worm" >/dev/null
+psql_q -d records >/dev/null <<'SQL'
+CREATE EXTENSION pg_worm;
+CREATE TABLE visits (id int PRIMARY KEY, note text, amount numeric, seen timestamptz);
+INSERT INTO visits SELECT g, 'before protect ' || g, g * 1.10, timestamptz '2024-01-01 00:00+00' + g * interval '1 hour'
+  FROM generate_series(1, 5) g;
+SELECT worm.protect('visits', retention => '1 second', chains => 2);
+INSERT INTO visits SELECT g, 'visit ' || g, g * 1.10, timestamptz '2024-01-01 00:00+00' + g * interval '1 hour'
+  FROM generate_series(6, 40) g;
+CREATE TABLE notes (id bigserial PRIMARY KEY, body text);
+SELECT worm.protect('notes');
+INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 30) g;
+SELECT worm.legal_hold('notes', 'matter 1');
+SQL
+sleep 1.2
+psql_q -d records -c "SELECT worm.purge_expired('visits')" >"$WORK/cert.json"
+psql_q -d records -c "INSERT INTO visits SELECT g, 'visit ' || g, NULL, NULL FROM generate_series(41, 60) g" >/dev/null
+psql_q -d records -c "SELECT worm.checkpoint('visits')" >"$WORK/digest_visits.json"
+psql_q -d records -c "SELECT worm.checkpoint('notes')" >"$WORK/digest_notes.json"
+LINKS="SELECT md5(string_agg(worm_chain || ':' || worm_seq || ':' || encode(worm_hash, 'hex'), ',' ORDER BY worm_chain, worm_seq)) FROM"
+TRIGGERS="SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, E'\n' ORDER BY tgrelid::regclass::text, tgname)
+            FROM pg_trigger t WHERE tgrelid IN ('visits'::regclass, 'notes'::regclass) AND NOT tgisinternal"
+INDEXES="SELECT string_agg(pg_get_indexdef(indexrelid), E'\n' ORDER BY indexrelid::regclass::text)
+           FROM pg_index WHERE indrelid IN ('visits'::regclass, 'notes'::regclass)"
+ANCHORS="SELECT string_agg(chain || ':' || seq || ':' || encode(link, 'hex'), ',' ORDER BY table_uid, chain) FROM worm.anchors"
+LEDGER="SELECT string_agg(seq || ':' || event || ':' || encode(hash, 'hex'), ',' ORDER BY seq) FROM worm.ledger"
+visits_010="$(psql_q -d records -c "$LINKS visits")"
+notes_010="$(psql_q -d records -c "$LINKS notes")"
+triggers_010="$(psql_q -d records -c "$TRIGGERS")"
+indexes_010="$(psql_q -d records -c "$INDEXES")"
+anchors_010="$(psql_q -d records -c "$ANCHORS")"
+ledger_010="$(psql_q -d records -c "$LEDGER")"
+eq "rows under 0.1.0" "$(psql_q -d records -c "SELECT sum(rows_checked) FROM worm.verify('visits')")" 20
+echo "ok - under 0.1.0: two protected tables, a purge, a hold, checkpoints"
+
+# ---------------------------------------------------------------- the package replaced
+
+runuser -u postgres -- "$P_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop -m fast >/dev/null
+install_package "" "$NEW_VERSION" # the build installed in Debian's directories
+chown -R postgres: "$PREFIX"
+start_private
+eq "installed version before the update" "$(psql_q -d records -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_worm'")" 0.1.0
+eq "default version" "$(psql_q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_worm'")" "$NEW_VERSION"
+
+# Between the new library and the update (0.1.0's catalog, the new code):
+# every C function 0.1.0 created finds its symbol in the new library (a
+# missing one would break the chain trigger, or every DDL statement through
+# the event triggers, ALTER EXTENSION included); protection holds and the
+# application keeps inserting. pg_worm's functions may need the new catalog;
+# whatever they answer, no server crash, no panic.
+psql_q -d records >/dev/null <<'SQL' || fail "a C function of 0.1.0's catalog has no symbol in the new library"
+BEGIN;
+DO $$
+DECLARE f record;
+BEGIN
+  FOR f IN SELECT p.oid, p.probin, p.prosrc FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+            WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_worm') AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+  LOOP
+    -- check_function_bodies: CREATE FUNCTION loads the library and looks the symbol up.
+    EXECUTE format('CREATE FUNCTION pg_temp.symbol_%s() RETURNS void LANGUAGE c AS %L, %L', f.oid, f.probin, f.prosrc);
+  END LOOP;
+END $$;
+ROLLBACK;
+SQL
+eq "C functions of 0.1.0" "$(psql_q -d records -c "SELECT count(*) FROM pg_proc WHERE prolang = (SELECT oid FROM pg_language WHERE lanname = 'c') AND pronamespace = 'worm'::regnamespace")" 20
+psql_q -d records -c "INSERT INTO visits VALUES (1000, 'between package and update', 1, now())" >/dev/null
+out="$(psql_q -d records -c "UPDATE visits SET note = 'x' WHERE id = 50" 2>&1 || true)"
+[[ "$out" == *"is protected by pg_worm"* ]] || fail "UPDATE before the update: $out"
+for call in "worm.verify('visits')" "worm.verify_all()" "worm.checkpoint('visits')" \
+            "worm.legal_hold('visits', 'x')" "worm.purge_expired('notes')" "worm.protected_tables"; do
+  set +e; out="$(psql_q -d records -c "BEGIN; SELECT count(*) FROM $call; ROLLBACK" 2>&1)"; rc=$?; set -e
+  if grep -qiE "panick|backtrace|server closed" <<<"$out"; then fail "$call before the update: $out"; fi
+  echo "before the update: $call -> ${out:-rc $rc}"
+done
+eq "server up" "$(psql_q -d records -c "SELECT 1")" 1
+echo "ok - between the new package and the update: inserts chain, UPDATE refused"
+
+psql_q -d records -c "ALTER EXTENSION pg_worm UPDATE" >/dev/null
+psql_q -d updated -c "ALTER EXTENSION pg_worm UPDATE" >/dev/null
+ROLES="SELECT string_agg(rolname || ':' || rolcanlogin || rolinherit || rolsuper, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'worm%'"
+roles_updated="$(psql_q -c "$ROLES")"
+psql_q -c "CREATE DATABASE fresh" >/dev/null
+psql_q -d fresh -c "CREATE EXTENSION pg_worm" >/dev/null
+# Roles are cluster-wide: the fresh install must find every one it creates.
+eq "roles created by the update" "$roles_updated" "$(psql_q -c "$ROLES")"
+for db in records updated fresh; do
+  eq "$db: version" "$(psql_q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_worm'")" "$NEW_VERSION"
+done
+
+# ---------------------------------------------------------------- 1. same catalog as a fresh install
+
+# catalog DB: pg_worm's objects as pg_dump's binary-upgrade mode lists them,
+# without what must differ: oids (binary_upgrade_set_next_*, toast tables,
+# the oid arrays of binary_upgrade_create_empty_extension, given by name
+# below), transaction ids, pg_dump's random \restrict key, the missing value
+# ADD COLUMN stores for rows older than encoding_version (what its default
+# gives), and the user's schema public.
+catalog() {
+  "$PG_BIN/pg_dump" --schema-only --binary-upgrade --exclude-schema=public -d "$1" \
+    | sed -E -e '/binary_upgrade_set_next_|binary_upgrade_set_missing_value|^-- set missing value\.$|^\\(un)?restrict /d' \
+             -e "s/relfrozenxid = '[0-9]+', relminmxid = '[0-9]+'/relfrozenxid = <xid>, relminmxid = <mxid>/" \
+             -e "s/^WHERE oid = '[0-9]+';$/WHERE oid = <toast table>;/" \
+             -e "s/(binary_upgrade_create_empty_extension\('pg_worm', 'worm', false, '[^']*'), .*/\1, <config>);/" \
+    | cat -s
+  echo "-- config dump entries"
+  psql_q -d "$1" -c "SELECT c::regclass::text || ' ' || quote_literal(cond)
+                       FROM pg_extension, unnest(extconfig, extcondition) AS u(c, cond)
+                      WHERE extname = 'pg_worm' ORDER BY 1"
+}
+catalog fresh >"$WORK/fresh.sql"
+[ "$(grep -c "ALTER EXTENSION pg_worm ADD" "$WORK/fresh.sql")" -gt 20 ] || fail "the fresh catalog lists no members: $(head -40 "$WORK/fresh.sql")"
+for db in updated records; do
+  catalog "$db" >"$WORK/$db.sql"
+  if ! diff -u "$WORK/fresh.sql" "$WORK/$db.sql" >"$WORK/$db.diff"; then
+    cat "$WORK/$db.diff"
+    fail "catalog of database '$db' (0.1.0 + ALTER EXTENSION pg_worm UPDATE) differs from a fresh $NEW_VERSION install (- fresh, + updated)"
+  fi
+done
+echo "ok - 0.1.0 updated to $NEW_VERSION has the catalog of a fresh install ($(grep -c "ALTER EXTENSION pg_worm ADD" "$WORK/fresh.sql") members, empty and with protected tables)"
+
+# ---------------------------------------------------------------- 2. tables protected by 0.1.0
+
+eq "visits links kept" "$(psql_q -d records -c "$LINKS visits WHERE id <> 1000")" "$visits_010"
+eq "notes links kept" "$(psql_q -d records -c "$LINKS notes")" "$notes_010"
+eq "triggers kept" "$(psql_q -d records -c "$TRIGGERS")" "$triggers_010"
+eq "indexes kept" "$(psql_q -d records -c "$INDEXES")" "$indexes_010"
+eq "anchors kept" "$(psql_q -d records -c "$ANCHORS")" "$anchors_010"
+eq "ledger kept" "$(psql_q -d records -c "$LEDGER")" "$ledger_010"
+eq "encoding_version in worm.tables" \
+  "$(psql_q -d records -c "SELECT string_agg(table_name::text || '=' || encoding_version, ',' ORDER BY table_name::text) FROM worm.tables")" "notes=1,visits=1"
+eq "encoding_version in worm.protected_tables" \
+  "$(psql_q -d records -c "SELECT string_agg(table_name::text || '=' || encoding_version, ',' ORDER BY table_name::text) FROM worm.protected_tables")" "notes=1,visits=1"
+eq "verify after the update" "$(psql_q -d records -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify_all()")" "true:51"
+eq "verify against the 0.1.0 digest" \
+  "$(echo "SELECT bool_and(ok) FROM worm.verify('visits', :'d'::jsonb)" | psql_q -d records -v d="$(cat "$WORK/digest_visits.json")")" t
+eq "verify notes against its 0.1.0 digest" \
+  "$(echo "SELECT bool_and(ok) FROM worm.verify('notes', :'d'::jsonb)" | psql_q -d records -v d="$(cat "$WORK/digest_notes.json")")" t
+eq "0.1.0 certificate" "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/cert.json")")" t
+eq "ledger verifies" "$(psql_q -d records -c "SELECT ok FROM worm.verify_ledger()")" t
+echo "ok - links, triggers, chain index, anchors and ledger unchanged; encoding_version 1; 0.1.0's digests and certificate verify"
+
+out="$(psql_q -d records -c "UPDATE visits SET note = 'x' WHERE id = 50" 2>&1 || true)"
+[[ "$out" == *"is protected by pg_worm"* ]] || fail "UPDATE after the update: $out"
+out="$(psql_q -d records -c "DELETE FROM notes" 2>&1 || true)"
+[[ "$out" == *"is protected by pg_worm"* ]] || fail "DELETE after the update: $out"
+psql_q -d records -c "INSERT INTO visits SELECT g, 'after ' || g, g, now() FROM generate_series(61, 80) g" >/dev/null
+psql_q -d records -c "INSERT INTO notes (body) SELECT 'after ' || g FROM generate_series(1, 10) g" >/dev/null
+eq "verify after inserts" "$(psql_q -d records -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify_all()")" "true:81"
+eq "still extends the 0.1.0 digest" \
+  "$(echo "SELECT bool_and(ok) FROM worm.verify('visits', :'d'::jsonb)" | psql_q -d records -v d="$(cat "$WORK/digest_visits.json")")" t
+sleep 1.2
+psql_q -d records -c "SELECT worm.purge_expired('visits')" >"$WORK/cert2.json"
+eq "certificate of the purge after the update" \
+  "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/cert2.json")")" t
+eq "purge removed every expired row" "$(psql_q -d records -c "SELECT count(*) FROM visits")" 0
+psql_q -d records -c "SELECT worm.release_hold('notes', 'matter 1 closed')" >/dev/null
+psql_q -d records -c "SELECT worm.checkpoint('notes')" >/dev/null
+eq "verify after purge and checkpoint" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
+psql_q -d records >/dev/null <<'SQL'
+CREATE TABLE later (id int, body text);
+SELECT worm.protect('later');
+INSERT INTO later VALUES (1, 'protected under the new version');
+SQL
+eq "a table protected after the update" \
+  "$(psql_q -d records -c "SELECT p.encoding_version = t.encoding_version AND t.encoding_version >= 1 FROM worm.protected_tables p JOIN worm.tables t USING (table_name) WHERE table_name = 'later'::regclass")" t
+eq "verify_all at the end" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
+echo "ok - after the update: UPDATE/DELETE refused, inserts chain on, purge certifies, hold released, new tables protect"
+echo "scenario 98 took $((SECONDS - T_START)) s"
