@@ -8,7 +8,9 @@
 # subscriber verifies, and verifies chain by chain against a digest taken
 # on the publisher. The publisher's purge arrives as a purge: the
 # subscriber purges by its own policy (anchors and a certificate in its own
-# ledger, verifiable there) and the subscription keeps flowing. A row that
+# ledger, verifiable there) and the subscription keeps flowing; under a
+# subscriber-side hold nothing leaves there. A table already published is
+# protected by the procedure of docs/operations.md. A row that
 # does not extend the chain stops the apply (the subscriber is never
 # re-chained). Publisher and subscriber are two databases of one cluster.
 source "$(dirname "$0")/../lib.sh"
@@ -100,6 +102,31 @@ grep -q "WARNING:  pg_worm: public.vitals: the publisher removed chain [0-9]* se
 eq "no certificate under the hold" "$(psql_q -d sub -c "SELECT count(*) FROM worm.certificates")" 1
 eq "subscriber verifies under the hold" "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('vitals')")" "0 11"
 echo "ok - under a subscriber-side legal hold the replicated purge removes nothing there and replication continues"
+
+# Protecting a table that is already published (plain on both sides): the
+# subscriber's copy gets the four worm_ columns first (ADD COLUMN, nullable),
+# then the publisher protects (its backfill reaches the subscriber as
+# UPDATEs, which need a replica identity), then the subscriber adopts.
+psql_q -d pub -c "CREATE TABLE visits (id int PRIMARY KEY, ward text)" -c "INSERT INTO visits SELECT g, 'ward ' || g % 3 FROM generate_series(1, 12) g"
+psql_q -d sub -c "CREATE TABLE visits (id int PRIMARY KEY, ward text)"
+psql_q -d pub -c "ALTER PUBLICATION audit ADD TABLE visits"
+psql_q -d sub -c "ALTER SUBSCRIPTION audit_sub REFRESH PUBLICATION"
+wait_rows 12 visits
+psql_q -d sub -c "ALTER TABLE visits ADD COLUMN worm_chain integer, ADD COLUMN worm_seq bigint, ADD COLUMN worm_inserted_at timestamptz, ADD COLUMN worm_hash bytea"
+psql_q -d pub -c "SELECT worm.protect('visits', chains => 2)" >/dev/null
+for _ in $(seq 1 300); do
+  [ "$(psql_q -d sub -c "SELECT count(*) FROM visits WHERE worm_hash IS NOT NULL")" = 12 ] && break
+  sleep 0.1
+done
+VTUID="$(psql_q -d pub -c "SELECT table_uid FROM worm.tables WHERE table_name = 'visits'::regclass")"
+eq "the subscriber adopts the published table" "$(psql_q -d sub -c "SELECT worm.adopt('visits', '$VTUID', 2)")" \
+  "adopted public.visits as pg_worm table $VTUID: 2 chains, 12 rows verified with their links"
+psql_q -d pub -c "INSERT INTO visits VALUES (13, 'ward 1'), (14, 'ward 2')"
+wait_rows 14 visits
+VIS="SELECT worm_chain, worm_seq, encode(worm_hash, 'hex'), id FROM visits ORDER BY 1, 2"
+eq "visits: the subscriber's rows are the publisher's" "$(psql_q -d sub -c "$VIS")" "$(psql_q -d pub -c "$VIS")"
+eq "visits: subscriber verifies" "$(psql_q -d sub -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('visits')")" "0 14"
+echo "ok - a table added to the publication, then protected while published, replicates with its links once the subscriber adopts it"
 
 # A row on the subscriber's side breaks the next replicated one: the apply
 # stops with pg_worm's refusal instead of re-chaining.
