@@ -10,8 +10,10 @@
 #     --binary-upgrade, which lists every member of the extension with its
 #     definition, attributes, owner, initial grants and comments, the triggers
 #     on pg_worm's tables and the event triggers with their ENABLE ALWAYS
-#     state; plus pg_extension's config-dump entries by table name). Any
-#     difference fails and is printed.
+#     state; plus pg_extension's config-dump entries by table name, and the
+#     roles). Any difference fails and is printed. The update runs once with
+#     pg_worm preloaded (records) and once guarded by the event triggers only
+#     (updated).
 #  2. Tables protected by 0.1.0's worm.protect keep their triggers, trigger
 #     arguments and chain index, keep inserting, verify (also against digests
 #     taken under 0.1.0), report encoding_version 1, purge, and their 0.1.0
@@ -91,6 +93,7 @@ start_private() {
   runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$P_BIN/pg_ctl" -D "$PGDATA_DIR" \
     -l "$CLUSTER_DIR/server.log" -w start >/dev/null || { tail -20 "$CLUSTER_DIR/server.log"; fail "server did not start"; }
 }
+stop_private() { runuser -u postgres -- "$P_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop -m fast >/dev/null; }
 start_private
 eq "0.1.0 available" "$(psql_q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_worm'")" 0.1.0
 
@@ -134,7 +137,7 @@ echo "ok - under 0.1.0: two protected tables, a purge, a hold, checkpoints"
 
 # ---------------------------------------------------------------- the package replaced
 
-runuser -u postgres -- "$P_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop -m fast >/dev/null
+stop_private
 install_package "" "$NEW_VERSION" # the build installed in Debian's directories
 chown -R postgres: "$PREFIX"
 start_private
@@ -175,8 +178,19 @@ done
 eq "server up" "$(psql_q -d records -c "SELECT 1")" 1
 echo "ok - between the new package and the update: inserts chain, UPDATE refused"
 
+# The update with the hooks loaded (records) and with only the event
+# triggers guarding (updated): both ways the guards let pg_worm's own script
+# through.
+eq "enforcement, preloaded" "$(psql_q -d records -c "SELECT worm.enforcement() LIKE 'hooks:%'")" t
 psql_q -d records -c "ALTER EXTENSION pg_worm UPDATE" >/dev/null
+stop_private
+sed -i "s/^shared_preload_libraries = 'pg_worm'$/#&/" "$PGDATA_DIR/postgresql.conf"
+start_private
+eq "enforcement, not preloaded" "$(psql_q -d updated -c "SELECT worm.enforcement() LIKE 'hooks:%'")" f
 psql_q -d updated -c "ALTER EXTENSION pg_worm UPDATE" >/dev/null
+stop_private
+sed -i "s/^#\(shared_preload_libraries = 'pg_worm'\)$/\1/" "$PGDATA_DIR/postgresql.conf"
+start_private
 ROLES="SELECT string_agg(rolname || ':' || rolcanlogin || rolinherit || rolsuper, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'worm%'"
 roles_updated="$(psql_q -c "$ROLES")"
 psql_q -c "CREATE DATABASE fresh" >/dev/null
