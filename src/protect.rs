@@ -68,6 +68,7 @@ fn protect(
     }
     check_triggers(relid, &table, false)?;
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
+    crate::guard::database::mark_current()?;
     grant_auditors(owner, &table)?;
     record_protection(
         "protect",

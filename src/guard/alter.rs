@@ -248,7 +248,14 @@ unsafe fn rename_in_relation(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormEr
     // inside the transaction.
     unsafe {
         let rt = (*stmt).renameType;
-        let relid = locked_relid((*stmt).relation, pg_sys::AccessExclusiveLock as _);
+        // The lock PostgreSQL's RenameRelation takes: renaming an index does
+        // not block its table's readers and writers.
+        let lockmode = if rt == OBJECT_INDEX {
+            pg_sys::ShareUpdateExclusiveLock
+        } else {
+            pg_sys::AccessExclusiveLock
+        };
+        let relid = locked_relid((*stmt).relation, lockmode as _);
         let sub = cstr((*stmt).subname);
         if rt == OBJECT_COLUMN {
             rename_column_through_parent(relid, &sub)?;

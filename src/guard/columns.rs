@@ -163,6 +163,12 @@ pub fn after_alter_table() -> Result<(), WormError> {
         }
     }
     for relid in all {
+        // Only tables carrying pg_worm's chain trigger are looked up in the
+        // registry: ALTER TABLE of any other table reads nothing of
+        // pg_worm's (not even a lock on worm.tables shows in pg_locks).
+        if !matches!(protected(relid), Some(super::Protected::Table(_))) {
+            continue;
+        }
         let Some(meta) = crate::catalog::meta::lookup(relid)? else {
             continue;
         };

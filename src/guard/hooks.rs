@@ -58,6 +58,7 @@ pub fn init() {
     // SAFETY: _PG_init runs once per process, before any query, so nothing
     // reads the hook variables while they are swapped; each previous hook is
     // saved and called by ours.
+    guard::database::define_setting();
     unsafe {
         if !pg_sys::process_shared_preload_libraries_in_progress {
             return;
@@ -182,6 +183,10 @@ unsafe extern "C-unwind" fn process_utility(
             e.raise();
         }
     }
+    // SAFETY: a non-NULL planned statement's utility statement is NULL or a node.
+    let createdb = !pstmt.is_null()
+        && unsafe { (*pstmt).utilityStmt.as_ref() }
+            .is_some_and(|n| n.type_ == pg_sys::NodeTag::T_CreatedbStmt);
     // SAFETY: passes PostgreSQL's own arguments on to the previous hook or
     // the standard implementation.
     unsafe {
@@ -206,6 +211,13 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
+        }
+    }
+    // A copy of a database holding protected tables holds them too.
+    if createdb && can_check() && !guard::exempt() {
+        // SAFETY: the CreatedbStmt just executed, in its transaction.
+        if let Err(e) = unsafe { guard::database::after_createdb((*pstmt).utilityStmt.cast()) } {
+            e.raise();
         }
     }
 }
@@ -321,7 +333,21 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
         }
         return;
     }
+    // pg_db_role_setting holds the markers that keep DROP DATABASE of
+    // databases with protected tables refused (guard/database.rs).
+    if relid == guard::database::DB_ROLE_SETTING && guard::database::marked(None) {
+        guard_catalog_dml(relid, op);
+    }
     if !deletes && !updates {
+        // A row written to worm.tables (worm.protect, worm.adopt, a restore
+        // of the database's contents) marks the database as holding
+        // protected tables, in the same transaction.
+        if matches!(guard::protected(relid), Some(Protected::Extension(ref t)) if t == "worm.tables")
+        {
+            if let Err(e) = guard::database::mark_current() {
+                e.raise();
+            }
+        }
         return;
     }
     match guard::protected(relid) {

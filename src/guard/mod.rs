@@ -9,6 +9,7 @@
 //! | `drop.rs` | DROP, TRUNCATE, drops by CASCADE (object-access hook) |
 //! | `columns.rs` | ADD COLUMN before and after the statement, and the column record |
 //! | `settings.rs` | SET / ALTER SYSTEM / ALTER EVENT TRIGGER (hooks only) |
+//! | `database.rs` | DROP DATABASE and the cluster-wide marker it reads (hooks only) |
 //! | `types.rs` | which protected tables store values of a type |
 //! | `nodes.rs` | reading parse trees and catalogs |
 //!
@@ -20,6 +21,7 @@
 mod alter;
 mod columns;
 mod create;
+pub mod database;
 mod drop;
 pub mod hooks;
 mod nodes;
@@ -259,12 +261,25 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
                 }
             }
             T_AlterOwnerStmt => create::check_alter_owner(node.cast()),
+            T_CreateSchemaStmt if hooked => {
+                // The elements run afterwards as subcommands through
+                // ProcessUtility, once the schema exists: the hook checks
+                // each of them then.
+                Ok(())
+            }
             T_CreateSchemaStmt => {
-                // Schema elements run as subcommands: no ddl_command_start of
-                // their own, so they are checked here with the CREATE SCHEMA.
+                // Event triggers: the elements get no ddl_command_start of
+                // their own, so they are checked here, before the schema
+                // exists. PostgreSQL puts every element in the new schema
+                // (and refuses one naming another), so no element lands in
+                // schema worm or acts on an existing table except through
+                // INHERITS / PARTITION OF, which is what is checked; name
+                // lookups in the schema to be created would fail.
                 let stmt = node.cast::<pg_sys::CreateSchemaStmt>();
                 for elt in list_ptrs::<Node>((*stmt).schemaElts) {
-                    check_utility(elt, hooked)?;
+                    if !elt.is_null() && (*elt).type_ == T_CreateStmt {
+                        create::check_create_table(elt.cast())?;
+                    }
                 }
                 Ok(())
             }
@@ -278,6 +293,20 @@ pub unsafe fn check_utility(node: *mut Node, hooked: bool) -> Result<(), WormErr
                 create::check_policy((*node.cast::<pg_sys::AlterPolicyStmt>()).table)
             }
             T_AlterEventTrigStmt if hooked => settings::check_alter_event_trigger(node.cast()),
+            T_DropdbStmt if hooked => database::check_dropdb(node.cast()),
+            T_AlterDatabaseSetStmt if hooked => {
+                let stmt = node.cast::<pg_sys::AlterDatabaseSetStmt>();
+                database::check_database_setting(&cstr((*stmt).dbname), (*stmt).setstmt)
+            }
+            T_AlterRoleSetStmt if hooked => {
+                // ALTER ROLE ALL IN DATABASE d … writes the same (d, 0) row.
+                let stmt = node.cast::<pg_sys::AlterRoleSetStmt>();
+                if (*stmt).role.is_null() && !(*stmt).database.is_null() {
+                    database::check_database_setting(&cstr((*stmt).database), (*stmt).setstmt)
+                } else {
+                    Ok(())
+                }
+            }
             T_VariableSetStmt if hooked => settings::check_set(node.cast(), false),
             T_AlterSystemStmt if hooked => {
                 settings::check_set((*node.cast::<pg_sys::AlterSystemStmt>()).setstmt, true)

@@ -1,6 +1,7 @@
 //! Settings that could switch protection off (hooks only): SET and ALTER
 //! SYSTEM of allow_system_table_mods, shared_preload_libraries without
-//! pg_worm, ALTER EVENT TRIGGER of pg_worm's own.
+//! pg_worm (while a database of the cluster holds protected tables), ALTER
+//! EVENT TRIGGER of pg_worm's own.
 
 use super::nodes::*;
 use super::{any_protected_table, refuse, EVENT_TRIGGERS};
@@ -83,9 +84,12 @@ pub(super) unsafe fn check_set(
             "allow_system_table_mods (catalog edits could switch protection off)",
         ));
     }
+    // Only while some database of the cluster holds protected tables (its
+    // marker, database.rs): elsewhere ALTER SYSTEM is PostgreSQL's own.
     if system
         && (name == "shared_preload_libraries" || kind == pg_sys::VariableSetKind::VAR_RESET_ALL)
         && !(kind == pg_sys::VariableSetKind::VAR_SET_VALUE && lists_pg_worm(&raw_value))
+        && super::database::marked(None)
     {
         return Err(refuse(
             "the server",

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# PostgreSQL's own regression suite (src/test/regress, parallel_schedule,
+# from Debian's postgresql-15 source package, which scripts/setup.sh fetches
+# once into a cache directory) run twice on fresh servers:
+#   (a) without pg_worm, the baseline;
+#   (b) shared_preload_libraries = 'pg_worm' and the extension created in the
+#       regression database (pg_regress --load-extension) and in template1.
+# No test may fail in (b) that passes in (a), except the tests listed in
+# ALLOWED below, whose every changed line must name pg_worm's event triggers
+# (the diff lines are printed for a reviewer). With no protected table in a
+# database pg_worm changes nothing of PostgreSQL's behaviour.
+#
+# The baseline absorbs what differs between the source package's minor
+# version and the installed server's (Debian's archive may only hold an older
+# 15.x source): a test failing in both runs is not pg_worm's doing.
+source "$(dirname "$0")/../lib.sh"
+PORT=55970
+T_START=$SECONDS
+
+# Tests whose output differs only because pg_worm's event triggers exist:
+# each one's diff may change only lines naming them (checked below).
+ALLOWED=(
+  event_trigger # lists every event trigger of the database
+)
+
+# Where scripts/setup.sh unpacked the suite.
+SRC="${PG_WORM_CACHE:-/var/cache/pg_worm}/postgresql-15-regress"
+[ -f "$SRC/parallel_schedule" ] || fail "no PostgreSQL 15 regression suite at $SRC: run scripts/setup.sh (it fetches Debian's postgresql-15 source package)"
+SRC="$(readlink -f "$SRC")"
+work_dir pg_worm_regress_suite
+chmod 755 "$WORK"
+
+# regress.so (the suite's C functions), built from the same source with PGXS.
+mkdir -p "$WORK/lib"
+cp "$SRC/regress.c" "$WORK/lib/"
+printf 'MODULES = regress\nPG_CONFIG = %s\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\n' \
+  "$PG_CONFIG" >"$WORK/lib/Makefile"
+make -s -C "$WORK/lib" with_llvm=no >"$WORK/lib/build.log" 2>&1 || { cat "$WORK/lib/build.log"; fail "building regress.so failed"; }
+# The triggers test also loads contrib's refint and autoinc (postgresql-15
+# ships them) from the same directory.
+for lib in refint autoinc; do
+  [ -f "$("$PG_CONFIG" --pkglibdir)/$lib.so" ] || fail "no $lib.so in $("$PG_CONFIG" --pkglibdir) (postgresql-15)"
+  ln -s "$("$PG_CONFIG" --pkglibdir)/$lib.so" "$WORK/lib/$lib.so"
+done
+PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+[ -x "$PG_REGRESS" ] || fail "no pg_regress at $PG_REGRESS (postgresql-server-dev-15)"
+chown -R postgres: "$WORK"
+
+# run_suite LABEL [pg_regress options...]: the parallel schedule against the
+# running server; per-test results in $WORK/LABEL.results ("name status").
+run_suite() {
+  local label="$1"; shift
+  local out="$WORK/$label"
+  mkdir -p "$out"; chown postgres: "$out"
+  local t0=$SECONDS
+  set +e
+  (cd "$out" && runuser -u postgres -- "$PG_REGRESS" \
+    --inputdir="$SRC" --outputdir="$out" --bindir="$PG_BIN" --dlpath="$WORK/lib" \
+    --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    --schedule="$SRC/parallel_schedule" --max-concurrent-tests=20 "$@") >"$out/pg_regress.log" 2>&1
+  set -e
+  # "test name ... ok 12 ms", "     name ... FAILED 63 ms", "... failed (ignored)"
+  sed -nE 's/^(test +| +)([A-Za-z0-9_]+) +\.\.\. (ok|FAILED|failed \(ignored\)).*/\2 \3/p' \
+    "$out/pg_regress.log" | sed 's/failed (ignored)/ignored/' | sort >"$WORK/$label.results"
+  echo "$label: $(wc -l <"$WORK/$label.results") tests, $(grep -c ' ok$' "$WORK/$label.results" || true) ok," \
+    "failed: $(awk '$2 != "ok" {printf "%s ", $1}' "$WORK/$label.results")($((SECONDS - t0)) s)"
+  [ -s "$WORK/$label.results" ] || { tail -30 "$out/pg_regress.log"; fail "$label: pg_regress ran no test"; }
+}
+
+# (a) baseline: no pg_worm anywhere.
+start_test_cluster "$PORT"
+run_suite baseline
+cleanup_cluster
+
+# (b) preloaded, the extension in template1 and in the regression database.
+start_test_cluster "$PORT" "shared_preload_libraries = 'pg_worm'"
+psql_q -d template1 -c "CREATE EXTENSION pg_worm"
+run_suite preloaded --load-extension=pg_worm
+eq "pg_worm in the regression database" "$(psql_q -d regression -c "SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'pg_worm'")" "t"
+cleanup_cluster
+
+eq "same tests in both runs" "$(cut -d' ' -f1 "$WORK/baseline.results" | tr '\n' ' ')" \
+  "$(cut -d' ' -f1 "$WORK/preloaded.results" | tr '\n' ' ')"
+
+# Tests that pass in (a) and fail in (b).
+regressions=()
+while read -r name status; do
+  [ "$status" = ok ] && continue
+  base="$(awk -v n="$name" '$1 == n {print $2}' "$WORK/baseline.results")"
+  [ "$base" = ok ] && regressions+=("$name")
+done <"$WORK/preloaded.results"
+
+DIFFS="$WORK/preloaded/regression.diffs"
+bad=()
+for name in "${regressions[@]:-}"; do
+  [ -n "$name" ] || continue
+  allowed=0
+  for a in "${ALLOWED[@]}"; do [ "$a" = "$name" ] && allowed=1; done
+  if [ $allowed = 0 ]; then bad+=("$name"); continue; fi
+  # The diff as pg_regress shows it, for a reviewer...
+  section="$(awk -v n="/$name.out" '/^diff /{on = index($0, n) > 0} on' "$DIFFS")"
+  echo "allowed difference in $name (pg_worm's event triggers listed):"
+  printf '%s\n' "$section" | grep -E '^[-+@]' | sed 's/^/    /'
+  # ...and the check: with the lines naming pg_worm's event triggers left
+  # out and column padding, separator widths and row counts ignored (psql
+  # pads every line of a listing to its widest value), the expected and the
+  # actual output are the same.
+  read -r expected actual < <(printf '%s\n' "$section" | sed -n 's/^diff -U3 \([^ ]*\) \([^ ]*\)$/\1 \2/p')
+  normalize() { grep -vE 'worm_guard_(ddl|ddl_end|drop)' "$1" | sed -E 's/ +/ /g; s/ $//; s/-+/-/g; s/^\([0-9]+ rows?\)$/(rows)/'; }
+  others="$(diff <(normalize "$expected") <(normalize "$actual") || true)"
+  [ -z "$others" ] || { echo "$others"; bad+=("$name (differs in more than pg_worm's event triggers)"); }
+done
+
+# PG_WORM_KEEP_RESULTS=DIR keeps both runs' outputs (regression.diffs, results/).
+if [ -n "${PG_WORM_KEEP_RESULTS:-}" ]; then mkdir -p "$PG_WORM_KEEP_RESULTS"; cp -r "$WORK/baseline" "$WORK/preloaded" "$PG_WORM_KEEP_RESULTS/"; fi
+if [ ${#bad[@]} -gt 0 ]; then
+  cat "$DIFFS"
+  fail "tests that pass without pg_worm and fail with it: ${bad[*]}"
+fi
+echo "ok - PostgreSQL's regression suite: no test fails with pg_worm preloaded and created that passes without it ($((SECONDS - T_START)) s in all)"
