@@ -212,13 +212,19 @@ unsafe fn keep_arrived(
         // SAFETY: `rel` is open and the plan was built for it (caller).
         None => unsafe { chain::read_head(rel, plan, uid, c, None) }?,
     };
-    // An empty chain whose rows start after a purge, arriving before the
-    // purge's anchor does (pg_restore loads schema "public" before "worm";
-    // a subscriber never gets the publisher's anchors): its first row's link
-    // cannot be checked here. It is kept, every later row is checked against
-    // it, and worm.verify checks it against worm.anchors, reporting a chain
-    // that starts after seq 1 without an anchor.
-    if head.seq == 0 && head.link == pg_worm_core::GENESIS && row.seq > 1 {
+    // A data-only restore loads schema "public" before schema "worm": the
+    // rows of a table whose chains start after a purge arrive before the
+    // registry and the anchors do. While the table is not registered yet
+    // (a restore in progress), the first row of such an empty chain is kept
+    // unchecked — its anchor is not there to check it against — every later
+    // row is checked against it, and worm.verify checks it against the
+    // restored anchor. A registered table takes no unchecked row.
+    if head.seq == 0
+        && head.link == pg_worm_core::GENESIS
+        && row.seq > 1
+        && row.link != [0u8; 32]
+        && crate::catalog::meta::lookup(relid)?.is_none()
+    {
         chain::remember_head(relid, c, *row);
         return Ok(());
     }
