@@ -29,6 +29,9 @@ pub enum WormError {
         chains: String,
     },
 
+    #[error("the anchors given to adopt {table} are not usable: {why}")]
+    BadAnchors { table: String, why: String },
+
     #[error("{table} cannot be adopted as pg_worm table {uid}: another table is registered under that identity")]
     IdentityInUse { table: String, uid: String },
 
@@ -215,6 +218,7 @@ impl WormError {
             WormError::Damaged { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::DoesNotExtend { .. } => ERRCODE_CHECK_VIOLATION,
             WormError::IdentityInUse { .. } => ERRCODE_DUPLICATE_OBJECT,
+            WormError::BadAnchors { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             WormError::RestoredAlone { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::AdoptRefused { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::TriggerMisuse { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -232,8 +236,9 @@ impl WormError {
                 "The table holds rows chained by pg_worm, but worm.tables does not list it (a restore of the table alone, e.g. pg_restore -t). Restore the whole database, or protect it again with its identity and links: SELECT worm.adopt('{}', '{}', {});",
                 table.replace('\'', "''"), uid.replace('\'', "''"), chains.parse::<i32>().map_or("chains".into(), |c| c.to_string())
             ),
+            WormError::BadAnchors { .. } => "Pass the source's anchors as they are: SELECT jsonb_agg(a) FROM worm.anchors AS a WHERE table_uid = '<table_uid>'; run on the source.".into(),
             WormError::IdentityInUse { .. } => "A table keeps its identity in one place: adopt a copy of it in another database (a restore, a subscriber), or protect this table as a new one with worm.protect after removing its worm_ columns.".into(),
-            WormError::AdoptRefused { .. } => "Check the identity (table_uid) and chains in the source's worm.protected_tables. A chain that starts after a purge needs the source's worm.anchors rows: restore the whole database (pg_worm's tables with it) instead of the table alone.".into(),
+            WormError::AdoptRefused { .. } => "Check the identity (table_uid) and chains in the source's worm.protected_tables. A chain that starts after a purge needs the source's worm.anchors rows: restore the whole database (pg_worm's tables with it), or pass them as adopt's anchors argument (SELECT jsonb_agg(a) FROM worm.anchors AS a WHERE table_uid = '<table_uid>'; on the source).".into(),
             WormError::DoesNotExtend { .. } => "Rows that carry their worm_ values (a data-only restore, a logical-replication subscriber: superusers and worm_restore members) are kept only when each extends its chain exactly, in each chain's order, after pg_worm's own tables (worm.tables, worm.anchors) are restored. Load them into a staging table and INSERT ... SELECT ... ORDER BY worm_chain, worm_seq, or leave the worm_ columns out to store them as new rows.".into(),
             WormError::Protected { .. } => {
                 "Protection is permanent. Still allowed: INSERT, SELECT, CREATE INDEX, ANALYZE, VACUUM, CLUSTER, ALTER TABLE ... RENAME TO / SET SCHEMA / SET TABLESPACE / ADD COLUMN without a default, GRANT and REVOKE.".into()

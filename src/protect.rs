@@ -70,16 +70,8 @@ fn protect(
     meta::register(relid, uid, chains, retention, legal_basis.clone(), chained)?;
     crate::guard::database::mark_current()?;
     grant_auditors(owner, &table)?;
-    record_protection(
-        "protect",
-        relid,
-        &uid_bytes,
-        &table,
-        chains,
-        chained,
-        retention.as_ref(),
-        legal_basis,
-    )?;
+    let fields = protection_fields(relid, chains, chained, retention.as_ref(), legal_basis)?;
+    crate::catalog::ledger::append("protect", Some(&uid_bytes), Some(&table), fields)?;
     Ok(summary(&table, chains, chained, retention.as_ref()))
 }
 
@@ -251,16 +243,13 @@ pub(crate) fn finish_chain(
 /// The ledger's `protect` entry: chains, rows chained, retention and the
 /// column list (the row hash binds column positions; the names and types
 /// they had are recorded so that verify can tell when they no longer match).
-pub(crate) fn record_protection(
-    event: &str,
+pub(crate) fn protection_fields(
     relid: pg_sys::Oid,
-    uid: &[u8; 16],
-    table: &str,
     chains: i32,
     chained: i64,
     retention: Option<&pgrx::datum::Interval>,
     legal_basis: Option<String>,
-) -> Result<(), WormError> {
+) -> Result<serde_json::Map<String, serde_json::Value>, WormError> {
     let mut fields = serde_json::Map::new();
     fields.insert("chains".into(), serde_json::json!(chains));
     fields.insert("rows_chained".into(), serde_json::json!(chained));
@@ -272,8 +261,7 @@ pub(crate) fn record_protection(
         }),
     );
     fields.insert("columns".into(), crate::verify::columns::current(relid)?);
-    crate::catalog::ledger::append(event, Some(uid), Some(table), fields)?;
-    Ok(())
+    Ok(fields)
 }
 
 /// worm.protect's answer: "protected public.t: 4 chains, 0 existing rows
@@ -302,7 +290,10 @@ pub(crate) fn summary(
 ///
 /// # Safety
 /// `rel` is a valid relation, open for the whole call.
-pub(crate) unsafe fn refuse_unprotectable(rel: pg_sys::Relation, table: &str) -> Result<(), WormError> {
+pub(crate) unsafe fn refuse_unprotectable(
+    rel: pg_sys::Relation,
+    table: &str,
+) -> Result<(), WormError> {
     // SAFETY: `rel` is open (caller): its descriptor's attributes and its
     // pg_class row live as long as the relcache entry.
     let (attrs, form, relid) =
@@ -342,7 +333,11 @@ fn interval_text(i: &pgrx::datum::Interval) -> String {
 /// Refuses BEFORE INSERT row triggers that would fire after pg_worm's (and so
 /// could change a row after it was hashed) and, when rows exist, BEFORE UPDATE
 /// row triggers (the backfill updates every row once).
-pub(crate) fn check_triggers(relid: pg_sys::Oid, table: &str, has_rows: bool) -> Result<(), WormError> {
+pub(crate) fn check_triggers(
+    relid: pg_sys::Oid,
+    table: &str,
+    has_rows: bool,
+) -> Result<(), WormError> {
     let triggers: Vec<(String, i16)> = sql::connect(|client| {
         let rows = client.select(
             "SELECT tgname::pg_catalog.text, tgtype FROM pg_catalog.pg_trigger \

@@ -9,7 +9,8 @@
 #     restored into a database with pg_worm: the chain trigger is refused
 #     with a hint naming worm.adopt(...); that call protects the table again
 #     under its identity, and it verifies against the digest. A purged table
-#     cannot be adopted without its anchors (refused, rolled back).
+#     cannot be adopted without its anchors (refused, rolled back), and is
+#     with the source's worm.anchors rows given.
 #  C. The same into a database without pg_worm: the restore fails on the
 #     trigger; CREATE EXTENSION + worm.adopt finish it.
 #  E. pg_restore -t from a whole-database dump restores the table without
@@ -104,7 +105,15 @@ VADOPT="$(grep -o "SELECT worm.adopt('public.vitals', '[0-9a-f]*', 2);" "$WORK/b
 err="$("$PG_BIN/psql" -X -q -d alone -v VERBOSITY=verbose -c "$VADOPT" 2>&1 || true)"
 [[ "$err" == *"XX001: public.vitals cannot be adopted"* && "$err" == *"anchors"* ]] || fail "B: adopting a purged table without its anchors: $err"
 eq "B: the refused adoption left nothing" "$(psql_q -d alone -c "SELECT count(*) FROM worm.tables WHERE table_name::text = 'vitals'")" 0
-echo "ok - B: pg_restore -t fails naming the table and worm.adopt; adopt restores protection with the same links; a purged table needs its anchors"
+# With the source's anchors given, it is adopted and verifies against the digest.
+VUID="$(psql_q -c "SELECT table_uid FROM worm.tables WHERE table_name = 'vitals'::regclass")"
+ANCHORS="$(psql_q -c "SELECT jsonb_agg(a) FROM worm.anchors AS a WHERE table_uid = '$VUID'")"
+out="$(psql_q -d alone -c "SELECT worm.adopt('vitals', '$VUID', 2, retention => '1 second', anchors => \$\$$ANCHORS\$\$)")"
+[[ "$out" == "adopted public.vitals as pg_worm table $VUID: 2 chains, 4 rows verified with their links" ]] || fail "B: adopt with anchors: $out"
+against alone vitals "$VDIGEST" chains
+eq "B: the anchors given are in the ledger" "$(psql_q -d alone -c "SELECT jsonb_array_length(document -> 'anchors_given') FROM worm.ledger WHERE event = 'adopt' AND table_uid = '$VUID'")" \
+  "$(psql_q -c "SELECT count(*) FROM worm.anchors WHERE table_uid = '$VUID'")"
+echo "ok - B: a table restored alone fails naming the table and worm.adopt; adopt restores protection with the same links; a purged table needs its anchors, given from the source"
 
 # C. the table alone into a database without pg_worm.
 psql_q -c "CREATE DATABASE bare"

@@ -32,6 +32,11 @@ SELECT count(*) AS chain_triggers FROM pg_trigger WHERE tgrelid = 'copy'::regcla
 -- Argument checks are protect's.
 SELECT pg_temp.try($$SELECT worm.adopt('copy', '00000000-0000-4000-8000-000000000001', 0)$$);
 SELECT pg_temp.try($$SELECT worm.adopt('src', '00000000-0000-4000-8000-000000000001', 2)$$);
+-- Anchors given for chains that start after a purge must be the source's rows.
+SELECT pg_temp.try($$SELECT worm.adopt('copy', '00000000-0000-4000-8000-000000000001', 2, anchors => '{"chain": 0}')$$);
+SELECT pg_temp.try($$SELECT worm.adopt('copy', '00000000-0000-4000-8000-000000000001', 2, anchors => '[{"chain": 2, "seq": 1}]')$$);
+SELECT pg_temp.try($$SELECT worm.adopt('copy', '00000000-0000-4000-8000-000000000001', 2, anchors => '[{"chain": 0, "seq": 3, "link": "\\x00"}]')$$);
+SELECT pg_temp.try($$SELECT worm.adopt('copy', '00000000-0000-4000-8000-000000000001', 2, anchors => '[{"table_uid": "00000000-0000-4000-8000-000000000009", "chain": 0}]')$$);
 CREATE TABLE no_worm (id int);
 SELECT pg_temp.try($$SELECT worm.adopt('no_worm', '00000000-0000-4000-8000-000000000001', 2)$$) LIKE '%worm_%' AS needs_worm_columns;
 
