@@ -94,8 +94,10 @@ END
 $roles$;
 
 -- worm.adopt: protects a table restored alone (pg_restore -t, or left
--- half-restored by 0.1.0) under its identity, keeping every link.
+-- half-restored by 0.1.0) or a subscriber's copy under its identity, with the
+-- source's purge anchors, keeping every link.
 CREATE FUNCTION worm.adopt(tbl regclass, table_uid uuid, chains int,
-                           retention interval DEFAULT NULL, legal_basis text DEFAULT NULL)
+                           retention interval DEFAULT NULL, legal_basis text DEFAULT NULL,
+                           anchors jsonb DEFAULT NULL)
 RETURNS text VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_adopt_wrapper';
