@@ -21,6 +21,9 @@
 #     arguments and chain index, keep inserting, verify (also against digests
 #     taken under 0.1.0), report encoding_version 1, purge, and their 0.1.0
 #     certificate still verifies.
+#  3. A pg_dump taken under 0.1.0 restores into the new version (its
+#     worm.tables rows get encoding_version 1) and verifies against 0.1.0's
+#     digest and certificate.
 #
 # How 0.1.0 gets here (the CI-cost decision): its package is built from the
 # release commit (git archive bdcd03c; `cargo pgrx package --debug`, in its own
@@ -138,6 +141,7 @@ indexes_010="$(psql_q -d records -c "$INDEXES")"
 anchors_010="$(psql_q -d records -c "$ANCHORS")"
 ledger_010="$(psql_q -d records -c "$LEDGER")"
 eq "rows under 0.1.0" "$(psql_q -d records -c "SELECT sum(rows_checked) FROM worm.verify('visits')")" 20
+"$PG_BIN/pg_dump" -Fc -d records -f "$WORK/records-0.1.0.dump"
 echo "ok - under 0.1.0: two protected tables, a purge, a hold, checkpoints"
 
 # ---------------------------------------------------------------- the package replaced
@@ -296,4 +300,21 @@ eq "a table protected after the update" \
   "$(psql_q -d records -c "SELECT p.encoding_version = t.encoding_version AND t.encoding_version >= 1 FROM worm.protected_tables p JOIN worm.tables t USING (table_name) WHERE table_name = 'later'::regclass")" t
 eq "verify_all at the end" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
 echo "ok - after the update: UPDATE/DELETE refused, inserts chain on, purge certifies, hold released, new tables protect"
+
+# A dump taken under 0.1.0, restored under the new version: CREATE EXTENSION
+# makes the new version, worm.tables' rows arrive without encoding_version
+# (pg_dump lists its columns) and get 1.
+psql_q -c "CREATE DATABASE restored" >/dev/null
+"$PG_BIN/pg_restore" -d restored --exit-on-error "$WORK/records-0.1.0.dump" 2>"$WORK/restore.err" \
+  || fail "pg_restore of the 0.1.0 dump: $(cat "$WORK/restore.err")"
+eq "restored: version" "$(psql_q -d restored -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_worm'")" "$NEW_VERSION"
+eq "restored: encoding_version" \
+  "$(psql_q -d restored -c "SELECT string_agg(table_name::text || '=' || encoding_version, ',' ORDER BY table_name::text) FROM worm.protected_tables")" "notes=1,visits=1"
+eq "restored: links" "$(psql_q -d restored -c "$LINKS visits")" "$visits_010"
+eq "restored: verify against the 0.1.0 digest" \
+  "$(echo "SELECT bool_and(ok) FROM worm.verify('visits', :'d'::jsonb)" | psql_q -d restored -v d="$(cat "$WORK/digest_visits.json")")" t
+eq "restored: 0.1.0 certificate" "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d restored -v c="$(cat "$WORK/cert.json")")" t
+psql_q -d restored -c "INSERT INTO notes (body) VALUES ('after the restore')" >/dev/null
+eq "restored: verify_all" "$(psql_q -d restored -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify_all()")" "true:51"
+echo "ok - a pg_dump taken under 0.1.0 restores into $NEW_VERSION: encoding_version 1, same links, 0.1.0's digest and certificate verify"
 echo "scenario 98 took $((SECONDS - T_START)) s"
