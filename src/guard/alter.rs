@@ -248,9 +248,13 @@ unsafe fn rename_in_relation(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormEr
     // inside the transaction.
     unsafe {
         let rt = (*stmt).renameType;
-        // The lock PostgreSQL's RenameRelation takes: renaming an index does
-        // not block its table's readers and writers.
-        let lockmode = if rt == OBJECT_INDEX {
+        // The lock PostgreSQL's RenameRelation takes: renaming an index
+        // (ALTER INDEX of an index, not of a table) does not block its
+        // table's readers and writers.
+        let kind = pg_sys::get_rel_relkind(rangevar_relid((*stmt).relation)) as u8;
+        let lockmode = if rt == OBJECT_INDEX
+            && (kind == pg_sys::RELKIND_INDEX || kind == pg_sys::RELKIND_PARTITIONED_INDEX)
+        {
             pg_sys::ShareUpdateExclusiveLock
         } else {
             pg_sys::AccessExclusiveLock
