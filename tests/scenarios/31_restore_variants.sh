@@ -15,6 +15,9 @@
 #     trigger; CREATE EXTENSION + worm.adopt finish it.
 #  E. pg_restore -t from a whole-database dump restores the table without
 #     its triggers (pg_restore's -t takes no triggers): worm.adopt protects it.
+#  F. Into a database owned by a non-superuser, the restored objects owned
+#     by another (non-superuser) role (--no-owner --role): the recipe of
+#     docs/operations.md, every step exiting 0, the table verifying.
 #  D. Rows that carry worm_ values: kept only from superusers / worm_restore
 #     and only when they extend the chain (23514 otherwise); other roles'
 #     values are replaced.
@@ -133,6 +136,21 @@ psql_q -d just_table -c "SELECT worm.adopt('notes', '$UID_NOTES', 3)" >/dev/null
 against just_table notes "$DIGEST" chains
 eq "E: the chain index was created" "$(psql_q -d just_table -c "SELECT count(*) FROM pg_index WHERE indrelid = 'notes'::regclass AND indisunique AND indnatts = 2")" 1
 echo "ok - E: pg_restore -t brings no triggers; worm.adopt protects the table with its links"
+
+# F. the non-superuser owner recipe (docs/operations.md, "Non-superuser owners").
+psql_q -c "CREATE ROLE new_owner LOGIN" -c "CREATE DATABASE owned OWNER new_owner"
+psql_q -d owned -c "CREATE EXTENSION pg_worm"
+"$PG_BIN/pg_restore" -l "$DUMP" | grep -vE '; [0-9]+ [0-9]+ (SCHEMA - worm|EXTENSION - pg_worm|COMMENT - EXTENSION pg_worm) ' >"$WORK/list"
+"$PG_BIN/pg_restore" -L "$WORK/list" --no-owner --role=new_owner -N worm --section=pre-data -d owned "$DUMP" || fail "F: pre-data as new_owner"
+"$PG_BIN/pg_restore" --data-only -n worm -d owned "$DUMP" || fail "F: pg_worm's tables"
+"$PG_BIN/pg_restore" -L "$WORK/list" --no-owner --role=new_owner -N worm --section=data --section=post-data -d owned "$DUMP" || fail "F: data and post-data as new_owner"
+eq "F: owner" "$(psql_q -d owned -c "SELECT string_agg(tableowner, ',' ORDER BY tablename) FROM pg_tables WHERE tablename IN ('notes', 'vitals')")" "new_owner,new_owner"
+eq "F: notes rows keep their links" "$(psql_q -d owned -c "$ROWS")" "$SRC_ROWS"
+against owned notes "$DIGEST"
+against owned vitals "$VDIGEST"
+psql_q -d owned -U new_owner -c "INSERT INTO notes (patient) VALUES ('by the new owner')"
+eq "F: verify_all after an insert by the new owner" "$(psql_q -d owned -c "SELECT count(*) FILTER (WHERE NOT ok) FROM worm.verify_all()")" 0
+echo "ok - F: restored for a non-superuser owner (--no-owner --role) in three steps, every one exiting 0; verifies against the digests"
 
 # D. rows that carry their worm_ values.
 psql_q -d split >/dev/null <<'SQL'
