@@ -34,6 +34,7 @@ mod mode;
 mod names;
 mod pg;
 mod protect;
+mod refuse;
 mod retention;
 mod sql;
 mod verify;

@@ -10,7 +10,6 @@
 use crate::catalog::ledger::{self, rfc3339};
 use crate::catalog::meta::{self, TableMeta};
 use crate::error::{OrRaise, WormError};
-use crate::insert::triggers::{with_purge_plan, PurgePlan};
 use crate::pg::rel_display_name;
 use crate::sql;
 use crate::verify::verify_rel;
@@ -19,6 +18,7 @@ use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgRelation};
 use serde_json::{json, Map, Value as Json};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Rows deleted per DELETE statement of a purge (progress is reported per batch).
@@ -281,6 +281,40 @@ struct ChainPurge {
 }
 
 /// Deletes the rows whose retention has ended and returns a deletion certificate.
+/// The rows the running purge may delete: per chain, the last sequence
+/// number of its expired prefix. Set only by worm.purge_expired, in this
+/// backend's memory, around its own DELETE; no setting or statement can set it.
+pub struct PurgePlan {
+    pub relid: pg_sys::Oid,
+    pub last_seq: HashMap<i32, i64>,
+}
+
+thread_local! {
+    static PURGE: RefCell<Option<PurgePlan>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `plan` in force, clearing it on every path.
+pub fn with_purge_plan<R>(plan: PurgePlan, f: impl FnOnce() -> R) -> R {
+    PURGE.with(|p| *p.borrow_mut() = Some(plan));
+    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .finally(|| PURGE.with(|p| *p.borrow_mut() = None))
+        .execute()
+}
+
+/// Whether the running purge of this table may delete the statement's rows.
+pub fn purge_allows_statement(relid: pg_sys::Oid) -> bool {
+    PURGE.with(|p| p.borrow().as_ref().is_some_and(|plan| plan.relid == relid))
+}
+
+/// Whether the running purge of `relid` may delete row (chain, seq).
+pub fn purge_allows(relid: pg_sys::Oid, chain: i32, seq: i64) -> bool {
+    PURGE.with(|p| {
+        p.borrow().as_ref().is_some_and(|plan| {
+            plan.relid == relid && plan.last_seq.get(&chain).is_some_and(|last| seq <= *last)
+        })
+    })
+}
+
 #[pg_extern(name = "purge_expired", volatile)]
 fn worm_purge_expired(tbl: PgRelation) -> JsonB {
     purge(tbl).or_raise()
@@ -351,7 +385,9 @@ fn purge_replicated(tbl: PgRelation) -> Result<(), WormError> {
     };
     let table = t.table.clone();
     let answer = purge_locked(tbl, t, retention, PurgeBy::Replication)?;
-    let removed = answer.0["certificate"]["removed"]["rows"].as_i64().unwrap_or(0);
+    let removed = answer.0["certificate"]["removed"]["rows"]
+        .as_i64()
+        .unwrap_or(0);
     pgrx::log!("pg_worm: {table}: the publisher's purge arrived; this subscriber purged {removed} expired rows by its own policy");
     Ok(())
 }

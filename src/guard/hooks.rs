@@ -352,7 +352,7 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
     }
     match guard::protected(relid) {
         Some(Protected::Table(t)) => {
-            if deletes && !updates && crate::insert::triggers::purge_allows_statement(relid) {
+            if deletes && !updates && crate::retention::purge_allows_statement(relid) {
                 return;
             }
             WormError::Immutable {

@@ -1,4 +1,5 @@
-//! The triggers worm.protect attaches (all `ENABLE ALWAYS`):
+//! The chain trigger worm.protect attaches (`ENABLE ALWAYS`; the refusal
+//! triggers are in src/refuse.rs), and the guard of pg_worm's own tables:
 //!
 //! * `zz_worm_chain` — BEFORE INSERT, FOR EACH ROW: computes the row's
 //!   `worm_` values. Whatever the application supplied for them is replaced,
@@ -7,13 +8,6 @@
 //!   they extend the chain exactly, and is refused otherwise.
 //!   Named to sort after ordinary trigger names, because BEFORE ROW triggers
 //!   fire in name order and a later one could change the row after hashing.
-//! * `worm_refuse_change` — BEFORE UPDATE OR DELETE OR TRUNCATE, FOR EACH
-//!   STATEMENT: refuses the statement even when it would touch no row (this
-//!   also covers MERGE with UPDATE/DELETE actions and INSERT ... ON CONFLICT
-//!   DO UPDATE, which fire UPDATE statement triggers).
-//! * `worm_refuse_row_change` — BEFORE UPDATE OR DELETE, FOR EACH ROW: the
-//!   same for rows reached through an inheritance parent, whose statement
-//!   triggers are not the child's.
 
 use crate::error::WormError;
 use crate::insert::chain;
@@ -21,8 +15,6 @@ use crate::insert::encode;
 use crate::pg;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::CStr;
 
 /// A table uid as the chain trigger's first argument holds it (hex, dashes
@@ -295,133 +287,6 @@ unsafe fn with_worm_values(
             nulls.as_mut_ptr(),
         )
     }
-}
-
-/// The rows the running purge may delete: per chain, the last sequence
-/// number of its expired prefix. Set only by worm.purge_expired, in this
-/// backend's memory, around its own DELETE; no setting or statement can set it.
-pub struct PurgePlan {
-    pub relid: pg_sys::Oid,
-    pub last_seq: HashMap<i32, i64>,
-}
-
-thread_local! {
-    static PURGE: RefCell<Option<PurgePlan>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with `plan` in force, clearing it on every path.
-pub fn with_purge_plan<R>(plan: PurgePlan, f: impl FnOnce() -> R) -> R {
-    PURGE.with(|p| *p.borrow_mut() = Some(plan));
-    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
-        .finally(|| PURGE.with(|p| *p.borrow_mut() = None))
-        .execute()
-}
-
-pub fn purge_allows_statement(relid: pg_sys::Oid) -> bool {
-    PURGE.with(|p| p.borrow().as_ref().is_some_and(|plan| plan.relid == relid))
-}
-
-/// Whether the running purge may delete the row of this DELETE row trigger.
-///
-/// # Safety
-/// `td` is the TriggerData of a running row trigger call.
-unsafe fn purge_allows_row(td: &pg_sys::TriggerData) -> bool {
-    let rel = td.tg_relation;
-    // SAFETY: the trigger's relation is open during the call.
-    let (relid, desc) = unsafe { ((*rel).rd_id, (*rel).rd_att) };
-    if !purge_allows_statement(relid) {
-        return false;
-    }
-    // SAFETY: as above.
-    let Ok(plan) = (unsafe { encode::plan_for(rel) }) else {
-        return false;
-    };
-    // SAFETY: the old row is a tuple of the relation's descriptor.
-    let (chain, seq) = unsafe {
-        (
-            pg::heap_get(td.tg_trigtuple, desc, plan.chain_att),
-            pg::heap_get(td.tg_trigtuple, desc, plan.seq_att),
-        )
-    };
-    let (Some(chain), Some(seq)) = (chain, seq) else {
-        return false;
-    };
-    let (chain, seq) = (chain.value() as i32, seq.value() as i64);
-    PURGE.with(|p| {
-        p.borrow()
-            .as_ref()
-            .and_then(|plan| plan.last_seq.get(&chain).copied())
-            .is_some_and(|last| seq <= last)
-    })
-}
-
-/// A row DELETE from a logical-replication apply worker: the only DELETE
-/// that reaches a protected table's row trigger with
-/// `session_replication_role = replica` (any other DELETE statement is
-/// refused by the statement trigger first, which apply workers do not fire).
-/// The subscriber purges by its own policy (see
-/// `retention::replicated_delete`) and the replicated delete is skipped.
-///
-/// # Safety
-/// `td` is the TriggerData of a running row trigger call.
-unsafe fn replicated_purge(td: &pg_sys::TriggerData) -> bool {
-    // SAFETY: a backend global, set by the GUC machinery.
-    let role = unsafe { pg_sys::SessionReplicationRole };
-    if role != pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32 {
-        return false;
-    }
-    let rel = td.tg_relation;
-    // SAFETY: the trigger's relation is open during the call.
-    let (relid, desc) = unsafe { ((*rel).rd_id, (*rel).rd_att) };
-    // SAFETY: as above.
-    let Ok(plan) = (unsafe { encode::plan_for(rel) }) else {
-        return false;
-    };
-    // SAFETY: the old row is a tuple of the relation's descriptor.
-    let (chain, seq) = unsafe {
-        (
-            pg::heap_get(td.tg_trigtuple, desc, plan.chain_att),
-            pg::heap_get(td.tg_trigtuple, desc, plan.seq_att),
-        )
-    };
-    let (Some(chain), Some(seq)) = (chain, seq) else {
-        return false;
-    };
-    crate::retention::replicated_delete(relid, chain.value() as i32, seq.value() as i64);
-    true
-}
-
-#[pg_trigger]
-fn worm_refuse_change<'a>(
-    trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, WormError> {
-    let td = trigger.trigger_data();
-    let ev = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
-    let is_row = td.tg_event & pg_sys::TRIGGER_EVENT_ROW != 0;
-    let operation = match ev {
-        pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
-        pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
-        pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
-        _ => "this change",
-    };
-    if ev == pg_sys::TRIGGER_EVENT_DELETE {
-        // SAFETY: the trigger's relation is open during the call.
-        let relid = unsafe { (*td.tg_relation).rd_id };
-        if !is_row && purge_allows_statement(relid) {
-            return Ok(None);
-        }
-        // SAFETY: the TriggerData of this (row) trigger call.
-        if is_row && unsafe { purge_allows_row(td) } {
-            return Ok(trigger.old());
-        }
-        // SAFETY: as above.
-        if is_row && unsafe { replicated_purge(td) } {
-            return Ok(None);
-        }
-    }
-    // SAFETY: the trigger's relation is open during the call.
-    let table = unsafe { pg::rel_display_name(td.tg_relation) };
-    WormError::Immutable { table, operation }.raise()
 }
 
 /// Guards pg_worm's own tables. With the argument `internal-update`, UPDATE
