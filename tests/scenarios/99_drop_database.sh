@@ -6,7 +6,8 @@
 # marker worm.protected_database = on that protecting a table stores for
 # the database in pg_db_role_setting (shared): the owner cannot reset it,
 # a superuser is refused while the tables are there, a copy (CREATE
-# DATABASE … TEMPLATE) carries it, pg_dump --create keeps it. Without
+# DATABASE … TEMPLATE) carries it, pg_dump --create keeps it (restored into
+# a server without pg_worm loaded too), pg_upgrade keeps it. Without
 # preloading nothing refuses DROP DATABASE (documented).
 source "$(dirname "$0")/../lib.sh"
 PORT=55990
@@ -102,4 +103,36 @@ echo "ok - pg_dump --create carries the marker"
 sed -i "/^shared_preload_libraries = 'pg_worm'/d" "$PGDATA_DIR/postgresql.conf"
 restart_cluster
 psql_q -d postgres -U records_owner -c "DROP DATABASE records_copy"
+psql_q -d postgres -U records_owner -c "DROP DATABASE records"
 echo "ok - not preloaded, DROP DATABASE is not refused (documented)"
+
+# The dump restored by a superuser into the server without pg_worm loaded:
+# the marker comes back (a placeholder setting until pg_worm is loaded).
+psql_q -d postgres -f "$WORK/records.sql" >/dev/null 2>"$WORK/restore.err" || { cat "$WORK/restore.err"; fail "restore of pg_dump --create"; }
+eq "marker restored (not preloaded)" "$(psql_q -c "SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE 'worm.protected_database=on' = ANY (s.setconfig) ORDER BY 1")" "records"
+echo "shared_preload_libraries = 'pg_worm'" >>"$PGDATA_DIR/postgresql.conf"
+restart_cluster
+eq "marker in force, preloaded again" "$(psql_q -d records -c "SHOW worm.protected_database")" "on"
+eq "restored table verifies" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify('audit')")" "t"
+expect_error 42501 "DROP DATABASE of the restored database" -d postgres -U records_owner -c "DROP DATABASE records"
+echo "ok - restored (pg_dump --create) into a server without pg_worm loaded, the marker comes back and is enforced once preloaded"
+
+# pg_upgrade (15 -> 15, preloaded) keeps it.
+stop_cluster
+NEW_DATA="$WORK/new"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$NEW_DATA" -U postgres --auth=trust \
+  --encoding=UTF8 --locale=C >"$WORK/initdb.log" 2>&1
+echo "shared_preload_libraries = 'pg_worm'" >>"$NEW_DATA/postgresql.conf"
+(cd "$WORK" && runuser -u postgres -- env RUST_BACKTRACE=0 "$PG_BIN/pg_upgrade" \
+  -b "$PG_BIN" -B "$PG_BIN" -d "$PGDATA_DIR" -D "$NEW_DATA" -p "$PORT" -P "$((PORT + 1))" \
+  -U postgres --socketdir "$WORK") >"$WORK/pg_upgrade.log" 2>&1 || { cat "$WORK/pg_upgrade.log"; fail "pg_upgrade"; }
+{
+  echo "port = $PORT"
+  echo "listen_addresses = ''"
+  echo "unix_socket_directories = '$CLUSTER_DIR'"
+} >>"$NEW_DATA/postgresql.conf"
+PGDATA_DIR="$NEW_DATA"
+start_again
+eq "marker after pg_upgrade" "$(psql_q -d records -c "SHOW worm.protected_database")" "on"
+expect_error 42501 "DROP DATABASE after pg_upgrade" -d postgres -U records_owner -c "DROP DATABASE records"
+echo "ok - pg_upgrade keeps the marker: DROP DATABASE still refused"
