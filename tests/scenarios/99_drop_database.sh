@@ -136,3 +136,13 @@ start_again
 eq "marker after pg_upgrade" "$(psql_q -d records -c "SHOW worm.protected_database")" "on"
 expect_error 42501 "DROP DATABASE after pg_upgrade" -d postgres -U records_owner -c "DROP DATABASE records"
 echo "ok - pg_upgrade keeps the marker: DROP DATABASE still refused"
+
+# A plain dump (no --create, no database settings) restored into a new
+# database, preloaded: the rows restored into worm.tables mark it.
+"$PG_BIN/pg_dump" -d records -f "$WORK/records_plain.sql"
+psql_q -c "CREATE DATABASE records2 OWNER records_owner"
+eq "no marker before the restore" "$(psql_q -d records2 -c "SHOW worm.protected_database")" "off"
+psql_q -d records2 -f "$WORK/records_plain.sql" >/dev/null 2>"$WORK/restore2.err" || { cat "$WORK/restore2.err"; fail "restore of the plain dump"; }
+eq "marker after restoring worm.tables" "$(psql_q -d records2 -c "SHOW worm.protected_database")" "on"
+expect_error 42501 "DROP DATABASE of the restored copy" -d postgres -U records_owner -c "DROP DATABASE records2"
+echo "ok - a plain dump restored preloaded marks the database (rows written to worm.tables)"
