@@ -100,6 +100,21 @@ fn write_marker(db: Oid, set: bool) -> Result<(), WormError> {
     let Ok(name) = CString::new(MARKER) else {
         return Ok(());
     };
+    // Two transactions marking the same database at once (two first
+    // worm.protect calls) would both insert its pg_db_role_setting row: the
+    // second waits here, and AlterSetting then reads the row the first
+    // committed (catalog scans use the latest catalog snapshot) and updates it.
+    // SAFETY: a lock on the database object, released at transaction end;
+    // ShareUpdateExclusiveLock conflicts with itself, not with sessions
+    // connected to the database.
+    unsafe {
+        pg_sys::LockSharedObject(
+            pg_sys::DatabaseRelationId,
+            db,
+            0,
+            pg_sys::ShareUpdateExclusiveLock as _,
+        );
+    }
     // SAFETY: builds a VariableSetStmt (and its A_Const value) in the
     // current memory context, as the parser would for
     // `SET worm.protected_database = 'on'` / `RESET worm.protected_database`;

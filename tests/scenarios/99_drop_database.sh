@@ -77,6 +77,21 @@ expect_error 42501 "ALTER SYSTEM RESET ALL while a database holds protected tabl
 eq "marker still there" "$(psql_q -d records -c "SHOW worm.protected_database")" "on"
 echo "ok - a superuser is refused DROP DATABASE and every way to remove the marker"
 
+# Two first protects at once in a database: both commit (the second waits
+# for the first's marker instead of inserting a duplicate row).
+psql_q -c "CREATE DATABASE race OWNER records_owner"
+psql_q -d race -c "CREATE EXTENSION pg_worm"
+psql_q -d race -U records_owner -c "CREATE TABLE a (id int)" -c "CREATE TABLE b (id int)"
+for t in a b; do
+  psql_q -d race -U records_owner -c "BEGIN" -c "SELECT worm.protect('$t', chains => 1) IS NOT NULL" \
+    -c "SELECT pg_sleep(1)" -c "COMMIT" >"$WORK/race_$t.out" 2>&1 &
+  sleep 0.3
+done
+wait
+eq "both protected" "$(psql_q -d race -c "SELECT count(*) FROM worm.tables")" "2"
+eq "one marker row" "$(psql_q -c "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'race' AND 'worm.protected_database=on' = ANY (s.setconfig)")" "1"
+echo "ok - two first protects at once both commit, one marker"
+
 # Other settings of the database stay the owner's.
 psql_q -d records -U records_owner -c "ALTER DATABASE records SET work_mem = '8MB'"
 psql_q -d records -U records_owner -c "ALTER DATABASE records RESET work_mem"
@@ -109,7 +124,7 @@ echo "ok - not preloaded, DROP DATABASE is not refused (documented)"
 # The dump restored by a superuser into the server without pg_worm loaded:
 # the marker comes back (a placeholder setting until pg_worm is loaded).
 psql_q -d postgres -f "$WORK/records.sql" >/dev/null 2>"$WORK/restore.err" || { cat "$WORK/restore.err"; fail "restore of pg_dump --create"; }
-eq "marker restored (not preloaded)" "$(psql_q -c "SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE 'worm.protected_database=on' = ANY (s.setconfig) ORDER BY 1")" "records"
+eq "marker restored (not preloaded)" "$(psql_q -c "SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE 'worm.protected_database=on' = ANY (s.setconfig) AND d.datname = 'records'")" "records"
 echo "shared_preload_libraries = 'pg_worm'" >>"$PGDATA_DIR/postgresql.conf"
 restart_cluster
 eq "marker in force, preloaded again" "$(psql_q -d records -c "SHOW worm.protected_database")" "on"
