@@ -23,6 +23,22 @@ CREATE TABLE worm.tables (
 COMMENT ON COLUMN worm.tables.encoding_version IS 'pg_worm: version of the row encoding and chain links of the table (docs/hashing.md)';
 COMMENT ON TABLE worm.tables IS 'pg_worm: registry of protected tables (changed only through worm.* functions)';
 
+-- Legal holds, several per table, numbered per table; a released hold stays
+-- (with who released it, when and why). worm.tables.legal_hold, hold_reason
+-- and hold_since summarize the holds in force.
+CREATE TABLE worm.legal_holds (
+    table_uid      uuid NOT NULL REFERENCES worm.tables (table_uid),
+    hold_id        bigint NOT NULL CHECK (hold_id > 0),
+    reason         text NOT NULL,
+    placed_at      timestamptz NOT NULL,
+    placed_by      text NOT NULL,
+    released_at    timestamptz,
+    released_by    text,
+    release_reason text,
+    PRIMARY KEY (table_uid, hold_id)
+);
+COMMENT ON TABLE worm.legal_holds IS 'pg_worm: legal holds placed and released (changed only through worm.legal_hold and worm.release_hold)';
+
 -- Per purged chain, the last row a purge removed: the surviving chain links to it.
 CREATE TABLE worm.anchors (
     table_uid   uuid NOT NULL REFERENCES worm.tables (table_uid),
@@ -62,6 +78,7 @@ SELECT pg_catalog.pg_extension_config_dump('worm.tables', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.trusted_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.anchors', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('worm.legal_holds', '');
 
 REVOKE ALL ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys FROM PUBLIC;
 GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys TO PUBLIC;

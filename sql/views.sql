@@ -7,12 +7,15 @@ CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
 CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.anchors
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.legal_holds
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
 CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.ledger
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
 CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.trusted_keys
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
 ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.legal_holds ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.trusted_keys ENABLE ALWAYS TRIGGER worm_guard;
 
@@ -45,6 +48,13 @@ SELECT t.table_name,
   FROM worm.tables AS t;
 COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
 
+CREATE VIEW worm.holds AS
+SELECT t.table_name, h.hold_id, h.reason, h.placed_at, h.placed_by
+  FROM worm.legal_holds AS h
+  JOIN worm.tables AS t ON t.table_uid = h.table_uid
+ WHERE h.released_at IS NULL;
+COMMENT ON VIEW worm.holds IS 'pg_worm: legal holds in force (worm.legal_holds keeps released ones too)';
+
 CREATE VIEW worm.certificates AS
 SELECT l.seq AS ledger_seq,
        (l.document ->> 'certificate_id')::uuid AS certificate_id,
@@ -63,7 +73,7 @@ SELECT l.seq AS ledger_seq,
  WHERE l.event = 'purge';
 COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by worm.purge_expired';
 
-GRANT SELECT ON worm.protected_tables, worm.certificates TO PUBLIC;
+GRANT SELECT ON worm.protected_tables, worm.certificates, worm.holds TO PUBLIC;
 
 -- Roles. Cluster-wide, so created only when missing (another database may
 -- have created them); they outlive DROP EXTENSION.
@@ -91,7 +101,7 @@ END
 $roles$;
 -- Every role may call pg_worm's functions; each checks the caller's rights itself.
 GRANT USAGE ON SCHEMA worm TO PUBLIC;
-GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.protected_tables,
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.legal_holds, worm.protected_tables,
     worm.certificates TO worm_auditor, worm_admin;
 
 -- The fallback enforcement that works without shared_preload_libraries: the

@@ -65,6 +65,12 @@ pub enum WormError {
     #[error("table {table} is not under legal hold")]
     NotOnHold { table: String },
 
+    #[error("table {table} has no legal hold {hold_id} in force")]
+    NoSuchHold { table: String, hold_id: i64 },
+
+    #[error("table {table} is under several legal holds (hold_id {ids}): name the one to release")]
+    SeveralHolds { table: String, ids: String },
+
     #[error("table {table} has no retention period: its rows are kept for ever")]
     NoRetention { table: String },
 
@@ -187,6 +193,8 @@ impl WormError {
             | WormError::Protected { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             WormError::OnHold { .. }
             | WormError::NotOnHold { .. }
+            | WormError::NoSuchHold { .. }
+            | WormError::SeveralHolds { .. }
             | WormError::NoRetention { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::RetentionShortened { .. } | WormError::RetentionRemoved { .. } => {
                 ERRCODE_INVALID_PARAMETER_VALUE
@@ -247,9 +255,14 @@ impl WormError {
                 "pg_worm's own tables change only through its functions (worm.protect, worm.set_retention, worm.legal_hold, worm.release_hold, worm.purge_expired).".into()
             }
             WormError::OnHold { table, .. } => format!(
-                "No row leaves a table under legal hold. When the hold ends, run SELECT worm.release_hold('{table}', 'reason');"
+                "No row leaves a table under legal hold. When a hold ends, release it: SELECT worm.release_hold('{table}', hold_id, 'reason'); (worm.holds lists them)."
             ),
-            WormError::NotOnHold { .. } => "See worm.protected_tables for the hold state.".into(),
+            WormError::NotOnHold { .. } | WormError::NoSuchHold { .. } => {
+                "worm.holds lists the holds in force, with their hold_id.".into()
+            }
+            WormError::SeveralHolds { table, .. } => format!(
+                "SELECT worm.release_hold('{table}', hold_id, 'reason'); worm.holds lists them."
+            ),
             WormError::NoRetention { table } => format!(
                 "Give it a retention period first: SELECT worm.set_retention('{table}', '6 years');"
             ),

@@ -218,55 +218,150 @@ fn set_retention(
 /// Places a legal hold: every purge of the table is refused until it is released.
 #[pg_extern(name = "legal_hold", volatile)]
 fn worm_legal_hold(tbl: PgRelation, reason: String) -> JsonB {
-    hold(tbl, reason, true).or_raise()
+    place_hold(tbl, reason).or_raise()
 }
 
-/// Releases a legal hold.
+/// Releases one hold, named by its id (worm.holds lists them).
+#[pg_extern(name = "release_hold", volatile)]
+fn worm_release_hold_id(tbl: PgRelation, hold_id: i64, reason: String) -> JsonB {
+    release_hold(tbl, Some(hold_id), reason).or_raise()
+}
+
+/// Releases the table's hold when it has exactly one (the 0.1 form).
 #[pg_extern(name = "release_hold", volatile)]
 fn worm_release_hold(tbl: PgRelation, reason: String) -> JsonB {
-    hold(tbl, reason, false).or_raise()
+    release_hold(tbl, None, reason).or_raise()
 }
 
-fn hold(tbl: PgRelation, reason: String, on: bool) -> Result<JsonB, WormError> {
-    let (function, action) = if on {
-        ("worm.legal_hold", "place a legal hold")
-    } else {
-        ("worm.release_hold", "release a legal hold")
-    };
-    let t = locked_target(&tbl, function, action)?;
+/// Places one more legal hold: a table may be held for several matters at
+/// once, and no row leaves it while any of them is in force.
+fn place_hold(tbl: PgRelation, reason: String) -> Result<JsonB, WormError> {
+    let t = locked_target(&tbl, "worm.legal_hold", "place a legal hold")?;
     non_empty(&reason, "the reason")?;
-    if on && t.meta.legal_hold {
-        return Err(WormError::OnHold {
-            since: hold_since(t.relid),
-            table: t.table,
-            reason: t.meta.hold_reason.unwrap_or_default(),
-        });
-    }
-    if !on && !t.meta.legal_hold {
-        return Err(WormError::NotOnHold { table: t.table });
-    }
     let uid = pgrx::Uuid::from_bytes(t.meta.uid);
-    if on {
-        meta::internal_update(
-            "UPDATE worm.tables SET legal_hold = true, hold_reason = $2, \
-             hold_since = pg_catalog.transaction_timestamp() WHERE table_uid OPERATOR(pg_catalog.=) $1",
-            &[DatumWithOid::from(uid), DatumWithOid::from(reason.clone())],
+    // Numbered per table; the registry row's lock (locked_target) serializes them.
+    let hold_id = sql::get_one_with_args::<i64>(
+        "SELECT COALESCE(pg_catalog.max(hold_id), 0) OPERATOR(pg_catalog.+) 1 \
+           FROM worm.legal_holds WHERE table_uid OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(uid)],
+    )?
+    .unwrap_or(1);
+    meta::as_extension_owner(|| {
+        sql::run_with_args(
+            "INSERT INTO worm.legal_holds (table_uid, hold_id, reason, placed_at, placed_by) \
+             VALUES ($1, $2, $3, pg_catalog.transaction_timestamp(), session_user)",
+            &[
+                DatumWithOid::from(uid),
+                DatumWithOid::from(hold_id),
+                DatumWithOid::from(reason.clone()),
+            ],
         )?;
-    } else {
-        meta::internal_update(
-            "UPDATE worm.tables SET legal_hold = false, hold_reason = NULL, hold_since = NULL \
-             WHERE table_uid OPERATOR(pg_catalog.=) $1",
+        Ok(())
+    })?;
+    let active = summarize_holds(uid)?;
+    let mut fields = Map::new();
+    fields.insert("hold_id".into(), json!(hold_id));
+    fields.insert("reason".into(), json!(reason));
+    fields.insert("holds_in_force".into(), json!(active));
+    let (appended, doc) = ledger::append("legal_hold", Some(&t.meta.uid), Some(&t.table), fields)?;
+    let mut answer = entry_json(&appended, doc);
+    answer.0["hold_id"] = json!(hold_id);
+    Ok(answer)
+}
+
+fn release_hold(tbl: PgRelation, hold_id: Option<i64>, reason: String) -> Result<JsonB, WormError> {
+    let t = locked_target(&tbl, "worm.release_hold", "release a legal hold")?;
+    non_empty(&reason, "the reason")?;
+    let uid = pgrx::Uuid::from_bytes(t.meta.uid);
+    let active = active_holds(uid)?;
+    let (hold_id, hold_reason) = match hold_id {
+        Some(id) => match active.iter().find(|(h, _)| *h == id) {
+            Some(h) => h.clone(),
+            None => {
+                return Err(WormError::NoSuchHold {
+                    table: t.table,
+                    hold_id: id,
+                })
+            }
+        },
+        None => match active.as_slice() {
+            [] => return Err(WormError::NotOnHold { table: t.table }),
+            [only] => only.clone(),
+            several => {
+                return Err(WormError::SeveralHolds {
+                    table: t.table,
+                    ids: several
+                        .iter()
+                        .map(|(h, _)| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        },
+    };
+    meta::as_extension_owner(|| {
+        sql::run_with_args(
+            "UPDATE worm.legal_holds SET released_at = pg_catalog.transaction_timestamp(), \
+                    released_by = session_user, release_reason = $3 \
+              WHERE table_uid OPERATOR(pg_catalog.=) $1 AND hold_id OPERATOR(pg_catalog.=) $2",
+            &[
+                DatumWithOid::from(uid),
+                DatumWithOid::from(hold_id),
+                DatumWithOid::from(reason.clone()),
+            ],
+        )?;
+        Ok(())
+    })?;
+    let still = summarize_holds(uid)?;
+    let mut fields = Map::new();
+    fields.insert("hold_id".into(), json!(hold_id));
+    fields.insert("reason".into(), json!(reason));
+    fields.insert("hold_reason".into(), json!(hold_reason));
+    fields.insert("holds_in_force".into(), json!(still));
+    let (appended, doc) =
+        ledger::append("release_hold", Some(&t.meta.uid), Some(&t.table), fields)?;
+    let mut answer = entry_json(&appended, doc);
+    answer.0["hold_id"] = json!(hold_id);
+    Ok(answer)
+}
+
+/// The holds in force on a table: (hold_id, reason), oldest first.
+fn active_holds(uid: pgrx::Uuid) -> Result<Vec<(i64, String)>, WormError> {
+    Ok(sql::connect(|client| {
+        let rows = client.select(
+            "SELECT hold_id, reason FROM worm.legal_holds \
+              WHERE table_uid OPERATOR(pg_catalog.=) $1 AND released_at IS NULL ORDER BY hold_id",
+            None,
             &[DatumWithOid::from(uid)],
         )?;
-    }
-    let mut fields = Map::new();
-    fields.insert("reason".into(), json!(reason));
-    if !on {
-        fields.insert("hold_reason".into(), json!(t.meta.hold_reason));
-    }
-    let event = if on { "legal_hold" } else { "release_hold" };
-    let (appended, doc) = ledger::append(event, Some(&t.meta.uid), Some(&t.table), fields)?;
-    Ok(entry_json(&appended, doc))
+        let mut out = Vec::new();
+        for r in rows {
+            if let (Some(h), Some(reason)) = (r.get::<i64>(1)?, r.get::<String>(2)?) {
+                out.push((h, reason));
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?)
+}
+
+/// Keeps the registry's summary (legal_hold, hold_reason, hold_since: what
+/// purge, retire and worm.protected_tables read) in step with the holds in
+/// force; returns how many are.
+fn summarize_holds(uid: pgrx::Uuid) -> Result<usize, WormError> {
+    let active = active_holds(uid)?;
+    meta::internal_update(
+        "UPDATE worm.tables AS t SET legal_hold = h.n OPERATOR(pg_catalog.>) 0, \
+                hold_reason = h.reasons, hold_since = h.since \
+           FROM (SELECT pg_catalog.count(*) AS n, \
+                        pg_catalog.string_agg('#' OPERATOR(pg_catalog.||) hold_id::pg_catalog.text \
+                            OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) reason, '; ' ORDER BY hold_id) AS reasons, \
+                        pg_catalog.min(placed_at) AS since \
+                   FROM worm.legal_holds \
+                  WHERE table_uid OPERATOR(pg_catalog.=) $1 AND released_at IS NULL) AS h \
+          WHERE t.table_uid OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(uid)],
+    )?;
+    Ok(active.len())
 }
 
 /// One chain's share of a purge.

@@ -30,12 +30,21 @@ INSERT INTO observations VALUES (12, 'ok', 1), (13, 'bad', 'not a number');
 ROLLBACK TO SAVEPOINT s2;
 INSERT INTO observations VALUES (12, 'K', 4.1);
 
--- Values supplied for the worm_ columns are never trusted: replaced.
+-- Values an application supplies for the worm_ columns are never trusted:
+-- replaced.
+CREATE ROLE obs_app;
+GRANT INSERT, SELECT ON observations TO obs_app;
+SET ROLE obs_app;
 INSERT INTO observations (id, code, value, worm_chain, worm_seq, worm_inserted_at, worm_hash)
 VALUES (14, 'forged', 0, 9, 1000, '1999-01-01', '\xdeadbeef');
 COPY observations (id, code, value, worm_chain, worm_seq, worm_inserted_at, worm_hash) FROM STDIN;
 15	forged-copy	0	5	7	2000-01-01 00:00:00+00	\\x00
 \.
+RESET ROLE;
+-- A superuser's (or worm_restore member's) are kept only when they extend
+-- the chain exactly (a restore, a subscriber): these do not.
+INSERT INTO observations (id, code, value, worm_chain, worm_seq, worm_inserted_at, worm_hash)
+VALUES (16, 'forged', 0, 0, 1000, '1999-01-01', '\xdeadbeef');
 
 SELECT id, code, value, worm_chain, worm_seq, length(worm_hash) AS hash_len,
        worm_inserted_at > '2020-01-01' AS recent

@@ -31,13 +31,21 @@ SELECT c -> 'certificate' -> 'removed' ->> 'rows' AS rows_removed
 SELECT pg_sleep(2.5);
 INSERT INTO discharge_notes SELECT g, 'new note ' || g FROM generate_series(6, 8) g;
 
--- A legal hold suspends every purge until it is released.
-SELECT worm.legal_hold('discharge_notes', 'subpoena 2026-0042') -> 'document' ->> 'reason' AS held_for;
+-- A legal hold suspends every purge until it is released; a table may be
+-- held for several matters at once, each released by its hold_id.
+SELECT worm.legal_hold('discharge_notes', 'subpoena 2026-0042') ->> 'hold_id' AS first_hold;
 SELECT legal_hold, hold_reason FROM worm.protected_tables WHERE table_name = 'discharge_notes'::regclass;
-SELECT pg_temp.try($$SELECT worm.purge_expired('discharge_notes')$$) ~ '^55000: table public.discharge_notes is under legal hold since .*: subpoena 2026-0042$' AS refused_on_hold;
-SELECT pg_temp.try($$SELECT worm.legal_hold('discharge_notes', 'again')$$) ~ '^55000: .* is under legal hold' AS no_double_hold;
-SELECT worm.release_hold('discharge_notes', 'subpoena withdrawn') -> 'document' ->> 'hold_reason' AS released_hold;
-SELECT worm.release_hold('discharge_notes', 'twice');
+SELECT pg_temp.try($$SELECT worm.purge_expired('discharge_notes')$$) ~ '^55000: table public.discharge_notes is under legal hold since .*: #1 subpoena 2026-0042$' AS refused_on_hold;
+SELECT worm.legal_hold('discharge_notes', 'audit 2026-17') ->> 'hold_id' AS second_hold;
+SELECT table_name, hold_id, reason, placed_by = session_user AS by_me FROM worm.holds ORDER BY hold_id;
+SELECT worm.release_hold('discharge_notes', 'which one?');
+SELECT worm.release_hold('discharge_notes', 1, 'subpoena withdrawn') -> 'document' ->> 'hold_reason' AS released_hold;
+SELECT pg_temp.try($$SELECT worm.purge_expired('discharge_notes')$$) ~ ': #2 audit 2026-17$' AS still_held_by_the_second;
+SELECT worm.release_hold('discharge_notes', 1, 'twice');
+SELECT worm.release_hold('discharge_notes', 'audit closed') -> 'document' -> 'hold_id' AS released_the_only_one_left;
+SELECT worm.release_hold('discharge_notes', 'none left');
+SELECT legal_hold, hold_reason FROM worm.protected_tables WHERE table_name = 'discharge_notes'::regclass;
+SELECT hold_id, reason, released_at IS NOT NULL AS released, release_reason FROM worm.legal_holds ORDER BY hold_id;
 SELECT worm.legal_hold('discharge_notes', '  ');
 
 -- Only the owner purges.

@@ -27,7 +27,8 @@ INSERT INTO chart VALUES
    NULL, NULL, 'x', NULL, '-infinity', '24:00:00', '23:59:59-12', 'infinity', 'infinity', '-178000000 years',
    NULL, NULL, '{}', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 SELECT worm.protect('chart', chains => 1);   -- three existing rows chained
-INSERT INTO chart SELECT * FROM chart WHERE worm_seq IS NOT NULL ORDER BY worm_seq;  -- same values, inserted
+INSERT INTO chart SELECT i2, i4, i8, num, f4, f8, b, t, vc, ch, by, d, tm, ttz, ts, tstz, iv, u, j, jb, ip, net, tri, rec, ia, ta, big
+  FROM chart WHERE worm_seq IS NOT NULL ORDER BY worm_seq;  -- same values, inserted
 SELECT chain, rows_checked, ok, detail FROM worm.verify('chart');
 CREATE TEMP TABLE links_utc AS SELECT worm_seq, worm_hash FROM chart;
 
@@ -35,7 +36,8 @@ CREATE TEMP TABLE links_utc AS SELECT worm_seq, worm_hash FROM chart;
 SET TimeZone = 'Asia/Kathmandu'; SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'iso_8601';
 SET extra_float_digits = 3; SET bytea_output = 'escape'; SET lc_monetary = 'C'; SET lc_numeric = 'C';
 SELECT chain, rows_checked, ok, detail FROM worm.verify('chart');
-INSERT INTO chart SELECT * FROM chart WHERE worm_seq <= 3 ORDER BY worm_seq;  -- inserted under other settings
+INSERT INTO chart SELECT i2, i4, i8, num, f4, f8, b, t, vc, ch, by, d, tm, ttz, ts, tstz, iv, u, j, jb, ip, net, tri, rec, ia, ta, big
+  FROM chart WHERE worm_seq <= 3 ORDER BY worm_seq;  -- inserted under other settings
 RESET TimeZone; RESET DateStyle; RESET IntervalStyle; RESET extra_float_digits; RESET bytea_output;
 SELECT chain, rows_checked, ok, detail FROM worm.verify('chart');
 -- Rows 4..6 and 7..9 hold the values of rows 1..3: their row hashes are equal,
