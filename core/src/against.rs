@@ -17,7 +17,7 @@
 use crate::digest::{Digest, DigestChain};
 use crate::doc::{format_uuid, short};
 use crate::findings::{Check, Status};
-use crate::{merkle_root, Hash};
+use crate::{merkle_root, Hash, LedgerEntry};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
@@ -727,18 +727,92 @@ pub fn compare(
     chains_now: i32,
     state: &BTreeMap<i32, ChainState>,
 ) -> Comparison {
-    compare_at(d, uid, chains_now, state, None)
+    compare_at(d, uid, chains_now, state, None, None)
+}
+
+/// The ledger seq of the digest's previous checkpoint of the table, to look up in this
+/// database's ledger for [`shared_previous`].
+pub fn previous_checkpoint_seq(d: &Digest) -> Option<i64> {
+    d.document()
+        .get("previous_checkpoint")?
+        .get("ledger_seq")?
+        .as_i64()
+}
+
+/// The digest's previous checkpoint as this database's ledger holds it, when it is the one the
+/// digest names (the same hash, recomputing from its document, of the same table): then both
+/// histories hold it, and rows up to its heads are common to both branches of a fork.
+pub fn shared_previous(d: &Digest, stored: Option<&LedgerEntry>) -> Option<Digest> {
+    let e = stored?;
+    let want = d
+        .document()
+        .get("previous_checkpoint")?
+        .get("hash")?
+        .as_str()?;
+    if hex::encode(&e.hash) != want {
+        return None;
+    }
+    let whole = json!({
+        "checkpoint": e.document,
+        "ledger_entry": { "seq": e.seq, "prev_hash": hex::encode(&e.prev), "hash": want },
+    });
+    let p = Digest::parse(whole).ok()?;
+    (p.hash_ok() && p.table_uid == d.table_uid).then_some(p)
+}
+
+/// Narrows the forked chains with a checkpoint both histories hold: rows up to its head are
+/// on both branches (when the table still holds that head with its link), so the branches
+/// part after it.
+fn narrow_forks(chains: &mut [ChainFinding], previous: &Digest, state: &BTreeMap<i32, ChainState>) {
+    let n = previous.entry.seq;
+    for f in chains.iter_mut() {
+        let c = f.chain;
+        let Some(bad) = f.first_bad_seq else { continue };
+        if f.check.status != Status::Problem
+            || !f.check.detail.starts_with(&format!("chain {c} forked:"))
+        {
+            continue;
+        }
+        let Some(pc) = previous.chains.iter().find(|x| x.chain == c) else {
+            continue;
+        };
+        let p = pc.head_seq;
+        let held = state.get(&c).is_some_and(|cs| {
+            cs.rows
+                .iter()
+                .any(|(s, l)| *s == p && l.is_some() && *l == pc.head_link)
+        });
+        if p == 0 || p + 1 >= bad || !held {
+            continue;
+        }
+        let tail = format!("the branches differ from row {bad} or earlier");
+        f.check.detail = match f.check.detail.strip_suffix(&tail) {
+            Some(head) => format!(
+                "{head}the branches part between rows {} and {bad} (rows up to {p} are in the previous checkpoint, ledger entry {n}, which both ledgers hold)",
+                p + 1
+            ),
+            None => format!(
+                "{}; rows up to {p} are on both branches (in the previous checkpoint, ledger entry {n}, which both ledgers hold), so they part between rows {} and {bad}",
+                f.check.detail,
+                p + 1
+            ),
+        };
+        f.first_bad_seq = Some(p + 1);
+    }
 }
 
 /// Compares the table with the digest; `here` is where this server's WAL stands (None when it
 /// could not be read). When the digest records its own WAL position, the two say whether a
 /// chain that differs is a fork (a split brain after failover), a cut, or not replayed yet.
+/// `previous`: the digest's previous checkpoint when this database's ledger holds it too
+/// ([`shared_previous`]), which narrows where forked chains part.
 pub fn compare_at(
     d: &Digest,
     uid: &[u8; 16],
     chains_now: i32,
     state: &BTreeMap<i32, ChainState>,
     here: Option<&WalPosition>,
+    previous: Option<&Digest>,
 ) -> Comparison {
     let mut out = Comparison {
         table: identity_checks(d, uid, chains_now),
@@ -772,6 +846,9 @@ pub fn compare_at(
             &mut purged_since,
             usable,
         ));
+    }
+    if let Some(p) = previous {
+        narrow_forks(&mut out.chains, p, state);
     }
     if let Some(t) = &there {
         let chain_problems = out.chains.iter().any(|f| f.check.status == Status::Problem);
@@ -1074,7 +1151,7 @@ mod tests {
         if let Some(cs) = s.get_mut(&1) {
             cs.rows[3].1 = Some([0xee; 32]);
         }
-        let c = compare_at(&d, &uid(), 2, &s, Some(&here));
+        let c = compare_at(&d, &uid(), 2, &s, Some(&here), None);
         assert_eq!(c.chains[0].first_bad_seq, Some(6));
         assert_eq!(
             c.chains[0].check.detail,
@@ -1117,7 +1194,7 @@ mod tests {
     fn cut_behind_and_unreadable_with_wal_positions() {
         let d = with_wal(&digest_of(12, 4), &pos(1, 900, &[]));
         // In this server's history: a cut, worded as before.
-        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&pos(1, 1000, &[])));
+        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&pos(1, 1000, &[])), None);
         assert_eq!(
             c.chains[0].check.detail,
             "chain 0 is shorter than its checkpoint: rows 6..12 removed (tail cut, rollback or older backup)"
@@ -1129,7 +1206,7 @@ mod tests {
         // A standby that has not replayed it yet.
         let mut standby = pos(1, 800, &[]);
         standby.in_recovery = true;
-        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&standby));
+        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&standby), None);
         assert_eq!(
             c.chains[0].check.detail,
             "chain 0: rows 6..12 of the checkpoint are not here yet: not yet replayed (this server's WAL has not reached the checkpoint's position)"
@@ -1147,7 +1224,7 @@ mod tests {
             wal.detail
         );
         // A primary behind the checkpoint: an older copy of the data directory was started.
-        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&pos(1, 800, &[])));
+        let c = compare_at(&d, &uid(), 2, &state(5, 4), Some(&pos(1, 800, &[])), None);
         assert_eq!(
             c.chains[0].check.detail,
             "chain 0 is shorter than its checkpoint: rows 6..12 removed (rollback: this server's WAL is behind the checkpoint's position, an older copy of the data directory was started)"
@@ -1157,10 +1234,10 @@ mod tests {
             .iter()
             .any(|x| x.check == "wal" && x.detail.starts_with("rollback: this server")));
         // Behind but every head already here: only a note.
-        let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&standby));
+        let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&standby), None);
         assert_eq!(c.problems(), 0, "{c:#?}");
         // Unreadable here: a note, and the rows-only wording.
-        let c = compare_at(&d, &uid(), 2, &state(12, 4), None);
+        let c = compare_at(&d, &uid(), 2, &state(12, 4), None, None);
         assert_eq!(c.problems(), 0);
         assert!(c
             .table
@@ -1169,11 +1246,61 @@ mod tests {
         // Another cluster (pg_upgrade): a note, rows compared.
         let mut other = pos(1, 5, &[]);
         other.system_identifier = 9;
-        let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&other));
+        let c = compare_at(&d, &uid(), 2, &state(12, 4), Some(&other), None);
         assert!(c.exact() || c.problems() == 0, "{c:#?}");
         assert!(c
             .table
             .iter()
             .any(|x| x.check == "wal" && x.detail.contains("another cluster")));
+    }
+
+    #[test]
+    fn a_checkpoint_both_ledgers_hold_narrows_the_fork() {
+        // The previous checkpoint (ledger entry 9 of the fixture) had heads 3 and 2.
+        let prev = digest_of(3, 2);
+        let stored = LedgerEntry {
+            seq: prev.entry.seq,
+            document: prev.document().clone(),
+            prev: prev.entry.prev.to_vec(),
+            hash: prev.entry.hash.to_vec(),
+        };
+        let mut whole = with_wal(&digest_of(12, 4), &pos(1, 900, &[])).whole;
+        whole["checkpoint"]["previous_checkpoint"] =
+            json!({"ledger_seq": prev.entry.seq, "hash": hex::encode(prev.entry.hash)});
+        let d = Digest::parse(whole).expect("valid");
+        assert_eq!(previous_checkpoint_seq(&d), Some(prev.entry.seq));
+        let shared = shared_previous(&d, Some(&stored)).expect("the same entry");
+        // Another entry at that seq (the other branch's) is not shared.
+        let mut other = stored.clone();
+        other.hash = vec![7; 32];
+        assert!(shared_previous(&d, Some(&other)).is_none());
+        assert!(shared_previous(&d, None).is_none());
+
+        let here = pos(2, 500, &[(1, 100)]);
+        let mut s = state(5, 4);
+        if let Some(cs) = s.get_mut(&1) {
+            cs.rows[3].1 = Some([0xee; 32]);
+        }
+        let c = compare_at(&d, &uid(), 2, &s, Some(&here), Some(&shared));
+        assert_eq!(c.chains[0].first_bad_seq, Some(4));
+        assert!(
+            c.chains[0].check.detail.ends_with(
+                "; rows up to 3 are on both branches (in the previous checkpoint, ledger entry 9, which both ledgers hold), so they part between rows 4 and 6"
+            ),
+            "{}",
+            c.chains[0].check.detail
+        );
+        assert_eq!(c.chains[1].first_bad_seq, Some(3));
+        assert_eq!(
+            c.chains[1].check.detail,
+            "chain 1 forked: row 4 is another row than the checkpoint's head (the histories diverge from timeline 1, LSN 0/64 on; a split brain after failover): the branches part between rows 3 and 4 (rows up to 2 are in the previous checkpoint, ledger entry 9, which both ledgers hold)"
+        );
+        // A previous head this table no longer holds with its link narrows nothing.
+        let mut s2 = s.clone();
+        if let Some(cs) = s2.get_mut(&0) {
+            cs.rows[2].1 = Some([0xdd; 32]);
+        }
+        let c = compare_at(&d, &uid(), 2, &s2, Some(&here), Some(&shared));
+        assert_eq!(c.chains[0].first_bad_seq, Some(6));
     }
 }

@@ -18,7 +18,9 @@ use crate::error::{OrRaise, WormError};
 use crate::pg::rel_display_name;
 use crate::sql;
 use crate::verify::{to_row, verify_rel, Verified, VerifyRow};
-use pg_worm_core::against::{compare_at, parse_history_file, WalPosition};
+use pg_worm_core::against::{
+    compare_at, parse_history_file, previous_checkpoint_seq, shared_previous, WalPosition,
+};
 use pg_worm_core::{
     checkpoint_fields, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
     surviving_leaves, ChainRow, Check, Comparison, Digest, Hash, LedgerEntry, Proof, Status,
@@ -361,12 +363,18 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
     let signer = check_signatures(&d)?;
     let (stored, last) = ledger_at(d.entry.seq)?;
     let state = verified.chain_states();
+    // The digest's previous checkpoint, when this ledger holds it too: forks part after it.
+    let previous = match previous_checkpoint_seq(&d) {
+        Some(seq) => shared_previous(&d, ledger_at(seq)?.0.as_ref()),
+        None => None,
+    };
     let cmp = compare_at(
         &d,
         &uid,
         verified.meta.chains,
         &state,
         server_wal().as_ref(),
+        previous.as_ref(),
     );
     let ledger = cmp.ledger_finding(ledger_check(stored.as_ref(), last, &d));
     let covered = covered_leaves(&d, &state).len() as i64;

@@ -132,18 +132,16 @@ echo "$s_vs_p" | grep -q "(this server left timeline 1 there (promoted or recove
   || fail "promoted side: who switched is not named: $s_vs_p"
 echo "$p_vs_s" | grep -q "(the checkpoint's server left timeline 1 there (promoted) while this server went on writing on it;" \
   || fail "old primary side: who switched is not named: $p_vs_s"
-# The chain (one, so that both sides write to it): the promoted side's branch (4 new rows) is
-# shorter than the old primary's (20 new rows); the old primary holds another row at the
-# promoted side's head.
-echo "$s_vs_p" | grep -qE "^[01] false [0-9]+ chain [01] forked: this branch ends at row [0-9]+, the checkpoint's branch had rows up to [0-9]+: rows [0-9]+\.\.[0-9]+ of the checkpoint are on the other branch only \(the histories diverge from timeline 1, LSN $SWITCH on; a split brain after failover\)" \
-  || fail "promoted side: the forked chain and its first differing row are not named: $s_vs_p"
-echo "$p_vs_s" | grep -qE "^[01] false [0-9]+ chain [01] forked: row [0-9]+ is another row than the checkpoint's head \(the histories diverge from timeline 1, LSN $SWITCH on; a split brain after failover\): the branches differ from row [0-9]+ or earlier" \
-  || fail "old primary side: the forked chain and its row are not named: $p_vs_s"
-# first_bad_seq of a chain is the row named in its detail.
-pairs="$(echo "$s_vs_p" | sed -nE 's/^[01] false ([0-9]+) chain [01] forked: this branch ends .*: rows ([0-9]+)\.\..*/\1=\2/p')"
-[ -n "$pairs" ] || fail "no forked chain with its rows: $s_vs_p"
-for p in $pairs; do eq "first_bad_seq is the first row of the other branch" "${p%=*}" "${p#*=}"; done
-echo "ok - split brain: each side against the other's digest names the fork (timeline 1, LSN $SWITCH, who was promoted), the forked chains and rows, and the ledger's fork"
+# The chain (one, so that both sides write to it): rows 1..30 were written before the
+# promotion; then the old primary wrote 31..50 and the promoted standby 31..34. The
+# checkpoint taken just before the promotion (ahead.json) is in both ledgers: the branches
+# part after its head, row 30.
+AHEAD_SEQ="$(echo "SELECT :'d'::jsonb -> 'ledger_entry' ->> 'seq'" | on_p -v d="$(cat "$WORK/ahead.json")")"
+eq "promoted side, chain 0" "$(echo "$s_vs_p" | grep '^0 ')" \
+  "0 false 31 chain 0 forked: this branch ends at row 34, the checkpoint's branch had rows up to 50: rows 35..50 of the checkpoint are on the other branch only (the histories diverge from timeline 1, LSN $SWITCH on; a split brain after failover); rows up to 30 are on both branches (in the previous checkpoint, ledger entry $AHEAD_SEQ, which both ledgers hold), so they part between rows 31 and 35"
+eq "old primary side, chain 0" "$(echo "$p_vs_s" | grep '^0 ')" \
+  "0 false 31 chain 0 forked: row 34 is another row than the checkpoint's head (the histories diverge from timeline 1, LSN $SWITCH on; a split brain after failover): the branches part between rows 31 and 34 (rows up to 30 are in the previous checkpoint, ledger entry $AHEAD_SEQ, which both ledgers hold)"
+echo "ok - split brain: each side against the other's digest names the fork (timeline 1, LSN $SWITCH, who was promoted), the forked chain and where the branches part (rows 31..35 / 31..34, after the checkpoint both ledgers hold), and the ledger's fork"
 
 # worm-verify says the same.
 for pair in "s p $SU_S" "p s $SU_P"; do

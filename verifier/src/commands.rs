@@ -218,8 +218,15 @@ fn against_checks(
     read: &AgainstRead,
     sigs: Option<(&[SigResult], &[[u8; 32]])>,
 ) -> AgainstOutcome {
-    let comparison =
-        core::against::compare_at(d, &data.uid, data.chains, &data.state, read.wal.as_ref());
+    let previous = core::against::shared_previous(d, read.previous.as_ref());
+    let comparison = core::against::compare_at(
+        d,
+        &data.uid,
+        data.chains,
+        &data.state,
+        read.wal.as_ref(),
+        previous.as_ref(),
+    );
     let ledger = comparison.ledger_finding(ledger_check(read.stored.as_ref(), read.last, d));
     let mut checks = vec![digest_hash_check(d), ledger];
     checks.extend(comparison.all_checks());
@@ -237,10 +244,12 @@ fn against_checks(
 }
 
 /// What the server has of a digest: its ledger entry (with the newest ledger seq when asked
-/// and there is no such entry) and where the server's WAL stands.
+/// and there is no such entry), the entry at the seq of its previous checkpoint, and where the
+/// server's WAL stands.
 struct AgainstRead {
     stored: Option<LedgerEntry>,
     last: Option<i64>,
+    previous: Option<LedgerEntry>,
     wal: Option<core::against::WalPosition>,
 }
 
@@ -248,13 +257,17 @@ struct AgainstRead {
 fn read_against(
     client: &mut postgres::Client,
     table: &str,
-    seq: i64,
+    d: &Digest,
     show_progress: bool,
     with_last: bool,
 ) -> std::result::Result<(TableData, AgainstRead), Failure> {
     let mut tx = db::begin_read(client)?;
     let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, true)?;
-    let stored = db::ledger_entry(&mut tx, seq)?;
+    let stored = db::ledger_entry(&mut tx, d.entry.seq)?;
+    let previous = match core::against::previous_checkpoint_seq(d) {
+        Some(seq) => db::ledger_entry(&mut tx, seq)?,
+        None => None,
+    };
     let last = if stored.is_none() && with_last {
         db::ledger_last_seq(&mut tx)?
     } else {
@@ -264,7 +277,15 @@ fn read_against(
     tx.commit()
         .map_err(db::pg)
         .context("cannot end the read-only transaction")?;
-    Ok((data, AgainstRead { stored, last, wal }))
+    Ok((
+        data,
+        AgainstRead {
+            stored,
+            last,
+            previous,
+            wal,
+        },
+    ))
 }
 
 pub fn table_against(
@@ -294,7 +315,7 @@ fn run_table_against(
     let required = parse_required(required)?;
     let mut client = db::connect(db_url)?;
     let show_progress = !json && std::io::stderr().is_terminal();
-    let (mut data, read) = read_against(&mut client, table, d.entry.seq, show_progress, true)?;
+    let (mut data, read) = read_against(&mut client, table, &d, show_progress, true)?;
     let sig_results = d.check_signatures(&required);
     let outcome = against_checks(&d, &mut data, &read, Some((&sig_results, &required)));
     let cp_problems = problems(&outcome.checks);
@@ -463,7 +484,7 @@ fn run_checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> Run {
         d.entry.seq, d.table_name
     ));
     let show_progress = std::io::stderr().is_terminal();
-    let (mut data, read) = read_against(&mut client, table, d.entry.seq, show_progress, false)?;
+    let (mut data, read) = read_against(&mut client, table, &d, show_progress, false)?;
     let mut checks = against_checks(&d, &mut data, &read, None).checks;
     // The digest was just taken on this server: its WAL position is in this server's history;
     // a role that may not read the timeline history only gets a note about it.
