@@ -240,11 +240,13 @@ fn place_hold(tbl: PgRelation, reason: String) -> Result<JsonB, WormError> {
     non_empty(&reason, "the reason")?;
     let uid = pgrx::Uuid::from_bytes(t.meta.uid);
     // Numbered per table; the registry row's lock (locked_target) serializes them.
-    let hold_id = sql::get_one_with_args::<i64>(
-        "SELECT COALESCE(pg_catalog.max(hold_id), 0) OPERATOR(pg_catalog.+) 1 \
-           FROM worm.legal_holds WHERE table_uid OPERATOR(pg_catalog.=) $1",
-        &[DatumWithOid::from(uid)],
-    )?
+    let hold_id = meta::as_extension_owner(|| {
+        Ok(sql::get_one_with_args::<i64>(
+            "SELECT COALESCE(pg_catalog.max(hold_id), 0) OPERATOR(pg_catalog.+) 1 \
+               FROM worm.legal_holds WHERE table_uid OPERATOR(pg_catalog.=) $1",
+            &[DatumWithOid::from(uid)],
+        )?)
+    })?
     .unwrap_or(1);
     meta::as_extension_owner(|| {
         sql::run_with_args(
@@ -325,8 +327,14 @@ fn release_hold(tbl: PgRelation, hold_id: Option<i64>, reason: String) -> Result
     Ok(answer)
 }
 
-/// The holds in force on a table: (hold_id, reason), oldest first.
+/// The holds in force on a table: (hold_id, reason), oldest first. Read as
+/// the extension's owner (worm.legal_holds is not readable by every role;
+/// worm.holds, its view of the holds in force, is).
 fn active_holds(uid: pgrx::Uuid) -> Result<Vec<(i64, String)>, WormError> {
+    meta::as_extension_owner(|| active_holds_read(uid))
+}
+
+fn active_holds_read(uid: pgrx::Uuid) -> Result<Vec<(i64, String)>, WormError> {
     Ok(sql::connect(|client| {
         let rows = client.select(
             "SELECT hold_id, reason FROM worm.legal_holds \
@@ -522,6 +530,18 @@ fn purge_locked(
     let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
     let cutoff = purge_cutoff(&retention)?;
     let (purges, leaves) = expired_prefixes(&verified, t.meta.chains, cutoff)?;
+    if purges.is_empty() {
+        // Nothing expired: nothing to certify, and nothing in the ledger (a
+        // daily purge job would otherwise fill it with empty certificates).
+        return Ok(JsonB(json!({
+            "certificate": null,
+            "ledger_entry": null,
+            "rows_removed": 0,
+            "cutoff": rfc3339(cutoff),
+            "table": t.table,
+            "detail": "no row has passed its retention: nothing was removed and no certificate issued",
+        })));
+    }
     // SAFETY: `tbl` holds the relation open; rd_rel is its pg_class row.
     let owner = unsafe { (*(*tbl.as_ptr()).rd_rel).relowner };
     delete_expired(&t, owner, &purges)?;
@@ -542,9 +562,12 @@ fn purge_locked(
         );
     }
     let (appended, doc) = ledger::append("purge", Some(&t.meta.uid), Some(&t.table), fields)?;
-    Ok(JsonB(
-        json!({ "certificate": doc, "ledger_entry": appended.to_json() }),
-    ))
+    let removed: i64 = purges.iter().map(|p| p.count).sum();
+    Ok(JsonB(json!({
+        "certificate": doc,
+        "ledger_entry": appended.to_json(),
+        "rows_removed": removed,
+    })))
 }
 
 /// A purge needs a retention and no legal hold (read after the registry row

@@ -1539,7 +1539,7 @@ SELECT 1 FROM hp LIMIT 1;"
     bg_end A; bad "session A did not take its snapshot: $BG_OUT"; return
   fi
   succeeds owner_role "SELECT worm.set_retention('hp', interval '10 years')" && good "session B lengthened the retention to 10 years"
-  bg_send A "SELECT worm.purge_expired('hp') -> 'certificate' -> 'removed' ->> 'rows';
+  bg_send A "SELECT worm.purge_expired('hp') ->> 'rows_removed';
 COMMIT;"
   bg_end A
   if [ "$BG_RC" = 0 ] && [ "$(printf '%s\n' "$BG_OUT" | grep -x '[0-9]\+' | tail -1)" = 0 ]; then good "session A's purge removed 0 rows (it saw the new retention)"
