@@ -101,3 +101,52 @@ CREATE FUNCTION worm.adopt(tbl regclass, table_uid uuid, chains int,
                            anchors jsonb DEFAULT NULL)
 RETURNS text VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_adopt_wrapper';
+
+-- Several legal holds per table (worm.legal_holds, worm.holds,
+-- worm.release_hold(tbl, hold_id, reason)). worm.tables.legal_hold,
+-- hold_reason and hold_since now summarize the holds in force.
+CREATE TABLE worm.legal_holds (
+    table_uid      uuid NOT NULL REFERENCES worm.tables (table_uid),
+    hold_id        bigint NOT NULL CHECK (hold_id > 0),
+    reason         text NOT NULL,
+    placed_at      timestamptz NOT NULL,
+    placed_by      text NOT NULL,
+    released_at    timestamptz,
+    released_by    text,
+    release_reason text,
+    PRIMARY KEY (table_uid, hold_id)
+);
+COMMENT ON TABLE worm.legal_holds IS 'pg_worm: legal holds placed and released (changed only through worm.legal_hold and worm.release_hold)';
+SELECT pg_catalog.pg_extension_config_dump('worm.legal_holds', '');
+
+-- A hold in force under 0.1.0 (one per table at most) becomes hold 1, placed
+-- when and by whom 0.1.0's ledger entry for it says; the registry's summary
+-- takes 0.2.0's form ('#1 reason'). The guard trigger is off for this one
+-- statement, inside this script's transaction.
+INSERT INTO worm.legal_holds (table_uid, hold_id, reason, placed_at, placed_by)
+SELECT t.table_uid, 1, t.hold_reason, t.hold_since,
+       coalesce((SELECT l.document -> 'by' ->> 'session_user' FROM worm.ledger AS l
+                  WHERE l.table_uid = t.table_uid AND l.event = 'legal_hold'
+                  ORDER BY l.seq DESC LIMIT 1), t.protected_by)
+  FROM worm.tables AS t
+ WHERE t.legal_hold;
+ALTER TABLE worm.tables DISABLE TRIGGER worm_guard;
+UPDATE worm.tables SET hold_reason = '#1 ' || hold_reason WHERE legal_hold;
+ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
+
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.legal_holds
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+ALTER TABLE worm.legal_holds ENABLE ALWAYS TRIGGER worm_guard;
+GRANT SELECT ON worm.legal_holds TO worm_auditor, worm_admin;
+
+CREATE VIEW worm.holds AS
+SELECT t.table_name, h.hold_id, h.reason, h.placed_at, h.placed_by
+  FROM worm.legal_holds AS h
+  JOIN worm.tables AS t ON t.table_uid = h.table_uid
+ WHERE h.released_at IS NULL;
+COMMENT ON VIEW worm.holds IS 'pg_worm: legal holds in force (worm.legal_holds keeps released ones too)';
+GRANT SELECT ON worm.holds TO PUBLIC;
+
+CREATE FUNCTION worm.release_hold(tbl regclass, hold_id bigint, reason text)
+RETURNS jsonb STRICT VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_release_hold_id_wrapper';

@@ -120,11 +120,12 @@ INSERT INTO visits SELECT g, 'visit ' || g, g * 1.10, timestamptz '2024-01-01 00
 CREATE TABLE notes (id bigserial PRIMARY KEY, body text);
 SELECT worm.protect('notes');
 INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 30) g;
-SELECT worm.legal_hold('notes', 'matter 1');
 SQL
 sleep 1.2
 psql_q -d records -c "SELECT worm.purge_expired('visits')" >"$WORK/cert.json"
 psql_q -d records -c "INSERT INTO visits SELECT g, 'visit ' || g, NULL, NULL FROM generate_series(41, 60) g" >/dev/null
+psql_q -d records -c "SELECT worm.legal_hold('visits', 'matter 1')" >/dev/null
+hold_since="$(psql_q -d records -c "SELECT hold_since FROM worm.tables WHERE table_name = 'visits'::regclass")"
 psql_q -d records -c "SELECT worm.checkpoint('visits')" >"$WORK/digest_visits.json"
 psql_q -d records -c "SELECT worm.checkpoint('notes')" >"$WORK/digest_notes.json"
 LINKS="SELECT md5(string_agg(worm_chain || ':' || worm_seq || ':' || encode(worm_hash, 'hex'), ',' ORDER BY worm_chain, worm_seq)) FROM"
@@ -283,12 +284,22 @@ psql_q -d records -c "INSERT INTO notes (body) SELECT 'after ' || g FROM generat
 eq "verify after inserts" "$(psql_q -d records -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify_all()")" "true:82"
 eq "still extends the 0.1.0 digest" \
   "$(echo "SELECT bool_and(ok) FROM worm.verify('visits', :'d'::jsonb)" | psql_q -d records -v d="$(cat "$WORK/digest_visits.json")")" t
+# The hold placed under 0.1.0 is hold 1 of 0.2.0: listed, enforced, released
+# by the two-argument form.
+eq "0.1.0's hold in worm.holds" \
+  "$(psql_q -d records -c "SELECT string_agg(table_name || '|' || hold_id || '|' || reason || '|' || placed_by || '|' || (placed_at = '$hold_since'), ',') FROM worm.holds")" \
+  "visits|1|matter 1|postgres|true"
+eq "its summary in worm.protected_tables" \
+  "$(psql_q -d records -c "SELECT legal_hold || '|' || hold_reason FROM worm.protected_tables WHERE table_name = 'visits'::regclass")" "true|#1 matter 1"
 sleep 1.2
+out="$(psql_q -d records -c "SELECT worm.purge_expired('visits')" 2>&1 || true)"
+[[ "$out" == *"is under legal hold"* ]] || fail "purge under 0.1.0's hold after the update: $out"
+psql_q -d records -c "SELECT worm.release_hold('visits', 'matter 1 closed')" >/dev/null
+eq "released" "$(psql_q -d records -c "SELECT (SELECT count(*) FROM worm.holds) || '|' || legal_hold || '|' || (SELECT released_by || ':' || release_reason FROM worm.legal_holds) FROM worm.tables WHERE table_name = 'visits'::regclass")" "0|false|postgres:matter 1 closed"
 psql_q -d records -c "SELECT worm.purge_expired('visits')" >"$WORK/cert2.json"
 eq "certificate of the purge after the update" \
   "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/cert2.json")")" t
 eq "purge removed every expired row" "$(psql_q -d records -c "SELECT count(*) FROM visits")" 0
-psql_q -d records -c "SELECT worm.release_hold('notes', 'matter 1 closed')" >/dev/null
 psql_q -d records -c "SELECT worm.checkpoint('notes')" >/dev/null
 eq "verify after purge and checkpoint" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
 psql_q -d records >/dev/null <<'SQL'
@@ -299,7 +310,7 @@ SQL
 eq "a table protected after the update" \
   "$(psql_q -d records -c "SELECT p.encoding_version = t.encoding_version AND t.encoding_version >= 1 FROM worm.protected_tables p JOIN worm.tables t USING (table_name) WHERE table_name = 'later'::regclass")" t
 eq "verify_all at the end" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
-echo "ok - after the update: UPDATE/DELETE refused, inserts chain on, purge certifies, hold released, new tables protect"
+echo "ok - after the update: UPDATE/DELETE refused, inserts chain on, 0.1.0's hold is hold 1 (enforced, released), purge certifies, new tables protect"
 
 # A dump taken under 0.1.0, restored under the new version: CREATE EXTENSION
 # makes the new version, worm.tables' rows arrive without encoding_version
