@@ -437,10 +437,18 @@ fn purge(tbl: PgRelation) -> Result<JsonB, WormError> {
     purge_locked(tbl, t, retention, PurgeBy::Call)
 }
 
+/// The replicated purge of this backend's transaction: which table, which
+/// transaction (local id), and whether a kept row was reported already.
+#[derive(Clone, Copy, PartialEq)]
+struct ReplicaPurge {
+    relid: pg_sys::Oid,
+    lxid: u32,
+    warned: bool,
+}
+
 thread_local! {
-    /// (table, local transaction id) whose replicated purge already ran.
-    static REPLICA_PURGED: std::cell::RefCell<Option<(pg_sys::Oid, u32)>> =
-        const { std::cell::RefCell::new(None) };
+    static REPLICA_PURGED: std::cell::Cell<Option<ReplicaPurge>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// A DELETE arriving from a logical-replication publisher (the apply
@@ -449,30 +457,34 @@ thread_local! {
 /// own policy — its own retention, its own holds, its own clock, after
 /// verifying — with anchors and a certificate in its own ledger, once per
 /// table and transaction. The replicated row deletes themselves are then
-/// skipped: every expired row is gone already, and a row the subscriber's
-/// policy still keeps (a longer retention, a hold) stays, with a WARNING,
-/// instead of stopping the subscription.
+/// skipped: every expired row is gone already, and rows the subscriber's
+/// policy still keeps (a longer retention, a hold) stay, with one WARNING
+/// per table and transaction, instead of stopping the subscription.
 pub fn replicated_delete(relid: pg_sys::Oid, chain: i32, seq: i64) {
     // SAFETY: MyProc is this backend's PGPROC for the whole of its life.
     let lxid = unsafe { (*pg_sys::MyProc).lxid };
-    let first = REPLICA_PURGED.with(|r| {
-        let mut r = r.borrow_mut();
-        let first = *r != Some((relid, lxid));
-        *r = Some((relid, lxid));
-        first
-    });
+    let state = REPLICA_PURGED
+        .get()
+        .filter(|p| p.relid == relid && p.lxid == lxid);
     let outcome = (|| -> Result<(), WormError> {
-        if first {
+        let mut now = state.unwrap_or(ReplicaPurge {
+            relid,
+            lxid,
+            warned: false,
+        });
+        if state.is_none() {
             // SAFETY: the trigger's relation exists and is locked by the apply.
             let tbl = unsafe { PgRelation::with_lock(relid, pg_sys::AccessShareLock as _) };
             purge_replicated(tbl)?;
         }
-        if row_present(relid, chain, seq)? {
+        if !now.warned && row_present(relid, chain, seq)? {
             let table = crate::pg::Rel::open(relid, pg_sys::AccessShareLock).display_name();
             pgrx::warning!(
-                "pg_worm: {table}: the publisher removed chain {chain} seq {seq}, which this subscriber's retention or legal hold still keeps"
+                "pg_worm: {table}: the publisher removed chain {chain} seq {seq} (and maybe more rows in this transaction), which this subscriber's retention or legal hold still keeps"
             );
+            now.warned = true;
         }
+        REPLICA_PURGED.set(Some(now));
         Ok(())
     })();
     if let Err(e) = outcome {
@@ -488,9 +500,7 @@ fn purge_replicated(tbl: PgRelation) -> Result<(), WormError> {
     };
     let table = t.table.clone();
     let answer = purge_locked(tbl, t, retention, PurgeBy::Replication)?;
-    let removed = answer.0["certificate"]["removed"]["rows"]
-        .as_i64()
-        .unwrap_or(0);
+    let removed = answer.0["rows_removed"].as_i64().unwrap_or(0);
     pgrx::log!("pg_worm: {table}: the publisher's purge arrived; this subscriber purged {removed} expired rows by its own policy");
     Ok(())
 }
