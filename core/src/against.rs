@@ -344,7 +344,7 @@ fn wal_check(
         Lineage::Behind { standby: false } => Check::problem(
             "wal",
             format!(
-                "rollback: {server} ({}) is behind the checkpoint's WAL position ({}) on the same timeline: an older copy of the data directory was started",
+                "rollback: {server} ({}) is behind the checkpoint's WAL position ({}) on the same timeline: an older copy of the data directory was started (or WAL was lost in a crash, with fsync or synchronous_commit off)",
                 here.describe(),
                 there.describe(),
             ),
