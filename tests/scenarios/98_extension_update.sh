@@ -212,7 +212,8 @@ echo "ok - between the new package and the update, preloaded or not: inserts cha
 # through.
 psql_q -d updated -c "ALTER EXTENSION pg_worm UPDATE" >/dev/null
 start_preloaded
-psql_q -d records -c "ALTER EXTENSION pg_worm UPDATE" >/dev/null
+ms="$(psql_q -d records -c '\timing on' -c "ALTER EXTENSION pg_worm UPDATE" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')"
+echo "ALTER EXTENSION pg_worm UPDATE in the database with protected tables: $ms ms"
 ROLES="SELECT string_agg(rolname || ':' || rolcanlogin || rolinherit || rolsuper, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'worm%'"
 roles_updated="$(psql_q -c "$ROLES")"
 psql_q -c "CREATE DATABASE fresh" >/dev/null
