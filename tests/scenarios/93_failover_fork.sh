@@ -38,6 +38,10 @@ CREATE TABLE visits (id int PRIMARY KEY, note text, amount numeric);
 SELECT worm.protect('visits', retention => '10 years', chains => 1);
 INSERT INTO visits SELECT g, 'before ' || g, g * 1.10 FROM generate_series(1, 20) g;
 CREATE TABLE other (id int);
+-- An auditor who may only read (no pg_read_file: timeline histories are out of reach).
+CREATE ROLE auditor LOGIN;
+GRANT USAGE ON SCHEMA worm TO auditor;
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, visits TO auditor;
 SQL
 on_p -c "SELECT worm.checkpoint('visits')" >"$WORK/before.json"
 
@@ -155,3 +159,19 @@ for pair in "s p $SU_S" "p s $SU_P"; do
   if echo "$OUT" | grep -q "tail cut"; then fail "worm-verify $side against $other: a fork called a tail cut: $OUT"; fi
 done
 echo "ok - worm-verify table --against names the same fork from both sides"
+
+# An auditor without pg_read_file: on timeline 1 (the old primary) nothing needs reading, the
+# promoted side's digest carries its own history, and the fork is named exactly; on the
+# promoted server (timeline 2) its history is out of reach: a note, and the finding says a
+# cut cannot be told from the shorter branch of a fork.
+run_wv table --db "host=$P port=$PORT user=auditor dbname=postgres" visits --against "$WORK/s.json"
+eq "auditor on the old primary (exit)" "$RC" 1
+echo "$OUT" | grep -q "PROBLEM  fork: this server and the checkpoint's server have different histories from timeline 1, LSN $SWITCH on" \
+  || fail "auditor on the old primary: no fork named: $OUT"
+run_wv table --db "host=$WORK port=$STANDBY_PORT user=auditor dbname=postgres" visits --against "$WORK/p.json"
+eq "auditor on the promoted server (exit)" "$RC" 1
+echo "$OUT" | grep -q "NOTE     the checkpoint was taken at timeline 1, LSN [0-9A-F/]*, but this server's WAL position and timeline history could not be read: a shorter chain cannot be told from a fork" \
+  || fail "auditor on the promoted server: no note: $OUT"
+echo "$OUT" | grep -q "chain 0 is shorter than its checkpoint: rows 35\.\.50 are not here: removed (tail cut, rollback or older backup), or this server is on the shorter branch of a fork" \
+  || fail "auditor on the promoted server: the finding does not say it cannot tell: $OUT"
+echo "ok - an auditor without pg_read_file: the fork named from timeline 1; on timeline 2 a note and a finding that says a cut cannot be told from a fork"
