@@ -588,6 +588,75 @@ mod tests {
         let _ = bad_chains("t_forged", &forged);
     }
 
+    /// `digest` with its checkpoint's `wal` replaced and its ledger hash
+    /// recomputed (as a server on another branch would have issued it).
+    fn with_wal(digest: &serde_json::Value, wal: serde_json::Value) -> serde_json::Value {
+        let mut d = digest.clone();
+        d["checkpoint"]["wal"] = wal;
+        let seq = d["ledger_entry"]["seq"].as_i64().unwrap();
+        let prev: [u8; 32] = hex::decode(d["ledger_entry"]["prev_hash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let hash = pg_worm_core::ledger_hash(seq, &prev, &d["checkpoint"]);
+        d["ledger_entry"]["hash"] = serde_json::json!(hex::encode(hash));
+        d
+    }
+
+    /// The fork or rollback finding of worm.verify(table, digest), if any.
+    fn wal_finding(table: &str, digest: serde_json::Value) -> Option<String> {
+        Spi::get_one_with_args::<String>(
+            &format!(
+                "SELECT pg_catalog.string_agg(detail, ' | ') FROM worm.verify('{table}', $1) \
+                  WHERE chain IS NULL AND (detail LIKE 'fork:%' OR detail LIKE 'rollback:%')"
+            ),
+            &[pgrx::JsonB(digest).into()],
+        )
+        .unwrap()
+    }
+
+    /// A checkpoint records where the WAL stood; a digest whose position this
+    /// server never passed through is a fork, one ahead of it on its own
+    /// timeline a rollback.
+    #[pg_test]
+    fn checkpoint_records_the_wal_position() {
+        let digest = setup("t_wal").0;
+        let wal = &digest["checkpoint"]["wal"];
+        let sysid = Spi::get_one::<String>(
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(wal["system_identifier"].as_str(), Some(sysid.as_str()));
+        assert_eq!(wal["timeline"].as_i64(), Some(1));
+        assert_eq!(wal["history"], serde_json::json!([]));
+        assert!(wal_finding("t_wal", digest.clone()).is_none());
+        // Taken on a server promoted to timeline 2 at 0/1, which this one went on past.
+        let forked = with_wal(
+            &digest,
+            serde_json::json!({"system_identifier": sysid, "timeline": 2, "lsn": "0/2",
+                               "history": [{"timeline": 1, "switched_at": "0/1"}]}),
+        );
+        let detail = wal_finding("t_wal", forked).unwrap_or_default();
+        assert!(
+            detail.starts_with(
+                "fork: this server and the checkpoint's server have different histories from timeline 1, LSN 0/1 on (the checkpoint's server left timeline 1 there (promoted) while this server went on writing on it;"
+            ),
+            "{detail}"
+        );
+        // Taken further along this server's own timeline than it has reached.
+        let ahead = with_wal(
+            &digest,
+            serde_json::json!({"system_identifier": sysid, "timeline": 1, "lsn": "FFFFFFF/0",
+                               "history": []}),
+        );
+        let detail = wal_finding("t_wal", ahead).unwrap_or_default();
+        assert!(
+            detail.starts_with("rollback: this server (timeline 1, LSN "),
+            "{detail}"
+        );
+    }
+
     /// A digest of a ledger entry this database does not have (a rolled-back
     /// ledger): a finding of its own, worded as worm-verify words it.
     #[pg_test]
