@@ -8,7 +8,7 @@
 -- physical replication (unlike the OID).
 CREATE TABLE worm.tables (
     table_uid       uuid PRIMARY KEY,
-    table_name      regclass NOT NULL UNIQUE,
+    table_name      regclass UNIQUE,            -- NULL once retired (the table is gone)
     chains          integer NOT NULL CHECK (chains BETWEEN 1 AND 1024),
     retention       interval CHECK (retention > interval '0'),
     legal_basis     text,
@@ -18,8 +18,11 @@ CREATE TABLE worm.tables (
     protected_at    timestamptz NOT NULL,
     protected_by    text NOT NULL,
     rows_at_protect bigint NOT NULL,
-    encoding_version integer NOT NULL DEFAULT 1 CHECK (encoding_version >= 1)
+    encoding_version integer NOT NULL DEFAULT 1 CHECK (encoding_version >= 1),
+    retired_at      timestamptz,
+    CHECK ((table_name IS NULL) = (retired_at IS NOT NULL))
 );
+COMMENT ON COLUMN worm.tables.retired_at IS 'pg_worm: when worm.retire dropped the table (its certificate is in the ledger)';
 COMMENT ON COLUMN worm.tables.encoding_version IS 'pg_worm: version of the row encoding and chain links of the table (docs/hashing.md)';
 COMMENT ON TABLE worm.tables IS 'pg_worm: registry of protected tables (changed only through worm.* functions)';
 

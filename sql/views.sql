@@ -45,7 +45,8 @@ SELECT t.table_name,
          WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
        worm.enforcement() AS enforcement,
        t.encoding_version
-  FROM worm.tables AS t;
+  FROM worm.tables AS t
+ WHERE t.retired_at IS NULL;
 COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
 
 CREATE VIEW worm.holds AS
@@ -70,8 +71,8 @@ SELECT l.seq AS ledger_seq,
                                                              'prev_hash', encode(l.prev_hash, 'hex'),
                                                              'hash', encode(l.hash, 'hex'))) AS certificate
   FROM worm.ledger AS l
- WHERE l.event = 'purge';
-COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by worm.purge_expired';
+ WHERE l.event IN ('purge', 'retire');
+COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by worm.purge_expired and worm.retire';
 
 GRANT SELECT ON worm.protected_tables, worm.certificates, worm.holds TO PUBLIC;
 

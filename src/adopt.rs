@@ -162,6 +162,8 @@ fn adopt(
     })?
     .unwrap_or(0);
     meta::register(relid, uid, chains, retention, legal_basis.clone(), rows)?;
+    // DROP DATABASE of this database is refused from now on (preloaded).
+    crate::guard::database::mark_current()?;
     for a in &given {
         meta::as_extension_owner(|| {
             sql::run_with_args(

@@ -65,6 +65,15 @@ pub enum WormError {
     #[error("table {table} is not under legal hold")]
     NotOnHold { table: String },
 
+    #[error("database {database} is protected by pg_worm; refused: DROP DATABASE while it holds protected tables")]
+    DropDatabase { database: String },
+
+    #[error("table {table} cannot be retired: {kept} of its rows have not passed their retention")]
+    NotExpired { table: String, kept: i64 },
+
+    #[error("table {table} fails verification; retiring it would destroy the evidence")]
+    RetireRefusedDamaged { table: String, problems: String },
+
     #[error("table {table} has no legal hold {hold_id} in force")]
     NoSuchHold { table: String, hold_id: i64 },
 
@@ -189,11 +198,13 @@ impl WormError {
         use PgSqlErrorCode::*;
         match self {
             WormError::Immutable { .. }
+            | WormError::DropDatabase { .. }
             | WormError::ExtensionTable { .. }
             | WormError::Protected { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             WormError::OnHold { .. }
             | WormError::NotOnHold { .. }
             | WormError::NoSuchHold { .. }
+            | WormError::NotExpired { .. }
             | WormError::SeveralHolds { .. }
             | WormError::NoRetention { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::RetentionShortened { .. } | WormError::RetentionRemoved { .. } => {
@@ -201,6 +212,7 @@ impl WormError {
             }
             WormError::EmptyReason { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             WormError::PurgeRefusedDamaged { .. }
+            | WormError::RetireRefusedDamaged { .. }
             | WormError::CheckpointRefusedDamaged { .. }
             | WormError::CheckpointStale { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::BadDigest { .. } | WormError::BadKey => ERRCODE_INVALID_PARAMETER_VALUE,
@@ -257,6 +269,11 @@ impl WormError {
             WormError::OnHold { table, .. } => format!(
                 "No row leaves a table under legal hold. When a hold ends, release it: SELECT worm.release_hold('{table}', hold_id, 'reason'); (worm.holds lists them)."
             ),
+            WormError::DropDatabase { .. } => "Its records are kept for their retention period. In that database, retire each protected table once its retention has ended (SELECT worm.retire(table);); when none remains, DROP DATABASE goes through. SHOW worm.protected_database there says on while any remains.".into(),
+            WormError::NotExpired { table, .. } => format!(
+                "A table goes only once every row has passed its retention; until then run SELECT worm.purge_expired('{table}'); to remove the rows that have."
+            ),
+            WormError::RetireRefusedDamaged { .. } => "Investigate with worm.verify(table); the table is kept as it is.".into(),
             WormError::NotOnHold { .. } | WormError::NoSuchHold { .. } => {
                 "worm.holds lists the holds in force, with their hold_id.".into()
             }
@@ -339,6 +356,7 @@ impl WormError {
         match self {
             WormError::PurgeRefusedDamaged { problems, .. }
             | WormError::CheckpointRefusedDamaged { problems, .. }
+            | WormError::RetireRefusedDamaged { problems, .. }
             | WormError::AdoptRefused { problems, .. } => Some(problems.clone()),
             _ => None,
         }

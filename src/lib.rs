@@ -36,6 +36,7 @@ mod pg;
 mod protect;
 mod refuse;
 mod retention;
+mod retire;
 mod sql;
 mod verify;
 

@@ -76,16 +76,16 @@ fn require_owner(relid: pg_sys::Oid, table: &str, action: &'static str) -> Resul
     }
 }
 
-struct Target {
-    relid: pg_sys::Oid,
-    table: String,
-    meta: TableMeta,
+pub(crate) struct Target {
+    pub relid: pg_sys::Oid,
+    pub table: String,
+    pub meta: TableMeta,
 }
 
 /// The protected table, after its registry row is locked: purge, holds and
 /// retention changes serialize here before they read anything, and decide on
 /// the newest committed holds and retention (see `meta::lock`).
-fn locked_target(
+pub(crate) fn locked_target(
     tbl: &PgRelation,
     function: &'static str,
     action: &'static str,
@@ -123,7 +123,7 @@ pub fn transaction_start() -> i64 {
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
-fn entry_json(appended: &ledger::Appended, document: Json) -> JsonB {
+pub(crate) fn entry_json(appended: &ledger::Appended, document: Json) -> JsonB {
     JsonB(json!({ "ledger_entry": appended.to_json(), "document": document }))
 }
 
@@ -135,7 +135,7 @@ fn non_empty(reason: &str, what: &'static str) -> Result<(), WormError> {
     }
 }
 
-fn hold_since(relid: pg_sys::Oid) -> String {
+pub(crate) fn hold_since(relid: pg_sys::Oid) -> String {
     sql::get_one_with_args::<String>(
         "SELECT hold_since::pg_catalog.text FROM worm.tables \
          WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
@@ -373,11 +373,11 @@ fn summarize_holds(uid: pgrx::Uuid) -> Result<usize, WormError> {
 }
 
 /// One chain's share of a purge.
-struct ChainPurge {
-    chain: i32,
-    first_seq: i64,
-    last_seq: i64,
-    count: i64,
+pub(crate) struct ChainPurge {
+    pub chain: i32,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub count: i64,
     anchor_link: [u8; 32],
     anchor_inserted_at: i64,
     previous_anchor_seq: i64,
@@ -558,7 +558,7 @@ fn purge_locked(
     record_anchors(&t.meta.uid, &purges)?;
     let mut fields = certificate_fields(
         &t,
-        &retention,
+        Some(&retention),
         cutoff,
         &purges,
         &leaves,
@@ -599,7 +599,7 @@ fn purgeable(t: &Target) -> Result<Interval, WormError> {
 /// operator, function or TimeZone of the caller's takes part in deciding
 /// what is deleted. A retention that reaches into the future at today's date
 /// (one stored before mixed-sign intervals were refused) expires nothing.
-fn purge_cutoff(retention: &Interval) -> Result<i64, WormError> {
+pub(crate) fn purge_cutoff(retention: &Interval) -> Result<i64, WormError> {
     let now = transaction_start();
     let cutoff = pg_worm_core::period::cutoff(now, &period(retention))
         .ok_or_else(|| WormError::Internal("could not compute the cut-off time".into()))?;
@@ -614,7 +614,7 @@ fn purge_cutoff(retention: &Interval) -> Result<i64, WormError> {
 /// Per chain, the prefix of verified rows inserted at or before the cut-off,
 /// and the links of all of them (the certificate's Merkle leaves, ordered by
 /// chain then seq).
-fn expired_prefixes(
+pub(crate) fn expired_prefixes(
     verified: &crate::verify::Verified,
     chains: i32,
     cutoff: i64,
@@ -715,7 +715,7 @@ fn delete_batch(table: &str, chain: i32, from: i64, to: i64) -> Result<i64, Worm
 }
 
 /// The new anchors: the last removed row of each purged chain.
-fn record_anchors(uid: &[u8; 16], purges: &[ChainPurge]) -> Result<(), WormError> {
+pub(crate) fn record_anchors(uid: &[u8; 16], purges: &[ChainPurge]) -> Result<(), WormError> {
     for p in purges {
         meta::as_extension_owner(|| {
             sql::run_with_args(
@@ -739,9 +739,9 @@ fn record_anchors(uid: &[u8; 16], purges: &[ChainPurge]) -> Result<(), WormError
 
 /// The deletion certificate's fields (docs/certificates.md), modelled on the
 /// certificate of sanitization of NIST SP 800-88.
-fn certificate_fields(
+pub(crate) fn certificate_fields(
     t: &Target,
-    retention: &Interval,
+    retention: Option<&Interval>,
     cutoff: i64,
     purges: &[ChainPurge],
     leaves: &[Vec<u8>],
@@ -776,7 +776,7 @@ fn certificate_fields(
     );
     fields.insert(
         "retention".into(),
-        json!({ "period": iso8601(retention), "legal_basis": t.meta.legal_basis }),
+        json!({ "period": retention.map(iso8601), "legal_basis": t.meta.legal_basis }),
     );
     fields.insert("legal_hold".into(), json!({ "active": false }));
     fields.insert("cutoff".into(), json!(rfc3339(cutoff)));

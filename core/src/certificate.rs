@@ -1,5 +1,5 @@
-//! Deletion certificates (`worm.purge_expired`): parsed strictly, hash- and field-checked
-//! offline. Pure: no I/O.
+//! Deletion certificates (`worm.purge_expired`, and `worm.retire` for a whole table):
+//! parsed strictly, hash- and field-checked offline. Pure: no I/O.
 
 use crate::doc::parse_uuid;
 use crate::doc::{
@@ -21,10 +21,14 @@ pub struct CertChain {
     pub previous_anchor_seq: i64,
 }
 
-/// A deletion certificate: `{"certificate": {...event "purge"...}, "ledger_entry": {...}}`.
+/// A deletion certificate: `{"certificate": {...event "purge" or "retire"...},
+/// "ledger_entry": {...}}`. A retirement certifies that every remaining row was removed
+/// with its table (DROP TABLE): its chains end at the table's final heads.
 #[derive(Debug, Clone)]
 pub struct Certificate {
     pub whole: Json,
+    /// The table was dropped whole (event "retire"), not purged.
+    pub retired: bool,
     pub entry: LedgerRef,
     pub id: String,
     pub table_uid: [u8; 16],
@@ -43,9 +47,15 @@ impl Certificate {
                 "not a pg_worm deletion certificate: it has no \"certificate\" document".into(),
             )
         })?;
-        if doc.get("event").and_then(Json::as_str) != Some("purge") {
-            return bad("not a pg_worm deletion certificate: certificate.event is not \"purge\"");
-        }
+        let retired = match doc.get("event").and_then(Json::as_str) {
+            Some("purge") => false,
+            Some("retire") => true,
+            _ => {
+                return bad(
+                    "not a pg_worm deletion certificate: certificate.event is not \"purge\" or \"retire\"",
+                )
+            }
+        };
         let entry = LedgerRef::parse(&whole)?;
         let pre = |m: Malformed| Malformed(format!("certificate.{}", m.0));
         let list = match field(doc, "chains").map_err(pre)?.as_array() {
@@ -71,6 +81,7 @@ impl Certificate {
             });
         }
         Ok(Certificate {
+            retired,
             entry,
             id: display(doc, "certificate_id"),
             table_uid: uuid_field(doc, "table.uid").map_err(pre)?,
@@ -161,7 +172,8 @@ impl Certificate {
     pub fn describe(&self) -> String {
         let rows: i64 = self.chains.iter().map(|c| c.count).sum();
         format!(
-            "deletion certificate {} of {} (table_uid {}) in ledger entry {}: {} row{} removed from {} chain{}, cutoff {}, purged {} by {}",
+            "{} certificate {} of {} (table_uid {}) in ledger entry {}: {} row{} removed from {} chain{}, cutoff {}, {} {} by {}",
+            if self.retired { "retirement" } else { "deletion" },
             if self.id.is_empty() { "?" } else { &self.id },
             if self.table_name.is_empty() { "?" } else { &self.table_name },
             format_uuid(&self.table_uid),
@@ -171,6 +183,7 @@ impl Certificate {
             self.chains.len(),
             if self.chains.len() == 1 { "" } else { "s" },
             if self.cutoff.is_empty() { "?" } else { &self.cutoff },
+            if self.retired { "table dropped" } else { "purged" },
             if self.at.is_empty() { "?" } else { &self.at },
             self.by,
         )
@@ -287,13 +300,34 @@ impl Certificate {
     ) -> Vec<Check> {
         let t = match table {
             Ok(t) => t,
-            Err(why) => {
-                return vec![Check::problem(
+            Err(_) if self.retired => {
+                return vec![Check::ok(
                     "table",
-                    format!("the certificate's table cannot be checked: {why} (dropped, or another database)"),
+                    "the table is gone, dropped by this retirement".to_string(),
                 )]
             }
+            Err(why) => {
+                return vec![match self.retired_by(entries) {
+                    Some(seq) => Check::ok(
+                        "table",
+                        format!("the table was retired since (dropped with the certificate of ledger entry {seq})"),
+                    ),
+                    None => Check::problem(
+                        "table",
+                        format!("the certificate's table cannot be checked: {why} (dropped, or another database)"),
+                    ),
+                }]
+            }
         };
+        if self.retired {
+            return vec![Check::problem(
+                "table",
+                format!(
+                    "{} still exists, under this retired table's identity",
+                    t.display
+                ),
+            )];
+        }
         let mut checks = Vec::new();
         for ch in &self.chains {
             checks.extend(chain_verified_check(ch.chain, t));
@@ -340,6 +374,18 @@ impl Certificate {
                 ),
             }],
         }
+    }
+
+    /// The ledger seq of a later retirement of the same table.
+    fn retired_by(&self, entries: &[LedgerEntry]) -> Option<i64> {
+        entries
+            .iter()
+            .find(|e| {
+                e.seq > self.entry.seq
+                    && e.document.get("event").and_then(Json::as_str) == Some("retire")
+                    && same_table(&e.document, &self.table_uid)
+            })
+            .map(|e| e.seq)
     }
 
     /// The ledger seq of a later certificate of the same table that continues chain `n`

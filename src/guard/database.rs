@@ -166,7 +166,6 @@ pub fn mark_current() -> Result<(), WormError> {
 
 /// Removes the current database's marker once it holds no protected table
 /// (for worm.retire of the last one).
-#[allow(dead_code)] // worm.retire (issue 12) calls it after dropping the last protected table.
 pub fn clear_current_if_unprotected() -> Result<(), WormError> {
     // SAFETY: reads a backend global.
     let db = unsafe { pg_sys::MyDatabaseId };
@@ -193,10 +192,7 @@ pub(super) unsafe fn check_dropdb(stmt: *mut pg_sys::DropdbStmt) -> Result<(), W
     // SAFETY: the caller passes a valid statement.
     let name = unsafe { cstr((*stmt).dbname) };
     if database_oid(&name).is_some_and(|db| marked(Some(db))) {
-        return Err(refuse(
-            &format!("database {name}"),
-            "DROP DATABASE while it holds protected tables (their records are kept for their retention period: retire each protected table when its retention has ended, then drop the database; SHOW worm.protected_database in it says on)",
-        ));
+        return Err(WormError::DropDatabase { database: name });
     }
     Ok(())
 }

@@ -161,3 +161,25 @@ psql_q -d records2 -f "$WORK/records_plain.sql" >/dev/null 2>"$WORK/restore2.err
 eq "marker after restoring worm.tables" "$(psql_q -d records2 -c "SHOW worm.protected_database")" "on"
 expect_error 42501 "DROP DATABASE of the restored copy" -d postgres -U records_owner -c "DROP DATABASE records2"
 echo "ok - a plain dump restored preloaded marks the database (rows written to worm.tables)"
+
+# Retiring the last protected table (worm.retire, once its rows have passed
+# their retention) clears the marker: then DROP DATABASE goes through.
+psql_q -c "CREATE DATABASE shortlived OWNER records_owner"
+psql_q -d shortlived -c "CREATE EXTENSION pg_worm"
+psql_q -d shortlived -U records_owner >/dev/null <<'SQL'
+CREATE TABLE scratch (id int);
+SELECT worm.protect('scratch', retention => '1 second', chains => 1);
+INSERT INTO scratch VALUES (1), (2);
+CREATE TABLE scratch2 (id int);
+SELECT worm.protect('scratch2', retention => '1 second', chains => 1);
+SQL
+expect_error 42501 "DROP DATABASE shortlived while it holds protected tables" -d postgres -U records_owner -c "DROP DATABASE shortlived"
+echo "$ERR" | grep -q "^HINT:  .*worm.retire" || fail "the refusal's hint does not name worm.retire: $ERR"
+sleep 1.2
+psql_q -d shortlived -U records_owner -c "SELECT worm.retire('scratch')" >/dev/null
+eq "marker while scratch2 remains" "$(psql_q -d shortlived -c "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'shortlived' AND 'worm.protected_database=on' = ANY (s.setconfig)")" 1
+expect_error 42501 "DROP DATABASE shortlived with one protected table left" -d postgres -U records_owner -c "DROP DATABASE shortlived"
+psql_q -d shortlived -U records_owner -c "SELECT worm.retire('scratch2')" >/dev/null
+eq "marker after the last retirement" "$(psql_q -d shortlived -c "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'shortlived' AND 'worm.protected_database=on' = ANY (s.setconfig)")" 0
+psql_q -d postgres -U records_owner -c "DROP DATABASE shortlived" || fail "DROP DATABASE after every protected table was retired"
+echo "ok - once every protected table is retired the marker is gone and DROP DATABASE goes through"
