@@ -44,6 +44,14 @@ GRANT USAGE ON SCHEMA worm TO auditor;
 GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, visits TO auditor;
 SQL
 on_p -c "SELECT worm.checkpoint('visits')" >"$WORK/before.json"
+# A purged table, for a deletion certificate to check on the standby.
+on_p >/dev/null <<'SQL'
+CREATE TABLE shortlived (id int);
+SELECT worm.protect('shortlived', retention => '1 second', chains => 1);
+INSERT INTO shortlived SELECT g FROM generate_series(1, 5) g;
+SQL
+sleep 1.2
+on_p -c "SELECT worm.purge_expired('shortlived')" >"$WORK/cert.json"
 
 # --- the standby --------------------------------------------------------------
 runuser -u postgres -- "$PG_BIN/pg_basebackup" -h "$P" -p "$PORT" -U postgres -D "$STANDBY" -R -X stream -c fast \
@@ -80,11 +88,19 @@ done
 eq "verify on the standby" "$(on_s -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify('visits')")" "true:24"
 eq "verify_all on the standby" "$(on_s -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
 eq "verify_ledger on the standby" "$(on_s -c "SELECT ok FROM worm.verify_ledger()")" t
+eq "chain_heads on the standby" "$(on_s -c "SELECT string_agg(chain || ':' || head_seq, ',') FROM worm.chain_heads('visits')" 2>&1)" "0:24"
+eq "protected_tables on the standby" "$(on_s -c "SELECT count(*) FROM worm.protected_tables" 2>&1)" 2
 eq "verify against on the standby" "$(verify_against s "$WORK/before.json" "bool_and(ok)")" t
 eq "prove on the standby" "$(on_s -c "SELECT worm.prove('visits', worm_chain, worm_seq)->'row'->>'seq' = worm_seq::text FROM visits WHERE id = 1")" t
 run_wv table --db "$SU_S" visits --against "$WORK/before.json"
 eq "worm-verify --against on the standby (exit)" "$RC" 0
-echo "ok - standby: writing functions refuse with 25006 and a hint; verify, verify_all, verify_ledger, verify against, prove and worm-verify work"
+on_s -c "SELECT worm.prove('visits', worm_chain, worm_seq) FROM visits WHERE id = 1" >"$WORK/proof.json"
+run_wv proof "$WORK/proof.json" --checkpoint "$WORK/before.json" --db "$SU_S"
+eq "worm-verify proof --db on the standby (exit)" "$RC" 0
+eq "verify_certificate on the standby" "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | on_s -v c="$(cat "$WORK/cert.json")" 2>&1)" t
+run_wv certificate "$WORK/cert.json" --db "$SU_S"
+eq "worm-verify certificate --db on the standby (exit)" "$RC" 0
+echo "ok - standby: writing functions refuse with 25006 and a hint; verify, verify_all, verify_ledger, verify against, prove, chain_heads, protected_tables, verify_certificate, worm-verify table --against, proof --db and certificate --db work"
 
 # A standby that is merely behind the primary is not a fork: a digest taken on
 # the primary the standby has not replayed yet says so.
