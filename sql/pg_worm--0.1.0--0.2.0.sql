@@ -46,7 +46,15 @@ RETURNS TABLE (chain int, head_seq bigint, head_link text, anchor_seq bigint)
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM worm._chain_heads(tbl::pg_catalog.oid) $$;
 
--- worm.protected_tables: encoding_version as its last column.
+-- worm.tables: a retired table (worm.retire) keeps its identity with
+-- table_name NULL and retired_at set.
+ALTER TABLE worm.tables ALTER COLUMN table_name DROP NOT NULL;
+ALTER TABLE worm.tables ADD COLUMN retired_at timestamptz;
+ALTER TABLE worm.tables ADD CHECK ((table_name IS NULL) = (retired_at IS NOT NULL));
+COMMENT ON COLUMN worm.tables.retired_at IS 'pg_worm: when worm.retire dropped the table (its certificate is in the ledger)';
+
+-- worm.protected_tables: encoding_version as its last column, retired tables
+-- left out.
 CREATE OR REPLACE VIEW worm.protected_tables AS
 SELECT t.table_name,
        t.table_uid,
@@ -67,7 +75,8 @@ SELECT t.table_name,
          WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
        worm.enforcement() AS enforcement,
        t.encoding_version
-  FROM worm.tables AS t;
+  FROM worm.tables AS t
+ WHERE t.retired_at IS NULL;
 
 -- Columns added to a protected table: checked after the fact and recorded in
 -- the ledger.
@@ -150,3 +159,40 @@ GRANT SELECT ON worm.holds TO PUBLIC;
 CREATE FUNCTION worm.release_hold(tbl regclass, hold_id bigint, reason text)
 RETURNS jsonb STRICT VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_release_hold_id_wrapper';
+
+-- worm.retire: drops a protected table whose every row has passed its
+-- retention, with a whole-table deletion certificate.
+CREATE FUNCTION worm.retire(tbl regclass)
+RETURNS jsonb STRICT VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_retire_wrapper';
+
+CREATE OR REPLACE VIEW worm.certificates AS
+SELECT l.seq AS ledger_seq,
+       (l.document ->> 'certificate_id')::uuid AS certificate_id,
+       l.table_uid,
+       l.document -> 'table' ->> 'name' AS table_name,
+       l.at AS purged_at,
+       (l.document ->> 'cutoff')::timestamptz AS cutoff,
+       (l.document -> 'removed' ->> 'rows')::bigint AS rows_removed,
+       l.document -> 'retention' ->> 'period' AS retention,
+       l.document -> 'by' ->> 'session_user' AS purged_by,
+       jsonb_build_object('certificate', l.document,
+                          'ledger_entry', jsonb_build_object('seq', l.seq,
+                                                             'prev_hash', encode(l.prev_hash, 'hex'),
+                                                             'hash', encode(l.hash, 'hex'))) AS certificate
+  FROM worm.ledger AS l
+ WHERE l.event IN ('purge', 'retire');
+COMMENT ON VIEW worm.certificates IS 'pg_worm: deletion certificates issued by worm.purge_expired and worm.retire';
+
+-- A database holding protected tables carries worm.protected_database = on
+-- (pg_db_role_setting), which keeps DROP DATABASE refused with pg_worm
+-- preloaded; 0.2.0 sets it when a table is protected, so tables protected
+-- under 0.1.0 need it set here.
+DO $marker$
+BEGIN
+    IF EXISTS (SELECT FROM worm.tables AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.table_name::pg_catalog.oid) THEN
+        EXECUTE pg_catalog.format('ALTER DATABASE %I SET worm.protected_database = on',
+                                  pg_catalog.current_database());
+    END IF;
+END
+$marker$;

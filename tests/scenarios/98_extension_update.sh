@@ -267,6 +267,12 @@ eq "encoding_version in worm.tables" \
   "$(psql_q -d records -c "SELECT string_agg(table_name::text || '=' || encoding_version, ',' ORDER BY table_name::text) FROM worm.tables")" "notes=1,visits=1"
 eq "encoding_version in worm.protected_tables" \
   "$(psql_q -d records -c "SELECT string_agg(table_name::text || '=' || encoding_version, ',' ORDER BY table_name::text) FROM worm.protected_tables")" "notes=1,visits=1"
+# The marker that keeps DROP DATABASE refused: set by the update where 0.1.0
+# protected tables, nowhere else.
+MARKER="SELECT coalesce(string_agg(d.datname, ',' ORDER BY d.datname), '') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE 'worm.protected_database=on' = ANY (s.setconfig)"
+eq "databases marked as holding protected tables" "$(psql_q -c "$MARKER")" records
+out="$(psql_q -c "DROP DATABASE records" 2>&1 || true)"
+[[ "$out" == *"records"*"retire"* ]] || fail "DROP DATABASE of the updated database holding 0.1.0's protected tables: $out"
 eq "verify after the update" "$(psql_q -d records -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify_all()")" "true:52"
 eq "verify against the 0.1.0 digest" \
   "$(echo "SELECT bool_and(ok) FROM worm.verify('visits', :'d'::jsonb)" | psql_q -d records -v d="$(cat "$WORK/digest_visits.json")")" t
@@ -302,6 +308,12 @@ eq "certificate of the purge after the update" \
   "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/cert2.json")")" t
 eq "purge removed every expired row" "$(psql_q -d records -c "SELECT count(*) FROM visits")" 0
 psql_q -d records -c "SELECT worm.checkpoint('notes')" >/dev/null
+# A table protected under 0.1.0, purged empty, retires under the new version.
+psql_q -d records -c "SELECT worm.retire('visits')" >"$WORK/retire.json"
+eq "retired" "$(psql_q -d records -c "SELECT to_regclass('public.visits') IS NULL AND NOT EXISTS (SELECT FROM worm.protected_tables WHERE table_name::text = 'visits')")" t
+eq "retire certificate" "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/retire.json")")" t
+eq "0.1.0's purge certificate after the retirement" \
+  "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/cert.json")")" t
 eq "verify after purge and checkpoint" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
 psql_q -d records >/dev/null <<'SQL'
 CREATE TABLE later (id int, body text);
@@ -311,7 +323,7 @@ SQL
 eq "a table protected after the update" \
   "$(psql_q -d records -c "SELECT p.encoding_version = t.encoding_version AND t.encoding_version >= 1 FROM worm.protected_tables p JOIN worm.tables t USING (table_name) WHERE table_name = 'later'::regclass")" t
 eq "verify_all at the end" "$(psql_q -d records -c "SELECT bool_and(ok) FROM worm.verify_all()")" t
-echo "ok - after the update: UPDATE/DELETE refused, inserts chain on, 0.1.0's hold is hold 1 (enforced, released), purge certifies, new tables protect"
+echo "ok - after the update: UPDATE/DELETE refused, inserts chain on, 0.1.0's hold is hold 1 (enforced, released), purge certifies, the 0.1.0 table retires, new tables protect"
 
 # A dump taken under 0.1.0, restored under the new version: CREATE EXTENSION
 # makes the new version, worm.tables' rows arrive without encoding_version
