@@ -903,3 +903,125 @@ mod tests {
         assert_eq!(iso8601(&i(0, 0, 0)), "PT0S");
     }
 }
+
+thread_local! {
+    /// Tables retired by this backend, with the transaction (local id) that
+    /// retired them: the guards let that transaction drop them.
+    static RETIRING: RefCell<Vec<(pg_sys::Oid, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn local_xid() -> u32 {
+    // SAFETY: MyProc is this backend's PGPROC for the whole of its life.
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+/// Whether the running transaction retired this table (its DROP, and the
+/// drop of its triggers and index with it, are then let through).
+pub fn is_retiring(relid: pg_sys::Oid) -> bool {
+    let lxid = local_xid();
+    RETIRING.with(|r| r.borrow().contains(&(relid, lxid)))
+}
+
+/// A retired table's name (as it was) and worm.retire's answer.
+pub(crate) struct Retired {
+    pub table: String,
+    pub answer: serde_json::Value,
+}
+
+/// Everything worm.retire does but the DROP itself: verification, the
+/// checks, the certificate in the ledger, the anchors, and the registry row
+/// marked retired. For worm.retire, and for a DROP TABLE of a protected
+/// table, which then goes through (the statement's own drop follows).
+pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
+    let t = locked_target(tbl, "worm.retire", "retire it")?;
+    if t.meta.legal_hold {
+        return Err(WormError::OnHold {
+            since: hold_since(t.relid),
+            table: t.table,
+            reason: t.meta.hold_reason.unwrap_or_default(),
+        });
+    }
+    // No row may arrive between the verification and the drop.
+    // SAFETY: locks a relation this function holds open.
+    unsafe { pg_sys::LockRelationOid(t.relid, pg_sys::AccessExclusiveLock as _) };
+    let verified = verify_rel(tbl.as_ptr(), true)?;
+    if !verified.ok() {
+        return Err(WormError::RetireRefusedDamaged {
+            table: t.table,
+            problems: verified.problems_text(),
+        });
+    }
+    // SAFETY: reads the clock.
+    let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
+    let rows = verified.rows_checked();
+    let cutoff = match (&t.meta.retention, rows) {
+        (Some(r), _) => purge_cutoff(r)?,
+        // Kept for ever: only a table without rows can go.
+        (None, 0) => transaction_start(),
+        (None, _) => {
+            return Err(WormError::NoRetention {
+                table: t.table.clone(),
+            })
+        }
+    };
+    let (purges, leaves) = expired_prefixes(&verified, t.meta.chains, cutoff)?;
+    let removed: i64 = purges.iter().map(|p| p.count).sum();
+    if removed != rows {
+        return Err(WormError::NotExpired {
+            table: t.table,
+            kept: rows - removed,
+        });
+    }
+    let mut fields = certificate_fields(
+        &t,
+        t.meta.retention.as_ref(),
+        cutoff,
+        &purges,
+        &leaves,
+        &verified,
+        verified_at,
+    )?;
+    fields.insert(
+        "method".into(),
+        json!("the whole table dropped (DROP TABLE) by worm.retire once every row had passed its retention; storage released by the drop"),
+    );
+    // Each chain's last link when the table went: its last row, else its
+    // purge anchor, else the genesis (a chain that never held a row).
+    let final_heads: Vec<serde_json::Value> = verified
+        .chain_states()
+        .iter()
+        .map(|(c, st)| {
+            let (seq, link) = st
+                .rows
+                .last()
+                .copied()
+                .or(st.anchor)
+                .unwrap_or((0, Some(pg_worm_core::GENESIS)));
+            json!({ "chain": c, "seq": seq, "link": link.map(hex::encode) })
+        })
+        .collect();
+    fields.insert("final_heads".into(), json!(final_heads));
+    record_anchors(&t.meta.uid, &purges)?;
+    let uid = pgrx::Uuid::from_bytes(t.meta.uid);
+    meta::internal_update(
+        "UPDATE worm.tables SET table_name = NULL, retired_at = pg_catalog.transaction_timestamp() \
+          WHERE table_uid OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(uid)],
+    )?;
+    let (appended, doc) = ledger::append("retire", Some(&t.meta.uid), Some(&t.table), fields)?;
+    let lxid = local_xid();
+    RETIRING.with(|r| {
+        let mut r = r.borrow_mut();
+        r.retain(|(_, x)| *x == lxid);
+        r.push((t.relid, lxid));
+    });
+    Ok(Retired {
+        table: t.table,
+        answer: json!({
+            "certificate": doc,
+            "ledger_entry": appended.to_json(),
+            "rows_removed": rows,
+            "table_dropped": true,
+        }),
+    })
+}

@@ -97,21 +97,29 @@ where
     pinned(|| Spi::connect_mut(f))
 }
 
+// The single-value readers run read-only (pgrx's Spi::get_one* run as
+// updates, which assign a transaction id: refused on a standby). Every
+// caller passes a SELECT; reads see what this transaction wrote before
+// (each read-write SPI command advances the active snapshot's command id).
+
+/// The first column of the first row of a SELECT.
 pub fn get_one<A: FromDatum + IntoDatum>(query: &str) -> SpiResult<Option<A>> {
-    pinned(|| Spi::get_one(query))
+    get_one_with_args(query, &[])
 }
 
+/// The first column of the first row of a SELECT with bound parameters.
 pub fn get_one_with_args<A: FromDatum + IntoDatum>(
     query: &str,
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<Option<A>> {
-    pinned(|| Spi::get_one_with_args(query, args))
+    connect(|client| client.select(query, Some(1), args)?.first().get_one())
 }
 
+/// The first two columns of the first row of a SELECT.
 pub fn get_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
     query: &str,
 ) -> SpiResult<(Option<A>, Option<B>)> {
-    pinned(|| Spi::get_two(query))
+    connect(|client| client.select(query, Some(1), &[])?.first().get_two::<A, B>())
 }
 
 pub fn run(query: &str) -> SpiResult<()> {

@@ -1,4 +1,6 @@
-//! DROP, TRUNCATE and drops by CASCADE: protection is permanent.
+//! DROP, TRUNCATE and drops by CASCADE: protection is permanent, except that
+//! DROP TABLE of a protected table whose every row has passed its retention
+//! retires it (as worm.retire does: verified, certified, then dropped).
 
 use super::nodes::*;
 use super::{
@@ -41,13 +43,28 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
     // SAFETY: `objects` is the statement's List of nodes: name lists for
     // tables, indexes and triggers, String nodes for schemas, extensions and
     // event triggers (read as such below, by `rt`).
+    let mut retired = false;
     for obj in unsafe { list_ptrs::<Node>(objects) } {
         match rt {
             OBJECT_TABLE | OBJECT_FOREIGN_TABLE => {
                 // SAFETY: a table's object is a name List.
                 let relid = relid_of_names(&unsafe { qualified_names(obj) });
-                if let Some(p) = protected(relid) {
-                    return Err(refuse(p.name(), "DROP TABLE (protection is permanent)"));
+                match protected(relid) {
+                    // Retired here (or refused with the reason it cannot
+                    // be); the statement's own drop follows.
+                    Some(Protected::Table(name)) => {
+                        // SAFETY: `relid` is a protected table, which exists.
+                        let tbl = unsafe {
+                            pgrx::PgRelation::with_lock(relid, pg_sys::AccessExclusiveLock as _)
+                        };
+                        crate::retention::retire_records(&tbl)
+                            .map_err(|e| drop_refused(&name, e))?;
+                        retired = true;
+                    }
+                    Some(p) => {
+                        return Err(refuse(p.name(), "DROP TABLE (protection is permanent)"));
+                    }
+                    None => {}
                 }
             }
             OBJECT_INDEX => {
@@ -107,6 +124,9 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
             _ => {}
         }
     }
+    if retired {
+        super::database::clear_current_if_unprotected()?;
+    }
     Ok(())
 }
 
@@ -130,6 +150,23 @@ pub(super) unsafe fn check_truncate(stmt: *mut pg_sys::TruncateStmt) -> Result<(
     }
     Ok(())
 }
+/// Why a DROP TABLE of a protected table that cannot be retired yet is
+/// refused: as every other refusal of what protects the table (42501), with
+/// the reason. A table that fails verification keeps its own error.
+fn drop_refused(table: &str, e: WormError) -> WormError {
+    let why = match e {
+        WormError::NoRetention { .. } => {
+            "DROP TABLE (its rows are kept for ever: protection is permanent)".to_string()
+        }
+        WormError::NotExpired { kept, .. } => format!(
+            "DROP TABLE ({kept} of its rows have not passed their retention; once every row has, DROP TABLE or worm.retire drops it with a certificate)"
+        ),
+        WormError::OnHold { .. } => "DROP TABLE (a legal hold is in force)".to_string(),
+        other => return other,
+    };
+    refuse(table, why)
+}
+
 /// Checks an object about to be dropped (object-access hook, also CASCADE).
 pub fn check_drop_object(class_id: Oid, object_id: Oid, sub_id: i32) -> Result<(), WormError> {
     if exempt() {

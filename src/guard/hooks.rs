@@ -491,19 +491,37 @@ pub unsafe extern "C-unwind" fn worm_guard_drop(
     }
     let refused: Option<(String, String)> = sql::connect(|client| {
         let rows = client.select(
-            "SELECT d.object_type, d.object_identity, d.objsubid, t.table_uid::pg_catalog.text \
+            "SELECT d.object_type, d.object_identity, d.objsubid, t.table_uid::pg_catalog.text, d.objid \
                FROM pg_catalog.pg_event_trigger_dropped_objects() AS d \
                LEFT JOIN worm.tables AS t ON t.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid \
                     AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
             None,
             &[],
         )?;
+        let mut dropped = Vec::new();
         for r in rows {
             let ty: String = r.get(1)?.unwrap_or_default();
             let ident: String = r.get(2)?.unwrap_or_default();
             let sub: i32 = r.get(3)?.unwrap_or(0);
             let registered = r.get::<String>(4)?.is_some();
-            if let Some(refusal) = refused_drop(&ty, &ident, sub, registered) {
+            let objid: Option<pg_sys::Oid> = r.get(5)?;
+            dropped.push((ty, ident, sub, registered, objid));
+        }
+        // A table this transaction retired (worm.retire, or DROP TABLE of a
+        // table whose rows have all passed their retention) goes with its
+        // triggers.
+        let retired: Vec<String> = dropped
+            .iter()
+            .filter(|(ty, _, _, _, objid)| {
+                ty == "table" && objid.is_some_and(crate::retention::is_retiring)
+            })
+            .map(|(_, ident, _, _, _)| ident.clone())
+            .collect();
+        for (ty, ident, sub, registered, _) in &dropped {
+            if ty == "trigger" && retired.iter().any(|t| ident.ends_with(&format!(" on {t}"))) {
+                continue;
+            }
+            if let Some(refusal) = refused_drop(ty, ident, *sub, *registered) {
                 return Ok::<_, pgrx::spi::SpiError>(Some(refusal));
             }
         }

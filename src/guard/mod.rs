@@ -101,7 +101,7 @@ pub fn worm_namespace() -> Option<Oid> {
 
 /// Whether `relid` is protected (or one of pg_worm's tables), from the relcache.
 pub fn protected(relid: Oid) -> Option<Protected> {
-    if relid == pg_sys::InvalidOid {
+    if relid == pg_sys::InvalidOid || crate::retention::is_retiring(relid) {
         return None;
     }
     unsafe {

@@ -53,3 +53,17 @@ SELECT worm.protect('kept_forever');
 INSERT INTO kept_forever VALUES (1);
 SELECT pg_temp.try($$SELECT worm.retire('kept_forever')$$);
 SELECT pg_temp.try($$SELECT worm.retire('pg_class')$$);
+
+-- DROP TABLE of a protected table retires it the same way when it can
+-- (pg_partman's retention drops partitions so), and is refused with the
+-- reason when it cannot.
+CREATE TABLE visits_2020 (id int);
+SELECT worm.protect('visits_2020', retention => '1 second', chains => 1);
+INSERT INTO visits_2020 VALUES (1), (2), (3);
+SELECT pg_temp.try($$DROP TABLE visits_2020$$);
+SELECT pg_sleep(1.5);
+DROP TABLE visits_2020;
+SELECT to_regclass('visits_2020') IS NULL AS gone;
+SELECT table_name, rows_removed FROM worm.certificates WHERE table_name = 'public.visits_2020';
+SELECT worm.verify_certificate(certificate) AS certificate_verifies FROM worm.certificates WHERE table_name = 'public.visits_2020';
+SELECT pg_temp.try($$DROP TABLE kept_forever$$);
