@@ -119,7 +119,12 @@ pub fn get_one_with_args<A: FromDatum + IntoDatum>(
 pub fn get_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
     query: &str,
 ) -> SpiResult<(Option<A>, Option<B>)> {
-    connect(|client| client.select(query, Some(1), &[])?.first().get_two::<A, B>())
+    connect(|client| {
+        client
+            .select(query, Some(1), &[])?
+            .first()
+            .get_two::<A, B>()
+    })
 }
 
 pub fn run(query: &str) -> SpiResult<()> {
