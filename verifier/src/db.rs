@@ -427,7 +427,7 @@ pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened,
         TableSel::Uid(uid) => {
             set_search_path(tx)?;
             require_pg_worm(tx)?;
-            let oid: u32 = tx
+            let oid: Option<u32> = tx
                 .query_opt(
                     "SELECT w.table_name::pg_catalog.oid FROM worm.tables AS w \
                      WHERE w.table_uid = $1::pg_catalog.text::pg_catalog.uuid",
@@ -442,6 +442,13 @@ pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened,
                 })?
                 .try_get(0)
                 .map_err(anyhow::Error::new)?;
+            // Retired (worm.retire): the identity stays, the name is gone.
+            let oid = oid.ok_or_else(|| {
+                Failure::Damaged(format!(
+                    "the table with table_uid {} was retired (dropped by worm.retire)",
+                    format_uuid(&uid)
+                ))
+            })?;
             resolve_table_oid(tx, oid).map_err(|_| {
                 Failure::Damaged(format!(
                     "the protected table with table_uid {} (OID {oid} in worm.tables) no longer exists: it was dropped",
