@@ -19,8 +19,9 @@
 #  0.1.0's tables chain and UPDATE is refused.
 #  2. Tables protected by 0.1.0's worm.protect keep their triggers, trigger
 #     arguments and chain index, keep inserting, verify (also against digests
-#     taken under 0.1.0), report encoding_version 1, purge, and their 0.1.0
-#     certificate still verifies.
+#     taken under 0.1.0, in SQL and by worm-verify), report encoding_version
+#     1, purge, retire, and their 0.1.0 certificate still verifies; a hold
+#     placed under 0.1.0 is hold 1; the database gets the DROP DATABASE marker.
 #  3. A pg_dump taken under 0.1.0 restores into the new version (its
 #     worm.tables rows get encoding_version 1) and verifies against 0.1.0's
 #     digest and certificate.
@@ -63,6 +64,9 @@ if [ ! -f "$OLD_PKG/complete" ]; then
   rm -rf "$OLD_DIR/target" "$OLD_DIR/src"
   echo "built pg_worm 0.1.0 in $((SECONDS - t)) s"
 fi
+# worm-verify of this build (release, as scenarios 70, 90 and 33 build it).
+(cd "$ROOT" && cargo build --release --quiet -p worm-verify) || fail "cargo build -p worm-verify failed"
+WV="${CARGO_TARGET_DIR:-$ROOT/target}/release/worm-verify"
 LIBDIR="$("$PG_CONFIG" --pkglibdir)"
 SHAREDIR="$("$PG_CONFIG" --sharedir)"
 [ -f "$OLD_PKG$SHAREDIR/extension/pg_worm--0.1.0.sql" ] || fail "no 0.1.0 script in $OLD_PKG"
@@ -143,6 +147,9 @@ anchors_010="$(psql_q -d records -c "$ANCHORS")"
 ledger_010="$(psql_q -d records -c "$LEDGER")"
 eq "rows under 0.1.0" "$(psql_q -d records -c "SELECT sum(rows_checked) FROM worm.verify('visits')")" 20
 "$PG_BIN/pg_dump" -Fc -d records -f "$WORK/records-0.1.0.dump"
+RECORDS="host=$PGHOST port=$PGPORT user=postgres dbname=records"
+run_wv table --db "$RECORDS" visits
+eq "worm-verify of a 0.1.0 database: exit code" "$RC" 0
 echo "ok - under 0.1.0: two protected tables, a purge, a hold, checkpoints"
 
 # ---------------------------------------------------------------- the package replaced
@@ -280,7 +287,11 @@ eq "verify notes against its 0.1.0 digest" \
   "$(echo "SELECT bool_and(ok) FROM worm.verify('notes', :'d'::jsonb)" | psql_q -d records -v d="$(cat "$WORK/digest_notes.json")")" t
 eq "0.1.0 certificate" "$(echo "SELECT worm.verify_certificate(:'c'::jsonb)" | psql_q -d records -v c="$(cat "$WORK/cert.json")")" t
 eq "ledger verifies" "$(psql_q -d records -c "SELECT ok FROM worm.verify_ledger()")" t
-echo "ok - links, triggers, chain index, anchors and ledger unchanged; encoding_version 1; 0.1.0's digests and certificate verify"
+run_wv table --db "$RECORDS" visits --against "$WORK/digest_visits.json"
+eq "worm-verify against the 0.1.0 digest after the update: exit code ($OUT $ERR)" "$RC" 0
+run_wv certificate --db "$RECORDS" "$WORK/cert.json"
+eq "worm-verify of the 0.1.0 certificate after the update: exit code ($OUT $ERR)" "$RC" 0
+echo "ok - links, triggers, chain index, anchors and ledger unchanged; encoding_version 1; 0.1.0's digests and certificate verify (also by worm-verify)"
 
 out="$(psql_q -d records -c "UPDATE visits SET note = 'x' WHERE id = 50" 2>&1 || true)"
 [[ "$out" == *"is protected by pg_worm"* ]] || fail "UPDATE after the update: $out"
