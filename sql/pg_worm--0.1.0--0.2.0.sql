@@ -11,10 +11,16 @@
 -- and fails on any difference; it also runs tables protected by 0.1.0's
 -- library through the update.
 --
--- It runs as the extension's owner with search_path = worm, pg_temp, inside
--- one transaction: a failure leaves 0.1.0 in place. The guards stand aside for
--- pg_worm's own script (guard::exempt). Shipped by `cargo pgrx package` from
--- sql/ (pg_worm--A--B.sql); never edited once 0.2.0 is released.
+-- So does the state 0.2.0 keeps that 0.1.0 did not (a hold in force becomes
+-- a worm.legal_holds row; a database holding protected tables gets the DROP
+-- DATABASE marker).
+--
+-- It runs as the superuser who runs ALTER EXTENSION, with search_path set to
+-- worm, inside that statement's transaction: a failure leaves 0.1.0 in
+-- place. pg_worm's guards stand aside for its own script (guard::exempt);
+-- the guard triggers of its tables do not (disabled around the one UPDATE).
+-- Shipped by `cargo pgrx package` from sql/ (pg_worm--A--B.sql); never
+-- edited once 0.2.0 is released.
 \echo Use "ALTER EXTENSION pg_worm UPDATE" to load this file. \quit
 
 -- worm.tables: the hashing version of each table. Tables protected under
