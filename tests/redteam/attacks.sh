@@ -2028,3 +2028,21 @@ atk_149() {
   done
   unchanged
 }
+
+attack 150 "rows carrying worm_ values that do not extend the chain (a copied row, a skipped seq, the right seq with another row's link), by a superuser and by a worm_restore member" "superuser, restore role"
+atk_150() {
+  val postgres postgres "DO \$r\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'restorer') THEN CREATE ROLE restorer LOGIN; END IF; END \$r\$; GRANT worm_restore TO restorer" >/dev/null
+  local role
+  for role in postgres restorer; do
+    fresh || return
+    succeeds postgres "GRANT INSERT, SELECT ON t TO restorer" || return
+    refused "$role" 23514 "does not extend chain" "INSERT INTO t SELECT * FROM t WHERE id = $VID"
+    refused "$role" 23514 "does not extend chain 0: its next row is seq $((H0 + 1))" \
+      "INSERT INTO t (id, note, amount, worm_chain, worm_seq, worm_inserted_at, worm_hash)
+       SELECT $NEXT_ID, 'skips a seq', 1, 0, $((H0 + 2)), now(), worm_hash FROM t WHERE worm_chain = 0 AND worm_seq = $H0"
+    refused "$role" 23514 "does not extend chain 0: the worm_hash of seq $((H0 + 1)) is not the link" \
+      "INSERT INTO t (id, note, amount, worm_chain, worm_seq, worm_inserted_at, worm_hash)
+       SELECT $NEXT_ID, 'borrowed link', 1, 0, $((H0 + 1)), worm_inserted_at, worm_hash FROM t WHERE worm_chain = 0 AND worm_seq = $H0"
+    unchanged
+  done
+}
