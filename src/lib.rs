@@ -9,16 +9,20 @@
 //! | how is a row chained on insert? | `insert/`: `triggers` → `chain` (which chain, its head) → `encode` (row hash) |
 //! | what is refused, and where? | `guard/`: one file per kind of statement, and `hooks` (preloaded hooks, event triggers) |
 //! | how does verification work? | `verify/`: the scan and report, `columns` (the column record), `checkpoint` (digests, proofs) |
-//! | retention and purge? | `retention.rs` (holds, purge, certificates) |
+//! | retention and purge? | `retention.rs` (holds, purge, certificates, the records of a retirement) |
+//! | which row changes are refused? | `refuse.rs` (the UPDATE/DELETE/TRUNCATE triggers; a purge's deletes; a subscriber's replicated purge) |
+//! | the end of a table's life? | `retire.rs` (worm.retire; DROP TABLE retires through `guard`) |
 //! | pg_worm's own tables? | `catalog/`: `meta` (registry, anchors, role switches), `ledger` |
-//! | making a table protected? | `protect.rs` |
+//! | making a table protected? | `protect.rs`, and `adopt.rs` (a table restored or replicated with its links) |
 //! | foundations | `sql.rs` (the one door for internal SQL), `pg.rs` (PostgreSQL helpers), `names.rs`, `mode.rs`, `error.rs` |
 //!
-//! Who may call whom: foundations call no other part of the crate;
-//! `catalog` calls only foundations; `insert` calls `catalog`; `verify`
-//! calls `insert` (row hashing) and `catalog`; `guard` calls `insert`,
-//! `verify` (the column record) and `catalog`; `retention` calls `verify`,
-//! `insert` (the purge plan) and `catalog`; `protect` calls any of them.
+//! Who may call whom: foundations call no other part of the crate (but
+//! `mode` → `error`); `catalog` calls only foundations; `insert` calls
+//! `catalog`; `verify` calls `insert` (row hashing) and `catalog`;
+//! `retention` calls `verify` and `catalog`; `refuse` calls `insert` and
+//! `retention`; `guard` calls `insert`, `verify` (the column record),
+//! `retention` (a purge's plan, retiring on DROP TABLE) and `catalog`;
+//! `protect`, `adopt` and `retire` call any of those.
 //! No cycle: `scripts/check_module_cycles.py` (lint layer) checks it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
