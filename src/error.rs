@@ -65,6 +65,9 @@ pub enum WormError {
     #[error("table {table} is not under legal hold")]
     NotOnHold { table: String },
 
+    #[error("pg_worm's catalog in this database is version {installed}, its library is {library}")]
+    CatalogOutdated { installed: String, library: String },
+
     #[error("database {database} is protected by pg_worm; refused: DROP DATABASE while it holds protected tables")]
     DropDatabase { database: String },
 
@@ -237,6 +240,7 @@ impl WormError {
             }
             WormError::Damaged { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::DoesNotExtend { .. } => ERRCODE_CHECK_VIOLATION,
+            WormError::CatalogOutdated { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::IdentityInUse { .. } => ERRCODE_DUPLICATE_OBJECT,
             WormError::BadAnchors { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             WormError::RestoredAlone { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -268,6 +272,9 @@ impl WormError {
             }
             WormError::OnHold { table, .. } => format!(
                 "No row leaves a table under legal hold. When a hold ends, release it: SELECT worm.release_hold('{table}', hold_id, 'reason'); (worm.holds lists them)."
+            ),
+            WormError::CatalogOutdated { library, .. } => format!(
+                "Run ALTER EXTENSION pg_worm UPDATE TO '{library}'; in this database (inserts into protected tables and their refusals work meanwhile)."
             ),
             WormError::DropDatabase { .. } => "Its records are kept for their retention period. In that database, retire each protected table once its retention has ended (SELECT worm.retire(table);); when none remains, DROP DATABASE goes through. SHOW worm.protected_database there says on while any remains.".into(),
             WormError::NotExpired { table, .. } => format!(

@@ -239,6 +239,7 @@ fn place_hold(tbl: PgRelation, reason: String) -> Result<JsonB, WormError> {
     let t = locked_target(&tbl, "worm.legal_hold", "place a legal hold")?;
     non_empty(&reason, "the reason")?;
     let uid = pgrx::Uuid::from_bytes(t.meta.uid);
+    keep_single_hold(&t)?;
     // Numbered per table; the registry row's lock (locked_target) serializes them.
     let hold_id = meta::as_extension_owner(|| {
         Ok(sql::get_one_with_args::<i64>(
@@ -275,6 +276,7 @@ fn release_hold(tbl: PgRelation, hold_id: Option<i64>, reason: String) -> Result
     let t = locked_target(&tbl, "worm.release_hold", "release a legal hold")?;
     non_empty(&reason, "the reason")?;
     let uid = pgrx::Uuid::from_bytes(t.meta.uid);
+    keep_single_hold(&t)?;
     let active = active_holds(uid)?;
     let (hold_id, hold_reason) = match hold_id {
         Some(id) => match active.iter().find(|(h, _)| *h == id) {
@@ -325,6 +327,31 @@ fn release_hold(tbl: PgRelation, hold_id: Option<i64>, reason: String) -> Result
     let mut answer = entry_json(&appended, doc);
     answer.0["hold_id"] = json!(hold_id);
     Ok(answer)
+}
+
+/// A hold recorded only in the registry (a dump of pg_worm 0.1.0, which had
+/// one hold per table and no worm.legal_holds, restored into this version)
+/// becomes hold 1, as the update script makes it, so that it can be released
+/// and more can be placed.
+fn keep_single_hold(t: &Target) -> Result<(), WormError> {
+    let uid = pgrx::Uuid::from_bytes(t.meta.uid);
+    if !t.meta.legal_hold || !active_holds(uid)?.is_empty() {
+        return Ok(());
+    }
+    meta::as_extension_owner(|| {
+        sql::run_with_args(
+            "INSERT INTO worm.legal_holds (table_uid, hold_id, reason, placed_at, placed_by) \
+             SELECT table_uid, 1, COALESCE(hold_reason, 'placed under pg_worm 0.1'), \
+                    COALESCE(hold_since, pg_catalog.transaction_timestamp()), \
+                    'unknown (placed under pg_worm 0.1, see the ledger)' \
+               FROM worm.tables WHERE table_uid OPERATOR(pg_catalog.=) $1 \
+             ON CONFLICT (table_uid, hold_id) DO NOTHING",
+            &[DatumWithOid::from(uid)],
+        )?;
+        Ok(())
+    })?;
+    summarize_holds(uid)?;
+    Ok(())
 }
 
 /// The holds in force on a table: (hold_id, reason), oldest first. Read as

@@ -82,8 +82,39 @@ fn first_meta(
     }))
 }
 
+thread_local! {
+    /// Set once this backend saw the extension's catalog at the library's
+    /// version (it cannot go back within a backend's life).
+    static CATALOG_CURRENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The extension's catalog must be the library's version: after a new
+/// package is installed and before `ALTER EXTENSION pg_worm UPDATE`, the
+/// functions that read the registry would otherwise fail on a missing
+/// column. Inserts and refusals need no registry and go on meanwhile.
+pub fn require_current_catalog() -> Result<(), WormError> {
+    if CATALOG_CURRENT.with(|c| c.get()) {
+        return Ok(());
+    }
+    let installed = sql::get_one::<String>(
+        "SELECT extversion::pg_catalog.text FROM pg_catalog.pg_extension \
+          WHERE extname OPERATOR(pg_catalog.=) 'pg_worm'",
+    )?
+    .unwrap_or_default();
+    let library = env!("CARGO_PKG_VERSION");
+    if installed != library {
+        return Err(WormError::CatalogOutdated {
+            installed,
+            library: library.to_string(),
+        });
+    }
+    CATALOG_CURRENT.with(|c| c.set(true));
+    Ok(())
+}
+
 /// The registry row of a table, as of the current snapshot.
 pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
+    require_current_catalog()?;
     Ok(sql::connect(|client| {
         first_meta(client.select(META_COLUMNS, Some(1), &[DatumWithOid::from(relid)])?)
     })?)
@@ -95,6 +126,7 @@ pub fn lookup(relid: pg_sys::Oid) -> Result<Option<TableMeta>, WormError> {
 /// hold sees it. A transaction whose snapshot predates a change committed
 /// meanwhile (REPEATABLE READ or SERIALIZABLE) is refused.
 pub fn lock(relid: pg_sys::Oid, table: &str) -> Result<Option<TableMeta>, WormError> {
+    require_current_catalog()?;
     let query = format!("{META_COLUMNS} FOR UPDATE");
     let table = table.to_string();
     let attempt = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
@@ -115,6 +147,7 @@ pub fn lock(relid: pg_sys::Oid, table: &str) -> Result<Option<TableMeta>, WormEr
 
 /// All registered tables: (oid, name), ordered by name.
 pub fn all() -> Result<Vec<(pg_sys::Oid, String)>, WormError> {
+    require_current_catalog()?;
     let rows = sql::connect(|client| {
         let rows = client.select(
             "SELECT t.table_name::pg_catalog.oid, \

@@ -7,7 +7,7 @@
 # when the server's environment asks for them (RUST_BACKTRACE=1), neither in
 # errors passing through the hooks nor in pg_worm's own errors.
 source "$(dirname "$0")/../lib.sh"
-PORT=55596
+PORT=55586
 
 start_test_cluster "$PORT"
 work_dir pg_worm_errors
