@@ -6,7 +6,8 @@
 # and with worm-verify certificate --db, after the table is gone, as does an
 # earlier purge certificate of the same table. DROP TABLE of a table with rows
 # within their retention, under a hold, or kept for ever stays refused (42501)
-# with the reason; nothing changes then.
+# with the reason; nothing changes then. A protected table moved to another
+# tablespace (tiered storage) keeps its links and verifies.
 source "$(dirname "$0")/../lib.sh"
 wv_start 55533 pg_worm_retire
 echo "shared_preload_libraries = 'pg_worm'" >>"$PGDATA_DIR/postgresql.conf"
@@ -77,3 +78,15 @@ sed 's/"rows": 20/"rows": 19/' "$WORK/retire_01.json" >"$WORK/forged.json"
 run_wv certificate --db "$SU" "$WORK/forged.json"
 [ "$RC" = 1 ] || fail "worm-verify accepted an altered retirement certificate (rc $RC): $OUT"
 echo "ok - worm-verify certificate --db verifies the retirement and earlier purge certificates after the tables are gone, and rejects an altered one"
+
+# Tiered storage: a protected table moved to another tablespace (as old
+# partitions are moved to cheaper disks) keeps verifying and inserting.
+mkdir -p "$WORK/cold" && chown postgres: "$WORK/cold"
+psql_q -c "CREATE TABLESPACE cold LOCATION '$WORK/cold'"
+before="$(psql_q -c "SELECT string_agg(worm_chain || ':' || worm_seq || ':' || encode(worm_hash, 'hex'), ',' ORDER BY 1) FROM audit_2019_03")"
+psql_q -c "ALTER TABLE audit_2019_03 SET TABLESPACE cold" -c "ALTER INDEX audit_2019_03_worm_chain_worm_seq_idx SET TABLESPACE cold"
+eq "moved" "$(psql_q -c "SELECT t.spcname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE c.relname = 'audit_2019_03'")" cold
+eq "same links after the move" "$(psql_q -c "SELECT string_agg(worm_chain || ':' || worm_seq || ':' || encode(worm_hash, 'hex'), ',' ORDER BY 1) FROM audit_2019_03")" "$before"
+psql_q -c "INSERT INTO audit_2019_03 VALUES (2, 'after the move')"
+eq "verify after the move" "$(psql_q -c "SELECT count(*) FILTER (WHERE NOT ok) || ' ' || sum(rows_checked) FROM worm.verify('audit_2019_03')")" "0 2"
+echo "ok - a protected table moved to another tablespace keeps its links, verifies and takes inserts"
