@@ -554,17 +554,12 @@ fn purge_locked(
 ) -> Result<JsonB, WormError> {
     // One purge of a table at a time; inserts go on (SHARE UPDATE EXCLUSIVE
     // does not conflict with ROW EXCLUSIVE).
-    // SAFETY: locks a relation this function holds open.
-    unsafe { pg_sys::LockRelationOid(t.relid, pg_sys::ShareUpdateExclusiveLock as _) };
-    let verified = verify_rel(tbl.as_ptr(), true)?;
-    if !verified.ok() {
-        return Err(WormError::PurgeRefusedDamaged {
-            table: t.table,
-            problems: verified.problems_text(),
-        });
-    }
-    // SAFETY: reads the clock.
-    let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
+    let (verified, verified_at) = lock_and_verify(
+        &tbl,
+        &t,
+        pg_sys::ShareUpdateExclusiveLock,
+        |table, problems| WormError::PurgeRefusedDamaged { table, problems },
+    )?;
     let cutoff = purge_cutoff(&retention)?;
     let (purges, leaves) = expired_prefixes(&verified, t.meta.chains, cutoff)?;
     if purges.is_empty() {
@@ -610,16 +605,43 @@ fn purge_locked(
 /// A purge needs a retention and no legal hold (read after the registry row
 /// was locked).
 fn purgeable(t: &Target) -> Result<Interval, WormError> {
-    if t.meta.legal_hold {
-        return Err(WormError::OnHold {
-            since: hold_since(t.relid),
-            table: t.table.clone(),
-            reason: t.meta.hold_reason.clone().unwrap_or_default(),
-        });
-    }
+    not_on_hold(t)?;
     t.meta.retention.ok_or_else(|| WormError::NoRetention {
         table: t.table.clone(),
     })
+}
+
+/// Refused while any legal hold is in force (read after the registry row
+/// was locked).
+fn not_on_hold(t: &Target) -> Result<(), WormError> {
+    if !t.meta.legal_hold {
+        return Ok(());
+    }
+    Err(WormError::OnHold {
+        since: hold_since(t.relid),
+        table: t.table.clone(),
+        reason: t.meta.hold_reason.clone().unwrap_or_default(),
+    })
+}
+
+/// Locks the table in `lockmode`, then verifies it with its rows kept: a
+/// purge or a retirement never removes rows of a table that fails
+/// verification (`damaged` words the refusal). Returns the verification and
+/// when it ended.
+fn lock_and_verify(
+    tbl: &PgRelation,
+    t: &Target,
+    lockmode: u32,
+    damaged: impl FnOnce(String, String) -> WormError,
+) -> Result<(crate::verify::Verified, i64), WormError> {
+    // SAFETY: locks a relation the caller holds open.
+    unsafe { pg_sys::LockRelationOid(t.relid, lockmode as _) };
+    let verified = verify_rel(tbl.as_ptr(), true)?;
+    if !verified.ok() {
+        return Err(damaged(t.table.clone(), verified.problems_text()));
+    }
+    // SAFETY: reads the clock.
+    Ok((verified, unsafe { pg_sys::GetCurrentTimestamp() }))
 }
 
 /// The cut-off, computed in Rust in UTC from the transaction's start: no
@@ -961,25 +983,12 @@ pub(crate) struct Retired {
 /// table, which then goes through (the statement's own drop follows).
 pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
     let t = locked_target(tbl, "worm.retire", "retire it")?;
-    if t.meta.legal_hold {
-        return Err(WormError::OnHold {
-            since: hold_since(t.relid),
-            table: t.table,
-            reason: t.meta.hold_reason.unwrap_or_default(),
-        });
-    }
+    not_on_hold(&t)?;
     // No row may arrive between the verification and the drop.
-    // SAFETY: locks a relation this function holds open.
-    unsafe { pg_sys::LockRelationOid(t.relid, pg_sys::AccessExclusiveLock as _) };
-    let verified = verify_rel(tbl.as_ptr(), true)?;
-    if !verified.ok() {
-        return Err(WormError::RetireRefusedDamaged {
-            table: t.table,
-            problems: verified.problems_text(),
-        });
-    }
-    // SAFETY: reads the clock.
-    let verified_at = unsafe { pg_sys::GetCurrentTimestamp() };
+    let (verified, verified_at) =
+        lock_and_verify(tbl, &t, pg_sys::AccessExclusiveLock, |table, problems| {
+            WormError::RetireRefusedDamaged { table, problems }
+        })?;
     let rows = verified.rows_checked();
     let cutoff = match (&t.meta.retention, rows) {
         (Some(r), _) => purge_cutoff(r)?,
