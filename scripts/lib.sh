@@ -19,10 +19,11 @@ need_root() {
   if [ "$(id -u)" != 0 ]; then echo "run as root: ${1:-it installs packages and runs PostgreSQL as user postgres}" >&2; exit 1; fi
 }
 
-# Debian packages: PostgreSQL 15 server and headers, clang for bindgen, sudo for --runas.
+# Debian packages: PostgreSQL 15 server and headers, pg_partman and pg_cron (scenario 34),
+# clang for bindgen, sudo for --runas.
 ensure_packages() {
   local missing=()
-  for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} libclang-dev clang pkg-config sudo; do
+  for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-partman postgresql-${PG_MAJOR}-cron libclang-dev clang pkg-config sudo; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
