@@ -59,8 +59,8 @@ ALTER TABLE worm.tables ADD COLUMN retired_at timestamptz;
 ALTER TABLE worm.tables ADD CHECK ((table_name IS NULL) = (retired_at IS NOT NULL));
 COMMENT ON COLUMN worm.tables.retired_at IS 'pg_worm: when worm.retire dropped the table (its certificate is in the ledger)';
 
--- worm.protected_tables: encoding_version as its last column, retired tables
--- left out.
+-- worm.protected_tables: encoding_version and a partition's parent as its last
+-- columns, retired tables left out.
 CREATE OR REPLACE VIEW worm.protected_tables AS
 SELECT t.table_name,
        t.table_uid,
@@ -80,7 +80,9 @@ SELECT t.table_name,
        (SELECT max(l.at) FROM worm.ledger AS l
          WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
        worm.enforcement() AS enforcement,
-       t.encoding_version
+       t.encoding_version,
+       (SELECT i.inhparent::regclass FROM pg_catalog.pg_inherits AS i
+         WHERE i.inhrelid = t.table_name::oid) AS parent
   FROM worm.tables AS t
  WHERE t.retired_at IS NULL;
 
@@ -88,7 +90,7 @@ SELECT t.table_name,
 -- the ledger.
 CREATE FUNCTION worm.guard_ddl_end() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl_end';
-CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION worm.guard_ddl_end();
 
 -- Event triggers fire whatever session_replication_role says.
@@ -202,3 +204,40 @@ BEGIN
     END IF;
 END
 $marker$;
+
+-- Protected partitioned tables: their partitions, present and future, are
+-- protected with these settings.
+CREATE TABLE worm.partitioned_tables (
+    parent_uid    uuid PRIMARY KEY,
+    table_name    regclass UNIQUE,              -- NULL once dropped (its partitions retired)
+    chains        integer NOT NULL CHECK (chains BETWEEN 1 AND 1024),
+    retention     interval CHECK (retention > interval '0'),
+    legal_basis   text,
+    protected_at  timestamptz NOT NULL,
+    protected_by  text NOT NULL,
+    dropped_at    timestamptz,
+    CHECK ((table_name IS NULL) = (dropped_at IS NOT NULL))
+);
+COMMENT ON TABLE worm.partitioned_tables IS 'pg_worm: protected partitioned tables; their partitions, present and future, are protected with these settings';
+SELECT pg_catalog.pg_extension_config_dump('worm.partitioned_tables', '');
+REVOKE ALL ON worm.partitioned_tables FROM PUBLIC;
+GRANT SELECT ON worm.partitioned_tables TO PUBLIC;
+GRANT SELECT ON worm.partitioned_tables TO worm_auditor, worm_admin;
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.partitioned_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+ALTER TABLE worm.partitioned_tables ENABLE ALWAYS TRIGGER worm_guard;
+
+-- worm.verify names the table each row is about (a partition, when a
+-- partitioned table is verified): a new last result column, table_name.
+DROP FUNCTION worm.verify(regclass);
+CREATE FUNCTION worm.verify(tbl regclass)
+RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint, detail text,
+               problems bigint, head_seq bigint, head_link text, table_name text)
+STRICT VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_wrapper';
+DROP FUNCTION worm.verify(regclass, jsonb);
+CREATE FUNCTION worm.verify(tbl regclass, against jsonb)
+RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint, detail text,
+               problems bigint, head_seq bigint, head_link text, table_name text)
+STRICT VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_against_wrapper';

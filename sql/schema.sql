@@ -42,6 +42,22 @@ CREATE TABLE worm.legal_holds (
 );
 COMMENT ON TABLE worm.legal_holds IS 'pg_worm: legal holds placed and released (changed only through worm.legal_hold and worm.release_hold)';
 
+-- Protected partitioned tables (parents, also nested ones): what their
+-- partitions, present and future, are protected with. Every leaf partition is
+-- a protected table of its own in worm.tables (own table_uid and chains).
+CREATE TABLE worm.partitioned_tables (
+    parent_uid    uuid PRIMARY KEY,
+    table_name    regclass UNIQUE,              -- NULL once dropped (its partitions retired)
+    chains        integer NOT NULL CHECK (chains BETWEEN 1 AND 1024),
+    retention     interval CHECK (retention > interval '0'),
+    legal_basis   text,
+    protected_at  timestamptz NOT NULL,
+    protected_by  text NOT NULL,
+    dropped_at    timestamptz,
+    CHECK ((table_name IS NULL) = (dropped_at IS NOT NULL))
+);
+COMMENT ON TABLE worm.partitioned_tables IS 'pg_worm: protected partitioned tables; their partitions, present and future, are protected with these settings';
+
 -- Per purged chain, the last row a purge removed: the surviving chain links to it.
 CREATE TABLE worm.anchors (
     table_uid   uuid NOT NULL REFERENCES worm.tables (table_uid),
@@ -82,6 +98,9 @@ SELECT pg_catalog.pg_extension_config_dump('worm.trusted_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.anchors', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('worm.legal_holds', '');
+SELECT pg_catalog.pg_extension_config_dump('worm.partitioned_tables', '');
 
 REVOKE ALL ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys FROM PUBLIC;
 GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys TO PUBLIC;
+REVOKE ALL ON worm.partitioned_tables FROM PUBLIC;
+GRANT SELECT ON worm.partitioned_tables TO PUBLIC;

@@ -13,9 +13,12 @@ CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
 CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.trusted_keys
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.partitioned_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
 ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.legal_holds ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.partitioned_tables ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.trusted_keys ENABLE ALWAYS TRIGGER worm_guard;
 
@@ -44,7 +47,9 @@ SELECT t.table_name,
        (SELECT max(l.at) FROM worm.ledger AS l
          WHERE l.table_uid = t.table_uid AND l.event = 'purge') AS last_purge,
        worm.enforcement() AS enforcement,
-       t.encoding_version
+       t.encoding_version,
+       (SELECT i.inhparent::regclass FROM pg_catalog.pg_inherits AS i
+         WHERE i.inhrelid = t.table_name::oid) AS parent
   FROM worm.tables AS t
  WHERE t.retired_at IS NULL;
 COMMENT ON VIEW worm.protected_tables IS 'pg_worm: one row per protected table';
@@ -102,7 +107,7 @@ END
 $roles$;
 -- Every role may call pg_worm's functions; each checks the caller's rights itself.
 GRANT USAGE ON SCHEMA worm TO PUBLIC;
-GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.legal_holds, worm.protected_tables,
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.legal_holds, worm.partitioned_tables, worm.protected_tables,
     worm.certificates TO worm_auditor, worm_admin;
 
 -- The fallback enforcement that works without shared_preload_libraries: the
@@ -118,7 +123,7 @@ CREATE EVENT TRIGGER worm_guard_drop ON sql_drop EXECUTE FUNCTION worm.guard_dro
 -- come by many routes) and recorded in the ledger.
 CREATE FUNCTION worm.guard_ddl_end() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl_end';
-CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION worm.guard_ddl_end();
 -- ALWAYS: session_replication_role = replica does not switch them off.
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE ALWAYS;

@@ -189,6 +189,14 @@ pub enum WormError {
     #[error("table {table} has {what}; pg_worm cannot protect it")]
     Unprotectable { table: String, what: String },
 
+    #[error("partition {partition} of {parent} {what}; pg_worm cannot protect {parent}")]
+    PartitionUnprotectable {
+        partition: String,
+        parent: String,
+        what: String,
+        hint: String,
+    },
+
     #[error("{function} cannot run on a standby: it writes pg_worm's ledger or tables")]
     OnStandby { function: &'static str },
 
@@ -247,7 +255,9 @@ impl WormError {
             WormError::AdoptRefused { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::TriggerMisuse { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
             WormError::PolicyChanged { .. } => ERRCODE_T_R_SERIALIZATION_FAILURE,
-            WormError::Unprotectable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            WormError::Unprotectable { .. } | WormError::PartitionUnprotectable { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             WormError::OnStandby { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             WormError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
@@ -354,6 +364,7 @@ impl WormError {
             }
             WormError::PolicyChanged { .. } => "Run it again in a new transaction: it will see the current holds and retention.".into(),
             WormError::Unprotectable { .. } => "Recreate the column as an ordinary one (the application or a trigger named before zz_worm_chain can compute its value), then protect the table.".into(),
+            WormError::PartitionUnprotectable { hint, .. } => hint.clone(),
             WormError::OnStandby { .. } => "Run it on the primary. On a standby, worm.verify, worm.verify_all and worm.verify(tbl, against) work (they write nothing).".into(),
             WormError::Internal(_) => return None,
         })

@@ -14,6 +14,7 @@
 //! | the end of a table's life? | `retire.rs` (worm.retire; DROP TABLE retires through `guard`) |
 //! | pg_worm's own tables? | `catalog/`: `meta` (registry, anchors, role switches), `ledger` |
 //! | making a table protected? | `protect.rs`, and `adopt.rs` (a table restored or replicated with its links) |
+//! | partitioned tables? | `protect/partition.rs` (protect a parent; protect new partitions at ddl_command_end; attach/detach records) |
 //! | foundations | `sql.rs` (the one door for internal SQL), `pg.rs` (PostgreSQL helpers), `names.rs`, `mode.rs`, `error.rs` |
 //!
 //! Who may call whom: foundations call no other part of the crate (but

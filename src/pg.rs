@@ -721,3 +721,72 @@ pub fn relation_is_empty(relid: Oid) -> bool {
     rel.scan(ScanSnapshot::Latest, |_| ControlFlow::Break(()))
         .is_none()
 }
+
+/// The partitioned table a partition belongs to (None for a relation that
+/// is not a partition, or is gone).
+pub fn partition_parent(relid: Oid) -> Option<Oid> {
+    let is_partition = Rel::cached(relid)?.form().relispartition;
+    if !is_partition {
+        return None;
+    }
+    crate::sql::get_one_with_args::<Oid>(
+        "SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1",
+        &[pgrx::datum::DatumWithOid::from(relid)],
+    )
+    .ok()
+    .flatten()
+}
+
+/// One relation of a partition tree below its root.
+pub struct PartitionMember {
+    pub relid: Oid,
+    pub relkind: u8,
+}
+
+/// The partition tree below `root` (itself excluded), parents before their
+/// partitions, by name within a level.
+pub fn partition_tree(root: Oid) -> pgrx::spi::SpiResult<Vec<PartitionMember>> {
+    let rows: Vec<(Oid, String)> = crate::sql::connect(|client| {
+        let rows = client.select(
+            "SELECT t.relid, c.relkind::pg_catalog.text \
+               FROM pg_catalog.pg_partition_tree($1::pg_catalog.oid::pg_catalog.regclass) AS t \
+               JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) t.relid \
+              WHERE t.level OPERATOR(pg_catalog.>) 0 \
+              ORDER BY t.level, t.relid::pg_catalog.regclass::pg_catalog.text COLLATE \"C\"",
+            None,
+            &[pgrx::datum::DatumWithOid::from(root)],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let (Some(a), Some(k)) = (r.get::<Oid>(1)?, r.get::<String>(2)?) {
+                out.push((a, k));
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(relid, k)| PartitionMember {
+            relid,
+            relkind: k.bytes().next().unwrap_or(b'?'),
+        })
+        .collect())
+}
+
+/// The leaf partitions below `root` (tables and foreign tables), by name.
+pub fn partition_leaves(root: Oid) -> pgrx::spi::SpiResult<Vec<Oid>> {
+    let mut out: Vec<(String, Oid)> = partition_tree(root)?
+        .into_iter()
+        .filter(|m| m.relkind != pg_sys::RELKIND_PARTITIONED_TABLE)
+        .map(|m| {
+            (
+                Rel::cached(m.relid)
+                    .map(|r| r.display_name())
+                    .unwrap_or_default(),
+                m.relid,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}

@@ -447,7 +447,36 @@ pub fn purge_allows(relid: pg_sys::Oid, chain: i32, seq: i64) -> bool {
 
 #[pg_extern(name = "purge_expired", volatile)]
 fn worm_purge_expired(tbl: PgRelation) -> JsonB {
+    if tbl.is_partitioned_table() {
+        return purge_partitions(tbl).or_raise();
+    }
     purge(tbl).or_raise()
+}
+
+/// worm.purge_expired of a partitioned table: every partition is purged as
+/// a table of its own (each answer, certificate or "nothing expired", is in
+/// `partitions`); a partition that is held or fails verification refuses
+/// the whole call, as it would alone.
+fn purge_partitions(tbl: PgRelation) -> Result<JsonB, WormError> {
+    // SAFETY: `tbl` holds the relation open for the call.
+    let table = unsafe { crate::pg::rel_display_name(tbl.as_ptr()) };
+    let mut answers = Vec::new();
+    let mut removed = 0i64;
+    for leaf in crate::pg::partition_leaves(tbl.oid())? {
+        // SAFETY: a partition of the open parent.
+        let rel = unsafe { PgRelation::with_lock(leaf, pg_sys::AccessShareLock as _) };
+        let answer = purge(rel)?.0;
+        removed += answer
+            .get("rows_removed")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        answers.push(answer);
+    }
+    Ok(JsonB(json!({
+        "partitioned_table": table,
+        "rows_removed": removed,
+        "partitions": answers,
+    })))
 }
 
 /// Who asked for a purge: a call of worm.purge_expired, or the publisher's
@@ -964,6 +993,17 @@ fn local_xid() -> u32 {
     unsafe { (*pg_sys::MyProc).lxid }
 }
 
+/// Lets the running transaction drop `relid` (a retired table, or a
+/// protected partitioned table whose partitions it retired).
+pub(crate) fn mark_retiring(relid: pg_sys::Oid) {
+    let lxid = local_xid();
+    RETIRING.with(|r| {
+        let mut r = r.borrow_mut();
+        r.retain(|(_, x)| *x == lxid);
+        r.push((relid, lxid));
+    });
+}
+
 /// Whether the running transaction retired this table (its DROP, and the
 /// drop of its triggers and index with it, are then let through).
 pub fn is_retiring(relid: pg_sys::Oid) -> bool {
@@ -1045,12 +1085,7 @@ pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
         &[DatumWithOid::from(uid)],
     )?;
     let (appended, doc) = ledger::append("retire", Some(&t.meta.uid), Some(&t.table), fields)?;
-    let lxid = local_xid();
-    RETIRING.with(|r| {
-        let mut r = r.borrow_mut();
-        r.retain(|(_, x)| *x == lxid);
-        r.push((t.relid, lxid));
-    });
+    mark_retiring(t.relid);
     Ok(Retired {
         table: t.table,
         answer: json!({

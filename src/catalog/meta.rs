@@ -392,3 +392,66 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
     r
 }
+
+/// A protected partitioned table's registry row (worm.partitioned_tables):
+/// what its partitions, present and future, are protected with.
+pub struct ParentMeta {
+    pub uid: [u8; 16],
+    pub chains: i32,
+    pub retention: Option<pgrx::datum::Interval>,
+    pub legal_basis: Option<String>,
+}
+
+/// The registry row of a protected partitioned table, if any.
+pub fn parent_lookup(relid: pg_sys::Oid) -> Result<Option<ParentMeta>, WormError> {
+    require_current_catalog()?;
+    Ok(sql::connect(|client| {
+        let mut rows = client.select(
+            "SELECT parent_uid, chains, retention, legal_basis FROM worm.partitioned_tables \
+              WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[DatumWithOid::from(relid)],
+        )?;
+        let Some(r) = rows.next() else {
+            return Ok::<_, pgrx::spi::SpiError>(None);
+        };
+        let (Some(uid), Some(chains)) = (r.get::<pgrx::Uuid>(1)?, r.get::<i32>(2)?) else {
+            return Ok(None);
+        };
+        Ok(Some(ParentMeta {
+            uid: *uid.as_bytes(),
+            chains,
+            retention: r.get::<pgrx::datum::Interval>(3)?,
+            legal_basis: r.get::<String>(4)?,
+        }))
+    })?)
+}
+
+/// Registers a protected partitioned table.
+pub fn register_parent(relid: pg_sys::Oid, p: &ParentMeta) -> Result<(), WormError> {
+    let by = sql::get_one::<String>("SELECT session_user::pg_catalog.text")?.unwrap_or_default();
+    as_extension_owner(|| {
+        sql::run_with_args(
+            "INSERT INTO worm.partitioned_tables (parent_uid, table_name, chains, retention, legal_basis, protected_at, protected_by) \
+             VALUES ($1, $2::pg_catalog.oid::pg_catalog.regclass, $3, $4, $5, pg_catalog.transaction_timestamp(), $6)",
+            &[
+                DatumWithOid::from(pgrx::Uuid::from_bytes(p.uid)),
+                DatumWithOid::from(relid),
+                DatumWithOid::from(p.chains),
+                DatumWithOid::from(p.retention),
+                DatumWithOid::from(p.legal_basis.clone()),
+                DatumWithOid::from(by),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+/// A protected partitioned table is being dropped (its partitions retired).
+pub fn parent_dropped(relid: pg_sys::Oid) -> Result<(), WormError> {
+    internal_update(
+        "UPDATE worm.partitioned_tables SET table_name = NULL, dropped_at = pg_catalog.transaction_timestamp() \
+          WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(relid)],
+    )
+}

@@ -34,7 +34,7 @@ pub(super) unsafe fn check_alter_table(stmt: *mut pg_sys::AlterTableStmt) -> Res
         }
         let cmds: Vec<_> = list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds).collect();
         for &cmd in &cmds {
-            check_new_parent_or_partition(cmd)?;
+            check_new_parent_or_partition(relid, cmd)?;
         }
         for rel in with_inheritors(relid) {
             let Some(p) = protected(rel) else { continue };
@@ -71,14 +71,21 @@ unsafe fn check_alter_composite(relid: Oid) -> Result<(), WormError> {
     }
 }
 
-/// `ALTER TABLE x INHERIT t` (x's rows would show in every SELECT of t) and
-/// `ALTER TABLE parent ATTACH PARTITION t` (the parent's triggers would be
-/// cloned onto t).
+/// `ALTER TABLE x INHERIT t` (x's rows would show in every SELECT of t);
+/// `ALTER TABLE parent ATTACH PARTITION t` of a protected table to a parent
+/// that is not protected (the parent's triggers would be cloned onto t);
+/// under a protected partitioned table: a DEFAULT or foreign-table partition,
+/// or a table holding rows pg_worm never chained. Attaching a protected table
+/// to a protected parent, and detaching a protected partition, are noted for
+/// the ledger.
 #[allow(non_upper_case_globals)]
-unsafe fn check_new_parent_or_partition(cmd: *mut pg_sys::AlterTableCmd) -> Result<(), WormError> {
+unsafe fn check_new_parent_or_partition(
+    parent: Oid,
+    cmd: *mut pg_sys::AlterTableCmd,
+) -> Result<(), WormError> {
     use pg_sys::AlterTableType::*;
     // SAFETY: `cmd` is a command of the statement being checked; `def` is a
-    // RangeVar for INHERIT and a PartitionCmd for ATTACH PARTITION.
+    // RangeVar for INHERIT and a PartitionCmd for ATTACH/DETACH PARTITION.
     unsafe {
         let st = (*cmd).subtype;
         if st == AT_AddInherit {
@@ -89,16 +96,58 @@ unsafe fn check_new_parent_or_partition(cmd: *mut pg_sys::AlterTableCmd) -> Resu
                 ));
             }
         }
-        if st == AT_AttachPartition {
-            let pc = (*cmd).def as *mut pg_sys::PartitionCmd;
-            if !pc.is_null() {
-                if let Some(Protected::Table(t)) = protected(rangevar_relid((*pc).name)) {
-                    return Err(refuse(
-                        &t,
-                        "attaching it as a partition (the parent's triggers would be cloned onto it)",
-                    ));
-                }
+        let pc = (*cmd).def as *mut pg_sys::PartitionCmd;
+        if pc.is_null() {
+            return Ok(());
+        }
+        if st == AT_DetachPartition {
+            let part = rangevar_relid((*pc).name);
+            if matches!(protected(part), Some(Protected::Table(_))) {
+                super::note_partition_event("detach", part, parent);
             }
+        }
+        if st != AT_AttachPartition {
+            return Ok(());
+        }
+        let part = rangevar_relid((*pc).name);
+        let parent_protected = protected(parent);
+        let Some(Protected::Parent(p)) = parent_protected else {
+            if let Some(Protected::Table(t)) = protected(part) {
+                return Err(refuse(
+                    &t,
+                    "attaching it as a partition of a table pg_worm does not protect (the parent's triggers would be cloned onto it); protect the parent first (worm.protect on the partitioned table)",
+                ));
+            }
+            return Ok(());
+        };
+        let bound = (*pc).bound;
+        if !bound.is_null() && (*bound).is_default {
+            return Err(refuse(
+                &p,
+                "a DEFAULT partition (its rows would be moved out later by DELETE and INSERT); pg_partman: create_parent(..., p_default_table := false)",
+            ));
+        }
+        if part == pg_sys::InvalidOid {
+            return Ok(());
+        }
+        let kind = pg_sys::get_rel_relkind(part) as u8;
+        if kind == pg_sys::RELKIND_FOREIGN_TABLE {
+            return Err(refuse(
+                &p,
+                "a foreign-table partition (its rows live outside this database)",
+            ));
+        }
+        match protected(part) {
+            Some(Protected::Table(_)) => super::note_partition_event("attach", part, parent),
+            Some(_) => {}
+            None if kind == pg_sys::RELKIND_RELATION && !crate::pg::relation_is_empty(part) => {
+                let name = crate::pg::Rel::open(part, pg_sys::AccessShareLock).display_name();
+                return Err(refuse(
+                    &p,
+                    format!("attaching {name}, which holds rows pg_worm never chained: protect it on its own first (worm.protect, on a table without worm_ columns), then attach it"),
+                ));
+            }
+            None => {}
         }
         Ok(())
     }
@@ -280,7 +329,7 @@ unsafe fn rename_in_relation(stmt: *mut pg_sys::RenameStmt) -> Result<(), WormEr
             Protected::Extension(t) => {
                 return Err(refuse(t, "renaming pg_worm's own tables or their parts"))
             }
-            Protected::Table(t) => t,
+            Protected::Table(t) | Protected::Parent(t) => t,
         };
         match rt {
             OBJECT_COLUMN if is_worm_column(&sub) => {

@@ -286,11 +286,34 @@ pub(super) unsafe fn check_create_table(stmt: *mut pg_sys::CreateStmt) -> Result
     // SAFETY: the caller passes a valid statement.
     for rv in unsafe { list_ptrs::<pg_sys::RangeVar>((*stmt).inhRelations) } {
         // SAFETY: each element of inhRelations is a RangeVar.
-        if let Some(Protected::Table(t)) = protected(unsafe { rangevar_relid(rv) }) {
-            return Err(refuse(
-                &t,
-                "an inheritance child (its rows would show as the table's)",
-            ));
+        match protected(unsafe { rangevar_relid(rv) }) {
+            Some(Protected::Table(t)) => {
+                return Err(refuse(
+                    &t,
+                    "an inheritance child (its rows would show as the table's)",
+                ));
+            }
+            // CREATE [FOREIGN] TABLE … PARTITION OF a protected partitioned
+            // table: protected at ddl_command_end, unless it cannot be.
+            Some(Protected::Parent(p)) => {
+                // SAFETY: the caller passes a valid statement; partbound is
+                // NULL or a PartitionBoundSpec.
+                let bound = unsafe { (*stmt).partbound };
+                if !bound.is_null() && unsafe { (*bound).is_default } {
+                    return Err(refuse(
+                        &p,
+                        "a DEFAULT partition (its rows would be moved out later by DELETE and INSERT); pg_partman: create_parent(..., p_default_table := false)",
+                    ));
+                }
+                // SAFETY: a CreateForeignTableStmt starts with its CreateStmt.
+                if unsafe { (*stmt).type_ } == pg_sys::NodeTag::T_CreateForeignTableStmt {
+                    return Err(refuse(
+                        &p,
+                        "a foreign-table partition (its rows live outside this database)",
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     Ok(())

@@ -61,6 +61,10 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
                             .map_err(|e| drop_refused(&name, e))?;
                         retired = true;
                     }
+                    Some(Protected::Parent(name)) => {
+                        retire_partitioned(relid, &name)?;
+                        retired = true;
+                    }
                     Some(p) => {
                         return Err(refuse(p.name(), "DROP TABLE (protection is permanent)"));
                     }
@@ -150,6 +154,45 @@ pub(super) unsafe fn check_truncate(stmt: *mut pg_sys::TruncateStmt) -> Result<(
     }
     Ok(())
 }
+/// DROP TABLE of a protected partitioned table: every partition is retired
+/// (each must be retirable: verified, every row past its retention, no
+/// hold), then the parent and its partitioned partitions leave the registry
+/// and the statement's drop goes through.
+fn retire_partitioned(relid: Oid, name: &str) -> Result<(), WormError> {
+    // SAFETY: the protected partitioned table exists; locking it first keeps
+    // partitions from being added meanwhile.
+    let _lock = unsafe { pgrx::PgRelation::with_lock(relid, pg_sys::AccessExclusiveLock as _) };
+    let members = with_inheritors(relid);
+    for &member in &members {
+        match protected(member) {
+            Some(Protected::Table(leaf)) => {
+                // SAFETY: a protected partition, which exists.
+                let tbl = unsafe {
+                    pgrx::PgRelation::with_lock(member, pg_sys::AccessExclusiveLock as _)
+                };
+                crate::retention::retire_records(&tbl).map_err(|e| {
+                    match drop_refused(&leaf, e) {
+                        WormError::Protected { target, what } => refuse(
+                            name,
+                            format!("DROP TABLE: its partition {target} cannot go: {what}"),
+                        ),
+                        other => other,
+                    }
+                })?;
+            }
+            Some(Protected::Parent(_)) => {}
+            _ => continue,
+        }
+    }
+    for &member in &members {
+        if matches!(protected(member), Some(Protected::Parent(_))) {
+            crate::catalog::meta::parent_dropped(member)?;
+            crate::retention::mark_retiring(member);
+        }
+    }
+    Ok(())
+}
+
 /// Why a DROP TABLE of a protected table that cannot be retired yet is
 /// refused: as every other refusal of what protects the table (42501), with
 /// the reason. A table that fails verification keeps its own error.
@@ -226,11 +269,13 @@ fn drop_relation(object_id: Oid, sub_id: i32) -> Result<(), WormError> {
         return Ok(());
     }
     match protected(object_id) {
-        Some(Protected::Table(t)) if sub_id != 0 => Err(refuse(
+        Some(Protected::Table(t) | Protected::Parent(t)) if sub_id != 0 => Err(refuse(
             &t,
             "dropping a column (it would lose stored values)",
         )),
-        Some(Protected::Table(t)) => Err(refuse(&t, "DROP (protection is permanent)")),
+        Some(Protected::Table(t) | Protected::Parent(t)) => {
+            Err(refuse(&t, "DROP (protection is permanent)"))
+        }
         Some(Protected::Extension(t)) => refuse_while_protected(
             true,
             &t,

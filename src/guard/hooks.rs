@@ -351,7 +351,7 @@ fn check_rte(rte: &pg_sys::RangeTblEntry) {
         return;
     }
     match guard::protected(relid) {
-        Some(Protected::Table(t)) => {
+        Some(Protected::Table(t) | Protected::Parent(t)) => {
             if deletes && !updates && crate::retention::purge_allows_statement(relid) {
                 return;
             }
@@ -441,29 +441,6 @@ pub unsafe extern "C-unwind" fn worm_guard_ddl(fcinfo: pg_sys::FunctionCallInfo)
                 e.raise();
             }
         }
-    }
-    pg_sys::Datum::from(0)
-}
-
-#[no_mangle]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_worm_guard_ddl_end() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-/// ddl_command_end of ALTER TABLE: columns added to protected tables are
-/// checked after the fact (every route to a default) and recorded.
-///
-/// # Safety
-/// Called by PostgreSQL only, as an event trigger function.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn worm_guard_ddl_end(
-    _fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    if let Err(e) = guard::after_alter_table() {
-        e.raise();
     }
     pg_sys::Datum::from(0)
 }

@@ -32,7 +32,7 @@ pub use columns::after_alter_table;
 pub use drop::check_drop_object;
 
 use crate::error::WormError;
-use crate::names::{EVENT_TRIGGERS, EXT_TABLES, OUR_TRIGGERS, TRIGGER_CHAIN};
+use crate::names::{EVENT_TRIGGERS, EXT_TABLES, OUR_TRIGGERS, TRIGGER_CHAIN, TRIGGER_REFUSE};
 use crate::pg::rel_display_name;
 use nodes::{cstr, list_ptrs, with_inheritors};
 use pgrx::pg_sys::{self, Node, NodeTag, Oid};
@@ -83,12 +83,15 @@ pub enum Protected {
     Table(String),
     /// One of pg_worm's own tables.
     Extension(String),
+    /// A partitioned table protected by worm.protect: its partitions are
+    /// protected tables, and so is every partition it gets later.
+    Parent(String),
 }
 
 impl Protected {
     pub fn name(&self) -> &str {
         match self {
-            Protected::Table(n) | Protected::Extension(n) => n,
+            Protected::Table(n) | Protected::Extension(n) | Protected::Parent(n) => n,
         }
     }
 }
@@ -122,6 +125,10 @@ pub fn protected(relid: Oid) -> Option<Protected> {
             let trigs = std::slice::from_raw_parts(td.triggers, td.numtriggers.max(0) as usize);
             if trigs.iter().any(|t| cstr(t.tgname) == TRIGGER_CHAIN) {
                 result = Some(Protected::Table(rel_display_name(rel)));
+            } else if form.relkind as u8 == pg_sys::RELKIND_PARTITIONED_TABLE
+                && trigs.iter().any(|t| cstr(t.tgname) == TRIGGER_REFUSE)
+            {
+                result = Some(Protected::Parent(rel_display_name(rel)));
             }
         }
         pg_sys::RelationClose(rel);
@@ -157,6 +164,47 @@ pub fn any_protected_table() -> bool {
         }
     })
     .is_some()
+}
+
+/// A partition attached to or detached from a protected partitioned table,
+/// seen before the statement: recorded in the ledger once it is done
+/// (`partition::after_ddl`).
+pub struct PartitionEvent {
+    pub kind: &'static str,
+    pub partition: Oid,
+    pub parent: Oid,
+}
+
+thread_local! {
+    static PARTITION_EVENTS: std::cell::RefCell<Vec<PartitionEvent>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn note_partition_event(kind: &'static str, partition: Oid, parent: Oid) {
+    PARTITION_EVENTS.with(|e| {
+        let mut e = e.borrow_mut();
+        if !e
+            .iter()
+            .any(|x| x.kind == kind && x.partition == partition && x.parent == parent)
+        {
+            e.push(PartitionEvent {
+                kind,
+                partition,
+                parent,
+            });
+        }
+    });
+}
+
+/// The attach and detach events noted since the last call (a statement that
+/// failed leaves its events behind; the caller checks each happened).
+pub fn take_partition_events() -> Vec<PartitionEvent> {
+    PARTITION_EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
+}
+
+/// A refusal (42501) of `what` done to `target`.
+pub fn refused(target: &str, what: impl Into<String>) -> WormError {
+    refuse(target, what)
 }
 
 fn refuse(target: &str, what: impl Into<String>) -> WormError {

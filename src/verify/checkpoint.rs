@@ -117,7 +117,26 @@ fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormError> {
 /// and returns the digest to keep outside the database.
 #[pg_extern(name = "checkpoint", volatile)]
 fn worm_checkpoint(tbl: PgRelation) -> JsonB {
+    if tbl.is_partitioned_table() {
+        return checkpoint_partitions(tbl).or_raise();
+    }
     checkpoint(tbl).or_raise()
+}
+
+/// worm.checkpoint of a partitioned table: one checkpoint per partition, in
+/// the ledger each, returned together.
+fn checkpoint_partitions(tbl: PgRelation) -> Result<JsonB, WormError> {
+    // SAFETY: `tbl` holds the relation open for the call.
+    let table = unsafe { rel_display_name(tbl.as_ptr()) };
+    let mut docs = Vec::new();
+    for leaf in crate::pg::partition_leaves(tbl.oid())? {
+        // SAFETY: a partition of the open parent.
+        let rel = unsafe { PgRelation::with_lock(leaf, pg_sys::AccessShareLock as _) };
+        docs.push(checkpoint(rel)?.0);
+    }
+    Ok(JsonB(
+        json!({ "partitioned_table": table, "checkpoints": docs }),
+    ))
 }
 
 fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
@@ -240,10 +259,95 @@ fn worm_verify_against(
         name!(problems, i64),
         name!(head_seq, Option<i64>),
         name!(head_link, Option<String>),
+        name!(table_name, String),
     ),
 > {
     crate::mode::notice_weaker_mode();
-    TableIterator::new(verify_against(&tbl, &against.0).or_raise())
+    // SAFETY: `tbl` holds the relation open for the call.
+    let table = unsafe { rel_display_name(tbl.as_ptr()) };
+    let rows = if tbl.is_partitioned_table() {
+        verify_partitions_against(&tbl, &table, &against.0)
+    } else {
+        verify_against(&tbl, &against.0).map(|rows| crate::verify::named(rows, &table))
+    };
+    TableIterator::new(rows.or_raise())
+}
+
+/// worm.verify(parent, digest) with the document worm.checkpoint(parent)
+/// returned: every partition against its own checkpoint (partitions created
+/// since are verified plainly); a partition of the digest that is gone counts
+/// only when it was retired with a certificate.
+fn verify_partitions_against(
+    tbl: &PgRelation,
+    table: &str,
+    j: &Json,
+) -> Result<Vec<crate::verify::NamedRow>, WormError> {
+    let Some(checkpoints) = j.get("checkpoints").and_then(Json::as_array) else {
+        return Err(bad_digest(format!(
+            "{table} is a partitioned table: pass the document worm.checkpoint('{table}') returned (with its \"checkpoints\"), or verify each partition against its own digest"
+        )));
+    };
+    let mut by_uid: Vec<([u8; 16], String, &Json)> = Vec::new();
+    for cp in checkpoints {
+        let d = parse_digest(cp)?;
+        by_uid.push((d.table_uid, d.table_name.clone(), cp));
+    }
+    let mut seen: Vec<[u8; 16]> = Vec::new();
+    let mut out = crate::verify::per_partition(tbl.oid(), table, |rel, _| {
+        let Some(m) = meta::lookup(unsafe { (*rel).rd_id })? else {
+            return Ok(Vec::new());
+        };
+        seen.push(m.uid);
+        match by_uid.iter().find(|(uid, _, _)| *uid == m.uid) {
+            Some((_, _, cp)) => {
+                // SAFETY: `rel` is open for the call (per_partition holds it).
+                let leaf = unsafe { PgRelation::from_pg(rel) };
+                verify_against(&leaf, cp)
+            }
+            None => crate::verify::verify_rel(rel, false)
+                .map(|v| v.rows.into_iter().map(to_row).collect()),
+        }
+    })?;
+    for (uid, name, _) in &by_uid {
+        if seen.contains(uid) {
+            continue;
+        }
+        let (ok, detail) = if retired(uid)? {
+            (
+                true,
+                format!("partition {name} of the digest was retired: the ledger holds its deletion certificate"),
+            )
+        } else {
+            (
+                false,
+                format!("partition {name} of the digest is no longer a partition of {table} (detached or dropped without a certificate)"),
+            )
+        };
+        out.push((
+            None,
+            0,
+            ok,
+            None,
+            detail,
+            i64::from(!ok),
+            None,
+            None,
+            name.clone(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether a table identity was retired (worm.retire or DROP TABLE with a
+/// certificate).
+fn retired(uid: &[u8; 16]) -> Result<bool, WormError> {
+    Ok(sql::column::<bool>(
+        "SELECT retired_at IS NOT NULL FROM worm.tables WHERE table_uid OPERATOR(pg_catalog.=) $1",
+        &[DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
+    )?
+    .into_iter()
+    .next()
+    .unwrap_or(false))
 }
 
 /// The entry at `seq` of this database's ledger, and (when there is none) its newest seq.

@@ -45,6 +45,66 @@ pub type VerifyRow = (
     Option<String>,
 );
 
+/// A result row of worm.verify: a report row and the table it is about
+/// (a partition, when a partitioned table is verified).
+pub type NamedRow = (
+    Option<i32>,
+    i64,
+    bool,
+    Option<i64>,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    String,
+);
+
+/// Report rows of one table, named.
+pub fn named(rows: Vec<VerifyRow>, table: &str) -> Vec<NamedRow> {
+    rows.into_iter()
+        .map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, table.to_string()))
+        .collect()
+}
+
+/// A row about a table as a whole.
+fn table_row(ok: bool, detail: String, table: String) -> NamedRow {
+    (None, 0, ok, None, detail, i64::from(!ok), None, None, table)
+}
+
+/// `f` for every leaf partition of a partitioned table, by name: each must
+/// be protected (a partition that is not is reported, not skipped).
+pub fn per_partition(
+    root: pg_sys::Oid,
+    root_name: &str,
+    mut f: impl FnMut(pg_sys::Relation, &str) -> Result<Vec<VerifyRow>, WormError>,
+) -> Result<Vec<NamedRow>, WormError> {
+    let leaves = pg::partition_leaves(root)?;
+    if leaves.is_empty() {
+        return Ok(vec![table_row(
+            true,
+            format!("{root_name} has no partitions: nothing to verify"),
+            root_name.to_string(),
+        )]);
+    }
+    let mut out = Vec::new();
+    for leaf in leaves {
+        let Some(rel) = pg::Rel::try_open(leaf, pg_sys::AccessShareLock as _) else {
+            continue;
+        };
+        let name = rel.display_name();
+        if meta::lookup(leaf)?.is_none() {
+            out.push(table_row(
+                false,
+                format!("partition {name} of {root_name} is not protected by pg_worm: its rows are not chained"),
+                name,
+            ));
+            continue;
+        }
+        out.extend(named(f(rel.as_ptr(), &name)?, &name));
+    }
+    Ok(out)
+}
+
 /// A report row as a result row of worm.verify.
 pub fn to_row(r: ChainRow) -> VerifyRow {
     (
@@ -119,11 +179,18 @@ fn worm_verify(
         name!(problems, i64),
         name!(head_seq, Option<i64>),
         name!(head_link, Option<String>),
+        name!(table_name, String),
     ),
 > {
     crate::mode::notice_weaker_mode();
-    let rows = verify_table(tbl.as_ptr()).or_raise();
-    TableIterator::new(rows)
+    // SAFETY: `tbl` holds the relation open for the call.
+    let table = unsafe { rel_display_name(tbl.as_ptr()) };
+    let rows = if tbl.is_partitioned_table() {
+        per_partition(tbl.oid(), &table, |rel, _| verify_table(rel))
+    } else {
+        verify_table(tbl.as_ptr()).map(|rows| named(rows, &table))
+    };
+    TableIterator::new(rows.or_raise())
 }
 
 /// `worm.verify` for every protected table, one row per (table, chain).

@@ -12,6 +12,8 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgRelation};
 
+pub(crate) mod partition;
+
 pub const MAX_CHAINS: i32 = 1024;
 
 // tgtype bits (catalog/pg_trigger.h)
@@ -38,6 +40,9 @@ fn protect(
     legal_basis: Option<String>,
 ) -> Result<String, WormError> {
     crate::mode::require_primary("worm.protect")?;
+    if tbl.is_partitioned_table() {
+        return partition::protect_parent(tbl, retention, chains, legal_basis);
+    }
     let relid = tbl.oid();
     // SAFETY: `tbl` holds the relation open and locked for this call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
@@ -146,6 +151,24 @@ pub(crate) fn check_protectable(
     if meta::lookup(relid)?.is_some() {
         return Err(WormError::AlreadyProtected { table });
     }
+    check_settings(chains, retention)?;
+    if form.relhasrules {
+        return Err(WormError::HasRules { table });
+    }
+    // SAFETY: the relation is open; its descriptor and flags are read only.
+    unsafe { refuse_unprotectable(rel, &table)? };
+    // Validates every column type (and the reserved prefix, or, adopting,
+    // the worm_ columns).
+    // SAFETY: as above.
+    unsafe { encode::build_plan(rel, &table, adopting)? };
+    Ok(form.relowner)
+}
+
+/// The number of chains and the retention period worm.protect was given.
+pub(crate) fn check_settings(
+    chains: i32,
+    retention: Option<&pgrx::datum::Interval>,
+) -> Result<(), WormError> {
     if !(1..=MAX_CHAINS).contains(&chains) {
         return Err(WormError::InvalidChains {
             given: chains,
@@ -160,16 +183,7 @@ pub(crate) fn check_protectable(
             });
         }
     }
-    if form.relhasrules {
-        return Err(WormError::HasRules { table });
-    }
-    // SAFETY: the relation is open; its descriptor and flags are read only.
-    unsafe { refuse_unprotectable(rel, &table)? };
-    // Validates every column type (and the reserved prefix, or, adopting,
-    // the worm_ columns).
-    // SAFETY: as above.
-    unsafe { encode::build_plan(rel, &table, adopting)? };
-    Ok(form.relowner)
+    Ok(())
 }
 
 /// Adds the worm_ columns, chains existing rows, adds the chain index and
@@ -195,7 +209,7 @@ pub(crate) fn install_chain(
     Ok(chained)
 }
 
-fn own_ddl(statement: &str) -> Result<(), WormError> {
+pub(crate) fn own_ddl(statement: &str) -> Result<(), WormError> {
     Ok(crate::guard::internal_ddl(|| sql::run(statement))?)
 }
 
@@ -323,7 +337,7 @@ pub(crate) unsafe fn refuse_unprotectable(
 
 /// An interval as text, in IntervalStyle `postgres` whatever the session's
 /// (internal SQL pins it): "6 years", "1 day", "00:00:02".
-fn interval_text(i: &pgrx::datum::Interval) -> String {
+pub(crate) fn interval_text(i: &pgrx::datum::Interval) -> String {
     sql::get_one_with_args::<String>("SELECT $1::pg_catalog.text", &[DatumWithOid::from(*i)])
         .ok()
         .flatten()
@@ -382,7 +396,7 @@ pub(crate) fn check_triggers(
 /// position (identical rows are indistinguishable). Row i (from 0) goes to
 /// chain i % chains at sequence i / chains + 1; all get the transaction's
 /// start time as insertion time.
-fn backfill(
+pub(crate) fn backfill(
     relid: pg_sys::Oid,
     table: &str,
     uid: &[u8; 16],
