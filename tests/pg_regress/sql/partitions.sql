@@ -1,0 +1,124 @@
+-- Partitioned tables: worm.protect(parent) protects every partition it has
+-- and every partition it gets later; writes through the parent are refused;
+-- verify, checkpoint and purge cover every partition; DETACH is recorded;
+-- DROP TABLE retires; what cannot be protected is refused naming the partition.
+\set ON_ERROR_ROLLBACK on
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE sql; RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+CREATE TABLE audit (id bigint, at timestamptz NOT NULL, event text) PARTITION BY RANGE (at);
+CREATE TABLE audit_2026_01 PARTITION OF audit FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE TABLE audit_2026_02 PARTITION OF audit FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+INSERT INTO audit VALUES (1, '2026-01-05', 'admit'), (2, '2026-02-05', 'discharge'), (3, '2026-01-07', 'transfer');
+
+-- Bad input first: a DEFAULT partition, a foreign-table partition, a column
+-- type pg_worm cannot hash. Each is named, and nothing is changed.
+CREATE TABLE audit_default PARTITION OF audit DEFAULT;
+SELECT pg_temp.try($$SELECT worm.protect('audit')$$);
+DROP TABLE audit_default;
+CREATE FOREIGN DATA WRAPPER worm_test_fdw;
+CREATE SERVER worm_test_server FOREIGN DATA WRAPPER worm_test_fdw;
+CREATE FOREIGN TABLE audit_remote PARTITION OF audit FOR VALUES FROM ('2025-01-01') TO ('2025-02-01') SERVER worm_test_server;
+SELECT pg_temp.try($$SELECT worm.protect('audit')$$);
+DROP FOREIGN TABLE audit_remote;
+CREATE TABLE shapes (id int, at date NOT NULL, p point) PARTITION BY RANGE (at);
+CREATE TABLE shapes_2026 PARTITION OF shapes FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT pg_temp.try($$SELECT worm.protect('shapes')$$);
+SELECT count(*) AS shapes_columns FROM pg_attribute WHERE attrelid = 'shapes_2026'::regclass AND attname LIKE 'worm%';
+SELECT count(*) AS nothing_registered FROM worm.tables;
+
+-- Protect the parent: existing rows are chained in each partition.
+SELECT worm.protect('audit', retention => '2 seconds', chains => 2);
+SELECT table_name, chains, rows, retention, parent FROM worm.protected_tables ORDER BY table_name::text;
+SELECT table_name, chains, retention, dropped_at IS NULL AS current FROM worm.partitioned_tables ORDER BY 1;
+SELECT pg_temp.try($$SELECT worm.protect('audit')$$);
+SELECT pg_temp.try($$SELECT worm.protect('audit_2026_01')$$);
+
+-- Partitions created later are protected with the parent's settings:
+-- PARTITION OF, ATTACH of an empty table (pg_partman), nested partitioning.
+CREATE TABLE audit_2026_03 PARTITION OF audit FOR VALUES FROM ('2026-03-01') TO ('2026-04-01');
+CREATE TABLE audit_2026_04 (LIKE audit INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE audit ATTACH PARTITION audit_2026_04 FOR VALUES FROM ('2026-04-01') TO ('2026-05-01');
+CREATE TABLE audit_2026_05 PARTITION OF audit FOR VALUES FROM ('2026-05-01') TO ('2026-06-01') PARTITION BY LIST (event);
+CREATE TABLE audit_2026_05_admit PARTITION OF audit_2026_05 FOR VALUES IN ('admit');
+CREATE TABLE audit_2026_05_other PARTITION OF audit_2026_05 FOR VALUES IN ('discharge', 'transfer');
+INSERT INTO audit VALUES (4, '2026-03-05', 'admit'), (5, '2026-04-05', 'admit'), (6, '2026-05-05', 'admit'), (7, '2026-05-06', 'transfer');
+COPY audit (id, at, event) FROM STDIN;
+8	2026-01-20	admit
+9	2026-05-20	discharge
+\.
+SELECT table_name, chains, rows, parent FROM worm.protected_tables ORDER BY table_name::text;
+SELECT table_name FROM worm.partitioned_tables ORDER BY 1;
+SELECT c.relname, count(t.tgname) AS pg_worm_triggers
+  FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname IN ('zz_worm_chain', 'worm_refuse_change', 'worm_refuse_row_change')
+ WHERE c.relname LIKE 'audit%' AND c.relkind IN ('r', 'p')
+ GROUP BY c.relname ORDER BY c.relname;
+
+-- Writes through the parent, or to a partition: refused.
+SELECT pg_temp.try($$UPDATE audit SET event = 'changed' WHERE id = 1$$);
+SELECT pg_temp.try($$DELETE FROM audit WHERE id = 1$$);
+SELECT pg_temp.try($$TRUNCATE audit$$);
+SELECT pg_temp.try($$DELETE FROM audit_2026_05_admit$$);
+SELECT pg_temp.try($$INSERT INTO audit VALUES (10, '2026-01-02', 'x') ON CONFLICT DO NOTHING$$);
+SELECT pg_temp.try($$ALTER TABLE audit DISABLE TRIGGER worm_refuse_change$$);
+SELECT pg_temp.try($$DROP TRIGGER worm_refuse_change ON audit$$);
+SELECT pg_temp.try($$ALTER TABLE audit RENAME COLUMN event TO what$$);
+SELECT pg_temp.try($$ALTER TABLE audit DROP COLUMN event$$);
+
+-- Later partitions that cannot be protected: refused, naming why.
+SELECT pg_temp.try($$CREATE TABLE audit_default PARTITION OF audit DEFAULT$$);
+SELECT pg_temp.try($$CREATE FOREIGN TABLE audit_remote PARTITION OF audit FOR VALUES FROM ('2025-01-01') TO ('2025-02-01') SERVER worm_test_server$$);
+CREATE TABLE audit_2026_06 (LIKE audit);
+INSERT INTO audit_2026_06 VALUES (20, '2026-06-01', 'forged', 0, 1, now(), '\x00');
+SELECT pg_temp.try($$ALTER TABLE audit ATTACH PARTITION audit_2026_06 FOR VALUES FROM ('2026-06-01') TO ('2026-07-01')$$);
+SELECT pg_temp.try($$CREATE TABLE audit_2026_07 PARTITION OF audit FOR VALUES FROM ('2026-07-01') TO ('2026-08-01') WITH (fillfactor = 100)$$);
+SELECT pg_temp.try($$CREATE UNLOGGED TABLE audit_2026_08 PARTITION OF audit FOR VALUES FROM ('2026-08-01') TO ('2026-09-01')$$);
+-- A table protected on its own attaches with its chains (and is recorded).
+CREATE TABLE audit_2025_12 (id bigint, at timestamptz NOT NULL, event text);
+INSERT INTO audit_2025_12 VALUES (30, '2025-12-24', 'admit');
+SELECT worm.protect('audit_2025_12', retention => '2 seconds', chains => 1);
+ALTER TABLE audit ATTACH PARTITION audit_2025_12 FOR VALUES FROM ('2025-12-01') TO ('2026-01-01');
+-- A protected table cannot join a parent pg_worm does not protect.
+CREATE TABLE plain_parent (id bigint, at timestamptz NOT NULL, event text) PARTITION BY RANGE (at);
+SELECT pg_temp.try($$ALTER TABLE plain_parent ATTACH PARTITION audit_2026_03 FOR VALUES FROM ('2026-03-01') TO ('2026-04-01')$$);
+
+-- Verification through the parent: every partition, named.
+SELECT table_name, chain, rows_checked, ok, detail FROM worm.verify('audit') ORDER BY table_name, chain;
+CREATE TEMP TABLE cp AS SELECT worm.checkpoint('audit') AS d;
+SELECT d ->> 'partitioned_table' AS parent, jsonb_array_length(d -> 'checkpoints') AS checkpoints,
+       (SELECT array_agg(c -> 'checkpoint' -> 'table' ->> 'name' ORDER BY 1) FROM jsonb_array_elements(d -> 'checkpoints') c) AS partitions
+  FROM cp;
+SELECT table_name, bool_and(ok) AS ok, sum(rows_checked) AS rows FROM worm.verify('audit', (SELECT d FROM cp)) GROUP BY table_name ORDER BY table_name;
+SELECT pg_temp.try($$SELECT * FROM worm.verify('audit', (SELECT d -> 'checkpoints' -> 0 FROM cp))$$);
+
+-- DETACH: recorded; the table stays protected.
+ALTER TABLE audit DETACH PARTITION audit_2026_04;
+SELECT table_name, parent FROM worm.protected_tables WHERE table_name = 'audit_2026_04'::regclass;
+SELECT pg_temp.try($$DELETE FROM audit_2026_04$$);
+SELECT event, document ->> 'table' IS NOT NULL AS names_table, document ->> 'parent' AS parent
+  FROM worm.ledger WHERE event IN ('attach', 'detach', 'protect_partitioned') ORDER BY seq;
+
+-- Retention: DROP TABLE of a partition whose rows are all expired retires it
+-- (pg_partman's retention does exactly this); before that it is refused.
+SELECT pg_temp.try($$DROP TABLE audit_2026_03$$);
+SELECT pg_temp.try($$DROP TABLE audit$$);
+SELECT pg_sleep(2.5);
+SELECT (p ->> 'rows_removed')::int AS purged, jsonb_array_length(p -> 'partitions') AS partitions
+  FROM worm.purge_expired('audit') AS p;
+SELECT (p ->> 'rows_removed')::int AS purged_again FROM worm.purge_expired('audit') AS p;
+DROP TABLE audit_2026_03;
+SELECT table_name, rows_removed FROM worm.certificates WHERE table_name = 'public.audit_2026_03' ORDER BY ledger_seq;
+SELECT worm.verify_certificate(certificate) AS retire_certificate_verifies FROM worm.certificates
+ WHERE table_name = 'public.audit_2026_03' AND certificate -> 'certificate' ->> 'event' = 'retire';
+SELECT table_name, bool_and(ok) AS ok FROM worm.verify('audit', (SELECT d FROM cp)) GROUP BY table_name ORDER BY table_name;
+-- DROP TABLE of the parent retires every partition left.
+DROP TABLE audit;
+SELECT to_regclass('audit') IS NULL AS parent_gone, to_regclass('audit_2026_05_admit') IS NULL AS nested_gone;
+SELECT count(*) AS partitions_left FROM worm.protected_tables WHERE parent IS NOT NULL;
+SELECT count(*) AS registered_parents FROM worm.partitioned_tables WHERE table_name IS NOT NULL;
+SELECT count(*) AS retire_certificates FROM worm.certificates WHERE certificate -> 'certificate' ->> 'event' = 'retire';
+SELECT ok FROM worm.verify_ledger();
