@@ -3,8 +3,9 @@
 //! is the one place that turns it into the exit status (0 verified, 1 problem found, 2 could
 //! not verify).
 
-use crate::db::{self, Failure, TableData, TableSel};
-use crate::report;
+use crate::db::{self, Failure, TableData, TableSel, UidState};
+use crate::parent::{self, Against, AnyDigest, ParentDigest, ParentReport, PartResult, PartStatus};
+use crate::report::{self, plural};
 use crate::sig;
 use anyhow::{anyhow, Context, Result};
 use pg_worm_core::findings::all_ok;
@@ -108,10 +109,6 @@ fn print_json(v: &Json) {
     ));
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// Reads a file ("-" = stdin) as text.
 fn read_text(path: &Path) -> Result<String> {
     if path.as_os_str() == "-" {
@@ -130,6 +127,12 @@ fn parse_json(path: &Path, text: &str) -> Result<Json> {
 
 fn malformed(path: &Path, m: Malformed) -> anyhow::Error {
     anyhow!("{}: {m}", path.display())
+}
+
+/// A digest file of one table or of a partitioned table.
+fn load_any_digest(path: &Path) -> Result<AnyDigest> {
+    let text = read_text(path)?;
+    parent::parse_digest(parse_json(path, &text)?).map_err(|m| malformed(path, m))
 }
 
 fn load_digest(path: &Path) -> Result<Digest> {
@@ -187,7 +190,15 @@ pub fn table(db_url: &str, table: &str, json: bool) -> ExitCode {
 fn run_table(db_url: &str, table: &str, json: bool) -> Run {
     let mut client = db::connect(db_url)?;
     let show_progress = !json && std::io::stderr().is_terminal();
-    let data = db::verify_table(&mut client, table, show_progress)?;
+    let mut tx = db::begin_read(&mut client)?;
+    let rel = db::lookup_relation(&mut tx, table)?;
+    if rel.is_partitioned() {
+        let report = read_parent(&mut tx, &rel, &ParentMode::Plain, show_progress)?;
+        end_read(tx)?;
+        return Ok(print_parent(&report, json));
+    }
+    let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, false)?;
+    end_read(tx)?;
     if json {
         print_out(&format!("{}\n", report::to_json(&data.rows)));
     } else {
@@ -253,39 +264,51 @@ struct AgainstRead {
     wal: Option<core::against::WalPosition>,
 }
 
-/// The table verified, and what the server has of the digest, in one snapshot.
+/// Ends the read-only transaction.
+fn end_read(tx: postgres::Transaction<'_>) -> Result<()> {
+    tx.commit()
+        .map_err(db::pg)
+        .context("cannot end the read-only transaction")
+}
+
+/// What the server's ledger has of a digest (its entry, the entry of its previous
+/// checkpoint, the newest seq when asked and the entry is missing), read in `tx`; `wal` is
+/// left for the caller.
+fn read_ledger_side(
+    tx: &mut postgres::Transaction<'_>,
+    d: &Digest,
+    with_last: bool,
+) -> std::result::Result<AgainstRead, Failure> {
+    let stored = db::ledger_entry(tx, d.entry.seq)?;
+    let previous = match core::against::previous_checkpoint_seq(d) {
+        Some(seq) => db::ledger_entry(tx, seq)?,
+        None => None,
+    };
+    let last = if stored.is_none() && with_last {
+        db::ledger_last_seq(tx)?
+    } else {
+        None
+    };
+    Ok(AgainstRead {
+        stored,
+        last,
+        previous,
+        wal: None,
+    })
+}
+
+/// The table verified, and what the server has of the digest, in the transaction's snapshot.
 fn read_against(
-    client: &mut postgres::Client,
+    tx: &mut postgres::Transaction<'_>,
     table: &str,
     d: &Digest,
     show_progress: bool,
     with_last: bool,
 ) -> std::result::Result<(TableData, AgainstRead), Failure> {
-    let mut tx = db::begin_read(client)?;
-    let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, true)?;
-    let stored = db::ledger_entry(&mut tx, d.entry.seq)?;
-    let previous = match core::against::previous_checkpoint_seq(d) {
-        Some(seq) => db::ledger_entry(&mut tx, seq)?,
-        None => None,
-    };
-    let last = if stored.is_none() && with_last {
-        db::ledger_last_seq(&mut tx)?
-    } else {
-        None
-    };
-    let wal = db::server_wal(&mut tx)?;
-    tx.commit()
-        .map_err(db::pg)
-        .context("cannot end the read-only transaction")?;
-    Ok((
-        data,
-        AgainstRead {
-            stored,
-            last,
-            previous,
-            wal,
-        },
-    ))
+    let data = db::verify_table_in(tx, TableSel::Name(table), show_progress, true)?;
+    let mut read = read_ledger_side(tx, d, with_last)?;
+    read.wal = db::server_wal(tx)?;
+    Ok((data, read))
 }
 
 pub fn table_against(
@@ -311,11 +334,43 @@ fn run_table_against(
     digest_path: &Path,
     required: &[String],
 ) -> Run {
-    let d = load_digest(digest_path)?;
+    let any = load_any_digest(digest_path)?;
     let required = parse_required(required)?;
     let mut client = db::connect(db_url)?;
     let show_progress = !json && std::io::stderr().is_terminal();
-    let (mut data, read) = read_against(&mut client, table, &d, show_progress, true)?;
+    let mut tx = db::begin_read(&mut client)?;
+    let rel = db::lookup_relation(&mut tx, table)?;
+    let d = match (any, rel.is_partitioned()) {
+        (AnyDigest::Table(d), false) => *d,
+        (AnyDigest::Parent(p), true) => {
+            let mode = ParentMode::Against {
+                digest: &p,
+                required: &required,
+            };
+            let report = read_parent(&mut tx, &rel, &mode, show_progress)?;
+            end_read(tx)?;
+            return Ok(print_parent(&report, json));
+        }
+        (AnyDigest::Parent(p), false) => {
+            return Err(End::Problem(format!(
+                "{} is the checkpoint of partitioned table {}, but {} is not a partitioned table: check it against the parent, or check this table against a checkpoint of its own",
+                digest_path.display(),
+                p.parent,
+                rel.sql_name
+            )))
+        }
+        (AnyDigest::Table(d), true) => {
+            return Err(End::Problem(format!(
+                "{} is the checkpoint of one table ({}), but {} is a partitioned table: check that partition against it, or take the parent's checkpoint with `worm-verify checkpoint {}`",
+                digest_path.display(),
+                if d.table_name.is_empty() { "?" } else { &d.table_name },
+                rel.sql_name,
+                rel.sql_name
+            )))
+        }
+    };
+    let (mut data, read) = read_against(&mut tx, table, &d, show_progress, true)?;
+    end_read(tx)?;
     let sig_results = d.check_signatures(&required);
     let outcome = against_checks(&d, &mut data, &read, Some((&sig_results, &required)));
     let cp_problems = problems(&outcome.checks);
@@ -323,16 +378,7 @@ fn run_table_against(
     if json {
         print_json(&json!({
             "chains": data.rows,
-            "checkpoint": {
-                "ledger_seq": d.entry.seq,
-                "hash": hex::encode(d.entry.hash),
-                "table": d.table_name,
-                "at": d.at,
-                "ok": cp_problems == 0,
-                "problems": cp_problems,
-                "checks": outcome.checks,
-                "signatures": sig_results,
-            },
+            "checkpoint": report::checkpoint_json(&d, &outcome.checks, &sig_results),
             "ok": ok,
         }));
     } else {
@@ -355,46 +401,15 @@ fn against_text(
     sig_results: &[SigResult],
     keys_required: bool,
 ) -> String {
-    let mut text = report::to_text(&data.summary, &data.rows);
-    text.push_str(&format!("\nAgainst the {}\n", d.describe()));
-    text.push_str(&report::checks_text(&outcome.checks));
-    text.push('\n');
-    let cp_problems = problems(&outcome.checks);
-    if cp_problems > 0 {
-        let names: Vec<String> = outcome
-            .checks
-            .iter()
-            .filter(|c| c.status == Status::Problem)
-            .map(|c| c.check.clone())
-            .collect();
-        text.push_str(&format!(
-            "PROBLEMS FOUND against the checkpoint of ledger entry {}: {} ({}).\n",
-            d.entry.seq,
-            plural(cp_problems, "problem", "problems"),
-            names.join(", ")
-        ));
-        return text;
-    }
-    let signer = sig_results
-        .iter()
-        .filter(|s| s.valid && (!keys_required || s.required_key))
-        .map(|s| s.key_id.clone())
-        .collect::<Vec<_>>();
-    let purged = if outcome.comparison.exact() {
-        ""
-    } else {
-        " (purged since where noted)"
-    };
-    text.push_str(&format!(
-        "OK: the table still extends the checkpoint of ledger entry {}{purged}{}.\n",
-        d.entry.seq,
-        if signer.is_empty() {
-            String::new()
-        } else {
-            format!(", signed by {}", signer.join(", "))
-        }
-    ));
-    text
+    report::against_text(
+        d,
+        &data.summary,
+        &data.rows,
+        &outcome.checks,
+        outcome.comparison.exact(),
+        sig_results,
+        keys_required,
+    )
 }
 
 // --- checkpoint -------------------------------------------------------------------------------
@@ -403,8 +418,9 @@ pub fn checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> ExitCode {
     exit_code(run_checkpoint(db_url, table, out))
 }
 
-/// `SELECT worm.checkpoint(TABLE)`: the server's digest, parsed.
-fn take_checkpoint(client: &mut postgres::Client, table: &str) -> Run<Digest> {
+/// `SELECT worm.checkpoint(TABLE)`: the server's document (a digest, or a partitioned
+/// table's checkpoints).
+fn take_checkpoint(client: &mut postgres::Client, table: &str) -> Run<Json> {
     let whole = db::take_checkpoint(client, table).map_err(|e| {
         // The server refuses to checkpoint a table that fails its own verification.
         let refused_damaged = e.chain().any(|c| {
@@ -418,11 +434,13 @@ fn take_checkpoint(client: &mut postgres::Client, table: &str) -> Run<Digest> {
             End::Error(e)
         }
     })?;
-    Digest::parse(whole).map_err(|m| {
-        End::Error(anyhow!(
-            "worm.checkpoint returned an unexpected document: {m}"
-        ))
-    })
+    Ok(whole)
+}
+
+fn unexpected_document(m: Malformed) -> End {
+    End::Error(anyhow!(
+        "worm.checkpoint returned an unexpected document: {m}"
+    ))
 }
 
 /// What `checkpoint` recomputed besides the comparison: the chains verified independently,
@@ -470,7 +488,11 @@ fn checkpoint_extra_checks(d: &Digest, data: &TableData) -> Vec<Check> {
 
 fn run_checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> Run {
     let mut client = db::connect(db_url)?;
-    let d = take_checkpoint(&mut client, table)?;
+    let whole = take_checkpoint(&mut client, table)?;
+    let d = match parent::parse_digest(whole).map_err(unexpected_document)? {
+        AnyDigest::Table(d) => *d,
+        AnyDigest::Parent(p) => return run_checkpoint_parent(&mut client, table, &p, out),
+    };
     let to_stdout = out.is_none_or(|p| p.as_os_str() == "-");
     let say = |s: &str| {
         if to_stdout {
@@ -484,7 +506,9 @@ fn run_checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> Run {
         d.entry.seq, d.table_name
     ));
     let show_progress = std::io::stderr().is_terminal();
-    let (mut data, read) = read_against(&mut client, table, &d, show_progress, false)?;
+    let mut tx = db::begin_read(&mut client)?;
+    let (mut data, read) = read_against(&mut tx, table, &d, show_progress, false)?;
+    end_read(tx)?;
     let mut checks = against_checks(&d, &mut data, &read, None).checks;
     // The digest was just taken on this server: its WAL position is in this server's history;
     // a role that may not read the timeline history only gets a note about it.
@@ -512,6 +536,385 @@ fn run_checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> Run {
         plural(d.merkle_size as usize, "row", "rows"),
         written_to(out)
     ));
+    say(&text);
+    Ok(End::Verified)
+}
+
+// --- partitioned tables -----------------------------------------------------------------------
+
+/// What a partitioned table is read for.
+enum ParentMode<'a> {
+    /// `table`: every leaf partition verified.
+    Plain,
+    /// `table --against`: each partition of the digest against its own checkpoint.
+    Against {
+        digest: &'a ParentDigest,
+        required: &'a [[u8; 32]],
+    },
+    /// `checkpoint`: the digest the server just took, recomputed.
+    Checkpoint { digest: &'a ParentDigest },
+}
+
+impl ParentMode<'_> {
+    fn digest(&self) -> Option<&ParentDigest> {
+        match self {
+            ParentMode::Plain => None,
+            ParentMode::Against { digest, .. } | ParentMode::Checkpoint { digest } => Some(digest),
+        }
+    }
+}
+
+/// Every leaf partition of `rel` verified in the transaction's snapshot (each in a savepoint,
+/// so that a partition whose rows cannot be read does not end the others), and with a digest
+/// each partition of it checked against its own checkpoint; the digest's partitions that are
+/// no longer leaf partitions: detached (verified where they are now), retired (with the
+/// ledger's retirement certificate), or missing.
+fn read_parent(
+    tx: &mut postgres::Transaction<'_>,
+    rel: &db::Relation,
+    mode: &ParentMode<'_>,
+    show_progress: bool,
+) -> std::result::Result<ParentReport, Failure> {
+    db::prepare(tx)?;
+    let leaves = db::leaf_partitions(tx, rel.oid)?;
+    let digest = mode.digest();
+    let mut checks = Vec::new();
+    match db::parent_registered(tx, rel.oid)? {
+        Some(true) => {}
+        Some(false) => checks.push(Check::note(
+            "parent",
+            format!(
+                "{} is not registered in worm.partitioned_tables: partitions created later are not protected automatically",
+                rel.sql_name
+            ),
+        )),
+        None => checks.push(Check::note(
+            "parent",
+            "this pg_worm has no worm.partitioned_tables (older than the protection of partitioned tables): the partitions are checked one by one",
+        )),
+    }
+    if let Some(p) = digest {
+        let uids: Vec<[u8; 16]> = leaves.iter().filter_map(|l| l.uid).collect();
+        checks.extend(parent::digest_parent_checks(
+            p,
+            &rel.sql_name,
+            &rel.qualified,
+            &uids,
+        ));
+    }
+    let wal = match digest {
+        Some(_) => db::server_wal(tx)?,
+        None => None,
+    };
+    let mut parts = Vec::new();
+    for leaf in &leaves {
+        let cp = digest.and_then(|p| leaf.uid.and_then(|u| p.find(&u)));
+        parts.push(read_leaf(tx, leaf, cp, mode, wal.as_ref(), show_progress)?);
+    }
+    if let Some(p) = digest {
+        for d in &p.checkpoints {
+            if !leaves.iter().any(|l| l.uid == Some(d.table_uid)) {
+                parts.push(read_gone(
+                    tx,
+                    d,
+                    &rel.sql_name,
+                    mode,
+                    wal.as_ref(),
+                    show_progress,
+                )?);
+            }
+        }
+    }
+    let mut report = ParentReport {
+        parent: rel.sql_name.clone(),
+        digest: digest.cloned(),
+        checks,
+        parts,
+        keys_required: matches!(mode, ParentMode::Against { required, .. } if !required.is_empty()),
+    };
+    report.sort();
+    Ok(report)
+}
+
+/// One leaf partition: refused when pg_worm does not protect it, else verified (against its
+/// checkpoint `cp` when the digest has one).
+fn read_leaf(
+    tx: &mut postgres::Transaction<'_>,
+    leaf: &db::Leaf,
+    cp: Option<&Digest>,
+    mode: &ParentMode<'_>,
+    wal: Option<&core::against::WalPosition>,
+    show_progress: bool,
+) -> std::result::Result<PartResult, Failure> {
+    let why = match (leaf.relkind.as_str(), leaf.uid) {
+        ("f", _) => Some(format!(
+            "{} is a foreign table: its rows are kept outside this database, where pg_worm cannot protect them",
+            leaf.display
+        )),
+        ("r", None) => Some(format!(
+            "{} is not protected by pg_worm (it is not in worm.tables): its rows are not chained, so a change to them cannot be detected",
+            leaf.display
+        )),
+        ("r", Some(_)) => None,
+        (kind, _) => Some(format!(
+            "{} is not an ordinary table (relkind {kind}): pg_worm cannot protect it",
+            leaf.display
+        )),
+    };
+    if let Some(why) = why {
+        let mut part = PartResult::new(&leaf.display, leaf.uid, PartStatus::NotProtected);
+        part.checks.push(Check::problem("protected", why));
+        return Ok(part);
+    }
+    let status = match (mode, cp) {
+        (ParentMode::Plain, _) | (_, Some(_)) => PartStatus::Verified,
+        (_, None) => PartStatus::New,
+    };
+    let mut part = verify_part(
+        tx,
+        TableSel::Oid(leaf.oid),
+        &leaf.display,
+        status,
+        cp,
+        mode,
+        wal,
+        show_progress,
+    )?;
+    if status == PartStatus::New {
+        part.checks.insert(
+            0,
+            Check::note(
+                "new",
+                format!(
+                    "{} is not in the digest (created or attached after the checkpoint): verified without it",
+                    leaf.display
+                ),
+            ),
+        );
+    }
+    Ok(part)
+}
+
+/// A protected table verified in a savepoint (and against `cp` when given).
+#[allow(clippy::too_many_arguments)]
+fn verify_part(
+    tx: &mut postgres::Transaction<'_>,
+    sel: TableSel<'_>,
+    name: &str,
+    status: PartStatus,
+    cp: Option<&Digest>,
+    mode: &ParentMode<'_>,
+    wal: Option<&core::against::WalPosition>,
+    show_progress: bool,
+) -> std::result::Result<PartResult, Failure> {
+    let mut part = PartResult::new(name, None, status);
+    let mut sp = tx
+        .transaction()
+        .map_err(db::pg)
+        .context("cannot start a savepoint")?;
+    match db::verify_table_in(&mut sp, sel, show_progress, cp.is_some()) {
+        Ok(mut data) => {
+            if let Some(d) = cp {
+                let mut read =
+                    read_ledger_side(&mut sp, d, matches!(mode, ParentMode::Against { .. }))?;
+                read.wal = wal.cloned();
+                let required: &[[u8; 32]] = match mode {
+                    ParentMode::Against { required, .. } => required,
+                    _ => &[],
+                };
+                let signatures = match mode {
+                    ParentMode::Against { .. } => d.check_signatures(required),
+                    _ => Vec::new(),
+                };
+                let sigs = matches!(mode, ParentMode::Against { .. })
+                    .then_some((signatures.as_slice(), required));
+                let outcome = against_checks(d, &mut data, &read, sigs);
+                let mut checks = outcome.checks;
+                if matches!(mode, ParentMode::Checkpoint { .. }) {
+                    checks.retain(|c| !(c.check == "wal" && c.status == Status::Note));
+                    checks.extend(checkpoint_extra_checks(d, &data));
+                }
+                part.against = Some(Against {
+                    digest: d.clone(),
+                    checks,
+                    exact: outcome.comparison.exact(),
+                    signatures,
+                });
+            }
+            sp.commit()
+                .map_err(db::pg)
+                .context("cannot release the savepoint")?;
+            part.uid = Some(data.uid);
+            part.data = Some(data);
+        }
+        Err(Failure::Damaged(msg)) => {
+            sp.rollback()
+                .map_err(db::pg)
+                .context("cannot roll back to the savepoint")?;
+            part.status = PartStatus::Damaged;
+            part.uid = cp.map(|d| d.table_uid);
+            part.checks.push(Check::problem("damaged", msg));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(part)
+}
+
+/// A partition of the digest that is no longer a leaf partition of the parent.
+fn read_gone(
+    tx: &mut postgres::Transaction<'_>,
+    d: &Digest,
+    parent_name: &str,
+    mode: &ParentMode<'_>,
+    wal: Option<&core::against::WalPosition>,
+    show_progress: bool,
+) -> std::result::Result<PartResult, Failure> {
+    let name = if d.table_name.is_empty() {
+        format!("table_uid {}", format_uuid(&d.table_uid))
+    } else {
+        d.table_name.clone()
+    };
+    if let UidState::Exists(oid) = db::uid_state(tx, &d.table_uid)? {
+        let mut part = verify_part(
+            tx,
+            TableSel::Oid(oid),
+            &name,
+            PartStatus::Detached,
+            Some(d),
+            mode,
+            wal,
+            show_progress,
+        )?;
+        part.checks.insert(
+            0,
+            Check::note(
+                "detached",
+                format!(
+                    "{name} of the digest is no longer a partition of {parent_name} (detached since the checkpoint){}: checked against its checkpoint where it is now",
+                    match &part.data {
+                        Some(t) if t.summary.table.replace('"', "") != name.replace('"', "") => format!(", now {}", t.summary.table),
+                        _ => String::new(),
+                    }
+                ),
+            ),
+        );
+        return Ok(part);
+    }
+    let retirements = db::retire_entries(tx, &d.table_uid)?;
+    let (retired, checks) = parent::retired_checks(&name, d, &retirements);
+    let status = if retired {
+        PartStatus::Retired
+    } else {
+        PartStatus::Missing
+    };
+    let mut part = PartResult::new(name, Some(d.table_uid), status);
+    part.checks = checks;
+    Ok(part)
+}
+
+fn print_parent(report: &ParentReport, json: bool) -> End {
+    if json {
+        print_json(&report.to_json());
+    } else {
+        print_out(&report.to_text());
+    }
+    End::from_problems(usize::from(!report.ok()))
+}
+
+/// `checkpoint` of a partitioned table: each partition's checkpoint recomputed like a single
+/// table's; the document is written only when every one matches.
+fn run_checkpoint_parent(
+    client: &mut postgres::Client,
+    table: &str,
+    p: &ParentDigest,
+    out: Option<&Path>,
+) -> Run {
+    let to_stdout = out.is_none_or(|p| p.as_os_str() == "-");
+    let say = |s: &str| {
+        if to_stdout {
+            print_err(s)
+        } else {
+            print_out(s)
+        }
+    };
+    say(&format!(
+        "worm-verify: worm.checkpoint recorded the {}; recomputing each partition's independently\n",
+        p.describe()
+    ));
+    let show_progress = std::io::stderr().is_terminal();
+    let mut tx = db::begin_read(client)?;
+    let rel = db::lookup_relation(&mut tx, table)?;
+    if !rel.is_partitioned() {
+        return Err(End::Problem(format!(
+            "worm.checkpoint returned the checkpoint of a partitioned table for {}, which is not one",
+            rel.sql_name
+        )));
+    }
+    let report = read_parent(
+        &mut tx,
+        &rel,
+        &ParentMode::Checkpoint { digest: p },
+        show_progress,
+    )?;
+    end_read(tx)?;
+    let mut text = report::checks_text(&report.checks);
+    let mut rows = 0usize;
+    for part in &report.parts {
+        text.push_str(&format!(
+            "== partition {} ({}) ==\n",
+            part.name,
+            part.status.as_str()
+        ));
+        text.push_str(&report::checks_text(&part.checks));
+        if let Some(a) = &part.against {
+            text.push_str(&format!("  {}\n", a.digest.describe()));
+            text.push_str(&report::checks_text(&a.checks));
+            rows += a.digest.merkle_size.max(0) as usize;
+        } else if let Some(d) = &part.data {
+            let places = report::problem_places(&d.rows);
+            if !places.is_empty() {
+                text.push_str(&format!("  PROBLEM  {}\n", places.join(", ")));
+            }
+        }
+    }
+    // As for one table: anything not exactly equal (also a purge, a detach or a retirement
+    // in between) means the document cannot be vouched for. A partition created since is
+    // not the document's business (it is reported, and verified).
+    let vouched = report.ok()
+        && report.parts.iter().all(|part| {
+            matches!(part.status, PartStatus::Verified | PartStatus::New)
+                && part
+                    .against
+                    .as_ref()
+                    .is_none_or(|a| a.checks.iter().all(|c| c.status == Status::Ok))
+        });
+    if !vouched {
+        text.push_str(&format!(
+            "REFUSED: the server's checkpoints of {} do not all match what worm-verify recomputed from the rows; the document is not written. (They are recorded in the ledger all the same.)\n",
+            rel.sql_name
+        ));
+        say(&text);
+        return Ok(End::Problems);
+    }
+    if let Err(e) = write_json(out, &p.whole) {
+        say(&text);
+        return Err(e.into());
+    }
+    text.push_str(&if p.checkpoints.is_empty() {
+        format!(
+            "OK: {} has no partitions; the document lists none{}.\n",
+            rel.sql_name,
+            written_to(out)
+        )
+    } else {
+        format!(
+            "OK: the checkpoints of {} of {} match their rows ({} up to their heads){}; sign it with `worm-verify sign` and keep it outside the database.\n",
+            plural(p.checkpoints.len(), "partition", "partitions"),
+            rel.sql_name,
+            plural(rows, "row", "rows"),
+            written_to(out)
+        )
+    });
     say(&text);
     Ok(End::Verified)
 }
@@ -584,7 +987,10 @@ fn run_sign(key_path: &Path, key_id: &str, digest_path: &Path, out: Option<&Path
     if let Some(w) = warning {
         print_err(&format!("worm-verify: warning: {w}\n"));
     }
-    let d = load_digest(digest_path)?;
+    let d = match load_any_digest(digest_path)? {
+        AnyDigest::Table(d) => *d,
+        AnyDigest::Parent(p) => return sign_parent(&key, key_id, &p, digest_path, out),
+    };
     let results = signable(&d, digest_path)?;
     let pk = key.verifying_key().to_bytes();
     let pk_hex = hex::encode(pk);
@@ -608,6 +1014,43 @@ fn run_sign(key_path: &Path, key_id: &str, digest_path: &Path, out: Option<&Path
         d.entry.seq,
         short(&d.entry.hash),
         plural(n, "signature", "signatures"),
+        written_to(out)
+    ));
+    Ok(End::Verified)
+}
+
+/// Signs every partition's checkpoint in a partitioned table's document (each is an
+/// ordinary digest with a ledger entry of its own); refuses, writing nothing, when any of
+/// them may not be signed.
+fn sign_parent(
+    key: &ed25519_dalek::SigningKey,
+    key_id: &str,
+    p: &ParentDigest,
+    digest_path: &Path,
+    out: Option<&Path>,
+) -> Run {
+    let pk = key.verifying_key().to_bytes();
+    let pk_hex = hex::encode(pk);
+    let mut whole = p.whole.clone();
+    let mut added = 0usize;
+    for (i, d) in p.checkpoints.iter().enumerate() {
+        let results = signable(d, digest_path).map_err(|e| match e {
+            End::Problem(m) => End::Problem(format!(
+                "{m} (the checkpoint of partition {} in ledger entry {})",
+                d.table_name, d.entry.seq
+            )),
+            e => e,
+        })?;
+        if !results.iter().any(|r| r.public_key == pk_hex) {
+            whole["checkpoints"][i] = d.with_signature(key_id, &pk, &sig::sign(key, &d.entry.hash));
+            added += 1;
+        }
+    }
+    write_json(out, &whole)?;
+    print_err(&format!(
+        "worm-verify: signed the {} as {key_id}, public key {pk_hex}: {} added{}\n",
+        p.describe(),
+        plural(added, "signature", "signatures"),
         written_to(out)
     ));
     Ok(End::Verified)
@@ -988,6 +1431,41 @@ mod tests {
             ExitCode::from(2)
         );
         assert_eq!(sign(&jane, " ", &d, Some(&out)), ExitCode::from(2));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sign_signs_every_partition_of_a_parent_document() {
+        use crate::parent::tests::parent_doc;
+        let dir = std::env::temp_dir().join(format!("wv-psign-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let jane = dir.join("jane.key");
+        sig::write_key_file(&jane, &sig::generate().expect("key")).expect("jane");
+        let d = dir.join("p.json");
+        write_json(Some(&d), &parent_doc()).expect("parent");
+        let s = dir.join("s.json");
+        assert_eq!(sign(&jane, "jane", &d, Some(&s)), ExitCode::SUCCESS);
+        // Signing again with the same key adds nothing.
+        assert_eq!(sign(&jane, "jane", &s, Some(&s)), ExitCode::SUCCESS);
+        let signed = match load_any_digest(&s).expect("signed") {
+            AnyDigest::Parent(p) => p,
+            AnyDigest::Table(_) => panic!("a parent's document"),
+        };
+        assert_eq!(signed.parent, "public.audit");
+        assert_eq!(signed.checkpoints.len(), 2);
+        for c in &signed.checkpoints {
+            let r = c.check_signatures(&[]);
+            assert_eq!(r.len(), 1, "one signature per partition");
+            assert!(r[0].valid && r[0].key_id == "jane");
+        }
+        // One partition's checkpoint altered: nothing is signed, nothing written.
+        let mut altered = parent_doc();
+        altered["checkpoints"][1]["checkpoint"]["rows"] = json!(99);
+        write_json(Some(&d), &altered).expect("altered");
+        let out = dir.join("never.json");
+        assert_eq!(sign(&jane, "jane", &d, Some(&out)), ExitCode::from(1));
+        assert!(!out.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

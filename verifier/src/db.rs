@@ -146,11 +146,61 @@ fn resolve_table_where(
     param: &(dyn postgres::types::ToSql + Sync),
     what: &str,
 ) -> Result<TableRef> {
+    let r = lookup_relation_where(tx, condition, param, what)?;
+    if r.relkind != "r" {
+        return Err(anyhow!(
+            "{} is not an ordinary table (relkind {}); pg_worm protects only ordinary tables",
+            r.display,
+            r.relkind
+        ));
+    }
+    Ok(TableRef {
+        oid: r.oid,
+        qualified: r.qualified,
+        display: r.display,
+        // reltuples is -1 before the first VACUUM/ANALYZE: no estimate.
+        estimate: if r.reltuples >= 1.0 {
+            r.reltuples as u64
+        } else {
+            0
+        },
+    })
+}
+
+/// A relation as `pg_class` has it.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub oid: u32,
+    /// `pg_class.relkind`: "r" ordinary table, "p" partitioned table, "f" foreign table, ...
+    pub relkind: String,
+    /// schema.name, quoted as needed (usable in SQL).
+    pub qualified: String,
+    /// schema.name as written in reports (not quoted).
+    pub display: String,
+    /// schema.name quoted where needed, as pg_worm names tables in its documents.
+    pub sql_name: String,
+    reltuples: f64,
+}
+
+impl Relation {
+    pub fn is_partitioned(&self) -> bool {
+        self.relkind == "p"
+    }
+}
+
+fn lookup_relation_where(
+    tx: &mut Transaction<'_>,
+    condition: &str,
+    param: &(dyn postgres::types::ToSql + Sync),
+    what: &str,
+) -> Result<Relation> {
     let row = tx
         .query_opt(
             &format!(
                 "SELECT c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
-                        c.relkind::pg_catalog.text, c.reltuples::pg_catalog.float8 \
+                        c.relkind::pg_catalog.text, c.reltuples::pg_catalog.float8, \
+                        pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                        OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
                  FROM pg_catalog.pg_class AS c \
                  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
                  WHERE {condition}"
@@ -159,27 +209,27 @@ fn resolve_table_where(
         )
         .pg(&format!("cannot find table {what}"))?
         .ok_or_else(|| anyhow!("there is no table {what}"))?;
-    let oid: u32 = row.try_get(0)?;
     let nsp: String = row.try_get(1)?;
     let rel: String = row.try_get(2)?;
-    let relkind: String = row.try_get(3)?;
-    let reltuples: f64 = row.try_get(4)?;
-    if relkind != "r" {
-        return Err(anyhow!(
-            "{nsp}.{rel} is not an ordinary table (relkind {relkind}); pg_worm protects only ordinary tables"
-        ));
-    }
-    Ok(TableRef {
-        oid,
+    Ok(Relation {
+        oid: row.try_get(0)?,
+        relkind: row.try_get(3)?,
         qualified: format!("{}.{}", plan::quote_ident(&nsp), plan::quote_ident(&rel)),
         display: format!("{nsp}.{rel}"),
-        // reltuples is -1 before the first VACUUM/ANALYZE: no estimate.
-        estimate: if reltuples >= 1.0 {
-            reltuples as u64
-        } else {
-            0
-        },
+        reltuples: row.try_get(4)?,
+        sql_name: row.try_get(5)?,
     })
+}
+
+/// The relation `table` names (resolved as a `regclass` with the role's search_path, the
+/// same query and errors as when a table is opened), whatever its kind.
+pub fn lookup_relation(tx: &mut Transaction<'_>, table: &str) -> Result<Relation> {
+    lookup_relation_where(
+        tx,
+        "c.oid = $1::pg_catalog.text::pg_catalog.regclass",
+        &table,
+        table,
+    )
 }
 
 fn relation_exists(tx: &mut Transaction<'_>, nsp: &str, rel: &str) -> Result<bool> {
@@ -362,11 +412,12 @@ fn bytes_at(row: &postgres::Row, i: usize) -> Result<Option<Vec<u8>>> {
 }
 
 /// Which table to open: a name as the user typed it (resolved with the role's search_path),
-/// or a table_uid (looked up in worm.tables).
+/// a table_uid (looked up in worm.tables), or an OID (a partition found in pg_inherits).
 #[derive(Debug, Clone, Copy)]
 pub enum TableSel<'a> {
     Name(&'a str),
     Uid([u8; 16]),
+    Oid(u32),
 }
 
 /// A protected table opened in a transaction: what reading and hashing its rows needs.
@@ -415,6 +466,13 @@ fn require_pg_worm(tx: &mut Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Qualified names from here on (search_path `pg_catalog, pg_temp` for the rest of the
+/// transaction), and pg_worm must be installed.
+pub fn prepare(tx: &mut Transaction<'_>) -> Result<()> {
+    set_search_path(tx)?;
+    require_pg_worm(tx)
+}
+
 /// Resolves the table, reads its registration, columns and purge anchors.
 pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened, Failure> {
     let t = match sel {
@@ -424,9 +482,12 @@ pub fn open_table(tx: &mut Transaction<'_>, sel: TableSel<'_>) -> Result<Opened,
             require_pg_worm(tx)?;
             t
         }
+        TableSel::Oid(oid) => {
+            prepare(tx)?;
+            resolve_table_oid(tx, oid)?
+        }
         TableSel::Uid(uid) => {
-            set_search_path(tx)?;
-            require_pg_worm(tx)?;
+            prepare(tx)?;
             let oid: Option<u32> = tx
                 .query_opt(
                     "SELECT w.table_name::pg_catalog.oid FROM worm.tables AS w \
@@ -787,16 +848,135 @@ fn table_problems(tx: &mut Transaction<'_>, o: &Opened) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Verifies one protected table in its own read-only snapshot.
-pub fn verify_table(
-    client: &mut Client,
-    table: &str,
-    show_progress: bool,
-) -> Result<TableData, Failure> {
-    let mut tx = begin_read(client)?;
-    let data = verify_table_in(&mut tx, TableSel::Name(table), show_progress, false)?;
-    tx.commit().pg("cannot end the read-only transaction")?;
-    Ok(data)
+// --- partitioned tables ---------------------------------------------------------------------
+
+/// A leaf partition of a partitioned table (an ordinary or a foreign table), with its
+/// registration in worm.tables when it has one.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub oid: u32,
+    /// schema.name quoted where needed (as worm.verify's table_name and pg_worm's
+    /// documents name it).
+    pub display: String,
+    pub relkind: String,
+    pub uid: Option<[u8; 16]>,
+}
+
+fn uid_of(bytes: Option<Vec<u8>>) -> Result<Option<[u8; 16]>> {
+    bytes
+        .map(|b| {
+            <[u8; 16]>::try_from(b.as_slice())
+                .map_err(|_| anyhow!("worm.tables.table_uid is not 16 bytes"))
+        })
+        .transpose()
+}
+
+/// Every leaf partition under `parent` (nested levels included), by name. Read from
+/// `pg_inherits` in the transaction's snapshot rather than with `pg_partition_tree`, which
+/// reads the catalog's newest state: a partition created after the snapshot was taken would
+/// be listed, but its registration in worm.tables would not be visible.
+pub fn leaf_partitions(tx: &mut Transaction<'_>, parent: u32) -> Result<Vec<Leaf>> {
+    let rows = tx
+        .query(
+            "WITH RECURSIVE tree(relid) AS ( \
+                 SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i \
+                  WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+                 UNION ALL \
+                 SELECT i.inhrelid FROM pg_catalog.pg_inherits AS i \
+                   JOIN tree AS t ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+             SELECT c.oid, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                        OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), \
+                    c.relkind::pg_catalog.text, pg_catalog.uuid_send(w.table_uid) \
+               FROM tree AS t \
+               JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) t.relid \
+               JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+               LEFT JOIN worm.tables AS w \
+                 ON w.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid \
+              WHERE c.relkind OPERATOR(pg_catalog.<>) 'p' \
+              ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+            &[&parent],
+        )
+        .pg("cannot read the partitions (pg_inherits)")?;
+    rows.iter()
+        .map(|r| -> Result<Leaf> {
+            Ok(Leaf {
+                oid: r.try_get(0)?,
+                display: r.try_get(1)?,
+                relkind: r.try_get(2)?,
+                uid: uid_of(r.try_get(3)?)?,
+            })
+        })
+        .collect()
+}
+
+/// Whether the parent is registered in worm.partitioned_tables (None: this pg_worm has no
+/// such table, it predates the protection of partitioned tables).
+pub fn parent_registered(tx: &mut Transaction<'_>, parent: u32) -> Result<Option<bool>> {
+    if !relation_exists(tx, "worm", "partitioned_tables")? {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM worm.partitioned_tables AS p \
+                             WHERE p.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1)",
+            &[&parent],
+        )
+        .pg("cannot read worm.partitioned_tables")?;
+    Ok(Some(row.try_get(0)?))
+}
+
+/// What became of a table_uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UidState {
+    /// Not in worm.tables (another database, or the registry lost it).
+    Unknown,
+    /// In worm.tables without a name: retired (worm.retire or DROP TABLE).
+    Retired,
+    /// In worm.tables, but the table it names is gone (dropped behind pg_worm's back).
+    Dropped,
+    /// The table exists, with this OID.
+    Exists(u32),
+}
+
+pub fn uid_state(tx: &mut Transaction<'_>, uid: &[u8; 16]) -> Result<UidState> {
+    let row = tx
+        .query_opt(
+            "SELECT w.table_name::pg_catalog.oid, EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c \
+                     WHERE c.oid OPERATOR(pg_catalog.=) w.table_name::pg_catalog.oid) \
+               FROM worm.tables AS w \
+              WHERE w.table_uid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.uuid",
+            &[&hex::encode(uid)],
+        )
+        .pg("cannot read worm.tables")?;
+    let Some(row) = row else {
+        return Ok(UidState::Unknown);
+    };
+    let oid: Option<u32> = row.try_get(0)?;
+    let exists: bool = row.try_get(1)?;
+    Ok(match oid {
+        None => UidState::Retired,
+        Some(_) if !exists => UidState::Dropped,
+        Some(oid) => UidState::Exists(oid),
+    })
+}
+
+/// The ledger's retirement certificates ("retire" entries) of a table_uid, oldest first.
+pub fn retire_entries(tx: &mut Transaction<'_>, uid: &[u8; 16]) -> Result<Vec<LedgerEntry>> {
+    if !relation_exists(tx, "worm", "ledger")? {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {LEDGER_COLUMNS} FROM worm.ledger AS l \
+                  WHERE (l.document OPERATOR(pg_catalog.->>) 'event') OPERATOR(pg_catalog.=) 'retire' \
+                    AND (l.document OPERATOR(pg_catalog.#>>) '{{table,uid}}') OPERATOR(pg_catalog.=) $1 \
+                  ORDER BY l.seq"
+            ),
+            &[&format_uuid(uid)],
+        )
+        .pg("cannot read worm.ledger")?;
+    rows.iter().map(ledger_row).collect()
 }
 
 /// One stored ledger entry, with its document parsed from jsonb's text.

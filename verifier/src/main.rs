@@ -15,6 +15,7 @@
 
 mod commands;
 mod db;
+mod parent;
 mod payload;
 mod plan;
 mod report;

@@ -1,6 +1,7 @@
 //! The report: one row per chain with worm.verify's columns, printed for people or as JSON.
 
-use pg_worm_core::{ChainRow, Check, Status};
+use pg_worm_core::{problems, ChainRow, Check, Digest, SigResult, Status};
+use serde_json::{json, Value as Json};
 
 /// What was verified, for the report's heading and summary.
 #[derive(Debug, Clone)]
@@ -10,6 +11,11 @@ pub struct Summary {
     pub chains: i32,
     pub rows_read: u64,
     pub anchors: usize,
+}
+
+/// "1 row", "2 rows".
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The checks as aligned lines: `  ok       detail` / `  NOTE     …` / `  PROBLEM  …`.
@@ -57,6 +63,74 @@ fn heading(s: &Summary) -> String {
         s.rows_read,
         if s.rows_read == 1 { "" } else { "s" },
     )
+}
+
+/// The human report of a table checked against a checkpoint digest: the table's report,
+/// the checks against the digest, and a last line saying whether the table still extends it.
+/// `exact`: no chain was purged past the checkpoint since.
+pub fn against_text(
+    d: &Digest,
+    summary: &Summary,
+    rows: &[ChainRow],
+    checks: &[Check],
+    exact: bool,
+    sig_results: &[SigResult],
+    keys_required: bool,
+) -> String {
+    let mut text = to_text(summary, rows);
+    text.push_str(&format!("\nAgainst the {}\n", d.describe()));
+    text.push_str(&checks_text(checks));
+    text.push('\n');
+    let cp_problems = problems(checks);
+    if cp_problems > 0 {
+        let names: Vec<String> = checks
+            .iter()
+            .filter(|c| c.status == Status::Problem)
+            .map(|c| c.check.clone())
+            .collect();
+        text.push_str(&format!(
+            "PROBLEMS FOUND against the checkpoint of ledger entry {}: {} ({}).\n",
+            d.entry.seq,
+            plural(cp_problems, "problem", "problems"),
+            names.join(", ")
+        ));
+        return text;
+    }
+    let signer = sig_results
+        .iter()
+        .filter(|s| s.valid && (!keys_required || s.required_key))
+        .map(|s| s.key_id.clone())
+        .collect::<Vec<_>>();
+    let purged = if exact {
+        ""
+    } else {
+        " (purged since where noted)"
+    };
+    text.push_str(&format!(
+        "OK: the table still extends the checkpoint of ledger entry {}{purged}{}.\n",
+        d.entry.seq,
+        if signer.is_empty() {
+            String::new()
+        } else {
+            format!(", signed by {}", signer.join(", "))
+        }
+    ));
+    text
+}
+
+/// The `"checkpoint"` object of `table --against --json`: the digest and what was found.
+pub fn checkpoint_json(d: &Digest, checks: &[Check], sig_results: &[SigResult]) -> Json {
+    let cp_problems = problems(checks);
+    json!({
+        "ledger_seq": d.entry.seq,
+        "hash": hex::encode(d.entry.hash),
+        "table": d.table_name,
+        "at": d.at,
+        "ok": cp_problems == 0,
+        "problems": cp_problems,
+        "checks": checks,
+        "signatures": sig_results,
+    })
 }
 
 const HEADERS: [&str; 5] = ["chain", "rows_checked", "ok", "first_bad_seq", "detail"];
@@ -136,6 +210,22 @@ fn rows_table(rows: &[ChainRow]) -> String {
     out
 }
 
+/// Where the report rows that fail are: "chain 1 from seq 3", "the table as a whole", ...
+pub fn problem_places(rows: &[ChainRow]) -> Vec<String> {
+    let mut names: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| match (r.chain, r.first_bad_seq) {
+            _ if r.whole_table => "the table as a whole".to_owned(),
+            (Some(c), Some(s)) => format!("chain {c} from seq {s}"),
+            (Some(c), None) => format!("chain {c}"),
+            (None, _) => "rows without a chain".to_owned(),
+        })
+        .collect();
+    names.dedup();
+    names
+}
+
 /// "OK: ..." or "PROBLEMS FOUND: ..." naming where.
 fn summary_line(s: &Summary, rows: &[ChainRow]) -> String {
     let bad: Vec<&ChainRow> = rows.iter().filter(|r| !r.ok).collect();
@@ -149,16 +239,7 @@ fn summary_line(s: &Summary, rows: &[ChainRow]) -> String {
         );
     }
     let problems: i64 = bad.iter().map(|r| r.problems).sum();
-    let mut names: Vec<String> = bad
-        .iter()
-        .map(|r| match (r.chain, r.first_bad_seq) {
-            _ if r.whole_table => "the table as a whole".to_owned(),
-            (Some(c), Some(s)) => format!("chain {c} from seq {s}"),
-            (Some(c), None) => format!("chain {c}"),
-            (None, _) => "rows without a chain".to_owned(),
-        })
-        .collect();
-    names.dedup();
+    let names = problem_places(rows);
     format!(
         "PROBLEMS FOUND: {problems} problem{} in {} of {} report rows: {}.\n",
         if problems == 1 { "" } else { "s" },
