@@ -189,6 +189,9 @@ pub enum WormError {
     #[error("table {table} has {what}; pg_worm cannot protect it")]
     Unprotectable { table: String, what: String },
 
+    #[error("{table} is a partitioned table: its holds are numbered per partition")]
+    HoldOnParent { table: String },
+
     #[error("partition {partition} of {parent} {what}; pg_worm cannot protect {parent}")]
     PartitionUnprotectable {
         partition: String,
@@ -217,6 +220,7 @@ impl WormError {
             | WormError::NoSuchHold { .. }
             | WormError::NotExpired { .. }
             | WormError::SeveralHolds { .. }
+            | WormError::HoldOnParent { .. }
             | WormError::NoRetention { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::RetentionShortened { .. } | WormError::RetentionRemoved { .. } => {
                 ERRCODE_INVALID_PARAMETER_VALUE
@@ -365,6 +369,9 @@ impl WormError {
             WormError::PolicyChanged { .. } => "Run it again in a new transaction: it will see the current holds and retention.".into(),
             WormError::Unprotectable { .. } => "Recreate the column as an ordinary one (the application or a trigger named before zz_worm_chain can compute its value), then protect the table.".into(),
             WormError::PartitionUnprotectable { hint, .. } => hint.clone(),
+            WormError::HoldOnParent { table } => format!(
+                "Release a partition's hold with worm.release_hold(partition, hold_id, reason) (SELECT * FROM worm.holds lists them), or the single hold of every partition with worm.release_hold('{table}', reason)."
+            ),
             WormError::OnStandby { .. } => "Run it on the primary. On a standby, worm.verify, worm.verify_all and worm.verify(tbl, against) work (they write nothing).".into(),
             WormError::Internal(_) => return None,
         })

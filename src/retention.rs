@@ -153,7 +153,106 @@ fn worm_set_retention(
     retention: Option<Interval>,
     legal_basis: default!(Option<String>, "NULL"),
 ) -> JsonB {
+    if tbl.is_partitioned_table() {
+        return set_parent_retention(tbl, retention, legal_basis).or_raise();
+    }
     set_retention(tbl, retention, legal_basis).or_raise()
+}
+
+/// The answers of `f` for every leaf partition of a partitioned table, as
+/// `{"partitioned_table": …, "partitions": [...]}`.
+fn for_partitions(
+    tbl: &PgRelation,
+    mut f: impl FnMut(PgRelation) -> Result<JsonB, WormError>,
+) -> Result<(String, Vec<serde_json::Value>), WormError> {
+    // SAFETY: `tbl` holds the relation open for the call.
+    let table = unsafe { crate::pg::rel_display_name(tbl.as_ptr()) };
+    if crate::catalog::meta::parent_lookup(tbl.oid())?.is_none() {
+        return Err(WormError::NotProtected { table });
+    }
+    let mut answers = Vec::new();
+    for leaf in crate::pg::partition_leaves(tbl.oid())? {
+        // SAFETY: a partition of the open parent.
+        let rel = unsafe { PgRelation::with_lock(leaf, pg_sys::AccessShareLock as _) };
+        answers.push(f(rel)?.0);
+    }
+    Ok((table, answers))
+}
+
+/// worm.set_retention of a protected partitioned table: every partition's,
+/// and the one partitions created later get (lengthened only, as for a table).
+fn set_parent_retention(
+    tbl: PgRelation,
+    retention: Option<Interval>,
+    legal_basis: Option<String>,
+) -> Result<JsonB, WormError> {
+    crate::mode::require_primary("worm.set_retention")?;
+    // SAFETY: `tbl` holds the relation open for the call.
+    let table = unsafe { crate::pg::rel_display_name(tbl.as_ptr()) };
+    if !meta::may_manage(tbl.oid()) {
+        return Err(WormError::NotOwnerFor {
+            table,
+            action: "change its retention",
+        });
+    }
+    let parent = meta::parent_lookup(tbl.oid())?.ok_or(WormError::NotProtected {
+        table: table.clone(),
+    })?;
+    let Some(new) = retention else {
+        return Err(WormError::RetentionRemoved { table });
+    };
+    let now = transaction_start();
+    let shorter = match parent.retention {
+        None => true,
+        Some(old) => !pg_worm_core::period::not_shorter(&period(&new), &period(&old), now),
+    };
+    if shorter {
+        return Err(WormError::RetentionShortened {
+            table,
+            old: parent
+                .retention
+                .as_ref()
+                .map(iso8601)
+                .unwrap_or_else(|| "for ever".into()),
+            new: iso8601(&new),
+        });
+    }
+    let basis = legal_basis.or(parent.legal_basis.clone());
+    let (table, answers) =
+        for_partitions(&tbl, |leaf| set_retention(leaf, Some(new), basis.clone()))?;
+    // The parent's, and those of partitioned partitions, for later partitions.
+    let mut parents = vec![tbl.oid()];
+    parents.extend(
+        crate::pg::partition_tree(tbl.oid())?
+            .into_iter()
+            .filter(|m| m.relkind == pg_sys::RELKIND_PARTITIONED_TABLE)
+            .map(|m| m.relid),
+    );
+    for relid in parents {
+        meta::internal_update(
+            "UPDATE worm.partitioned_tables SET retention = $2, legal_basis = $3 \
+              WHERE table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            &[
+                DatumWithOid::from(relid),
+                DatumWithOid::from(new),
+                DatumWithOid::from(basis.clone()),
+            ],
+        )?;
+    }
+    let mut fields = Map::new();
+    fields.insert(
+        "retention".into(),
+        json!({
+            "from": parent.retention.as_ref().map(iso8601),
+            "to": iso8601(&new),
+            "legal_basis": basis,
+        }),
+    );
+    let (appended, doc) = ledger::append("set_retention", Some(&parent.uid), Some(&table), fields)?;
+    let mut answer = entry_json(&appended, doc);
+    answer.0["partitioned_table"] = json!(table);
+    answer.0["partitions"] = json!(answers);
+    Ok(answer)
 }
 
 fn set_retention(
@@ -218,18 +317,47 @@ fn set_retention(
 /// Places a legal hold: every purge of the table is refused until it is released.
 #[pg_extern(name = "legal_hold", volatile)]
 fn worm_legal_hold(tbl: PgRelation, reason: String) -> JsonB {
+    if tbl.is_partitioned_table() {
+        // One hold on every partition it has now (each numbered by its
+        // partition, listed in worm.holds).
+        return for_partitions(&tbl, |leaf| place_hold(leaf, reason.clone()))
+            .map(|(table, holds)| JsonB(json!({ "partitioned_table": table, "holds": holds })))
+            .or_raise();
+    }
     place_hold(tbl, reason).or_raise()
 }
 
 /// Releases one hold, named by its id (worm.holds lists them).
 #[pg_extern(name = "release_hold", volatile)]
 fn worm_release_hold_id(tbl: PgRelation, hold_id: i64, reason: String) -> JsonB {
+    if tbl.is_partitioned_table() {
+        // SAFETY: `tbl` holds the relation open for the call.
+        let table = unsafe { crate::pg::rel_display_name(tbl.as_ptr()) };
+        WormError::HoldOnParent { table }.raise();
+    }
     release_hold(tbl, Some(hold_id), reason).or_raise()
 }
 
 /// Releases the table's hold when it has exactly one (the 0.1 form).
 #[pg_extern(name = "release_hold", volatile)]
 fn worm_release_hold(tbl: PgRelation, reason: String) -> JsonB {
+    if tbl.is_partitioned_table() {
+        // The hold of every partition that has exactly one (as placed by
+        // worm.legal_hold on the partitioned table); partitions without a
+        // hold are left alone, several holds on one are refused.
+        return for_partitions(&tbl, |leaf| {
+            let relid = leaf.oid();
+            if meta::lookup(relid)?.is_some_and(|m| !m.legal_hold) {
+                return Ok(JsonB(json!(null)));
+            }
+            release_hold(leaf, None, reason.clone())
+        })
+        .map(|(table, released)| {
+            let released: Vec<_> = released.into_iter().filter(|r| !r.is_null()).collect();
+            JsonB(json!({ "partitioned_table": table, "released": released }))
+        })
+        .or_raise();
+    }
     release_hold(tbl, None, reason).or_raise()
 }
 

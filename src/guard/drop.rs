@@ -62,7 +62,7 @@ pub(super) unsafe fn check_drop(stmt: *mut pg_sys::DropStmt) -> Result<(), WormE
                         retired = true;
                     }
                     Some(Protected::Parent(name)) => {
-                        retire_partitioned(relid, &name)?;
+                        retire_partitioned(relid, &name, true)?;
                         retired = true;
                     }
                     Some(p) => {
@@ -154,15 +154,21 @@ pub(super) unsafe fn check_truncate(stmt: *mut pg_sys::TruncateStmt) -> Result<(
     }
     Ok(())
 }
-/// DROP TABLE of a protected partitioned table: every partition is retired
+/// DROP TABLE (`for_drop`, refusals as 42501) or worm.retire of a protected
+/// partitioned table: every partition is retired
 /// (each must be retirable: verified, every row past its retention, no
 /// hold), then the parent and its partitioned partitions leave the registry
 /// and the statement's drop goes through.
-fn retire_partitioned(relid: Oid, name: &str) -> Result<(), WormError> {
+pub fn retire_partitioned(
+    relid: Oid,
+    name: &str,
+    for_drop: bool,
+) -> Result<Vec<serde_json::Value>, WormError> {
     // SAFETY: the protected partitioned table exists; locking it first keeps
     // partitions from being added meanwhile.
     let _lock = unsafe { pgrx::PgRelation::with_lock(relid, pg_sys::AccessExclusiveLock as _) };
     let members = with_inheritors(relid);
+    let mut answers = Vec::new();
     for &member in &members {
         match protected(member) {
             Some(Protected::Table(leaf)) => {
@@ -170,7 +176,10 @@ fn retire_partitioned(relid: Oid, name: &str) -> Result<(), WormError> {
                 let tbl = unsafe {
                     pgrx::PgRelation::with_lock(member, pg_sys::AccessExclusiveLock as _)
                 };
-                crate::retention::retire_records(&tbl).map_err(|e| {
+                let retired = crate::retention::retire_records(&tbl).map_err(|e| {
+                    if !for_drop {
+                        return e;
+                    }
                     match drop_refused(&leaf, e) {
                         WormError::Protected { target, what } => refuse(
                             name,
@@ -179,6 +188,7 @@ fn retire_partitioned(relid: Oid, name: &str) -> Result<(), WormError> {
                         other => other,
                     }
                 })?;
+                answers.push(retired.answer);
             }
             Some(Protected::Parent(_)) => {}
             _ => continue,
@@ -190,7 +200,7 @@ fn retire_partitioned(relid: Oid, name: &str) -> Result<(), WormError> {
             crate::retention::mark_retiring(member);
         }
     }
-    Ok(())
+    Ok(answers)
 }
 
 /// Why a DROP TABLE of a protected table that cannot be retired yet is

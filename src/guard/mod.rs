@@ -29,7 +29,7 @@ mod settings;
 mod types;
 
 pub use columns::after_alter_table;
-pub use drop::check_drop_object;
+pub use drop::{check_drop_object, retire_partitioned};
 
 use crate::error::WormError;
 use crate::names::{EVENT_TRIGGERS, EXT_TABLES, OUR_TRIGGERS, TRIGGER_CHAIN, TRIGGER_REFUSE};

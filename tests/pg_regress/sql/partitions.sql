@@ -102,11 +102,25 @@ SELECT pg_temp.try($$DELETE FROM audit_2026_04$$);
 SELECT event, document ->> 'table' IS NOT NULL AS names_table, document ->> 'parent' AS parent
   FROM worm.ledger WHERE event IN ('attach', 'detach', 'protect_partitioned') ORDER BY seq;
 
+-- Legal holds and retention through the parent: one hold on every partition;
+-- retention lengthened everywhere (and for partitions created later).
+SELECT jsonb_array_length(h -> 'holds') AS holds_placed FROM worm.legal_hold('audit', 'matter 12') AS h;
+SELECT count(*) AS held_partitions FROM worm.holds WHERE reason = 'matter 12';
+SELECT pg_temp.try($$SELECT worm.purge_expired('audit')$$) ~ '^55000: table public\.audit_\d+_\d+.* is under legal hold' AS purge_refused_on_hold;
+SELECT pg_temp.try($$SELECT worm.release_hold('audit', 1, 'done')$$);
+SELECT jsonb_array_length(r -> 'released') AS released FROM worm.release_hold('audit', 'matter 12 closed') AS r;
+SELECT count(*) AS holds_left FROM worm.holds;
+SELECT pg_temp.try($$SELECT worm.set_retention('audit', '1 second')$$);
+SELECT jsonb_array_length(r -> 'partitions') AS partitions, r ->> 'partitioned_table' AS parent
+  FROM worm.set_retention('audit', '3 seconds') AS r;
+SELECT table_name, retention FROM worm.partitioned_tables ORDER BY 1;
+SELECT DISTINCT retention FROM worm.protected_tables WHERE parent IS NOT NULL;
+
 -- Retention: DROP TABLE of a partition whose rows are all expired retires it
 -- (pg_partman's retention does exactly this); before that it is refused.
 SELECT pg_temp.try($$DROP TABLE audit_2026_03$$);
 SELECT pg_temp.try($$DROP TABLE audit$$);
-SELECT pg_sleep(2.5);
+SELECT pg_sleep(3.5);
 SELECT (p ->> 'rows_removed')::int AS purged, jsonb_array_length(p -> 'partitions') AS partitions
   FROM worm.purge_expired('audit') AS p;
 SELECT (p ->> 'rows_removed')::int AS purged_again FROM worm.purge_expired('audit') AS p;
@@ -121,4 +135,15 @@ SELECT to_regclass('audit') IS NULL AS parent_gone, to_regclass('audit_2026_05_a
 SELECT count(*) AS partitions_left FROM worm.protected_tables WHERE parent IS NOT NULL;
 SELECT count(*) AS registered_parents FROM worm.partitioned_tables WHERE table_name IS NOT NULL;
 SELECT count(*) AS retire_certificates FROM worm.certificates WHERE certificate -> 'certificate' ->> 'event' = 'retire';
+-- worm.retire of a partitioned table: the same, as a function.
+CREATE TABLE notes (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE notes_2026 PARTITION OF notes FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT worm.protect('notes', retention => '1 second', chains => 1);
+INSERT INTO notes VALUES (1, '2026-03-03');
+SELECT pg_temp.try($$SELECT worm.retire('notes')$$);
+SELECT pg_sleep(1.5);
+SELECT r ->> 'rows_removed' AS rows_removed, r ->> 'table_dropped' AS dropped,
+       jsonb_array_length(r -> 'partitions') AS partitions
+  FROM worm.retire('notes') AS r;
+SELECT to_regclass('notes') IS NULL AS notes_gone;
 SELECT ok FROM worm.verify_ledger();
