@@ -209,4 +209,145 @@ run_wv table --db "$SU" rec
 echo "$OUT" | grep -q "^PROBLEMS FOUND: 4 problems in 4 of 5 report rows: chain 1 from seq 3, chain 2 from seq 5, chain 3 from seq 10, chain 77 from seq 10\.$" \
   || fail "tampered table: unexpected human summary: $OUT"
 
-echo "worm-verify: agrees with worm.verify on $TOTAL rows of 28 types (ADD COLUMN, 25 000-row table, purged chains), as a SELECT-only role, and on 4 tampered chains (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
+# --- a partitioned table: every leaf partition, each against its own checkpoint -------------
+# superuser_sql SQL: runs SQL as a superuser behind pg_worm's back (its event triggers off
+# for the transaction, as above).
+superuser_sql() {
+  psql_q <<SQL >/dev/null
+BEGIN;
+CREATE TEMP TABLE evt ON COMMIT DROP AS SELECT evtname, evtenabled FROM pg_event_trigger;
+SELECT format('ALTER EVENT TRIGGER %I DISABLE', evtname) FROM evt
+\gexec
+$1
+SELECT format('ALTER EVENT TRIGGER %I %s', evtname, CASE evtenabled WHEN 'A' THEN 'ENABLE ALWAYS'
+         WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'D' THEN 'DISABLE' ELSE 'ENABLE' END) FROM evt
+\gexec
+COMMIT;
+SQL
+}
+# parent_differ PARENT JSON: report rows of worm-verify --json on a parent (per partition)
+# that differ from worm.verify(PARENT)'s (matched by partition name and chain).
+parent_differ() {
+  psql_q -v tbl="$1" -v js="$2" <<'SQL'
+SELECT count(*)
+FROM (SELECT p->>'partition' AS table_name, x.*
+        FROM jsonb_array_elements(:'js'::jsonb->'partitions') AS p,
+             jsonb_to_recordset(p->'chains') AS x(chain int, rows_checked bigint, ok boolean, first_bad_seq bigint,
+                                                 detail text, problems bigint, head_seq bigint, head_link text)) AS cli
+FULL JOIN worm.verify(:'tbl') AS ext
+  ON cli.table_name = ext.table_name AND coalesce(cli.chain::text, 'none') = coalesce(ext.chain::text, 'none')
+WHERE (cli.table_name, cli.chain, cli.rows_checked, cli.ok, cli.first_bad_seq, cli.detail, cli.problems, cli.head_seq, cli.head_link)
+      IS DISTINCT FROM
+      (ext.table_name, ext.chain, ext.rows_checked, ext.ok, ext.first_bad_seq, ext.detail, ext.problems, ext.head_seq, ext.head_link);
+SQL
+}
+# part JSON NAME EXPR: EXPR over the partition NAME's object p of a parent's --json report.
+part() { jsq "$1" "(SELECT $3 FROM jsonb_array_elements(j->'partitions') AS p WHERE p->>'partition' = '$2')"; }
+
+psql_q <<'SQL' >/dev/null
+CREATE TABLE audit (id int, at date NOT NULL, what text) PARTITION BY RANGE (at);
+CREATE TABLE audit_2024_01 PARTITION OF audit FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE audit_2024_02 PARTITION OF audit FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+INSERT INTO audit SELECT g, date '2024-01-01' + g % 58, 'event ' || g FROM generate_series(1, 90) g;
+SELECT worm.protect('audit', retention => '1 second', chains => 2);
+-- Created after protect: protected with the parent's settings.
+CREATE TABLE audit_2024_03 PARTITION OF audit FOR VALUES FROM ('2024-03-01') TO ('2024-04-01');
+INSERT INTO audit SELECT g, date '2024-03-01' + g % 30, 'later ' || g FROM generate_series(91, 120) g;
+-- Two parents pg_worm does not protect: one with a partition, one without any.
+CREATE TABLE loose (x int) PARTITION BY LIST (x);
+CREATE TABLE loose_1 PARTITION OF loose FOR VALUES IN (1);
+CREATE TABLE bare (x int) PARTITION BY LIST (x);
+SQL
+[ "$(psql_q -c "SELECT count(*) FROM worm.protected_tables WHERE parent = 'audit'::regclass")" = 3 ] \
+  || fail "partitioned table: expected 3 protected partitions"
+run_wv table --db "$SU" audit
+[ "$RC" = 0 ] || fail "partitioned table: exit $RC, expected 0; $OUT $ERR"
+echo "$OUT" | grep -q "^worm-verify: partitioned table public.audit: 3 leaf partitions$" \
+  && echo "$OUT" | grep -q "^== partition public.audit_2024_03 (verified) ==$" \
+  && echo "$OUT" | grep -q "^OK: 3 partitions of public.audit verified (120 rows)\.$" \
+  || fail "partitioned table: unexpected report: $OUT"
+run_wv table --db "$SU" audit --json
+[ "$RC" = 0 ] || fail "partitioned table --json: exit $RC; $ERR"
+eq "partitioned table --json partitions" "$(jsq "$OUT" "(SELECT string_agg(p->>'partition' || ':' || (p->>'rows_read'), ' ' ORDER BY p->>'partition') FROM jsonb_array_elements(j->'partitions') AS p)")" \
+  "public.audit_2024_01:61 public.audit_2024_02:29 public.audit_2024_03:30"
+eq "partitioned table: report rows differing from worm.verify(parent)" "$(parent_differ audit "$OUT")" 0
+# The same partition read on its own: its table report, as before.
+run_wv table --db "$SU" audit_2024_02 --json
+[ "$RC" = 0 ] && [ "$(differ audit_2024_02 "$OUT")" = 0 ] || fail "one partition on its own: exit $RC: $OUT"
+
+# A leaf pg_worm does not protect fails its parent; a parent without partitions is fine.
+run_wv table --db "$SU" loose
+[ "$RC" = 1 ] || fail "unprotected partition: exit $RC, expected 1; $OUT $ERR"
+echo "$OUT" | grep -q "public.loose_1 is not protected by pg_worm (it is not in worm.tables)" \
+  && echo "$OUT" | grep -q "^PROBLEMS FOUND in 1 of 1 partition of public.loose: public.loose_1 (not protected)\.$" \
+  || fail "unprotected partition: unexpected report: $OUT"
+run_wv table --db "$SU" bare
+[ "$RC" = 0 ] && echo "$OUT" | grep -q "^OK: public.bare has no partitions: nothing to verify\.$" \
+  || fail "parent without partitions: exit $RC: $OUT $ERR"
+
+# The parent's checkpoint: one checkpoint per partition, each recomputed.
+run_wv checkpoint --db "$SU" audit -o "$WORK/audit.json"
+[ "$RC" = 0 ] || fail "checkpoint of the parent: exit $RC; $OUT $ERR"
+echo "$OUT" | grep -q "^OK: the checkpoints of 3 partitions of public.audit match their rows (120 rows up to their heads)" \
+  || fail "checkpoint of the parent: $OUT"
+DIGEST="$(cat "$WORK/audit.json")"
+eq "parent digest" "$(jsq "$DIGEST" "(j->>'partitioned_table') || ' ' || jsonb_array_length(j->'checkpoints')")" "public.audit 3"
+# Later: rows added, a partition created, one retired (its rows past their retention).
+sleep 1.2
+psql_q <<'SQL' >/dev/null
+INSERT INTO audit VALUES (121, '2024-02-10', 'after the checkpoint');
+CREATE TABLE audit_2024_04 PARTITION OF audit FOR VALUES FROM ('2024-04-01') TO ('2024-05-01');
+INSERT INTO audit VALUES (122, '2024-04-02', 'new partition');
+SELECT worm.retire('audit_2024_01');
+SQL
+[ "$(psql_q -c "SELECT count(*) FROM worm.ledger WHERE document->>'event' = 'retire'")" = 1 ] \
+  || fail "worm.retire of a partition left no retirement certificate"
+run_wv table --db "$SU" audit --against "$WORK/audit.json"
+[ "$RC" = 0 ] || fail "parent against its digest: exit $RC, expected 0; $OUT $ERR"
+echo "$OUT" | grep -q "^== partition public.audit_2024_01 (retired) ==$" \
+  && echo "$OUT" | grep -q "public.audit_2024_01 (table_uid [0-9a-f-]*) was retired after the checkpoint: certificate" \
+  && echo "$OUT" | grep -q "^== partition public.audit_2024_04 (new) ==$" \
+  && echo "$OUT" | grep -q "^OK: 3 partitions of public.audit verified (61 rows), each extending its checkpoint where the digest has one; 1 partition of the digest retired with a certificate\.$" \
+  || fail "parent against its digest: unexpected report: $OUT"
+run_wv table --db "$SU" audit --against "$WORK/audit.json" --json
+[ "$RC" = 0 ] || fail "parent against its digest --json: exit $RC; $ERR"
+eq "statuses against the digest" "$(jsq "$OUT" "(SELECT string_agg((p->>'status') || ':' || (p->>'ok'), ' ' ORDER BY p->>'partition') FROM jsonb_array_elements(j->'partitions') AS p)")" \
+  "retired:true verified:true verified:true new:true"
+eq "partition 02 against its checkpoint" "$(part "$OUT" public.audit_2024_02 "(p->'checkpoint'->>'ok') || ' ' || (p->'checkpoint'->>'ledger_seq')")" \
+  "true $(jsq "$DIGEST" "(SELECT c->'ledger_entry'->>'seq' FROM jsonb_array_elements(j->'checkpoints') AS c WHERE c->'checkpoint'->'table'->>'name' = 'public.audit_2024_02')")"
+# A parent's digest is not a table's, and the other way round.
+run_wv table --db "$SU" audit_2024_02 --against "$WORK/audit.json"
+[ "$RC" = 1 ] && echo "$ERR" | grep -q "is the checkpoint of partitioned table public.audit, but public.audit_2024_02 is not a partitioned table" \
+  || fail "parent digest against a partition: exit $RC: $ERR"
+
+# A superuser changes a row of one partition and drops another behind pg_worm's back.
+superuser_sql "ALTER TABLE audit_2024_02 DISABLE TRIGGER ALL;
+UPDATE audit_2024_02 SET what = 'tampered' WHERE worm_chain = 1 AND worm_seq = 4;
+ALTER TABLE audit_2024_02 ENABLE TRIGGER ALL;"
+[ "$(psql_q -c "SELECT count(*) FROM audit WHERE what = 'tampered'")" = 1 ] || fail "the partition was not tampered with"
+run_wv table --db "$SU" audit
+[ "$RC" = 1 ] || fail "tampered partition: exit $RC, expected 1; $OUT $ERR"
+echo "$OUT" | grep -q "^PROBLEMS FOUND in 1 of 3 partitions of public.audit: public.audit_2024_02 (chain 1 from seq 4)\.$" \
+  || fail "tampered partition: not named: $OUT"
+run_wv table --db "$SU" audit --json
+[ "$RC" = 1 ] || fail "tampered partition --json: exit $RC"
+eq "tampered partition --json" "$(jsq "$OUT" "(SELECT string_agg((p->>'partition') || ':' || (p->>'ok'), ' ' ORDER BY p->>'partition') FROM jsonb_array_elements(j->'partitions') AS p)")" \
+  "public.audit_2024_02:false public.audit_2024_03:true public.audit_2024_04:true"
+eq "tampered partition: worm-verify and worm.verify differ on" "$(parent_differ audit "$OUT")" 0
+superuser_sql "DROP TABLE audit_2024_03;"
+run_wv table --db "$SU" audit --against "$WORK/audit.json" --json
+[ "$RC" = 1 ] || fail "tampered and dropped partitions against the digest: exit $RC, expected 1; $ERR"
+eq "against the digest after tampering" "$(jsq "$OUT" "(SELECT string_agg((p->>'partition') || ':' || (p->>'status') || ':' || (p->>'ok'), ' ' ORDER BY p->>'partition') FROM jsonb_array_elements(j->'partitions') AS p)")" \
+  "public.audit_2024_01:retired:true public.audit_2024_02:verified:false public.audit_2024_03:missing:false public.audit_2024_04:new:true"
+[ "$(part "$OUT" public.audit_2024_03 "p->'checks'->1->>'detail'")" = "public.audit_2024_03 (table_uid $(jsq "$DIGEST" "(SELECT c->'checkpoint'->'table'->>'uid' FROM jsonb_array_elements(j->'checkpoints') AS c WHERE c->'checkpoint'->'table'->>'name' = 'public.audit_2024_03')")) is gone, and the ledger holds no retirement certificate for it: it was dropped or lost, not retired" ] \
+  || fail "dropped partition: unexpected finding: $OUT"
+run_wv table --db "$SU" audit --against "$WORK/audit.json"
+echo "$OUT" | grep -q "^PROBLEMS FOUND in 2 of 4 partitions of public.audit: public.audit_2024_02 (chain 1 from seq 4); public.audit_2024_03 (gone without a retirement certificate)\.$" \
+  || fail "against the digest after tampering: summary: $OUT"
+# worm-verify checkpoint refuses to vouch for the parent now (the server refuses too).
+run_wv checkpoint --db "$SU" audit -o "$WORK/never.json"
+[ "$RC" = 1 ] && [ ! -e "$WORK/never.json" ] \
+  && echo "$ERR" | grep -q "table public.audit_2024_02 failed verification; no checkpoint was taken" \
+  || fail "checkpoint of a damaged parent: exit $RC: $OUT $ERR"
+
+echo "worm-verify: agrees with worm.verify on $TOTAL rows of 28 types (ADD COLUMN, 25 000-row table, purged chains), as a SELECT-only role, and on 4 tampered chains; a partitioned table per partition (unprotected leaf, no partitions, checkpoint, --against with a retired, a new, a tampered and a dropped partition) (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"

@@ -424,9 +424,10 @@ fn take_checkpoint(client: &mut postgres::Client, table: &str) -> Run<Json> {
     let whole = db::take_checkpoint(client, table).map_err(|e| {
         // The server refuses to checkpoint a table that fails its own verification.
         let refused_damaged = e.chain().any(|c| {
-            c.downcast_ref::<postgres::Error>()
-                .and_then(|p| p.code())
-                .is_some_and(|s| *s == postgres::error::SqlState::DATA_CORRUPTED)
+            c.downcast_ref::<db::RefusedDamaged>().is_some()
+                || c.downcast_ref::<postgres::Error>()
+                    .and_then(|p| p.code())
+                    .is_some_and(|s| *s == postgres::error::SqlState::DATA_CORRUPTED)
         }) || format!("{e:#}").contains("XX001");
         if refused_damaged {
             End::Refused(e)

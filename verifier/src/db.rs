@@ -1039,6 +1039,19 @@ pub fn ledger_all(tx: &mut Transaction<'_>) -> Result<Vec<LedgerEntry>> {
     rows.iter().map(ledger_row).collect()
 }
 
+/// worm.checkpoint refused because the table failed the server's own verification
+/// (SQLSTATE XX001): a finding, not a failure to verify.
+#[derive(Debug)]
+pub struct RefusedDamaged(pub String);
+
+impl std::fmt::Display for RefusedDamaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RefusedDamaged {}
+
 /// `SELECT worm.checkpoint(TABLE)` in its own read-write transaction (the one pg_worm
 /// function worm-verify calls: it appends the checkpoint to the ledger). The digest as JSON.
 pub fn take_checkpoint(client: &mut Client, table: &str) -> Result<serde_json::Value> {
@@ -1059,12 +1072,19 @@ pub fn take_checkpoint(client: &mut Client, table: &str) -> Result<serde_json::V
             "this database's pg_worm has no worm.checkpoint(regclass) (pg_worm missing or older than checkpoints)"
         ));
     }
+    let what = format!("SELECT worm.checkpoint('{table}') failed");
     let row = tx
         .query_one(
             "SELECT worm.checkpoint($1::pg_catalog.text::pg_catalog.regclass)::pg_catalog.text",
             &[&table],
         )
-        .pg(&format!("SELECT worm.checkpoint('{table}') failed"))?;
+        .map_err(|e| {
+            if e.code() == Some(&postgres::error::SqlState::DATA_CORRUPTED) {
+                anyhow::Error::new(RefusedDamaged(format!("{what}: {}", pg(e))))
+            } else {
+                pg(e).context(what.clone())
+            }
+        })?;
     let text: String = row.try_get(0)?;
     tx.commit().pg("cannot commit the checkpoint")?;
     serde_json::from_str(&text).context("worm.checkpoint returned something that is not JSON")

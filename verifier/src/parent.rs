@@ -491,15 +491,25 @@ impl ParentReport {
             );
         }
         if self.ok() {
-            let retired = self
-                .parts
-                .iter()
-                .filter(|p| p.status == PartStatus::Retired)
-                .count();
-            let present = self.parts.len() - retired;
+            let count = |s: PartStatus| self.parts.iter().filter(|p| p.status == s).count();
+            let (retired, detached) = (count(PartStatus::Retired), count(PartStatus::Detached));
+            let mut extra = String::new();
+            if detached > 0 {
+                extra.push_str(&format!(
+                    "; {} of the digest detached since, verified where {} now",
+                    plural(detached, "partition", "partitions"),
+                    if detached == 1 { "it is" } else { "they are" }
+                ));
+            }
+            if retired > 0 {
+                extra.push_str(&format!(
+                    "; {} of the digest retired with a certificate",
+                    plural(retired, "partition", "partitions")
+                ));
+            }
             return format!(
-                "OK: {} of {} verified ({}){}{}.\n",
-                plural(present, "partition", "partitions"),
+                "OK: {} of {} verified ({}){}{extra}.\n",
+                plural(self.leaves(), "partition", "partitions"),
                 self.parent,
                 plural(self.rows_read() as usize, "row", "rows"),
                 if against {
@@ -507,14 +517,6 @@ impl ParentReport {
                 } else {
                     ""
                 },
-                if retired > 0 {
-                    format!(
-                        "; {} of the digest retired with a certificate",
-                        plural(retired, "partition", "partitions")
-                    )
-                } else {
-                    String::new()
-                }
             );
         }
         let mut places: Vec<String> = self
@@ -540,12 +542,21 @@ impl ParentReport {
         )
     }
 
-    pub fn to_text(&self) -> String {
-        let leaves = self
-            .parts
+    /// How many partitions the parent has now (the digest's gone or detached ones aside).
+    fn leaves(&self) -> usize {
+        self.parts
             .iter()
-            .filter(|p| !matches!(p.status, PartStatus::Retired | PartStatus::Missing))
-            .count();
+            .filter(|p| {
+                !matches!(
+                    p.status,
+                    PartStatus::Retired | PartStatus::Missing | PartStatus::Detached
+                )
+            })
+            .count()
+    }
+
+    pub fn to_text(&self) -> String {
+        let leaves = self.leaves();
         let mut out = if self.parts.is_empty() {
             format!(
                 "worm-verify: {} is a partitioned table with no partitions: nothing to verify\n",
@@ -922,6 +933,17 @@ pub(crate) mod tests {
         assert_eq!(j["partitions"][0]["checkpoint"]["ledger_seq"], 10);
         assert_eq!(j["partitions"][1]["status"], "retired");
         assert_eq!(j["partitions"][2]["status"], "new");
+        // A partition detached since: verified where it is now, not counted as the parent's.
+        let mut p3 = verified("public.audit_p3", false);
+        p3.status = PartStatus::Detached;
+        r.parts.push(p3);
+        let text = r.to_text();
+        assert!(
+            text.starts_with("worm-verify: partitioned table public.audit: 2 leaf partitions\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("OK: 2 partitions of public.audit verified (9 rows), each extending its checkpoint where the digest has one; 1 partition of the digest detached since, verified where it is now; 1 partition of the digest retired with a certificate.\n"), "{text}");
+        r.parts.pop();
         // The same partition failing against its checkpoint fails the parent.
         if let Some(a) = r.parts[0].against.as_mut() {
             a.checks.push(Check::problem(
