@@ -315,6 +315,19 @@ eq "statuses against the digest" "$(jsq "$OUT" "(SELECT string_agg((p->>'status'
   "retired:true verified:true verified:true new:true"
 eq "partition 02 against its checkpoint" "$(part "$OUT" public.audit_2024_02 "(p->'checkpoint'->>'ok') || ' ' || (p->'checkpoint'->>'ledger_seq')")" \
   "true $(jsq "$DIGEST" "(SELECT c->'ledger_entry'->>'seq' FROM jsonb_array_elements(j->'checkpoints') AS c WHERE c->'checkpoint'->'table'->>'name' = 'public.audit_2024_02')")"
+# Signed (every partition's checkpoint): required signatures hold for every partition,
+# the retired one included.
+run_wv keygen --out "$WORK/jane.key"; JANE="$(echo "$OUT" | awk '/^public key:/ {print $3}')"
+run_wv keygen --out "$WORK/eve.key"; EVE="$(echo "$OUT" | awk '/^public key:/ {print $3}')"
+run_wv sign --key "$WORK/jane.key" --key-id jane "$WORK/audit.json" -o "$WORK/audit_signed.json"
+[ "$RC" = 0 ] || fail "sign the parent's digest: exit $RC: $ERR"
+eq "signatures in the parent's digest" "$(jsq "$(cat "$WORK/audit_signed.json")" "(SELECT string_agg(c->'signatures'->0->>'key_id', ' ') FROM jsonb_array_elements(j->'checkpoints') AS c)")" "jane jane jane"
+run_wv table --db "$SU" audit --against "$WORK/audit_signed.json" --require-signature "$JANE"
+[ "$RC" = 0 ] || fail "parent's digest signed by a required key: exit $RC: $OUT $ERR"
+run_wv table --db "$SU" audit --against "$WORK/audit_signed.json" --require-signature "$EVE" --json
+[ "$RC" = 1 ] || fail "parent's digest not signed by the required key: exit $RC, expected 1"
+eq "not signed by the required key" "$(jsq "$OUT" "(SELECT string_agg((p->>'status') || ':' || (p->>'ok'), ' ' ORDER BY p->>'partition') FROM jsonb_array_elements(j->'partitions') AS p)")" \
+  "retired:false verified:false verified:false new:true"
 # A parent's digest is not a table's, and the other way round.
 run_wv table --db "$SU" audit_2024_02 --against "$WORK/audit.json"
 [ "$RC" = 1 ] && echo "$ERR" | grep -q "is the checkpoint of partitioned table public.audit, but public.audit_2024_02 is not a partitioned table" \

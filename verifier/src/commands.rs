@@ -802,7 +802,11 @@ fn read_gone(
         return Ok(part);
     }
     let retirements = db::retire_entries(tx, &d.table_uid)?;
-    let (retired, checks) = parent::retired_checks(&name, d, &retirements);
+    let (retired, mut checks) = parent::retired_checks(&name, d, &retirements);
+    // Its checkpoint must carry the signatures asked for, as the others' must.
+    if let ParentMode::Against { required, .. } = mode {
+        checks.extend(signature_checks(&d.check_signatures(required), required));
+    }
     let status = if retired {
         PartStatus::Retired
     } else {
