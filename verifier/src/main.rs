@@ -50,12 +50,16 @@ enum Command {
     /// Reads worm.tables, worm.anchors (if present), pg_catalog and the table itself (with
     /// --against also worm.ledger) in one REPEATABLE READ READ ONLY transaction; SELECT on
     /// those is the only privilege needed. No pg_worm function is called.
+    ///
+    /// A partitioned table: every leaf partition is verified the same way, in the same
+    /// snapshot, and reported per partition; a leaf pg_worm does not protect is a problem.
     Table {
         /// Connection string: a postgresql:// URL or libpq-style key=value conninfo
         /// (e.g. "host=/var/run/postgresql dbname=app user=auditor"). No TLS.
         #[arg(long, value_name = "URL")]
         db: String,
-        /// The table, as a regclass literal: name or schema.name (quote mixed case: '"My T"').
+        /// The table, as a regclass literal: name or schema.name (quote mixed case: '"My T"');
+        /// or a partitioned table (every leaf partition).
         #[arg(value_name = "TABLE")]
         table: String,
         /// Print JSON instead of the human report: an array with worm.verify's fields
@@ -68,6 +72,8 @@ enum Command {
         /// chain must still hold its checkpoint head with the same link (or have been purged
         /// past it), and the rows up to the heads must hash to its Merkle root. Catches a
         /// removed tail, a rewritten chain, a rolled-back database or an older backup.
+        /// For a partitioned table, its document (one checkpoint per partition): each
+        /// partition against its own; one gone since needs a retirement certificate.
         #[arg(long, value_name = "DIGEST.json")]
         against: Option<PathBuf>,
         /// An Ed25519 public key (64 hex digits): the digest must carry a valid signature by
@@ -88,7 +94,8 @@ enum Command {
     /// READ READ ONLY snapshot and without pg_worm functions, it verifies every chain,
     /// recomputes the heads and the Merkle root over the rows up to the digest's heads, and
     /// compares them with the server's digest. Only a digest that matches is written (to OUT,
-    /// or to stdout); if anything differs it refuses with exit 1.
+    /// or to stdout); if anything differs it refuses with exit 1. For a partitioned table
+    /// the server returns one checkpoint per partition; each is checked the same way.
     Checkpoint {
         /// Connection string (see `table --help`).
         #[arg(long, value_name = "URL")]
