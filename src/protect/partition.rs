@@ -420,6 +420,15 @@ fn protect_new_partition(relid: Oid) -> Result<(), WormError> {
     let Some(settings) = meta::parent_lookup(parent)? else {
         return Ok(());
     };
+    // Registered but without its triggers yet: a restore, which creates
+    // every table's triggers after loading the rows and pg_worm's registry.
+    let registered = match kind {
+        pg_sys::RELKIND_PARTITIONED_TABLE => meta::parent_lookup(relid)?.is_some(),
+        _ => meta::lookup(relid)?.is_some(),
+    };
+    if registered {
+        return Ok(());
+    }
     let name = name_of(relid);
     if is_default(relid) {
         return Err(guard::refused(
