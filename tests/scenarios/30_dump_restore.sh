@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Dump and restore: protected tables (one protected empty and written by
-# concurrent sessions over several chains, one protected with existing rows)
+# concurrent sessions over several chains, one protected with existing rows,
+# a protected partitioned table with a nested level)
 # survive pg_dump/pg_restore with their links verbatim: worm.verify is ok with
 # the same heads in the restored database (custom format, plain SQL, a LATIN1
 # database), the registry keeps the table_uid, the triggers stay ENABLE
@@ -21,6 +22,16 @@ SELECT worm.protect('notes', retention => '6 years', chains => 4);
 CREATE TABLE legacy (code text, qty int, price float8, day date);
 INSERT INTO legacy SELECT 'code-' || g, g, g / 3.0, date '2020-01-01' + g FROM generate_series(1, 37) g;
 SELECT worm.protect('legacy', chains => 3);
+-- A protected partitioned table, nested partitioning included: the parent's
+-- refusal trigger comes back before its partitions' chain triggers.
+CREATE TABLE audit (id bigint, at date NOT NULL, event text) PARTITION BY RANGE (at);
+CREATE TABLE audit_2026_01 PARTITION OF audit FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+INSERT INTO audit SELECT g, date '2026-01-01' + g % 28, 'event ' || g FROM generate_series(1, 20) g;
+SELECT worm.protect('audit', chains => 2);
+CREATE TABLE audit_2026_02 PARTITION OF audit FOR VALUES FROM ('2026-02-01') TO ('2026-03-01') PARTITION BY LIST (event);
+CREATE TABLE audit_2026_02_x PARTITION OF audit_2026_02 FOR VALUES IN ('x');
+INSERT INTO audit SELECT 100 + g, date '2026-01-01' + g % 28, 'event ' || g FROM generate_series(1, 10) g;
+INSERT INTO audit SELECT 200 + g, date '2026-02-01' + g % 28, 'x' FROM generate_series(1, 5) g;
 SQL
 
 # Four concurrent writers, each holding its chain for a while, so that all
@@ -59,6 +70,11 @@ ROWS="SELECT worm_chain, worm_seq, worm_inserted_at, encode(worm_hash, 'hex'), i
 SELECT worm_chain, worm_seq, worm_inserted_at, encode(worm_hash, 'hex'), code FROM legacy ORDER BY 1, 2"
 TRIGGERS="SELECT tgrelid::regclass::text, tgname, tgenabled, tgtype FROM pg_trigger WHERE tgrelid IN ('notes'::regclass, 'legacy'::regclass) AND NOT tgisinternal ORDER BY 1, 2"
 
+AUDIT="SELECT table_name, chain, rows_checked, ok, head_seq, head_link FROM worm.verify('audit') ORDER BY table_name, chain;
+SELECT table_name::text, parent::text FROM worm.protected_tables WHERE parent IS NOT NULL ORDER BY 1;
+SELECT table_name::text, chains FROM worm.partitioned_tables ORDER BY 1"
+SRC_AUDIT="$(psql_q -f - <<<"$AUDIT")"
+eq "source partitions verified" "$(psql_q -c "SELECT count(DISTINCT table_name) || ' ' || bool_and(ok) || ' ' || sum(rows_checked) FROM worm.verify('audit')")" "2 true 35"
 SRC_VERIFY="$(psql_q -c "$VERIFY")"
 SRC_REGISTRY="$(psql_q -c "$REGISTRY")"
 SRC_ROWS="$(psql_q -f - <<<"$ROWS")"
@@ -82,6 +98,14 @@ check_restored() {
 $trg
 (a session with session_replication_role = replica now skips them)"
   eq "$how: verify_all not ok" "$(psql_q -d "$db" -c "SELECT count(*) FROM worm.verify_all() WHERE NOT ok")" 0
+  [ "$(psql_q -d "$db" -f - <<<"$AUDIT")" = "$SRC_AUDIT" ] || fail "$how: the partitioned table's partitions, heads or registry differ from the source"
+  # Still a protected parent: a new partition is protected, writes through
+  # the parent are refused.
+  psql_q -d "$db" -c "CREATE TABLE audit_2026_03 PARTITION OF audit FOR VALUES FROM ('2026-03-01') TO ('2026-04-01')"
+  psql_q -d "$db" -c "INSERT INTO audit VALUES (300, '2026-03-03', 'after restore')"
+  eq "$how: partition created after the restore is protected" "$(psql_q -d "$db" -c "SELECT parent::text || ' ' || rows FROM worm.protected_tables WHERE table_name = 'audit_2026_03'::regclass")" "audit 1"
+  err="$("$PG_BIN/psql" -X -q -At -d "$db" -v VERBOSITY=verbose -c "DELETE FROM audit" 2>&1 >/dev/null || true)"
+  echo "$err" | grep -q "^ERROR:  42501: table public.audit is protected by pg_worm: DELETE is not allowed$" || fail "$how: DELETE through the restored parent: expected 42501, got: $err"
   eq "$how: chain index" "$(psql_q -d "$db" -c "SELECT count(*) FROM pg_index WHERE indrelid = 'notes'::regclass AND indisunique AND indkey::text = (SELECT string_agg(attnum::text, ' ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'notes'::regclass AND attname IN ('worm_chain', 'worm_seq'))")" 1
 
   # New rows extend the restored chains.
