@@ -124,7 +124,7 @@ unsafe fn check_new_parent_or_partition(
         if !bound.is_null() && (*bound).is_default {
             return Err(refuse(
                 &p,
-                "a DEFAULT partition (its rows would be moved out later by DELETE and INSERT); pg_partman: create_parent(..., p_default_table := false)",
+                "a DEFAULT partition (it would take rows of any date, which tools move out later by DELETE and INSERT); with pg_partman 4.7, whose create_parent always makes one, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent",
             ));
         }
         if part == pg_sys::InvalidOid {

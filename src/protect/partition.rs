@@ -130,7 +130,7 @@ pub(crate) fn protect_parent(
                 name,
                 &table,
                 "is its DEFAULT partition",
-                "A default partition takes rows that no other partition accepts, and tools move them out later by DELETE and INSERT, which protection refuses. Detach it (and keep or drop it), then protect the table; pg_partman: create_parent(..., p_default_table := false).",
+                "A default partition takes rows that no other partition accepts, and tools move them out later by DELETE and INSERT, which protection refuses. Detach it (and keep or drop it), then protect the table; pg_partman 4.7's create_parent always makes one, empty: ALTER TABLE parent DETACH PARTITION parent_default; DROP TABLE parent_default;",
             ));
         }
         match m.relkind {
@@ -433,7 +433,7 @@ fn protect_new_partition(relid: Oid) -> Result<(), WormError> {
     if is_default(relid) {
         return Err(guard::refused(
             &parent_name,
-            format!("a DEFAULT partition ({name}): its rows would be moved out later by DELETE and INSERT; pg_partman: create_parent(..., p_default_table := false)"),
+            format!("a DEFAULT partition ({name}): it would take rows of any date, which tools move out later by DELETE and INSERT; with pg_partman 4.7, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent"),
         ));
     }
     match kind {
