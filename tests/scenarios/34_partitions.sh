@@ -26,8 +26,9 @@
 #     holds a row within pg_worm's retention (run_maintenance fails, nothing is
 #     dropped), then, once every row is past it, each dropped partition is
 #     retired with a certificate (SQL and worm-verify certificate).
-#  4. A pg_cron job runs the maintenance and worm.purge_expired('audit'): a
-#     partition retired and every other expired row purged, with certificates.
+#  4. A pg_cron job runs the maintenance and worm.purge_expired('audit') while
+#     writers insert: a partition retired, two made ahead (protected in pg_cron's
+#     background worker), every expired row purged, with certificates.
 #     pg_partman's default retention (keep the table) DETACHes a partition: it
 #     stays protected on its own, and the ledger records the detach.
 #     DROP TABLE of a protected parent retires its partitions.
@@ -305,10 +306,29 @@ echo "ok - once past retention, run_maintenance dropped $OLD5, $OLD4, $OLD3: $re
 
 # ------------------------------------------------------------------ 4. pg_cron does it every minute
 OLD2="audit_p$(day -2)"
-psql_q -c "UPDATE partman.part_config SET retention = '1 day' WHERE parent_table = 'public.audit'"
+# The job also makes two more partitions ahead (premake + 2), in pg_cron's
+# background worker: protected there too.
+newest="$(psql_q -c "SELECT max(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit'::regclass")"
+expect_new="$(psql_q -c "SELECT string_agg('audit_p' || to_char(to_date(right('$newest', 10), 'YYYY_MM_DD') + d, 'YYYY_MM_DD'), ',' ORDER BY d) FROM generate_series(1, 2) d")"
+psql_q -c "UPDATE partman.part_config SET retention = '1 day', premake = premake + 2 WHERE parent_table = 'public.audit'"
 expect_retired2="$(psql_q -c "SELECT '$OLD2:' || count(*) FROM audit WHERE tableoid = '$OLD2'::regclass")"
 expect_purged="$(psql_q -c "SELECT string_agg(c.relname || ':' || n, ',' ORDER BY c.relname) FROM (SELECT tableoid, count(*) AS n FROM audit WHERE tableoid <> '$OLD2'::regclass GROUP BY 1) a JOIN pg_class c ON c.oid = a.tableoid")"
 certs="$(psql_q -c "SELECT coalesce(max(ledger_seq), 0) FROM worm.certificates")"
+rows_before="$(psql_q -c "SELECT count(*) FROM audit WHERE tableoid <> '$OLD2'::regclass")"
+# Two writers keep inserting (into today and the next days) while the job
+# runs; each counts the rows of its committed transactions.
+rm -f "$WORK/stop"
+WRITERS=()
+for w in 1 2; do
+  (
+    while [ ! -e "$WORK/stop" ]; do
+      psql_q -c "INSERT INTO audit SELECT nextval('audit_id'), date '$BASE' + (random() * 3.99) * interval '1 day', 'patient ' || g, 'vitals $w' FROM generate_series(1, 10) g" >/dev/null
+      echo 10 >>"$WORK/written_$w"
+      sleep 0.2
+    done
+  ) >"$WORK/writer_$w.log" 2>&1 &
+  WRITERS+=($!)
+done
 psql_q -c "SELECT cron.schedule('audit retention', '* * * * *', \$\$SELECT partman.run_maintenance('public.audit'); SELECT worm.purge_expired('audit')\$\$)" >/dev/null
 status=""
 for _ in $(seq 1 80); do
@@ -317,14 +337,26 @@ for _ in $(seq 1 80); do
   sleep 1
 done
 psql_q -c "SELECT cron.unschedule('audit retention')" >/dev/null
+touch "$WORK/stop"
+for p in "${WRITERS[@]}"; do wait "$p" || fail "a writer failed during the cron job: $(cat "$WORK"/writer_*.log)"; done
 [[ "$status" == succeeded* ]] || fail "the pg_cron job did not succeed: ${status:-no run in 80 s}"
+written="$(cat "$WORK"/written_* | awk '{ s += $1 } END { print s + 0 }')"
+[ "$written" -gt 0 ] || fail "the writers wrote nothing during the cron job"
 eq "partition retired by the cron job" "$(psql_q -c "SELECT count(*) FROM pg_class WHERE relname = '$OLD2'")" 0
 eq "its retirement certificate" \
   "$(psql_q -c "SELECT string_agg(regexp_replace(table_name, '^public\.', '') || ':' || rows_removed, ',') FROM worm.certificates WHERE ledger_seq > $certs AND certificate -> 'certificate' ->> 'event' = 'retire'")" \
   "$expect_retired2"
-eq "purge certificates, one per partition with rows" \
-  "$(psql_q -c "SELECT string_agg(regexp_replace(table_name, '^public\.', '') || ':' || rows_removed, ',' ORDER BY table_name) FROM worm.certificates WHERE ledger_seq > $certs AND certificate -> 'certificate' ->> 'event' = 'purge'")" \
-  "$expect_purged"
+# Every row there before the job had passed its retention and is purged,
+# with one certificate per partition; rows the writers added more than RET
+# seconds before the job's start go too, the others stay.
+eq "one purge certificate per partition at most" \
+  "$(psql_q -c "SELECT count(*) = count(DISTINCT table_name) FROM worm.certificates WHERE ledger_seq > $certs AND certificate -> 'certificate' ->> 'event' = 'purge'")" t
+eq "rows purged + rows left = rows before + rows written" \
+  "$(psql_q -c "SELECT (SELECT coalesce(sum(rows_removed), 0) FROM worm.certificates WHERE ledger_seq > $certs AND certificate -> 'certificate' ->> 'event' = 'purge') + (SELECT count(*) FROM audit)")" \
+  "$((rows_before + written))"
+eq "no row left that was there before the job" "$(psql_q -c "SELECT count(*) FROM audit WHERE event NOT LIKE 'vitals _'")" 0
+eq "a purge certificate for every partition that had rows" \
+  "$(psql_q -c "SELECT count(*) FROM unnest(string_to_array('$expect_purged', ',')) e WHERE NOT EXISTS (SELECT 1 FROM worm.certificates WHERE ledger_seq > $certs AND certificate -> 'certificate' ->> 'event' = 'purge' AND table_name = 'public.' || split_part(e, ':', 1))")" 0
 eq "every certificate verifies" "$(psql_q -c "SELECT count(*) FILTER (WHERE NOT worm.verify_certificate(certificate)) || '/' || count(*) FROM worm.certificates")" \
   "0/$(psql_q -c "SELECT count(*) FROM worm.certificates")"
 for s in $(psql_q -c "SELECT ledger_seq FROM worm.certificates WHERE ledger_seq > $certs ORDER BY 1"); do
@@ -332,10 +364,11 @@ for s in $(psql_q -c "SELECT ledger_seq FROM worm.certificates WHERE ledger_seq 
   run_wv certificate --db "$SU" "$WORK/cron_$s.json"
   [ "$RC" = 0 ] || fail "worm-verify certificate of the cron job's certificate at ledger seq $s: rc $RC: $OUT $ERR"
 done
-eq "audit empty after the purge" "$(psql_q -c "SELECT count(*) FROM audit")" 0
+eq "worm.verify('audit') after the cron job" "$(verify_sum | cut -d' ' -f1,2)" "0 $(psql_q -c "SELECT count(*) FROM audit")"
+eq "partitions made by the cron job" "$(psql_q -c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit'::regclass AND c.relname > '$newest'")" "$expect_new"
 NLEAVES="$(psql_q -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit'::regclass")"
 every_leaf_protected "after the cron job"
-echo "ok - a pg_cron job ran run_maintenance and worm.purge_expired('audit'): $OLD2 retired, every other expired row purged, all certificates verify"
+echo "ok - a pg_cron job ran run_maintenance and worm.purge_expired('audit'): $OLD2 retired, $expect_new made and protected, every other expired row purged while 2 writers added $written rows ($(psql_q -c "SELECT count(*) FROM audit") within retention stay), all certificates verify"
 
 # pg_partman's default retention keeps the table (retention_keep_table =
 # true): it DETACHes the partition, which stays a protected table of its own,
@@ -366,8 +399,9 @@ eq "audit2 marked dropped in worm.partitioned_tables" "$(psql_q -c "SELECT count
 echo "ok - DROP TABLE audit2 (protected parent) retired its partition with a certificate and dropped it"
 
 # ------------------------------------------------------------------ 5. everything verifies
+left="$(psql_q -c "SELECT count(*) FROM audit")"
 psql_q -c "INSERT INTO audit SELECT nextval('audit_id'), date '$BASE' + g * interval '1 hour', 'patient ' || g, 'discharged' FROM generate_series(1, 60) g"
-eq "worm.verify('audit') at the end" "$(verify_sum)" "0 60 $NLEAVES"
+eq "worm.verify('audit') at the end" "$(verify_sum)" "0 $((left + 60)) $NLEAVES"
 eq "worm.verify lists every leaf" "$(psql_q -c "SELECT string_agg(DISTINCT table_name, ',' ORDER BY table_name) FROM worm.verify('audit')")" "$(psql_q -c "$LEAVES_SQL")"
 psql_q -c "SELECT worm.checkpoint('audit')" >"$WORK/checkpoint.json"
 # cp_q SQL: SQL with the checkpoint document as :'doc'.
