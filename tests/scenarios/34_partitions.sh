@@ -34,6 +34,8 @@
 #     DROP TABLE of a protected parent retires its partitions.
 #  5. worm.verify, worm.checkpoint (one checkpoint per leaf), worm-verify table
 #     of each leaf (also against its checkpoint), and the ledger verify.
+#  6. A late entry committed into a partition while pg_partman's DROP of it
+#     waits for its lock: the DROP is refused (the row is within retention).
 # pg_worm's retention here is RET (seconds, not the '2 days' of a real audit
 # log) so that rows pass it during the test: retention counts from a row's
 # insertion time (worm_inserted_at), not from the partition key, so a row
@@ -423,5 +425,37 @@ eq "worm-verify runs" "$i" "$NLEAVES"
 eq "ledger" "$(psql_q -c "SELECT ok FROM worm.verify_ledger()")" t
 eq "verify_all" "$(psql_q -c "SELECT count(*) FILTER (WHERE NOT ok) FROM worm.verify_all()")" 0
 echo "ok - at the end: worm.verify('audit') ok over $NLEAVES leaves, a checkpoint per leaf, worm-verify table (and --against) of each exits 0, the ledger verifies"
+
+# ------------------------------------------------------------------ 6. a late entry committed while pg_partman's DROP waits
+# A writer inserts a late entry into the partition pg_partman is about to
+# drop and commits while the DROP waits for its lock: the DROP must then see
+# that row (within its retention) and be refused, not retire the partition
+# with a certificate for the other rows only.
+psql_q >/dev/null <<SQL
+CREATE TABLE audit3 (id bigint, at timestamptz NOT NULL, patient text, event text) PARTITION BY RANGE (at);
+SELECT partman.create_parent('public.audit3', 'at', 'native', 'daily', p_premake := 1, p_start_partition := (date '$BASE' - 3)::text);
+ALTER TABLE audit3 DETACH PARTITION audit3_default;
+DROP TABLE audit3_default;
+SELECT worm.protect('audit3', retention => '1 second', chains => 1);
+INSERT INTO audit3 SELECT g, date '$BASE' - 3 + g * interval '1 hour', 'patient ' || g, 'admitted' FROM generate_series(1, 3) g;
+SQL
+sleep 1.2
+psql_q -c "UPDATE partman.part_config SET retention = '2 days', retention_keep_table = false WHERE parent_table = 'public.audit3'"
+P3="audit3_p$(day -3)"
+psql_q -c "BEGIN" -c "INSERT INTO audit3 VALUES (4, date '$BASE' - 3 + interval '23 hours', 'patient 4', 'late entry')" \
+  -c "SELECT pg_sleep(3)" -c "COMMIT" >"$WORK/late.log" 2>&1 &
+LATE_WRITER=$!
+sleep 1
+set +e
+ERRTXT="$("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SELECT partman.run_maintenance('public.audit3')" 2>&1)"; rc=$?
+set -e
+wait "$LATE_WRITER" || fail "the late writer failed: $(cat "$WORK/late.log")"
+if [ $rc = 0 ]; then
+  fail "run_maintenance dropped $P3 although a row within its retention (committed while the DROP waited for its lock) was in it: $(psql_q -c "SELECT coalesce(string_agg(table_name || ' retired, certificate rows_removed ' || rows_removed, ','), 'no certificate') FROM worm.certificates WHERE table_name LIKE 'public.audit3%'"), the late entry is gone uncertified"
+fi
+[[ "$ERRTXT" == *"public.$P3 is protected by pg_worm; refused: DROP TABLE ("* ]] || fail "run_maintenance with a late entry: not refused at $P3: $ERRTXT"
+eq "$P3 kept with its 4 rows" "$(psql_q -c "SELECT count(*) FROM audit3 WHERE tableoid = '$P3'::regclass")" 4
+eq "no certificate for audit3" "$(psql_q -c "SELECT count(*) FROM worm.certificates WHERE table_name LIKE 'public.audit3%'")" 0
+echo "ok - a late entry committed while pg_partman's DROP of $P3 waited for its lock: the DROP is refused, the partition kept with its 4 rows"
 for f in "${LATE[@]}"; do echo "FAIL: $f"; done
 [ ${#LATE[@]} = 0 ] || exit 1
