@@ -241,3 +241,10 @@ RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint,
                problems bigint, head_seq bigint, head_link text, table_name text)
 STRICT VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_against_wrapper';
+
+-- worm.verify_since: what came after a checkpoint (the newest by default).
+CREATE FUNCTION worm.verify_since(tbl regclass, checkpoint jsonb DEFAULT NULL)
+RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint, detail text,
+               problems bigint, head_seq bigint, head_link text, table_name text)
+VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_since_wrapper';

@@ -401,6 +401,63 @@ pub unsafe fn index_last<R, const N: usize>(
     found.then(|| f(Slot::new(&slot)))
 }
 
+/// A scan key of [`index_forward`]: (index column, btree strategy number,
+/// comparison function, value).
+pub type RangeKey = (i16, u16, u32, pg_sys::Datum);
+
+/// Forward scan of index `index_oid` over `rel` with the `keys` (equality or
+/// ranges), in index order: calls `f` on every visible row until it returns
+/// `Break(b)` (then `Some(b)`); `None` when every match was seen. Snapshot,
+/// scan and slot are released on every path.
+///
+/// # Safety
+/// `rel` is a valid, open table and `index_oid` one of its btree indexes
+/// whose columns the keys' functions compare; each key's value is a valid
+/// datum of that column's type.
+pub unsafe fn index_forward<B, const N: usize>(
+    rel: pg_sys::Relation,
+    index_oid: Oid,
+    keys: &[RangeKey; N],
+    snapshot: ScanSnapshot,
+    mut f: impl FnMut(Slot<'_>) -> ControlFlow<B>,
+) -> Option<B> {
+    let snap = Registered::new(snapshot);
+    let idx = Rel::open_index(index_oid, pg_sys::AccessShareLock);
+    // SAFETY: ScanKeyData is a plain C struct; ScanKeyInit fills each one.
+    let mut scankeys: [pg_sys::ScanKeyData; N] = unsafe { std::mem::zeroed() };
+    for (sk, (attno, strategy, proc_, value)) in scankeys.iter_mut().zip(keys) {
+        // SAFETY: `sk` is a valid ScanKeyData; the caller vouches for the
+        // column, strategy, function and value.
+        unsafe { pg_sys::ScanKeyInit(sk, *attno, *strategy, Oid::from(*proc_), *value) };
+    }
+    let nkeys = N as i32;
+    // SAFETY: table, index and the registered snapshot are valid for the
+    // call (`idx` and `snap` drop after `scan`); index_rescan copies the keys.
+    let scan = IndexScan(unsafe { pg_sys::index_beginscan(rel, idx.as_ptr(), snap.0, nkeys, 0) });
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::index_rescan(
+            scan.0,
+            scankeys.as_mut_ptr(),
+            nkeys,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    // SAFETY: the caller passes an open table.
+    let slot = unsafe { OwnedSlot::new(rel) };
+    let dir = pg_sys::ScanDirection::ForwardScanDirection;
+    loop {
+        // SAFETY: scan and slot were made for this table and live here.
+        if !unsafe { pg_sys::index_getnext_slot(scan.0, dir, slot.0) } {
+            return None;
+        }
+        if let ControlFlow::Break(b) = f(Slot::new(&slot)) {
+            return Some(b);
+        }
+    }
+}
+
 // ---- slots, tuples and datums ----
 
 /// A tuple slot holding the current row of a scan, valid for one callback.

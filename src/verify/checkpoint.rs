@@ -82,7 +82,7 @@ fn server_wal() -> Option<WalPosition> {
 }
 
 /// The latest checkpoint of a table in the ledger, as a digest (unsigned).
-fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormError> {
+pub(super) fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormError> {
     let uuid = pgrx::Uuid::from_bytes(*uid);
     Ok(sql::connect(|client| {
         let mut rows = client.select(
@@ -176,12 +176,12 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
     ))
 }
 
-fn bad_digest(why: impl Into<String>) -> WormError {
+pub(super) fn bad_digest(why: impl Into<String>) -> WormError {
     WormError::BadDigest { why: why.into() }
 }
 
 /// A digest as passed in: well-formed, a checkpoint, its hash recomputing.
-fn parse_digest(j: &Json) -> Result<Digest, WormError> {
+pub(super) fn parse_digest(j: &Json) -> Result<Digest, WormError> {
     let d = Digest::parse(j.clone()).map_err(|m| bad_digest(m.0))?;
     if !d.hash_ok() {
         return Err(bad_digest(
@@ -351,7 +351,7 @@ fn retired(uid: &[u8; 16]) -> Result<bool, WormError> {
 }
 
 /// The entry at `seq` of this database's ledger, and (when there is none) its newest seq.
-fn ledger_at(seq: i64) -> Result<(Option<LedgerEntry>, Option<i64>), WormError> {
+pub(super) fn ledger_at(seq: i64) -> Result<(Option<LedgerEntry>, Option<i64>), WormError> {
     let stored = sql::connect(|client| {
         let mut rows = client.select(
             "SELECT l.document, l.prev_hash, l.hash FROM worm.ledger AS l \

@@ -17,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod columns;
+pub mod since;
 
 use crate::catalog::meta;
 use crate::error::{OrRaise, WormError};
@@ -139,7 +140,7 @@ fn inheritance_children(relid: pg_sys::Oid) -> Result<Vec<String>, WormError> {
 ///
 /// # Safety
 /// `rel` must be an open relation (read here: its oid and its pg_class form).
-unsafe fn table_problems(
+pub(super) unsafe fn table_problems(
     rel: pg_sys::Relation,
     uid: &[u8; 16],
     version: i32,
@@ -284,7 +285,7 @@ fn verify_table(rel: pg_sys::Relation) -> Result<Vec<VerifyRow>, WormError> {
 
 /// The purge anchors of a table as stored, unusable ones included (a malformed anchor is a
 /// broken chain, not a failed verification).
-fn anchor_entries(uid: &[u8; 16]) -> Result<BTreeMap<i32, AnchorEntry>, WormError> {
+pub(super) fn anchor_entries(uid: &[u8; 16]) -> Result<BTreeMap<i32, AnchorEntry>, WormError> {
     let stored = meta::stored_anchors(uid)?;
     // Should a chain have several, the latest purge (highest seq, sorted last) counts.
     Ok(stored
@@ -375,7 +376,7 @@ unsafe fn scan(rel: pg_sys::Relation, plan: &encode::TablePlan) -> ByChain {
 ///
 /// # Safety
 /// `values`/`nulls` are a deformed row of the relation `plan` was built for.
-unsafe fn row_record(
+pub(super) unsafe fn row_record(
     plan: &encode::TablePlan,
     values: &[pg_sys::Datum],
     nulls: &[bool],
