@@ -85,6 +85,17 @@ impl From<ChainReport> for ChainRow {
 /// (worded as `worm.verify` words it).
 pub fn stray_rows(chain: Option<i32>, rows: &[RowRecord], chains: i32) -> ChainRow {
     let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    stray_rows_counted(chain, n, rows.iter().filter_map(|r| r.seq).min(), chains)
+}
+
+/// [`stray_rows`] from the number of such rows and their smallest `worm_seq` (what a
+/// streaming verification keeps of them).
+pub fn stray_rows_counted(
+    chain: Option<i32>,
+    n: i64,
+    first_seq: Option<i64>,
+    chains: i32,
+) -> ChainRow {
     let detail = match chain {
         Some(c) => format!(
             "{n} row(s) claim chain {c}, which this table does not have (its chains are 0..{}): \
@@ -97,7 +108,7 @@ pub fn stray_rows(chain: Option<i32>, rows: &[RowRecord], chains: i32) -> ChainR
         chain,
         rows_checked: n,
         ok: false,
-        first_bad_seq: rows.iter().filter_map(|r| r.seq).min(),
+        first_bad_seq: first_seq,
         detail,
         problems: n,
         head_seq: None,

@@ -5,11 +5,17 @@
 //!
 //! Report order: one row per chain `0..chains`, then rows whose chain is NULL or not one of
 //! the table's (NULL first, then by chain number), then the table as a whole.
+//!
+//! Two ways in: [`verify_table`] from every row in memory, or streaming, one chain at a
+//! time ([`ChainStream`], rows in seq order), stray rows counted ([`StrayCount`]) and the
+//! rows put together by [`table_report`]; both give the same rows.
 
 use crate::against::ChainState;
-use crate::findings::{stray_rows, table_problem, with_bad_anchor, ChainRow};
-use crate::{hash_from_slice, verify_chain, Anchor, Hash, RowRecord, GENESIS};
+use crate::findings::{stray_rows_counted, table_problem, with_bad_anchor, ChainRow};
+use crate::{hash_from_slice, Anchor, Hash, RowRecord, GENESIS};
 use std::collections::BTreeMap;
+
+pub use crate::verify::{ChainVerifier, OutOfOrder};
 
 /// Rows grouped by `worm_chain` (NULL included).
 pub type ByChain = BTreeMap<Option<i32>, Vec<RowRecord>>;
@@ -66,27 +72,113 @@ impl AnchorEntry {
     }
 }
 
+/// The anchor a chain's verification starts from, and why the stored one is unusable (with
+/// its seq, when known).
+fn start_of(anchor: Option<&AnchorEntry>) -> (Option<Anchor>, Option<(String, Option<i64>)>) {
+    match anchor {
+        None => (None, None),
+        Some(AnchorEntry::Good(a)) => (Some(*a), None),
+        // Verify the chain from where the anchor says it starts; its first row then cannot
+        // link to the (unknown) anchor link.
+        Some(AnchorEntry::Bad { seq, why }) => (
+            seq.map(|s| Anchor {
+                seq: s,
+                link: GENESIS,
+            }),
+            Some((why.clone(), *seq)),
+        ),
+    }
+}
+
+/// Streaming verification of one chain from its anchor as stored: rows given one at a time in
+/// ascending seq order (see [`ChainVerifier`]), the same row as [`verify_chain_row`].
+#[derive(Debug)]
+pub struct ChainStream {
+    inner: ChainVerifier,
+    bad_anchor: Option<(String, Option<i64>)>,
+}
+
+impl ChainStream {
+    pub fn new(uid: &[u8; 16], chain: i32, anchor: Option<&AnchorEntry>) -> ChainStream {
+        let (start, bad_anchor) = start_of(anchor);
+        ChainStream {
+            inner: ChainVerifier::new(uid, chain, start.as_ref()),
+            bad_anchor,
+        }
+    }
+
+    /// The next row; `Err` (nothing taken) when its seq is below that of a row given before.
+    pub fn push(&mut self, row: &RowRecord) -> Result<(), OutOfOrder> {
+        self.inner.push(row)
+    }
+
+    /// The number of rows given so far.
+    pub fn rows(&self) -> i64 {
+        self.inner.rows()
+    }
+
+    /// The chain's report row.
+    pub fn finish(self) -> ChainRow {
+        let r = ChainRow::from(self.inner.finish());
+        match self.bad_anchor {
+            None => r,
+            Some((why, seq)) => with_bad_anchor(r, &why, seq),
+        }
+    }
+}
+
 /// Verifies one chain from its anchor as stored.
 pub fn verify_chain_row(
     uid: &[u8; 16],
     chain: i32,
     anchor: Option<&AnchorEntry>,
-    rows: Vec<RowRecord>,
+    mut rows: Vec<RowRecord>,
 ) -> ChainRow {
-    match anchor {
-        None => ChainRow::from(verify_chain(uid, chain, None, rows)),
-        Some(AnchorEntry::Good(a)) => ChainRow::from(verify_chain(uid, chain, Some(a), rows)),
-        Some(AnchorEntry::Bad { seq, why }) => {
-            // Verify the chain from where the anchor says it starts; its first row then cannot
-            // link to the (unknown) anchor link.
-            let stand_in = seq.map(|s| Anchor {
-                seq: s,
-                link: GENESIS,
-            });
-            let r = ChainRow::from(verify_chain(uid, chain, stand_in.as_ref(), rows));
-            with_bad_anchor(r, why, *seq)
+    // Rows without a position are only counted: first, then the others by position.
+    rows.sort_by_key(|r| r.seq.map_or((0, 0), |s| (1, s)));
+    let mut s = ChainStream::new(uid, chain, anchor);
+    for r in &rows {
+        // Sorted: never out of order.
+        let pushed = s.push(r);
+        debug_assert!(pushed.is_ok());
+    }
+    s.finish()
+}
+
+/// What the report says about rows whose `worm_chain` is NULL or not one of the table's
+/// chains: how many, and the smallest `worm_seq` among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StrayCount {
+    pub rows: i64,
+    pub first_seq: Option<i64>,
+}
+
+impl StrayCount {
+    pub fn add(&mut self, seq: Option<i64>) {
+        self.rows = self.rows.saturating_add(1);
+        if let Some(s) = seq {
+            self.first_seq = Some(self.first_seq.map_or(s, |f| f.min(s)));
         }
     }
+}
+
+/// Stray rows by the chain number they claim (NULL first).
+pub type Strays = BTreeMap<Option<i32>, StrayCount>;
+
+/// The report rows of a table: its chains' rows (in chain order), a row per stray chain
+/// number, then `whole_table` problems.
+pub fn table_report(
+    chain_rows: Vec<ChainRow>,
+    strays: &Strays,
+    chains: i32,
+    whole_table: Vec<String>,
+) -> Vec<ChainRow> {
+    let mut out = chain_rows;
+    for (chain, s) in strays {
+        out.push(stray_rows_counted(*chain, s.rows, s.first_seq, chains));
+    }
+    out.extend(whole_table.into_iter().map(table_problem));
+    out
 }
 
 /// The report rows of a table: its chains, stray rows, then `whole_table` problems.
@@ -97,16 +189,48 @@ pub fn verify_table(
     mut by_chain: ByChain,
     whole_table: Vec<String>,
 ) -> Vec<ChainRow> {
-    let mut out = Vec::new();
-    for c in 0..chains {
-        let rows = by_chain.remove(&Some(c)).unwrap_or_default();
-        out.push(verify_chain_row(uid, c, anchors.get(&c), rows));
-    }
+    let chain_rows = (0..chains)
+        .map(|c| {
+            let rows = by_chain.remove(&Some(c)).unwrap_or_default();
+            verify_chain_row(uid, c, anchors.get(&c), rows)
+        })
+        .collect();
+    let mut strays = Strays::new();
     for (chain, rows) in &by_chain {
-        out.push(stray_rows(*chain, rows, chains));
+        let s = strays.entry(*chain).or_default();
+        for r in rows {
+            s.add(r.seq);
+        }
     }
-    out.extend(whole_table.into_iter().map(table_problem));
-    out
+    table_report(chain_rows, &strays, chains, whole_table)
+}
+
+/// A chain whose rows, counted in the table, are not all reached through its chain index (or
+/// the index lists more): what the report says, on the chain's row.
+pub fn unindexed_rows_problem(
+    table: &str,
+    index: &str,
+    chain: i32,
+    in_table: i64,
+    through_index: i64,
+) -> Option<String> {
+    let hint = format!(
+        "(a page of the table or of the index was edited, or the index is corrupt; REINDEX \
+         INDEX {index} and verify again)"
+    );
+    match in_table.cmp(&through_index) {
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Greater => Some(format!(
+            "{} row(s) of chain {chain} in {table} are not in its chain index {index}, so they \
+             were not verified {hint}",
+            in_table - through_index
+        )),
+        std::cmp::Ordering::Less => Some(format!(
+            "the chain index {index} of {table} lists {} row(s) of chain {chain} more than the \
+             table holds {hint}",
+            through_index - in_table
+        )),
+    }
 }
 
 /// Per chain `0..chains`: its anchor and the (seq, link) of its rows, ascending by seq (what
@@ -204,5 +328,86 @@ mod tests {
         );
         assert_eq!(s[&1].anchor, Some((2, Some([5; 32]))));
         assert!(s[&1].rows.is_empty());
+    }
+
+    /// The streaming way in (ChainStream per chain in seq order, StrayCount, table_report)
+    /// gives the rows verify_table gives: good and unusable anchors, a tampered chain, rows
+    /// without a position, stray rows.
+    #[test]
+    fn streaming_rows_equal_batch_rows() {
+        let mut anchors = BTreeMap::new();
+        anchors.insert(1, AnchorEntry::from_stored(Some(3), Some(&[9; 32])));
+        anchors.insert(2, AnchorEntry::from_stored(Some(2), Some(&[1, 2])));
+        let mut by_chain = ByChain::new();
+        by_chain.insert(Some(0), chain_of(0, 1, 6, GENESIS));
+        by_chain.insert(Some(1), chain_of(1, 4, 9, [9; 32]));
+        let mut tampered = chain_of(2, 3, 8, GENESIS);
+        tampered[2].row_hash[0] ^= 1;
+        tampered[4].seq = None;
+        tampered.push(tampered[1].clone());
+        by_chain.insert(Some(2), tampered);
+        by_chain.insert(None, chain_of(0, 5, 6, GENESIS));
+        by_chain.insert(Some(7), chain_of(7, 2, 4, GENESIS));
+        by_chain.insert(Some(-1), chain_of(7, 9, 9, GENESIS));
+        let whole = vec!["row-level security is enabled: SELECTs may hide rows".to_string()];
+        let want = verify_table(&UID, 4, &anchors, by_chain.clone(), whole.clone());
+
+        let mut chain_rows = Vec::new();
+        for c in 0..4 {
+            let mut rows = by_chain.get(&Some(c)).cloned().unwrap_or_default();
+            rows.sort_by_key(|r| r.seq.map_or((1, 0), |s| (0, s))); // positionless last
+            let mut s = ChainStream::new(&UID, c, anchors.get(&c));
+            for r in &rows {
+                s.push(r).unwrap();
+            }
+            assert_eq!(s.rows(), rows.len() as i64);
+            chain_rows.push(s.finish());
+        }
+        let mut strays = Strays::new();
+        for (c, rows) in by_chain.iter().filter(|(c, _)| !matches!(c, Some(0..=3))) {
+            for r in rows {
+                strays.entry(*c).or_default().add(r.seq);
+            }
+        }
+        let got = table_report(chain_rows, &strays, 4, whole);
+        assert_eq!(got, want);
+        assert!(
+            !got[2].ok
+                && got[2]
+                    .detail
+                    .starts_with("the purge anchor in worm.anchors")
+        );
+        assert_eq!(
+            got.iter().map(|r| r.chain).collect::<Vec<_>>(),
+            vec![
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+                None,
+                Some(-1),
+                Some(7),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn unindexed_rows_are_worded() {
+        assert_eq!(
+            unindexed_rows_problem("public.t", "public.t_i", 2, 5, 5),
+            None
+        );
+        assert_eq!(
+            unindexed_rows_problem("public.t", "public.t_i", 2, 7, 5).as_deref(),
+            Some(
+                "2 row(s) of chain 2 in public.t are not in its chain index public.t_i, so they \
+                 were not verified (a page of the table or of the index was edited, or the \
+                 index is corrupt; REINDEX INDEX public.t_i and verify again)"
+            )
+        );
+        assert!(unindexed_rows_problem("public.t", "public.t_i", 0, 1, 2)
+            .unwrap()
+            .starts_with("the chain index public.t_i of public.t lists 1 row(s) of chain 0 more"));
     }
 }

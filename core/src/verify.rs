@@ -59,6 +59,16 @@ enum StoredLink {
 }
 
 impl StoredLink {
+    fn of(stored: Option<&[u8]>) -> StoredLink {
+        match stored {
+            None => StoredLink::Null,
+            Some(v) => match <Hash>::try_from(v) {
+                Ok(h) => StoredLink::Valid(h),
+                Err(_) => StoredLink::BadLength(v.len()),
+            },
+        }
+    }
+
     fn valid(&self) -> Option<&Hash> {
         match self {
             StoredLink::Valid(h) => Some(h),
@@ -67,6 +77,7 @@ impl StoredLink {
     }
 }
 
+/// A row with a position, as the walk needs it (no allocation of its own).
 #[derive(Debug, Clone)]
 struct Rec {
     seq: i64,
@@ -112,13 +123,36 @@ struct Problem {
     message: String,
 }
 
+/// The rows at one position: normally one; more when a position is held twice.
+#[derive(Debug)]
+struct Group {
+    seq: i64,
+    first: Rec,
+    more: Vec<Rec>,
+}
+
+impl Group {
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+    fn get(&self, m: usize) -> &Rec {
+        match m {
+            0 => &self.first,
+            _ => &self.more[m - 1],
+        }
+    }
+    fn members(&self) -> impl Iterator<Item = &Rec> {
+        std::iter::once(&self.first).chain(self.more.iter())
+    }
+}
+
+/// What the checks of one position see: the groups around it, ascending by seq (the whole
+/// chain, or the streaming window, which holds every group the checks look at).
 struct Ctx<'a> {
     uid: &'a [u8; 16],
     chain: i32,
     anchor: Option<&'a Anchor>,
-    recs: Vec<Rec>,
-    /// (seq, indices into `recs`), ascending by seq.
-    groups: Vec<(i64, Vec<usize>)>,
+    groups: &'a [Group],
 }
 
 impl Ctx<'_> {
@@ -133,30 +167,36 @@ impl Ctx<'_> {
     }
 
     /// Does some row at `seq + 1` link to `stored` (i.e. vouch for it)?
-    fn vouched(&self, next: Option<&(i64, Vec<usize>)>, seq: i64, stored: &Hash) -> bool {
-        let Some((_, members)) = next else {
+    fn vouched(&self, next: Option<&Group>, seq: i64, stored: &Hash) -> bool {
+        let Some(next) = next else {
             return false;
         };
         let Some(succ_seq) = seq.checked_add(1) else {
             return false;
         };
-        members
-            .iter()
-            .any(|&m| self.fits(&self.recs[m], succ_seq, stored))
+        next.members().any(|r| self.fits(r, succ_seq, stored))
     }
 
-    /// Links near position `seq` that a broken row may have been linked over, with a name.
-    fn nearby_links(&self, seq: i64, skip: usize) -> Vec<(Hash, String)> {
+    /// Links near position `seq` that a broken row may have been linked over, with a name;
+    /// `skip` is the row itself (group, member).
+    fn nearby_links(&self, seq: i64, skip: (usize, usize)) -> Vec<(Hash, String)> {
         let lo = seq.saturating_sub(SEARCH_WINDOW + 1);
         let hi = seq.saturating_add(SEARCH_WINDOW);
-        let from = self.groups.partition_point(|g| g.0 < lo);
+        let from = self.groups.partition_point(|g| g.seq < lo);
         let mut out = Vec::new();
-        for (gseq, members) in self.groups[from..].iter().take_while(|g| g.0 <= hi) {
-            for &m in members {
-                if m == skip {
+        for (gi, g) in self
+            .groups
+            .iter()
+            .enumerate()
+            .skip(from)
+            .take_while(|(_, g)| g.seq <= hi)
+        {
+            for (m, r) in g.members().enumerate() {
+                if (gi, m) == skip {
                     continue;
                 }
-                if let Some(h) = self.recs[m].link.valid() {
+                if let Some(h) = r.link.valid() {
+                    let gseq = g.seq;
                     let name = if gseq.checked_add(1) == Some(seq) {
                         format!("another row at seq {gseq}")
                     } else {
@@ -173,13 +213,14 @@ impl Ctx<'_> {
         out
     }
 
-    /// Explains why the row `idx` at `seq` does not reproduce its stored link over `before`.
+    /// Explains why the row `at` (group, member) at `seq` does not reproduce its stored link
+    /// over `before`.
     fn classify(
         &self,
-        idx: usize,
+        at: (usize, usize),
         seq: i64,
         before: Before<'_>,
-        next: Option<&(i64, Vec<usize>)>,
+        next: Option<&Group>,
         search: bool,
     ) -> String {
         let Before {
@@ -187,9 +228,9 @@ impl Ctx<'_> {
             pred,
             failed: pred_failed,
         } = before;
-        let rec = &self.recs[idx];
+        let rec = self.groups[at.0].get(at.1);
         if search {
-            let candidates = self.nearby_links(seq, idx);
+            let candidates = self.nearby_links(seq, at);
             // Same position, another previous link: linked over the wrong row.
             for (h, name) in &candidates {
                 if h != prev && self.fits(rec, seq, h) {
@@ -254,9 +295,11 @@ impl Ctx<'_> {
 
 /// Verifies one chain and reports every problem found.
 ///
-/// `rows` may come in any order; they are sorted by `seq` here. With `anchor` `None` the chain
-/// starts at seq 1, whose previous link is [`GENESIS`]; with an anchor, rows up to and
-/// including `anchor.seq` were purged and the row at `anchor.seq + 1` links to `anchor.link`.
+/// `rows` may come in any order; they are sorted by `seq` here (stably: rows at the same
+/// position keep their order) and given to a [`ChainVerifier`], which holds the report's
+/// logic. With `anchor` `None` the chain starts at seq 1, whose previous link is
+/// [`GENESIS`]; with an anchor, rows up to and including `anchor.seq` were purged and the
+/// row at `anchor.seq + 1` links to `anchor.link`.
 ///
 /// Each row's link is recomputed as `link(uid, chain, seq, inserted_at, prev, row_hash)` where
 /// `prev` is the *stored* link of the row before it, and compared with its stored link.
@@ -296,49 +339,200 @@ pub fn verify_chain(
     table_uid: &[u8; 16],
     chain: i32,
     anchor: Option<&Anchor>,
-    rows: Vec<RowRecord>,
+    mut rows: Vec<RowRecord>,
 ) -> ChainReport {
-    let rows_checked = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let start = anchor.map_or(1, |a| a.seq.saturating_add(1));
-    let mut problems: Vec<Problem> = unplaced_problem(&rows).into_iter().collect();
-    let recs = placed_records(rows);
-    let first_chained = recs.partition_point(|r| r.seq < start);
-    problems.extend(before_start_problems(&recs[..first_chained], anchor));
-    let groups = group_by_seq(&recs, first_chained);
-    let ctx = Ctx {
-        uid: table_uid,
-        chain,
-        anchor,
-        recs,
-        groups,
-    };
-    let mut walk = Walk::new(anchor, start);
-    for gi in 0..ctx.groups.len() {
-        walk.step(&ctx, gi, &mut problems);
+    // Rows without a position are only counted: put them first, the others by position.
+    rows.sort_by_key(|r| r.seq.map_or((0, 0), |s| (1, s)));
+    let mut v = ChainVerifier::new(table_uid, chain, anchor);
+    for r in &rows {
+        // Sorted: never out of order.
+        let pushed = v.push(r);
+        debug_assert!(pushed.is_ok());
     }
-    let (head_seq, head_link) = match (walk.head, anchor) {
-        (Some((s, l)), _) => (Some(s), l),
-        (None, Some(a)) => (Some(a.seq), Some(a.link)),
-        (None, None) => (None, None),
-    };
+    v.finish()
+}
 
-    // NULL-position problems first, then by position (stable within a position).
-    problems.sort_by_key(|p| p.seq.map_or((0, 0), |s| (1, s)));
-    let total: i64 = problems.iter().map(|p| p.weight).sum();
-    let detail = if problems.is_empty() {
-        ok_detail(ctx.recs.len() - first_chained, head_seq, anchor)
-    } else {
-        problems_detail(&problems, total)
-    };
-    ChainReport {
-        chain,
-        rows_checked,
-        ok: problems.is_empty(),
-        first_bad_seq: problems.iter().filter_map(|p| p.seq).min(),
-        problems: total,
-        head_seq,
-        head_link,
-        detail,
+/// A row given to [`ChainVerifier::push`] after a row with a greater `seq`: refused (the
+/// caller decides what to do with it; the verifier's state is unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfOrder {
+    /// The refused row's position.
+    pub seq: i64,
+    /// The greatest position given before it.
+    pub after: i64,
+}
+
+/// Streaming verification of one chain: the same checks and the same [`ChainReport`] as
+/// [`verify_chain`], from rows given one at a time in ascending `seq` order (rows with a NULL
+/// `seq` at any point: they are only counted).
+///
+/// Memory is bounded by the chain's shape, not its length: the rows of the positions within
+/// the alternative-link search window around the position being checked (about ten
+/// positions; all rows of a position held several times), the first few problem messages,
+/// and counters. Every other problem is counted, not stored.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    uid: [u8; 16],
+    chain: i32,
+    anchor: Option<Anchor>,
+    /// The first position after the anchor (1 without one).
+    start: i64,
+    rows: i64,
+    unplaced: i64,
+    /// Rows at or after `start`.
+    chained: usize,
+    last_seq: Option<i64>,
+    /// Groups ascending by seq: `..done` checked (kept while the search window may need
+    /// them), `done..` waiting for the rows after them.
+    window: Vec<Group>,
+    done: usize,
+    walk: Walk,
+    log: ProblemLog,
+}
+
+impl ChainVerifier {
+    /// A verifier of chain `chain` of the table `table_uid`, starting after `anchor` (at seq 1
+    /// without one).
+    pub fn new(table_uid: &[u8; 16], chain: i32, anchor: Option<&Anchor>) -> ChainVerifier {
+        let start = anchor.map_or(1, |a| a.seq.saturating_add(1));
+        ChainVerifier {
+            uid: *table_uid,
+            chain,
+            anchor: anchor.copied(),
+            start,
+            rows: 0,
+            unplaced: 0,
+            chained: 0,
+            last_seq: None,
+            window: Vec::new(),
+            done: 0,
+            walk: Walk::new(anchor, start),
+            log: ProblemLog::default(),
+        }
+    }
+
+    /// The number of rows given so far.
+    pub fn rows(&self) -> i64 {
+        self.rows
+    }
+
+    /// The next row of the chain; `Err` (nothing taken) when its `seq` is below that of a row
+    /// given before.
+    pub fn push(&mut self, row: &RowRecord) -> Result<(), OutOfOrder> {
+        let Some(seq) = row.seq else {
+            self.rows = self.rows.saturating_add(1);
+            self.unplaced = self.unplaced.saturating_add(1);
+            return Ok(());
+        };
+        if let Some(after) = self.last_seq.filter(|l| *l > seq) {
+            return Err(OutOfOrder { seq, after });
+        }
+        self.rows = self.rows.saturating_add(1);
+        self.last_seq = Some(seq);
+        let rec = Rec {
+            seq,
+            inserted_at: row.inserted_at,
+            link: StoredLink::of(row.stored_link.as_deref()),
+            row_hash: row.row_hash,
+        };
+        if seq < self.start {
+            self.log
+                .push(before_start_problem(&rec, self.anchor.as_ref()));
+            return Ok(());
+        }
+        self.chained += 1;
+        self.check_ready(Some(seq));
+        match self.window.last_mut() {
+            Some(g) if g.seq == seq => g.more.push(rec),
+            _ => self.window.push(Group {
+                seq,
+                first: rec,
+                more: Vec::new(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// Checks the waiting positions that no row from `next_seq` on can change (all of them
+    /// when `None`): those whose search window ends before it.
+    fn check_ready(&mut self, next_seq: Option<i64>) {
+        while let Some(g) = self.window.get(self.done) {
+            if let Some(n) = next_seq {
+                if i128::from(g.seq) + i128::from(SEARCH_WINDOW) >= i128::from(n) {
+                    break;
+                }
+            }
+            // Forget the checked positions the search around this one does not reach.
+            let lo = g.seq.saturating_sub(SEARCH_WINDOW + 1);
+            let old = self.window[..self.done].partition_point(|g| g.seq < lo);
+            if old > 0 {
+                self.window.drain(..old);
+                self.done -= old;
+            }
+            let ctx = Ctx {
+                uid: &self.uid,
+                chain: self.chain,
+                anchor: self.anchor.as_ref(),
+                groups: &self.window,
+            };
+            self.walk.step(&ctx, self.done, &mut self.log);
+            self.done += 1;
+        }
+    }
+
+    /// The report of the chain.
+    pub fn finish(mut self) -> ChainReport {
+        self.check_ready(None);
+        let anchor = self.anchor.as_ref();
+        let (head_seq, head_link) = match (self.walk.head, anchor) {
+            (Some((s, l)), _) => (Some(s), l),
+            (None, Some(a)) => (Some(a.seq), Some(a.link)),
+            (None, None) => (None, None),
+        };
+        let log = self.log;
+        // NULL-position rows first, then by position (as found).
+        let unplaced = unplaced_problem(self.unplaced);
+        let total = log
+            .total
+            .saturating_add(unplaced.as_ref().map_or(0, |p| p.weight));
+        let ok = total == 0 && unplaced.is_none() && log.shown.is_empty();
+        let detail = if ok {
+            ok_detail(self.chained, head_seq, anchor)
+        } else {
+            let shown: Vec<Problem> = unplaced.into_iter().chain(log.shown).collect();
+            problems_detail(&shown, total)
+        };
+        ChainReport {
+            chain: self.chain,
+            rows_checked: self.rows,
+            ok,
+            first_bad_seq: log.first_bad_seq,
+            problems: total,
+            head_seq,
+            head_link,
+            detail,
+        }
+    }
+}
+
+/// The problems of a chain as they are found (ascending by position): the first few kept
+/// for `detail`, every one counted.
+#[derive(Debug, Default)]
+struct ProblemLog {
+    shown: Vec<Problem>,
+    total: i64,
+    first_bad_seq: Option<i64>,
+}
+
+impl ProblemLog {
+    fn push(&mut self, p: Problem) {
+        self.total = self.total.saturating_add(p.weight);
+        if let Some(s) = p.seq {
+            self.first_bad_seq = Some(self.first_bad_seq.map_or(s, |f| f.min(s)));
+        }
+        if self.shown.len() < DETAIL_PROBLEMS {
+            self.shown.push(p);
+        }
     }
 }
 
@@ -351,11 +545,10 @@ fn problem(seq: i64, message: String) -> Problem {
 }
 
 /// Rows without a position (NULL worm_seq), as one problem.
-fn unplaced_problem(rows: &[RowRecord]) -> Option<Problem> {
-    let unplaced = rows.iter().filter(|r| r.seq.is_none()).count();
+fn unplaced_problem(unplaced: i64) -> Option<Problem> {
     (unplaced > 0).then(|| Problem {
         seq: None,
-        weight: i64::try_from(unplaced).unwrap_or(i64::MAX),
+        weight: unplaced,
         message: if unplaced == 1 {
             "a row has no chain position (NULL worm_seq)".to_owned()
         } else {
@@ -364,67 +557,26 @@ fn unplaced_problem(rows: &[RowRecord]) -> Option<Problem> {
     })
 }
 
-/// The rows with a position, sorted by it (stable: duplicates keep their input order).
-fn placed_records(rows: Vec<RowRecord>) -> Vec<Rec> {
-    let mut recs: Vec<Rec> = rows
-        .into_iter()
-        .filter_map(|r| {
-            let seq = r.seq?;
-            let link = match r.stored_link {
-                None => StoredLink::Null,
-                Some(v) => match <Hash>::try_from(v.as_slice()) {
-                    Ok(h) => StoredLink::Valid(h),
-                    Err(_) => StoredLink::BadLength(v.len()),
-                },
-            };
-            Some(Rec {
-                seq,
-                inserted_at: r.inserted_at,
-                link,
-                row_hash: r.row_hash,
-            })
-        })
-        .collect();
-    recs.sort_by_key(|r| r.seq);
-    recs
-}
-
-/// Rows before the start of the chain: at or before the purge anchor, or before seq 1.
-fn before_start_problems(early: &[Rec], anchor: Option<&Anchor>) -> Vec<Problem> {
-    early
-        .iter()
-        .map(|r| {
-            let message = match anchor {
-                Some(a) if r.seq < a.seq => {
-                    format!("row {} precedes the purge anchor at {}", r.seq, a.seq)
-                }
-                Some(a) => format!(
-                    "row {} is the purge anchor's row, which was purged (anchor at {})",
-                    r.seq, a.seq
-                ),
-                None => format!(
-                    "row {} has an impossible position (worm_seq starts at 1)",
-                    r.seq
-                ),
-            };
-            problem(r.seq, message)
-        })
-        .collect()
-}
-
-/// (seq, indices into `recs`) from `from` on, ascending by seq.
-fn group_by_seq(recs: &[Rec], from: usize) -> Vec<(i64, Vec<usize>)> {
-    let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
-    for (i, r) in recs.iter().enumerate().skip(from) {
-        match groups.last_mut() {
-            Some((s, members)) if *s == r.seq => members.push(i),
-            _ => groups.push((r.seq, vec![i])),
+/// A row before the start of the chain: at or before the purge anchor, or before seq 1.
+fn before_start_problem(r: &Rec, anchor: Option<&Anchor>) -> Problem {
+    let message = match anchor {
+        Some(a) if r.seq < a.seq => {
+            format!("row {} precedes the purge anchor at {}", r.seq, a.seq)
         }
-    }
-    groups
+        Some(a) => format!(
+            "row {} is the purge anchor's row, which was purged (anchor at {})",
+            r.seq, a.seq
+        ),
+        None => format!(
+            "row {} has an impossible position (worm_seq starts at 1)",
+            r.seq
+        ),
+    };
+    problem(r.seq, message)
 }
 
 /// The walk along the chain's positions, one group of rows at a time.
+#[derive(Debug)]
 struct Walk {
     /// The stored link the next row must link to, and whose it is (None after a gap or a
     /// row without a valid link: the next row cannot be checked).
@@ -450,28 +602,31 @@ impl Walk {
     }
 
     /// Checks the rows at group `gi`'s position.
-    fn step(&mut self, ctx: &Ctx<'_>, gi: usize, problems: &mut Vec<Problem>) {
-        let (seq, members) = (ctx.groups[gi].0, &ctx.groups[gi].1);
+    fn step(&mut self, ctx: &Ctx<'_>, gi: usize, log: &mut ProblemLog) {
+        let group = &ctx.groups[gi];
+        let seq = group.seq;
         if seq > self.expected {
-            problems.push(gap_problem(self.expected, seq));
+            log.push(gap_problem(self.expected, seq));
             self.prev = None;
         }
         let next = ctx
             .groups
             .get(gi + 1)
-            .filter(|g| seq.checked_add(1) == Some(g.0));
-        let chosen = if members.len() == 1 {
-            members[0]
+            .filter(|g| seq.checked_add(1) == Some(g.seq));
+        let chosen = if group.len() == 1 {
+            0
         } else {
-            let (best, dup) = self.choose(ctx, seq, members, next);
-            problems.push(dup);
+            let (best, dup) = self.choose(ctx, group, next);
+            log.push(dup);
             best
         };
-        let rec = &ctx.recs[chosen];
+        let rec = group.get(chosen);
         let mut failed = false;
         let unusable = stored_value_problems(rec, seq);
         let checkable = unusable.is_empty();
-        problems.extend(unusable);
+        for p in unusable {
+            log.push(p);
+        }
         if let (true, Some((p, pred))) = (checkable, &self.prev) {
             if !ctx.fits(rec, seq, p) {
                 failed = true;
@@ -482,9 +637,9 @@ impl Walk {
                     pred: *pred,
                     failed: self.prev_failed,
                 };
-                problems.push(problem(
+                log.push(problem(
                     seq,
-                    ctx.classify(chosen, seq, before, next, search),
+                    ctx.classify((gi, chosen), seq, before, next, search),
                 ));
             }
         }
@@ -496,32 +651,25 @@ impl Walk {
 
     /// Several rows at one position: the member that best continues the chain, and the
     /// problem saying so.
-    fn choose(
-        &self,
-        ctx: &Ctx<'_>,
-        seq: i64,
-        members: &[usize],
-        next: Option<&(i64, Vec<usize>)>,
-    ) -> (usize, Problem) {
-        let score = |m: usize| {
-            let r = &ctx.recs[m];
+    fn choose(&self, ctx: &Ctx<'_>, group: &Group, next: Option<&Group>) -> (usize, Problem) {
+        let seq = group.seq;
+        let score = |r: &Rec| {
             let fits = self.prev.as_ref().is_some_and(|(p, _)| ctx.fits(r, seq, p));
             let vouched = r.link.valid().is_some_and(|h| ctx.vouched(next, seq, h));
             u8::from(fits) * 2 + u8::from(vouched)
         };
-        let mut best = members[0];
-        let mut best_score = score(best);
-        for &m in &members[1..] {
-            let s = score(m);
+        let mut best = 0;
+        let mut best_score = score(group.get(0));
+        for (m, r) in group.members().enumerate().skip(1) {
+            let s = score(r);
             if s > best_score {
                 best = m;
                 best_score = s;
             }
         }
         let mut fitting: Vec<&Hash> = match &self.prev {
-            Some((p, _)) => members
-                .iter()
-                .map(|&m| &ctx.recs[m])
+            Some((p, _)) => group
+                .members()
                 .filter(|r| ctx.fits(r, seq, p))
                 .filter_map(|r| r.link.valid())
                 .collect(),
@@ -536,7 +684,7 @@ impl Walk {
             (n, 1) => format!(" ({n} identical copies)"),
             (n, _) => format!(" ({n} of them link to the same predecessor: a forked chain)"),
         };
-        let message = format!("row {seq} appears {} times{note}", members.len());
+        let message = format!("row {seq} appears {} times{note}", group.len());
         (best, problem(seq, message))
     }
 }
@@ -607,3 +755,8 @@ fn problems_detail(problems: &[Problem], total: i64) -> String {
     }
     d
 }
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod stream_tests;
