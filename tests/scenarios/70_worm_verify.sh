@@ -170,8 +170,11 @@ run_wv table --db "host=$PGHOST port=1 user=postgres" rec
 [ "$RC" = 2 ] && echo "$ERR" | grep -q "cannot connect" || fail "bad port: exit $RC: $ERR"
 run_wv table --db "not a conninfo" rec
 [ "$RC" = 2 ] || fail "bad conninfo: exit $RC: $ERR"
-run_wv table rec
-[ "$RC" = 2 ] || fail "missing --db: exit $RC"
+# Without --db: PGHOST, PGPORT and PGUSER (exported by the test's cluster) as for psql.
+run_wv table rec --json
+[ "$RC" = 0 ] && [ "$OUT" = "$INTACT_JSON" ] || fail "without --db (PG* variables): exit $RC: $ERR"
+run_wv table
+[ "$RC" = 2 ] || fail "missing table: exit $RC"
 
 # --- a superuser edits behind the triggers' back -----------------------------------------
 # (Event triggers are switched off around it, in case the extension refuses DISABLE
@@ -363,4 +366,116 @@ run_wv checkpoint --db "$SU" audit -o "$WORK/never.json"
   && echo "$ERR" | grep -q "table public.audit_2024_02 failed verification; no checkpoint was taken" \
   || fail "checkpoint of a damaged parent: exit $RC: $OUT $ERR"
 
-echo "worm-verify: agrees with worm.verify on $TOTAL rows of 28 types (ADD COLUMN, 25 000-row table, purged chains), as a SELECT-only role, and on 4 tampered chains; a partitioned table per partition (unprotected leaf, no partitions, checkpoint, --against with a retired, a new, a tampered and a dropped partition) (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
+# --- connection settings as psql finds them: PG* variables, .pgpass, a service, TLS ------
+# A role with a password (scram-sha-256 on 127.0.0.1 and the socket), a role that may connect
+# only over TLS (hostssl; plain TCP rejected), and the server with ssl = on and a self-signed
+# certificate made here by openssl.
+command -v openssl >/dev/null || fail "openssl is missing (scripts/lib.sh ensure_packages installs it)"
+TLS="$WORK/tls"; mkdir -p "$TLS" "$WORK/home/.postgresql"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$TLS/server.key" -out "$TLS/server.crt" 2>/dev/null || fail "openssl could not make a certificate"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=someone else" \
+  -keyout "$TLS/other.key" -out "$TLS/other.crt" 2>/dev/null || fail "openssl could not make a second certificate"
+chown postgres: "$TLS/server.key" "$TLS/server.crt"; chmod 600 "$TLS/server.key"
+psql_q <<SQL >/dev/null
+CREATE TABLE conn_t (id int, note text);
+INSERT INTO conn_t SELECT g, 'note ' || g FROM generate_series(1, 50) AS g;
+SELECT worm.protect('conn_t');
+CREATE ROLE pw_auditor LOGIN PASSWORD 'pw s3cret:x';
+CREATE ROLE tls_auditor LOGIN;
+GRANT USAGE ON SCHEMA worm TO pw_auditor, tls_auditor;
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, conn_t TO pw_auditor, tls_auditor;
+ALTER SYSTEM SET listen_addresses = '127.0.0.1';
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$TLS/server.crt';
+ALTER SYSTEM SET ssl_key_file = '$TLS/server.key';
+SQL
+{ echo "host all pw_auditor 127.0.0.1/32 scram-sha-256"
+  echo "local all pw_auditor scram-sha-256"
+  echo "hostssl all tls_auditor 127.0.0.1/32 trust"
+  echo "host all tls_auditor 127.0.0.1/32 reject"
+  cat "$PGDATA_DIR/pg_hba.conf"; } >"$WORK/hba" && cat "$WORK/hba" >"$PGDATA_DIR/pg_hba.conf"
+restart_cluster
+# wv_env VAR=VALUE... -- ARGS...: worm-verify without the test's PG* variables and with
+# HOME=$WORK/home, plus the given variables; sets OUT, ERR, RC like run_wv.
+wv_env() {
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+  set +e
+  OUT="$(env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -u PGOPTIONS HOME="$WORK/home" "${envs[@]}" "$WV" "$@" 2>"$WORK/stderr")"; RC=$?
+  set -e
+  ERR="$(cat "$WORK/stderr")"
+  if grep -qiE "panicked|backtrace" "$WORK/stderr"; then fail "worm-verify $*: panicked: $ERR"; fi
+}
+CONN_OK="OK: every row hash and link of 32 chains verified (50 rows)."
+ok_conn() { [ "$RC" = 0 ] && [ "$(echo "$OUT" | tail -n 1)" = "$CONN_OK" ] || fail "$1: exit $RC: $OUT $ERR"; }
+# Only PG* variables (TCP here).
+wv_env PGHOST=127.0.0.1 PGPORT="$PGPORT" PGUSER=postgres PGDATABASE=postgres -- table conn_t
+ok_conn "PG* variables only"
+# --db gives part of it, the variables the rest.
+wv_env PGHOST=127.0.0.1 PGPORT="$PGPORT" PGUSER=postgres -- table --db "dbname=postgres" conn_t
+ok_conn "--db with PG* variables"
+# A password-protected role: no password anywhere is a clear error (exit 2), ...
+wv_env PGHOST=127.0.0.1 PGPORT="$PGPORT" PGUSER=pw_auditor PGDATABASE=postgres -- table conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -qF "the server asks for a password and none was given: add a line for 127.0.0.1:$PGPORT:postgres:pw_auditor to the password file $WORK/home/.pgpass" \
+  || fail "password role without a password: exit $RC: $ERR"
+# ... ~/.pgpass supplies it (its ':' escaped), ...
+printf '# audit\n127.0.0.1:%s:postgres:pw_auditor:pw s3cret\\:x\n' "$PGPORT" >"$WORK/home/.pgpass"
+chmod 600 "$WORK/home/.pgpass"
+wv_env PGHOST=127.0.0.1 PGPORT="$PGPORT" PGUSER=pw_auditor PGDATABASE=postgres -- table conn_t
+ok_conn ".pgpass"
+# ... but not over the Unix socket, which that line does not name, ...
+wv_env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=pw_auditor PGDATABASE=postgres -- table conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q "asks for a password" || fail ".pgpass line of another host used: exit $RC: $ERR"
+# ... a file others may read is ignored, as libpq ignores it, ...
+chmod 644 "$WORK/home/.pgpass"
+wv_env PGHOST=127.0.0.1 PGPORT="$PGPORT" PGUSER=pw_auditor PGDATABASE=postgres -- table conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q "has group or world access" || fail ".pgpass readable by others: exit $RC: $ERR"
+chmod 600 "$WORK/home/.pgpass"
+# ... and PGPASSFILE names another file (a wrong password: the server refuses it).
+printf '*:*:*:pw_auditor:wrong\n' >"$WORK/wrong.pgpass"; chmod 600 "$WORK/wrong.pgpass"
+wv_env PGPASSFILE="$WORK/wrong.pgpass" -- table --db "host=127.0.0.1 port=$PGPORT user=pw_auditor dbname=postgres" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q 'password authentication failed for user "pw_auditor"' || fail "PGPASSFILE: exit $RC: $ERR"
+# A service file: PGSERVICEFILE with PGSERVICE or service= in --db; its settings come before
+# the PG* variables, and --db before it. (The password role over TLS, password from .pgpass.)
+printf '# worm-verify scenario\n[audit]\nhost=127.0.0.1\nport=%s\nuser=pw_auditor\ndbname=postgres\nsslmode=require\n[broken]\nport=1\n' \
+  "$PGPORT" >"$WORK/services.conf"
+wv_env PGSERVICEFILE="$WORK/services.conf" PGSERVICE=audit -- table conn_t
+ok_conn "PGSERVICE"
+wv_env PGSERVICEFILE="$WORK/services.conf" PGPORT=1 -- table --db "service=audit" conn_t
+ok_conn "service= in --db (its port over PGPORT)"
+wv_env PGSERVICEFILE="$WORK/services.conf" -- table --db "service=broken host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres" conn_t
+ok_conn "--db over the service"
+wv_env PGSERVICEFILE="$WORK/services.conf" -- table --db "service=nope" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q 'definition of service "nope" not found' || fail "unknown service: exit $RC: $ERR"
+# TLS: tls_auditor gets in only over TLS.
+TLSDB="host=127.0.0.1 port=$PGPORT user=tls_auditor dbname=postgres"
+wv_env -- table --db "$TLSDB sslmode=disable" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q 'rejects connection.*no encryption' || fail "TLS-only role without TLS: exit $RC: $ERR"
+wv_env PGSSLMODE=require -- table --db "$TLSDB" conn_t
+ok_conn "sslmode=require (PGSSLMODE)"
+wv_env -- table --db "$TLSDB" conn_t
+ok_conn "sslmode=prefer (the default) uses TLS"
+# verify-ca / verify-full: the server's certificate as root; another root is refused, and
+# so is a host name the certificate does not name (verify-full only).
+wv_env -- table --db "$TLSDB sslmode=verify-full" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q 'root.crt" does not exist' || fail "verify-full without a root certificate: exit $RC: $ERR"
+wv_env PGSSLROOTCERT="$TLS/server.crt" -- table --db "$TLSDB sslmode=verify-full" conn_t
+ok_conn "verify-full (PGSSLROOTCERT)"
+wv_env -- table --db "$TLSDB sslmode=verify-ca sslrootcert=$TLS/other.crt" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q "certificate verify failed" || fail "verify-ca against another root: exit $RC: $ERR"
+wv_env -- table --db "host=db.invalid hostaddr=127.0.0.1 port=$PGPORT user=tls_auditor dbname=postgres sslmode=verify-ca sslrootcert=$TLS/server.crt" conn_t
+ok_conn "verify-ca ignores the host name"
+wv_env -- table --db "host=db.invalid hostaddr=127.0.0.1 port=$PGPORT user=tls_auditor dbname=postgres sslmode=verify-full sslrootcert=$TLS/server.crt" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q "certificate verify failed" || fail "verify-full with a host name the certificate does not name: exit $RC: $ERR"
+# ~/.postgresql/root.crt is the default root; when it exists, require verifies too (libpq).
+cp "$TLS/server.crt" "$WORK/home/.postgresql/root.crt"
+wv_env -- table --db "postgresql://tls_auditor@localhost:$PGPORT/postgres?sslmode=verify-full" conn_t
+ok_conn "verify-full with ~/.postgresql/root.crt (URI)"
+cp "$TLS/other.crt" "$WORK/home/.postgresql/root.crt"
+wv_env -- table --db "$TLSDB sslmode=require" conn_t
+[ "$RC" = 2 ] && echo "$ERR" | grep -q "certificate verify failed" || fail "require with a root.crt that does not match: exit $RC: $ERR"
+rm "$WORK/home/.postgresql/root.crt"
+
+echo "worm-verify: agrees with worm.verify on $TOTAL rows of 28 types (ADD COLUMN, 25 000-row table, purged chains), as a SELECT-only role, and on 4 tampered chains; a partitioned table per partition (unprotected leaf, no partitions, checkpoint, --against with a retired, a new, a tampered and a dropped partition); connection settings from PG* variables, .pgpass, a service file, TLS (sslmode prefer, require, verify-ca, verify-full) (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"

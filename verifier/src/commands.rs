@@ -183,11 +183,11 @@ fn write_json(out: Option<&Path>, v: &Json) -> Result<()> {
 
 // --- table ----------------------------------------------------------------------------------
 
-pub fn table(db_url: &str, table: &str, json: bool) -> ExitCode {
+pub fn table(db_url: Option<&str>, table: &str, json: bool) -> ExitCode {
     exit_code(run_table(db_url, table, json))
 }
 
-fn run_table(db_url: &str, table: &str, json: bool) -> Run {
+fn run_table(db_url: Option<&str>, table: &str, json: bool) -> Run {
     let mut client = db::connect(db_url)?;
     let show_progress = !json && std::io::stderr().is_terminal();
     let mut tx = db::begin_read(&mut client)?;
@@ -312,7 +312,7 @@ fn read_against(
 }
 
 pub fn table_against(
-    db_url: &str,
+    db_url: Option<&str>,
     table: &str,
     json: bool,
     digest_path: &Path,
@@ -328,7 +328,7 @@ pub fn table_against(
 }
 
 fn run_table_against(
-    db_url: &str,
+    db_url: Option<&str>,
     table: &str,
     json: bool,
     digest_path: &Path,
@@ -414,7 +414,7 @@ fn against_text(
 
 // --- checkpoint -------------------------------------------------------------------------------
 
-pub fn checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> ExitCode {
+pub fn checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>) -> ExitCode {
     exit_code(run_checkpoint(db_url, table, out))
 }
 
@@ -487,7 +487,7 @@ fn checkpoint_extra_checks(d: &Digest, data: &TableData) -> Vec<Check> {
     checks
 }
 
-fn run_checkpoint(db_url: &str, table: &str, out: Option<&Path>) -> Run {
+fn run_checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>) -> Run {
     let mut client = db::connect(db_url)?;
     let whole = take_checkpoint(&mut client, table)?;
     let d = match parent::parse_digest(whole).map_err(unexpected_document)? {
@@ -1205,7 +1205,7 @@ fn proof_text(
 
 /// Re-reads the proved row and its checkpoint's ledger entry (read-only, no pg_worm function).
 fn proof_db_checks(url: &str, p: &Proof) -> std::result::Result<Vec<Check>, Failure> {
-    let mut client = db::connect(url)?;
+    let mut client = db::connect(Some(url))?;
     let mut tx = db::begin_read(&mut client)?;
     let o = db::open_table(&mut tx, TableSel::Uid(p.table_uid))?;
     let rows = db::fetch_row(&mut tx, &o, p.chain, p.seq)?;
@@ -1314,7 +1314,7 @@ fn read_cert_table(
 /// The certificate against worm.ledger, worm.anchors and the table (read-only, no pg_worm
 /// function).
 fn certificate_db_checks(url: &str, c: &Certificate) -> std::result::Result<Vec<Check>, Failure> {
-    let mut client = db::connect(url)?;
+    let mut client = db::connect(Some(url))?;
     let mut tx = db::begin_read(&mut client)?;
     let entries = db::ledger_all(&mut tx)?;
     let table = read_cert_table(&mut tx, c)?;

@@ -5,6 +5,7 @@
 //! Besides the chains it checks the table as a whole, as `worm.verify` does: inheritance
 //! children, row-level security, and the columns against the list recorded in `worm.ledger`.
 
+use crate::conn;
 use crate::payload::{self, ArrayData, ColData, ColKind};
 use crate::plan::{self, Column, TypeInfo};
 use crate::report::Summary;
@@ -14,9 +15,8 @@ use pg_worm_core::{
     chain_states, columns_mismatch, format_uuid, table, AnchorEntry, ByChain, ChainRow, ChainState,
     ColumnDef, Hash, LedgerEntry, RowEncoder, RowRecord,
 };
-use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, IsolationLevel, Transaction};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 /// At most this many rows per FETCH from the portal.
 const FETCH_ROWS: i32 = 10_000;
@@ -95,29 +95,41 @@ impl<T> PgContext<T> for std::result::Result<T, postgres::Error> {
     }
 }
 
-pub fn connect(db: &str) -> Result<Client> {
-    let mut config: Config = db.parse().map_err(|e| anyhow!("{e}")).context(
-        "invalid --db connection string (expected a postgresql:// URL or key=value conninfo)",
-    )?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
+/// Resolved connection settings (src/conn.rs: libpq's rules), from which connections are
+/// opened (one, or one per job).
+#[derive(Debug, Clone)]
+pub struct Connector(conn::Settings);
+
+impl Connector {
+    /// `--db` (optional) with the PG* environment variables, the service file and the
+    /// password file, as psql reads them.
+    pub fn new(db: Option<&str>) -> Result<Connector> {
+        conn::resolve(db, &conn::Env::from_process())
+            .map(Connector)
+            .context("invalid connection settings (--db, the PG* environment variables or the service file)")
     }
-    config.application_name("worm-verify");
-    let mut client = config
-        .connect(NoTls)
-        .map_err(pg)
-        .context("cannot connect to the database")?;
-    // Nothing here writes; make the server refuse it if anything ever tried. UTF8 for every
-    // text the server sends (payloads are bytea and do not depend on it). row_security off:
-    // a row-level security policy must make the read fail, never hide rows silently.
-    client
-        .batch_execute(
-            "SET default_transaction_read_only = on; \
-             SET client_encoding = 'UTF8'; \
-             SET row_security = off;",
-        )
-        .pg("cannot set up the session")?;
-    Ok(client)
+
+    /// A new session, set up for reading.
+    pub fn open(&self) -> Result<Client> {
+        let mut client = conn::open(&self.0)?;
+        // Nothing here writes; make the server refuse it if anything ever tried. UTF8 for
+        // every text the server sends (payloads are bytea and do not depend on it).
+        // row_security off: a row-level security policy must make the read fail, never hide
+        // rows silently.
+        client
+            .batch_execute(
+                "SET default_transaction_read_only = on; \
+                 SET client_encoding = 'UTF8'; \
+                 SET row_security = off;",
+            )
+            .pg("cannot set up the session")?;
+        Ok(client)
+    }
+}
+
+/// One session from `--db` and the environment (see [`Connector::new`]).
+pub fn connect(db: Option<&str>) -> Result<Client> {
+    Connector::new(db)?.open()
 }
 
 struct TableRef {

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod conn;
 mod db;
 mod parent;
 mod payload;
@@ -54,10 +55,15 @@ enum Command {
     /// A partitioned table: every leaf partition is verified the same way, in the same
     /// snapshot, and reported per partition; a leaf pg_worm does not protect is a problem.
     Table {
-        /// Connection string: a postgresql:// URL or libpq-style key=value conninfo
-        /// (e.g. "host=/var/run/postgresql dbname=app user=auditor"). No TLS.
-        #[arg(long, value_name = "URL")]
-        db: String,
+        /// Connection string: libpq key=value conninfo (e.g. "host=db.example dbname=app
+        /// user=auditor sslmode=verify-full"), a postgresql:// URI, or a database name.
+        /// Optional: whatever it leaves out comes, as for psql, from a service
+        /// (service=/PGSERVICE, in PGSERVICEFILE or ~/.pg_service.conf), then PGHOST,
+        /// PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT,
+        /// PGAPPNAME...; the password from PGPASSWORD or ~/.pgpass (PGPASSFILE), never
+        /// needed on the command line.
+        #[arg(long, value_name = "CONNINFO")]
+        db: Option<String>,
         /// The table, as a regclass literal: name or schema.name (quote mixed case: '"My T"');
         /// or a partitioned table (every leaf partition).
         #[arg(value_name = "TABLE")]
@@ -97,9 +103,9 @@ enum Command {
     /// or to stdout); if anything differs it refuses with exit 1. For a partitioned table
     /// the server returns one checkpoint per partition; each is checked the same way.
     Checkpoint {
-        /// Connection string (see `table --help`).
-        #[arg(long, value_name = "URL")]
-        db: String,
+        /// Connection string (see `table --help`); optional, as there.
+        #[arg(long, value_name = "CONNINFO")]
+        db: Option<String>,
         /// The table (name or schema.name).
         #[arg(value_name = "TABLE")]
         table: String,
@@ -155,8 +161,9 @@ enum Command {
         /// The checkpoint digest the proof must be about (same ledger entry, root and size).
         #[arg(long, value_name = "DIGEST.json")]
         checkpoint: Option<PathBuf>,
-        /// Also re-read the row from this database (see `table --help`).
-        #[arg(long, value_name = "URL")]
+        /// Also re-read the row from this database (see `table --help`; `--db ""` for the
+        /// PG* environment variables alone).
+        #[arg(long, value_name = "CONNINFO")]
         db: Option<String>,
         /// Print JSON: {"ok", "checks", "proof_bytes", "check_micros", ...}.
         #[arg(long)]
@@ -175,8 +182,9 @@ enum Command {
         /// The certificate ("-" for stdin).
         #[arg(value_name = "CERT.json")]
         cert: PathBuf,
-        /// Also check it against this database (see `table --help`).
-        #[arg(long, value_name = "URL")]
+        /// Also check it against this database (see `table --help`; `--db ""` for the
+        /// PG* environment variables alone).
+        #[arg(long, value_name = "CONNINFO")]
         db: Option<String>,
         /// Print JSON: {"ok", "certificate_id", "ledger_seq", "checks": [...]}.
         #[arg(long)]
@@ -201,10 +209,12 @@ fn main() -> ExitCode {
             against,
             require_signature,
         } => match against {
-            None => commands::table(&db, &table, json),
-            Some(d) => commands::table_against(&db, &table, json, &d, &require_signature),
+            None => commands::table(db.as_deref(), &table, json),
+            Some(d) => commands::table_against(db.as_deref(), &table, json, &d, &require_signature),
         },
-        Command::Checkpoint { db, table, out } => commands::checkpoint(&db, &table, out.as_deref()),
+        Command::Checkpoint { db, table, out } => {
+            commands::checkpoint(db.as_deref(), &table, out.as_deref())
+        }
         Command::Keygen { out, key_id } => commands::keygen(&out, key_id.as_deref()),
         Command::Sign {
             key,
@@ -254,7 +264,7 @@ mod tests {
                 against,
                 require_signature,
             } => {
-                assert_eq!(db, "host=/tmp dbname=x");
+                assert_eq!(db.as_deref(), Some("host=/tmp dbname=x"));
                 assert_eq!(table, "public.t");
                 assert!(json);
                 assert!(against.is_none());
@@ -353,8 +363,16 @@ mod tests {
     }
 
     #[test]
+    fn db_is_optional() {
+        let cli = Cli::try_parse_from(["worm-verify", "table", "t"]).expect("valid");
+        assert!(matches!(cli.command, Command::Table { db: None, .. }));
+        let cli = Cli::try_parse_from(["worm-verify", "checkpoint", "t"]).expect("valid");
+        assert!(matches!(cli.command, Command::Checkpoint { db: None, .. }));
+    }
+
+    #[test]
     fn usage_errors_exit_2() {
-        let e = Cli::try_parse_from(["worm-verify", "table", "t"]).unwrap_err();
+        let e = Cli::try_parse_from(["worm-verify", "table"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         let e = Cli::try_parse_from(["worm-verify", "bogus"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
