@@ -428,22 +428,22 @@ echo "ok - at the end: worm.verify('audit') ok over $NLEAVES leaves, a checkpoin
 
 # ------------------------------------------------------------------ 6. a late entry committed while pg_partman's DROP waits
 # A writer inserts a late entry into the partition pg_partman is about to
-# drop and commits while the DROP waits for its lock: the DROP must then see
-# that row (within its retention) and be refused, not retire the partition
-# with a certificate for the other rows only.
+# drop and commits while the DROP waits for its lock (2 s): the DROP must then
+# see that row, still within its retention (5 s from its insertion), and be
+# refused, not retire the partition with a certificate for the other rows.
 psql_q >/dev/null <<SQL
 CREATE TABLE audit3 (id bigint, at timestamptz NOT NULL, patient text, event text) PARTITION BY RANGE (at);
 SELECT partman.create_parent('public.audit3', 'at', 'native', 'daily', p_premake := 1, p_start_partition := (date '$BASE' - 3)::text);
 ALTER TABLE audit3 DETACH PARTITION audit3_default;
 DROP TABLE audit3_default;
-SELECT worm.protect('audit3', retention => '1 second', chains => 1);
+SELECT worm.protect('audit3', retention => '5 seconds', chains => 1);
 INSERT INTO audit3 SELECT g, date '$BASE' - 3 + g * interval '1 hour', 'patient ' || g, 'admitted' FROM generate_series(1, 3) g;
 SQL
-sleep 1.2
+sleep 5.5
 psql_q -c "UPDATE partman.part_config SET retention = '2 days', retention_keep_table = false WHERE parent_table = 'public.audit3'"
 P3="audit3_p$(day -3)"
 psql_q -c "BEGIN" -c "INSERT INTO audit3 VALUES (4, date '$BASE' - 3 + interval '23 hours', 'patient 4', 'late entry')" \
-  -c "SELECT pg_sleep(3)" -c "COMMIT" >"$WORK/late.log" 2>&1 &
+  -c "SELECT pg_sleep(2)" -c "COMMIT" >"$WORK/late.log" 2>&1 &
 LATE_WRITER=$!
 sleep 1
 set +e
