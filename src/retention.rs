@@ -793,7 +793,22 @@ fn lock_and_verify(
 ) -> Result<(crate::verify::Verified, i64), WormError> {
     // SAFETY: locks a relation the caller holds open.
     unsafe { pg_sys::LockRelationOid(t.relid, lockmode as _) };
-    let verified = verify_rel(tbl.as_ptr(), true)?;
+    let verified = if lockmode == pg_sys::AccessExclusiveLock {
+        // A retirement drops every row there is: it verifies and certifies
+        // what a snapshot taken after the lock sees, which includes rows
+        // committed while it waited for the lock (the statement's snapshot,
+        // or a REPEATABLE READ transaction's, would miss them, and the drop
+        // would take them uncertified). No writer can be active now.
+        // SAFETY: the latest snapshot is copied onto the active stack and
+        // popped below; an ERROR meanwhile pops it with the (sub)transaction.
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+        let verified = verify_rel(tbl.as_ptr(), true);
+        // SAFETY: pops the snapshot pushed above.
+        unsafe { pg_sys::PopActiveSnapshot() };
+        verified?
+    } else {
+        verify_rel(tbl.as_ptr(), true)?
+    };
     if !verified.ok() {
         return Err(damaged(t.table.clone(), verified.problems_text()));
     }
