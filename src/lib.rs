@@ -56,6 +56,7 @@ pub extern "C-unwind" fn _PG_init() {
     insert::encode::register_callbacks();
     insert::chain::register_callbacks();
     guard::hooks::init();
+    verify::init_gucs();
 }
 
 /// pgrx's panic hook captures a Rust backtrace for every error raised

@@ -27,12 +27,13 @@ use crate::pg;
 use crate::pg::rel_display_name;
 use crate::sql;
 use pg_worm_core::{
-    chain_states, table, Anchor, AnchorEntry, ByChain, ChainRow, ChainState, RowRecord,
+    chain_states, table, table_verify, Anchor, AnchorEntry, ByChain, ChainRow, ChainState,
+    RowRecord,
 };
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgMemoryContexts, PgRelation};
-use std::collections::{BTreeMap, HashMap};
+use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting, PgMemoryContexts, PgRelation};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 
 pub type VerifyRow = (
@@ -313,20 +314,42 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
     }
     let anchor_entries = anchor_entries(&meta.uid)?;
     let plan = unsafe { encode::build_plan(rel, &table, true)? };
-    let by_chain = unsafe { scan(rel, &plan) };
-    let records = if keep_records {
-        by_chain.clone()
-    } else {
-        BTreeMap::new()
-    };
     let whole_table = unsafe { table_problems(rel, &meta.uid, meta.encoding_version)? };
-    let rows = pg_worm_core::verify_table(
-        &meta.uid,
-        meta.chains,
-        &anchor_entries,
-        by_chain,
-        whole_table,
-    );
+    let (rows, records) = match plan.index {
+        // Streaming: per chain through the chain index, memory bounded by the
+        // number of chains and the largest row.
+        Some(index) if !keep_records => {
+            let t = Streamed {
+                rel,
+                plan: &plan,
+                index,
+                uid: &meta.uid,
+                chains: meta.chains,
+                anchors: &anchor_entries,
+                table: &table,
+            };
+            // SAFETY: `rel` is open, `plan` built for it, `index` its chain index.
+            (unsafe { t.verify(whole_table) }, ByChain::new())
+        }
+        // Every row in memory: the records are wanted (checkpoint, purge,
+        // retire), or there is no chain index to read the chains through.
+        _ => {
+            let by_chain = unsafe { scan(rel, &plan) };
+            let records = if keep_records {
+                by_chain.clone()
+            } else {
+                BTreeMap::new()
+            };
+            let rows = pg_worm_core::verify_table(
+                &meta.uid,
+                meta.chains,
+                &anchor_entries,
+                by_chain,
+                whole_table,
+            );
+            (rows, records)
+        }
+    };
     let anchors = anchor_entries
         .iter()
         .filter_map(|(c, a)| a.good().map(|a| (*c, *a)))
@@ -338,6 +361,253 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
         anchors,
         anchor_entries,
     })
+}
+
+/// `worm.progress_rows`: a NOTICE every this many rows of a verification (0: none).
+static PROGRESS_ROWS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// Defines verification's settings (called from `_PG_init`).
+pub fn init_gucs() {
+    GucRegistry::define_int_guc(
+        c"worm.progress_rows",
+        c"pg_worm: a NOTICE every this many rows of worm.verify (0: none).",
+        c"Long verifications report their progress: rows verified, the table and the chain.",
+        &PROGRESS_ROWS,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+/// Rows verified so far in one call, with a NOTICE every `worm.progress_rows`.
+struct Progress<'a> {
+    every: i64,
+    rows: i64,
+    table: &'a str,
+    chains: i32,
+}
+
+impl Progress<'_> {
+    fn row(&mut self, chain: i32) {
+        self.rows += 1;
+        if self.rows % 4096 == 0 {
+            pgrx::check_for_interrupts!();
+        }
+        if self.every > 0 && self.rows % self.every == 0 {
+            pgrx::notice!(
+                "pg_worm: verified {} rows of {} (chain {chain}; {} of {} chains)",
+                self.rows,
+                self.table,
+                chain.saturating_add(1),
+                self.chains
+            );
+        }
+    }
+}
+
+/// A row whose stored values do not fit where the chain index lists it (a
+/// page edited under the index): another chain's, or out of seq order. Kept
+/// aside and merged back into its chain in a second reading of that chain.
+struct Misfit {
+    chain: i32,
+    tid: (u32, u16),
+    record: RowRecord,
+}
+
+impl Misfit {
+    /// Where it goes in its chain: by seq, then physical position (rows
+    /// without a seq last: they are only counted).
+    fn key(&self) -> (bool, Option<i64>, (u32, u16)) {
+        (self.record.seq.is_none(), self.record.seq, self.tid)
+    }
+}
+
+const BT_EQUAL: u16 = pg_sys::BTEqualStrategyNumber as u16;
+
+/// What a streaming verification of one table reads.
+struct Streamed<'a> {
+    rel: pg_sys::Relation,
+    plan: &'a encode::TablePlan,
+    index: pg_sys::Oid,
+    uid: &'a [u8; 16],
+    chains: i32,
+    anchors: &'a BTreeMap<i32, AnchorEntry>,
+    table: &'a str,
+}
+
+/// What the first reading of the chains collects besides their reports.
+#[derive(Default)]
+struct FirstPass {
+    /// Per chain, rows of it (by their stored worm_chain) the index scans returned.
+    through_index: Vec<i64>,
+    misfits: Vec<Misfit>,
+}
+
+impl Streamed<'_> {
+    fn in_range(&self, c: Option<i32>) -> Option<i32> {
+        c.filter(|c| (0..self.chains).contains(c))
+    }
+
+    /// The report rows: every chain read in seq order through the chain
+    /// index into a streaming verifier; rows with another chain or none, and
+    /// the rows per chain, counted in a plain sequential scan (no hashing);
+    /// rows the index does not list (or lists twice), a problem of their chain.
+    ///
+    /// # Safety
+    /// `rel` is open, `plan` built for it and `index` its chain index.
+    unsafe fn verify(&self, whole_table: Vec<String>) -> Vec<ChainRow> {
+        // SAFETY: the caller's contract.
+        let (in_table, strays) = unsafe { self.count() };
+        let mut progress = Progress {
+            every: i64::from(PROGRESS_ROWS.get()),
+            rows: 0,
+            table: self.table,
+            chains: self.chains,
+        };
+        let n = usize::try_from(self.chains).unwrap_or(0);
+        let mut first = FirstPass {
+            through_index: vec![0; n],
+            misfits: Vec::new(),
+        };
+        let mut rows: Vec<ChainRow> = (0..self.chains)
+            // SAFETY: the caller's contract.
+            .map(|c| unsafe { self.chain(c, Some(&mut first), &[], &mut progress) })
+            .collect();
+        if !first.misfits.is_empty() {
+            let mut misfits = first.misfits;
+            misfits.sort_by_key(|m| (m.chain, m.key()));
+            let mut at = 0;
+            while at < misfits.len() {
+                let c = misfits[at].chain;
+                let end = at + misfits[at..].partition_point(|m| m.chain == c);
+                // SAFETY: the caller's contract.
+                let again = unsafe { self.chain(c, None, &misfits, &mut progress) };
+                if let Some(slot) = usize::try_from(c).ok().and_then(|i| rows.get_mut(i)) {
+                    *slot = again;
+                }
+                at = end;
+            }
+        }
+        let mut index_name = None;
+        for (c, row) in rows.iter_mut().enumerate() {
+            let (t, i) = (in_table[c], first.through_index[c]);
+            if t != i {
+                let name = index_name.get_or_insert_with(|| {
+                    pg::Rel::open_index(self.index, pg_sys::AccessShareLock).display_name()
+                });
+                let c = i32::try_from(c).unwrap_or(i32::MAX);
+                if let Some(p) = table_verify::unindexed_rows_problem(self.table, name, c, t, i) {
+                    row.add_problem(None, &p);
+                }
+            }
+        }
+        table_verify::table_report(rows, &strays, self.chains, whole_table)
+    }
+
+    /// Rows per chain, and the stray rows, from a sequential scan that reads
+    /// only worm_chain (and worm_seq of stray rows).
+    ///
+    /// # Safety
+    /// As for [`Streamed::verify`].
+    unsafe fn count(&self) -> (Vec<i64>, table_verify::Strays) {
+        let mut per_chain = vec![0i64; usize::try_from(self.chains).unwrap_or(0)];
+        let mut strays = table_verify::Strays::new();
+        let mut n: u64 = 0;
+        let each = |slot: pg::Slot<'_>| {
+            let chain = slot.get(self.plan.chain_att).map(|d| d.value() as i32);
+            match self.in_range(chain) {
+                Some(c) => per_chain[c as usize] += 1,
+                None => {
+                    let seq = slot.get(self.plan.seq_att).map(|d| d.value() as i64);
+                    strays.entry(chain).or_default().add(seq);
+                }
+            }
+            n += 1;
+            if n.is_multiple_of(65536) {
+                pgrx::check_for_interrupts!();
+            }
+            ControlFlow::<()>::Continue(())
+        };
+        // SAFETY: `rel` is an open table (the caller's contract).
+        unsafe { pg::scan_heap(self.rel, pg::ScanSnapshot::Active, each) };
+        (per_chain, strays)
+    }
+
+    /// Chain `c` read through the chain index into a streaming verifier.
+    /// First reading (`first` given): counts the rows and sets misfits
+    /// aside. Second reading: skips the misfits and merges those of this
+    /// chain (`misfits`, sorted) in at their places.
+    ///
+    /// # Safety
+    /// As for [`Streamed::verify`].
+    unsafe fn chain(
+        &self,
+        c: i32,
+        mut first: Option<&mut FirstPass>,
+        misfits: &[Misfit],
+        progress: &mut Progress<'_>,
+    ) -> ChainRow {
+        let mut stream = table_verify::ChainStream::new(self.uid, c, self.anchors.get(&c));
+        let set_aside: HashSet<(u32, u16)> = misfits.iter().map(|m| m.tid).collect();
+        let mut mine = misfits.iter().filter(|m| m.chain == c).peekable();
+        let mut last: Option<(i64, (u32, u16))> = None;
+        let mut per_row = PgMemoryContexts::new("pg_worm verify row");
+        let keys: [pg::RangeKey; 1] = [(1, BT_EQUAL, pg_sys::F_INT4EQ, pg_sys::Datum::from(c))];
+        let each = |slot: pg::Slot<'_>| {
+            let tid = slot.tid();
+            let (values, nulls) = slot.values();
+            // SAFETY: the slot's deformed row, of the table `plan` was built
+            // for; what row_record allocates in per_row is read only inside it.
+            let (chain, record) =
+                unsafe { per_row.switch_to(|_| row_record(self.plan, values, nulls)) };
+            // SAFETY: nothing allocated in per_row is used after this point.
+            unsafe { per_row.reset() };
+            let stored = self.in_range(chain);
+            if let (Some(f), Some(d)) = (first.as_deref_mut(), stored) {
+                f.through_index[d as usize] += 1;
+            }
+            if chain != Some(c) || set_aside.contains(&tid) {
+                // Another chain's row (the sequential count reports rows of
+                // no chain of the table).
+                if let (Some(f), Some(d)) = (first.as_deref_mut(), stored.filter(|d| *d != c)) {
+                    f.misfits.push(Misfit {
+                        chain: d,
+                        tid,
+                        record,
+                    });
+                }
+                return ControlFlow::<()>::Continue(());
+            }
+            if let Some(key) = record.seq.map(|s| (s, tid)) {
+                if last.is_some_and(|l| l > key) {
+                    if let Some(f) = first.as_deref_mut() {
+                        f.misfits.push(Misfit {
+                            chain: c,
+                            tid,
+                            record,
+                        });
+                    }
+                    return ControlFlow::Continue(());
+                }
+                while let Some(m) = mine.next_if(|m| m.key() < (false, Some(key.0), key.1)) {
+                    let _ = stream.push(&m.record);
+                }
+                last = Some(key);
+            }
+            // In seq order by construction.
+            let _ = stream.push(&record);
+            progress.row(c);
+            ControlFlow::Continue(())
+        };
+        // SAFETY: `rel` is an open table and `index` its (worm_chain,
+        // worm_seq) btree; the key compares its int4 first column.
+        unsafe { pg::index_forward(self.rel, self.index, &keys, pg::ScanSnapshot::Active, each) };
+        for m in mine {
+            let _ = stream.push(&m.record);
+        }
+        stream.finish()
+    }
 }
 
 /// Every row of `rel` under the active snapshot, hashed with `plan`, grouped by chain.
