@@ -189,6 +189,11 @@ pub enum WormError {
     #[error("table {table} has {what}; pg_worm cannot protect it")]
     Unprotectable { table: String, what: String },
 
+    #[error(
+        "table {table} is a partition of {parent}; pg_worm protects a partitioned table as a whole"
+    )]
+    IsPartition { table: String, parent: String },
+
     #[error("{table} is a partitioned table: its holds are numbered per partition")]
     HoldOnParent { table: String },
 
@@ -235,7 +240,9 @@ impl WormError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             WormError::NotOwnerFor { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            WormError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            WormError::NotATable { .. } | WormError::IsPartition { .. } => {
+                ERRCODE_WRONG_OBJECT_TYPE
+            }
             WormError::NotPermanent { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             WormError::AlreadyProtected { .. } => ERRCODE_DUPLICATE_OBJECT,
             WormError::NotProtected { .. } => ERRCODE_UNDEFINED_OBJECT,
@@ -367,7 +374,20 @@ impl WormError {
                 "pg_worm's trigger functions are attached by worm.protect only.".into()
             }
             WormError::PolicyChanged { .. } => "Run it again in a new transaction: it will see the current holds and retention.".into(),
-            WormError::Unprotectable { .. } => "Recreate the column as an ordinary one (the application or a trigger named before zz_worm_chain can compute its value), then protect the table.".into(),
+            WormError::Unprotectable { what, .. } => {
+                if what.starts_with("row-level security") {
+                    "Disable row-level security first (ALTER TABLE ... DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY): its policies could hide rows from readers and verifiers.".into()
+                } else if what.starts_with("inheritance children") {
+                    "Detach the children first (ALTER TABLE child NO INHERIT parent), or protect each table on its own.".into()
+                } else if what.starts_with("columns taken from a composite type") {
+                    "Run ALTER TABLE ... NOT OF first.".into()
+                } else {
+                    "Recreate the column as an ordinary one (the application or a trigger named before zz_worm_chain can compute its value), then protect the table.".into()
+                }
+            }
+            WormError::IsPartition { parent, .. } => format!(
+                "Protect the partitioned table: SELECT worm.protect('{parent}'); every partition it has, and every one it gets later, is then protected."
+            ),
             WormError::PartitionUnprotectable { hint, .. } => hint.clone(),
             WormError::HoldOnParent { table } => format!(
                 "Release a partition's hold with worm.release_hold(partition, hold_id, reason) (SELECT * FROM worm.holds lists them), or the single hold of every partition with worm.release_hold('{table}', reason)."

@@ -1204,6 +1204,10 @@ pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
         "method".into(),
         json!("the whole table dropped (DROP TABLE) by worm.retire once every row had passed its retention; storage released by the drop"),
     );
+    fields.insert(
+        "remaining".into(),
+        json!("The table's data files are removed when the dropping transaction commits; its rows remain in WAL segments and in backups taken before the drop, until those expire under their own retention."),
+    );
     // Each chain's last link when the table went: its last row, else its
     // purge anchor, else the genesis (a chain that never held a row).
     let final_heads: Vec<serde_json::Value> = verified

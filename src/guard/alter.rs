@@ -138,7 +138,10 @@ unsafe fn check_new_parent_or_partition(
             ));
         }
         match protected(part) {
-            Some(Protected::Table(_)) => super::note_partition_event("attach", part, parent),
+            Some(Protected::Table(t)) => {
+                shorter_retention_problem(part, &t, parent, &p)?;
+                super::note_partition_event("attach", part, parent)
+            }
             Some(_) => {}
             None if kind == pg_sys::RELKIND_RELATION && !crate::pg::relation_is_empty(part) => {
                 let name = crate::pg::Rel::open(part, pg_sys::AccessShareLock).display_name();
@@ -151,6 +154,46 @@ unsafe fn check_new_parent_or_partition(
         }
         Ok(())
     }
+}
+
+/// A protected table attached to a protected partitioned table must keep its
+/// rows at least as long as the partitioned table does: otherwise attaching
+/// it would let a purge through the parent remove them earlier.
+fn shorter_retention_problem(
+    part: Oid,
+    table: &str,
+    parent: Oid,
+    parent_name: &str,
+) -> Result<(), WormError> {
+    let (Some(m), Some(pm)) = (
+        crate::catalog::meta::lookup(part)?,
+        crate::catalog::meta::parent_lookup(parent)?,
+    ) else {
+        return Ok(());
+    };
+    use crate::retention::{iso8601, period, transaction_start};
+    let shorter = match (&m.retention, &pm.retention) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(r), Some(pr)) => {
+            !pg_worm_core::period::not_shorter(&period(r), &period(pr), transaction_start())
+        }
+    };
+    if !shorter {
+        return Ok(());
+    }
+    let theirs = pm
+        .retention
+        .as_ref()
+        .map(iso8601)
+        .unwrap_or_else(|| "for ever".into());
+    let mine = m.retention.as_ref().map(iso8601).unwrap_or_default();
+    Err(refuse(
+        parent_name,
+        format!(
+            "attaching {table}, whose rows are kept for {mine}, shorter than {parent_name}'s {theirs} (a purge through the parent would remove them early); lengthen it first with worm.set_retention"
+        ),
+    ))
 }
 
 /// Why one ALTER TABLE command may not run on a protected table, if so.

@@ -46,6 +46,16 @@ fn protect(
     let relid = tbl.oid();
     // SAFETY: `tbl` holds the relation open and locked for this call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
+    // A partition is protected through its partitioned table (its columns
+    // cannot be added to it alone).
+    if let Some(parent) = crate::pg::partition_parent(relid) {
+        if meta::lookup(relid)?.is_none() {
+            let parent = crate::pg::Rel::cached(parent)
+                .map(|r| r.display_name())
+                .unwrap_or_default();
+            return Err(WormError::IsPartition { table, parent });
+        }
+    }
     let owner = check_protectable(&tbl, &table, chains, retention.as_ref(), false)?;
     // ALTER TABLE refuses a relation this function still holds open.
     drop(tbl);

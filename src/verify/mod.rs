@@ -1,9 +1,21 @@
 //! worm.verify, worm.verify_all and worm.chain_heads.
 //!
-//! Verification only reads: a sequential scan of the table under the
-//! statement's snapshot, the row hashes recomputed from the stored values, and
-//! per chain the pure checks of `pg_worm_core::verify_chain`. It assigns no
-//! transaction id, so it also runs on a hot standby.
+//! Verification only reads, under the statement's snapshot, and assigns no
+//! transaction id, so it also runs on a hot standby. The row hashes are
+//! recomputed from the stored values and each chain is checked by the pure
+//! logic of `pg_worm_core` (`ChainStream`, `verify_chain`).
+//!
+//! Streaming (worm.verify, verify_all, verify against a digest): each chain
+//! is read in seq order through the chain index into a streaming verifier,
+//! so memory follows the number of chains and the largest row, not the
+//! table. A sequential count of the heap (no hashing) finds the rows of no
+//! chain of the table and compares the rows per chain with what the index
+//! scans returned: rows the index does not list are reported on their chain.
+//! Rows whose stored values do not fit where the index lists them (a page
+//! edited under the index) are set aside and merged back into their chain in
+//! a second reading of it, in (seq, physical position) order. Callers that
+//! need every chain's (seq, link) list (checkpoint, purge, retire) ask for
+//! the records: one sequential scan into memory, the same report.
 //!
 //! Besides the chains, it reports what makes the table as a whole untrustworthy
 //! although every chain verifies (one extra row each, chain NULL, ok false):
@@ -14,6 +26,7 @@
 //! Memory: every row is detoasted and encoded in a short-lived memory context
 //! that is reset after the row, and the encoder hashes a value where it lies,
 //! so a large value costs about its own size, once, not once per row read.
+//! `worm.progress_rows` (0 = off) sends a NOTICE every that many rows.
 
 pub mod checkpoint;
 pub mod columns;
@@ -911,6 +924,53 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].0, None);
         assert_eq!(p[0].2, pg_worm_core::table::columns_problem(diff));
+    }
+
+    /// A row the chain index does not list (written while the index was not
+    /// ready, the state a page edit of the index leaves) is reported on its
+    /// chain, naming the table and the index; the chain itself reads with a
+    /// gap where the row is missing from the index.
+    #[pg_test]
+    fn rows_missing_from_the_chain_index_are_reported() {
+        Spi::run("CREATE TABLE t_unindexed (id int)").unwrap();
+        Spi::run("SELECT worm.protect('t_unindexed', chains => 1)").unwrap();
+        Spi::run("INSERT INTO t_unindexed SELECT g FROM generate_series(1, 5) g").unwrap();
+        Spi::run(
+            "UPDATE pg_catalog.pg_index SET indisready = false \
+              WHERE indrelid = 't_unindexed'::regclass",
+        )
+        .unwrap();
+        Spi::run("INSERT INTO t_unindexed VALUES (6), (7)").unwrap();
+        Spi::run(
+            "UPDATE pg_catalog.pg_index SET indisready = true \
+              WHERE indrelid = 't_unindexed'::regclass",
+        )
+        .unwrap();
+        let p = verify_problems("t_unindexed");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, Some(0));
+        assert!(
+            p[0].2.starts_with(
+                "rows 6..7 are missing (2 rows); 2 row(s) of chain 0 in \
+                 public.t_unindexed are not in its chain index public."
+            ),
+            "{p:?}"
+        );
+        // After REINDEX the chain verifies.
+        Spi::run("REINDEX TABLE t_unindexed").unwrap();
+        assert_eq!(verify_problems("t_unindexed"), vec![]);
+    }
+
+    /// worm.progress_rows is a setting (0 by default) that verify reads.
+    #[pg_test]
+    fn progress_rows_is_a_setting() {
+        assert_eq!(
+            Spi::get_one::<String>("SHOW worm.progress_rows").unwrap(),
+            Some("0".to_string())
+        );
+        protected("t_progress", 5);
+        Spi::run("SET worm.progress_rows = 2").unwrap();
+        assert_eq!(verify_problems("t_progress"), vec![]);
     }
 
     /// Kilobytes of a /proc/self/status field.

@@ -82,6 +82,15 @@ CREATE TABLE audit_2025_12 (id bigint, at timestamptz NOT NULL, event text);
 INSERT INTO audit_2025_12 VALUES (30, '2025-12-24', 'admit');
 SELECT worm.protect('audit_2025_12', retention => '5 seconds', chains => 1);
 ALTER TABLE audit ATTACH PARTITION audit_2025_12 FOR VALUES FROM ('2025-12-01') TO ('2026-01-01');
+-- Not one that keeps its rows for less time than the parent (a purge
+-- through the parent would remove them early).
+CREATE TABLE audit_2025_11 (id bigint, at timestamptz NOT NULL, event text);
+SELECT worm.protect('audit_2025_11', retention => '1 second', chains => 1) IS NOT NULL AS protected;
+SELECT pg_temp.try($$ALTER TABLE audit ATTACH PARTITION audit_2025_11 FOR VALUES FROM ('2025-11-01') TO ('2025-12-01')$$);
+-- A partition alone is protected through its partitioned table.
+CREATE TABLE loose (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE loose_1 PARTITION OF loose FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+SELECT pg_temp.try($$SELECT worm.protect('loose_1')$$);
 -- A protected table cannot join a parent pg_worm does not protect.
 CREATE TABLE plain_parent (id bigint, at timestamptz NOT NULL, event text) PARTITION BY RANGE (at);
 SELECT pg_temp.try($$ALTER TABLE plain_parent ATTACH PARTITION audit_2026_03 FOR VALUES FROM ('2026-03-01') TO ('2026-04-01')$$);
