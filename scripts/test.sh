@@ -6,7 +6,7 @@
 #   bash scripts/test.sh core [FILTER]           1. cargo test -p pg_worm_core -p worm-verify [FILTER]
 #   bash scripts/test.sh pgtest [FILTER]         2. cargo pgrx test pg15 [FILTER] (#[pg_test])
 #   bash scripts/test.sh regress [NAME...]       3. pg_regress: the schedule, or these files of tests/pg_regress/sql
-#   bash scripts/test.sh scenarios               4. tests/scenarios/*.sh (10 and 50 also preloaded)
+#   bash scripts/test.sh scenarios               4. tests/scenarios/*.sh (10, 34 and 50 also preloaded)
 #   bash scripts/test.sh scenario N|NAME...      4. these scenarios only (60, 60_hashing_spec, hashing_spec)
 #   bash scripts/test.sh redteam [plain|preload] [NN...]
 #                                                5. red-team attacks: both modes or one, all or these
@@ -92,8 +92,9 @@ if [ "$ONLY" = all ] || [ "$ONLY" = scenarios ]; then
   for s in "$ROOT"/tests/scenarios/[0-9]*.sh; do run_scenario "$s"; done
   # With the hooks loaded the trigger keeps chain heads in memory: run the
   # scenarios that stress heads (concurrency, ON CONFLICT, savepoints, crashes)
-  # in that mode too.
-  for s in "$ROOT"/tests/scenarios/10_*.sh "$ROOT"/tests/scenarios/50_*.sh; do
+  # in that mode too; and the partitioned audit log kept by pg_partman and
+  # pg_cron (the hooks see every DDL statement pg_partman runs).
+  for s in "$ROOT"/tests/scenarios/10_*.sh "$ROOT"/tests/scenarios/34_*.sh "$ROOT"/tests/scenarios/50_*.sh; do
     PG_WORM_PRELOAD=1 run_scenario "$s" "(preloaded)"
   done
 fi
