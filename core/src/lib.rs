@@ -46,7 +46,10 @@ pub fn hash_from_slice(bytes: &[u8]) -> Option<Hash> {
 mod tests;
 
 pub mod merkle;
-pub use merkle::{inclusion_proof, merkle_root, verify_inclusion};
+pub use merkle::{
+    inclusion_proof, inclusion_proof_from_tiles, merkle_root, root_from_tiles, tile_roots,
+    verify_inclusion, TILE,
+};
 
 pub mod ledger;
 pub use ledger::{canonical_json, ledger_hash, verify_ledger, LedgerEntry, LedgerReport};

@@ -88,6 +88,43 @@ fn path_of(hashes: &[Hash], m: usize, out: &mut Vec<Hash>) {
     }
 }
 
+/// Leaves per tile: the stored tree state of a checkpoint is the root of
+/// every run of `TILE` consecutive leaves (the last run may be shorter).
+/// A power of two, so that every split of RFC 9162's tree over more than
+/// `TILE` leaves falls on a tile boundary: the tree over the tiles' roots
+/// (taken as nodes, not re-hashed as leaves) has the same root.
+pub const TILE: usize = 256;
+
+/// The root of every tile of `leaves` (see [`TILE`]).
+pub fn tile_roots<T: AsRef<[u8]>>(leaves: &[T]) -> Vec<Hash> {
+    leaves.chunks(TILE).map(merkle_root).collect()
+}
+
+/// The tree's root from its tiles' roots (equal to [`merkle_root`] of the
+/// leaves they were made from).
+pub fn root_from_tiles(tiles: &[Hash]) -> Hash {
+    root_of_leaf_hashes(tiles)
+}
+
+/// The audit path of leaf `index_in_tile` of tile `tile` (whose leaves are
+/// `tile_leaves`), given every tile's root: the path inside the tile, then
+/// the tile's path among the tiles; equal to [`inclusion_proof`] over all
+/// the leaves. None when an index is out of range or the tile's leaves do
+/// not hash to its recorded root.
+pub fn inclusion_proof_from_tiles<T: AsRef<[u8]>>(
+    tile_leaves: &[T],
+    index_in_tile: usize,
+    tiles: &[Hash],
+    tile: usize,
+) -> Option<Vec<Hash>> {
+    if tile >= tiles.len() || merkle_root(tile_leaves) != tiles[tile] {
+        return None;
+    }
+    let mut path = inclusion_proof(tile_leaves, index_in_tile)?;
+    path_of(tiles, tile, &mut path);
+    Some(path)
+}
+
 /// Checks an audit path (RFC 9162 §2.1.3.2): that `leaf` is leaf number
 /// `index` of a tree of `size` leaves whose root is `root`.
 pub fn verify_inclusion(leaf: &[u8], index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
@@ -175,6 +212,27 @@ mod tests {
                 assert_ne!(merkle_root(&l[..n - 1]), root);
             }
         }
+    }
+
+    #[test]
+    fn tiles_give_the_same_root_and_paths() {
+        for n in [1usize, 2, 255, 256, 257, 511, 512, 513, 1000, 1500, 2048, 2049] {
+            let l = leaves(n);
+            let tiles = tile_roots(&l);
+            assert_eq!(tiles.len(), n.div_ceil(TILE), "n={n}");
+            assert_eq!(root_from_tiles(&tiles), merkle_root(&l), "n={n}");
+            for i in [0, n / 3, n / 2, n - 1] {
+                let t = i / TILE;
+                let chunk = &l[t * TILE..((t + 1) * TILE).min(n)];
+                let path = inclusion_proof_from_tiles(chunk, i % TILE, &tiles, t);
+                assert_eq!(path, inclusion_proof(&l, i), "n={n} i={i}");
+            }
+        }
+        // A tile whose leaves do not hash to its recorded root gives no path.
+        let l = leaves(600);
+        let mut tiles = tile_roots(&l);
+        tiles[1] = [9u8; 32];
+        assert!(inclusion_proof_from_tiles(&l[256..512], 3, &tiles, 1).is_none());
     }
 
     #[test]
