@@ -207,6 +207,14 @@ SHAPE="$(jsq "$OUT" "(SELECT string_agg(concat_ws('|', coalesce(e->>'chain', 'nu
   || fail "tampered table: unexpected chains/first_bad_seq/problems: $SHAPE"
 [ "$(jsq "$OUT" "j->1->>'detail'")" = "row 3 was changed: its content no longer matches its stored link" ] \
   || fail "tampered table: chain 1 detail: $OUT"
+# Several sessions sharing one snapshot (--jobs): the same report, row for row.
+TAMPERED_JSON="$OUT"
+run_wv table --db "$AUDITOR" rec --json --jobs 3
+[ "$RC" = 1 ] && [ "$OUT" = "$TAMPERED_JSON" ] || fail "tampered table with --jobs 3: exit $RC, report differs: $OUT $ERR"
+run_wv table --db "$SU" bulk --json -j 2
+[ "$RC" = 0 ] && [ "$(differ bulk "$OUT")" = 0 ] || fail "bulk with --jobs 2: exit $RC: $ERR"
+run_wv table --db "$SU" rec --jobs 0
+[ "$RC" = 2 ] || fail "--jobs 0: exit $RC"
 run_wv table --db "$SU" rec
 [ "$RC" = 1 ] || fail "tampered table, human report: exit $RC"
 echo "$OUT" | grep -q "^PROBLEMS FOUND: 4 problems in 4 of 5 report rows: chain 1 from seq 3, chain 2 from seq 5, chain 3 from seq 10, chain 77 from seq 10\.$" \
@@ -274,6 +282,8 @@ run_wv table --db "$SU" audit --json
 eq "partitioned table --json partitions" "$(jsq "$OUT" "(SELECT string_agg(p->>'partition' || ':' || (p->>'rows_read'), ' ' ORDER BY p->>'partition') FROM jsonb_array_elements(j->'partitions') AS p)")" \
   "public.audit_2024_01:61 public.audit_2024_02:29 public.audit_2024_03:30"
 eq "partitioned table: report rows differing from worm.verify(parent)" "$(parent_differ audit "$OUT")" 0
+run_wv table --db "$SU" audit --json --jobs 2
+[ "$RC" = 0 ] && [ "$(parent_differ audit "$OUT")" = 0 ] || fail "partitioned table with --jobs 2: exit $RC: $ERR"
 # The same partition read on its own: its table report, as before.
 run_wv table --db "$SU" audit_2024_02 --json
 [ "$RC" = 0 ] && [ "$(differ audit_2024_02 "$OUT")" = 0 ] || fail "one partition on its own: exit $RC: $OUT"

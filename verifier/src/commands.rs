@@ -183,21 +183,27 @@ fn write_json(out: Option<&Path>, v: &Json) -> Result<()> {
 
 // --- table ----------------------------------------------------------------------------------
 
-pub fn table(db_url: Option<&str>, table: &str, json: bool) -> ExitCode {
-    exit_code(run_table(db_url, table, json))
+pub fn table(db_url: Option<&str>, table: &str, json: bool, jobs: usize) -> ExitCode {
+    exit_code(run_table(db_url, table, json, jobs))
 }
 
-fn run_table(db_url: Option<&str>, table: &str, json: bool) -> Run {
-    let mut client = db::connect(db_url)?;
-    let show_progress = !json && std::io::stderr().is_terminal();
+fn run_table(db_url: Option<&str>, table: &str, json: bool, jobs: usize) -> Run {
+    let connector = db::Connector::new(db_url)?;
+    let mut client = connector.open()?;
     let mut tx = db::begin_read(&mut client)?;
+    let ro = &db::ReadOpts::new(
+        !json && std::io::stderr().is_terminal(),
+        &connector,
+        &mut tx,
+        jobs,
+    )?;
     let rel = db::lookup_relation(&mut tx, table)?;
     if rel.is_partitioned() {
-        let report = read_parent(&mut tx, &rel, &ParentMode::Plain, show_progress)?;
+        let report = read_parent(&mut tx, &rel, &ParentMode::Plain, ro)?;
         end_read(tx)?;
         return Ok(print_parent(&report, json));
     }
-    let data = db::verify_table_in(&mut tx, TableSel::Name(table), show_progress, false)?;
+    let data = db::verify_table_in(&mut tx, TableSel::Name(table), ro, false)?;
     end_read(tx)?;
     if json {
         print_out(&format!("{}\n", report::to_json(&data.rows)));
@@ -302,10 +308,10 @@ fn read_against(
     tx: &mut postgres::Transaction<'_>,
     table: &str,
     d: &Digest,
-    show_progress: bool,
+    ro: &db::ReadOpts,
     with_last: bool,
 ) -> std::result::Result<(TableData, AgainstRead), Failure> {
-    let data = db::verify_table_in(tx, TableSel::Name(table), show_progress, true)?;
+    let data = db::verify_table_in(tx, TableSel::Name(table), ro, true)?;
     let mut read = read_ledger_side(tx, d, with_last)?;
     read.wal = db::server_wal(tx)?;
     Ok((data, read))
@@ -317,6 +323,7 @@ pub fn table_against(
     json: bool,
     digest_path: &Path,
     required: &[String],
+    jobs: usize,
 ) -> ExitCode {
     exit_code(run_table_against(
         db_url,
@@ -324,6 +331,7 @@ pub fn table_against(
         json,
         digest_path,
         required,
+        jobs,
     ))
 }
 
@@ -333,12 +341,19 @@ fn run_table_against(
     json: bool,
     digest_path: &Path,
     required: &[String],
+    jobs: usize,
 ) -> Run {
     let any = load_any_digest(digest_path)?;
     let required = parse_required(required)?;
-    let mut client = db::connect(db_url)?;
-    let show_progress = !json && std::io::stderr().is_terminal();
+    let connector = db::Connector::new(db_url)?;
+    let mut client = connector.open()?;
     let mut tx = db::begin_read(&mut client)?;
+    let ro = &db::ReadOpts::new(
+        !json && std::io::stderr().is_terminal(),
+        &connector,
+        &mut tx,
+        jobs,
+    )?;
     let rel = db::lookup_relation(&mut tx, table)?;
     let d = match (any, rel.is_partitioned()) {
         (AnyDigest::Table(d), false) => *d,
@@ -347,7 +362,7 @@ fn run_table_against(
                 digest: &p,
                 required: &required,
             };
-            let report = read_parent(&mut tx, &rel, &mode, show_progress)?;
+            let report = read_parent(&mut tx, &rel, &mode, ro)?;
             end_read(tx)?;
             return Ok(print_parent(&report, json));
         }
@@ -369,7 +384,7 @@ fn run_table_against(
             )))
         }
     };
-    let (mut data, read) = read_against(&mut tx, table, &d, show_progress, true)?;
+    let (mut data, read) = read_against(&mut tx, table, &d, ro, true)?;
     end_read(tx)?;
     let sig_results = d.check_signatures(&required);
     let outcome = against_checks(&d, &mut data, &read, Some((&sig_results, &required)));
@@ -506,9 +521,9 @@ fn run_checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>) -> Run 
         "worm-verify: worm.checkpoint recorded ledger entry {} for {}; recomputing it independently\n",
         d.entry.seq, d.table_name
     ));
-    let show_progress = std::io::stderr().is_terminal();
+    let ro = &db::ReadOpts::plain(std::io::stderr().is_terminal());
     let mut tx = db::begin_read(&mut client)?;
-    let (mut data, read) = read_against(&mut tx, table, &d, show_progress, false)?;
+    let (mut data, read) = read_against(&mut tx, table, &d, ro, false)?;
     end_read(tx)?;
     let mut checks = against_checks(&d, &mut data, &read, None).checks;
     // The digest was just taken on this server: its WAL position is in this server's history;
@@ -574,7 +589,7 @@ fn read_parent(
     tx: &mut postgres::Transaction<'_>,
     rel: &db::Relation,
     mode: &ParentMode<'_>,
-    show_progress: bool,
+    ro: &db::ReadOpts,
 ) -> std::result::Result<ParentReport, Failure> {
     db::prepare(tx)?;
     let leaves = db::leaf_partitions(tx, rel.oid)?;
@@ -610,19 +625,12 @@ fn read_parent(
     let mut parts = Vec::new();
     for leaf in &leaves {
         let cp = digest.and_then(|p| leaf.uid.and_then(|u| p.find(&u)));
-        parts.push(read_leaf(tx, leaf, cp, mode, wal.as_ref(), show_progress)?);
+        parts.push(read_leaf(tx, leaf, cp, mode, wal.as_ref(), ro)?);
     }
     if let Some(p) = digest {
         for d in &p.checkpoints {
             if !leaves.iter().any(|l| l.uid == Some(d.table_uid)) {
-                parts.push(read_gone(
-                    tx,
-                    d,
-                    &rel.sql_name,
-                    mode,
-                    wal.as_ref(),
-                    show_progress,
-                )?);
+                parts.push(read_gone(tx, d, &rel.sql_name, mode, wal.as_ref(), ro)?);
             }
         }
     }
@@ -645,7 +653,7 @@ fn read_leaf(
     cp: Option<&Digest>,
     mode: &ParentMode<'_>,
     wal: Option<&core::against::WalPosition>,
-    show_progress: bool,
+    ro: &db::ReadOpts,
 ) -> std::result::Result<PartResult, Failure> {
     let why = match (leaf.relkind.as_str(), leaf.uid) {
         ("f", _) => Some(format!(
@@ -679,7 +687,7 @@ fn read_leaf(
         cp,
         mode,
         wal,
-        show_progress,
+        ro,
     )?;
     if status == PartStatus::New {
         part.checks.insert(
@@ -706,14 +714,14 @@ fn verify_part(
     cp: Option<&Digest>,
     mode: &ParentMode<'_>,
     wal: Option<&core::against::WalPosition>,
-    show_progress: bool,
+    ro: &db::ReadOpts,
 ) -> std::result::Result<PartResult, Failure> {
     let mut part = PartResult::new(name, None, status);
     let mut sp = tx
         .transaction()
         .map_err(db::pg)
         .context("cannot start a savepoint")?;
-    match db::verify_table_in(&mut sp, sel, show_progress, cp.is_some()) {
+    match db::verify_table_in(&mut sp, sel, ro, cp.is_some()) {
         Ok(mut data) => {
             if let Some(d) = cp {
                 let mut read =
@@ -768,7 +776,7 @@ fn read_gone(
     parent_name: &str,
     mode: &ParentMode<'_>,
     wal: Option<&core::against::WalPosition>,
-    show_progress: bool,
+    ro: &db::ReadOpts,
 ) -> std::result::Result<PartResult, Failure> {
     let name = if d.table_name.is_empty() {
         format!("table_uid {}", format_uuid(&d.table_uid))
@@ -784,7 +792,7 @@ fn read_gone(
             Some(d),
             mode,
             wal,
-            show_progress,
+            ro,
         )?;
         part.checks.insert(
             0,
@@ -846,7 +854,7 @@ fn run_checkpoint_parent(
         "worm-verify: worm.checkpoint recorded the {}; recomputing each partition's independently\n",
         p.describe()
     ));
-    let show_progress = std::io::stderr().is_terminal();
+    let ro = &db::ReadOpts::plain(std::io::stderr().is_terminal());
     let mut tx = db::begin_read(client)?;
     let rel = db::lookup_relation(&mut tx, table)?;
     if !rel.is_partitioned() {
@@ -855,12 +863,7 @@ fn run_checkpoint_parent(
             rel.sql_name
         )));
     }
-    let report = read_parent(
-        &mut tx,
-        &rel,
-        &ParentMode::Checkpoint { digest: p },
-        show_progress,
-    )?;
+    let report = read_parent(&mut tx, &rel, &ParentMode::Checkpoint { digest: p }, ro)?;
     end_read(tx)?;
     let mut text = report::checks_text(&report.checks);
     let mut rows = 0usize;

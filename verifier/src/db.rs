@@ -11,12 +11,17 @@ use crate::plan::{self, Column, TypeInfo};
 use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pg_worm_core::table_verify::{
+    table_report, unindexed_rows_problem, ChainStream, StrayCount, Strays,
+};
 use pg_worm_core::{
-    chain_states, columns_mismatch, format_uuid, table, AnchorEntry, ByChain, ChainRow, ChainState,
-    ColumnDef, Hash, LedgerEntry, RowEncoder, RowRecord,
+    columns_mismatch, format_uuid, hash_from_slice, table, AnchorEntry, ByChain, ChainRow,
+    ChainState, ColumnDef, Hash, LedgerEntry, RowEncoder, RowRecord,
 };
 use postgres::{Client, IsolationLevel, Transaction};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// At most this many rows per FETCH from the portal.
 const FETCH_ROWS: i32 = 10_000;
@@ -699,25 +704,307 @@ pub struct TableData {
     pub state: BTreeMap<i32, ChainState>,
 }
 
-/// Verifies one protected table inside `tx` (which the caller commits). With `positions`,
-/// also keeps every row's (seq, link) per chain in `state` (what a checkpoint is compared
-/// with; about 50 bytes per row), else `state` has only the anchors.
+/// How a table's rows are read: whether a progress bar is drawn (on stderr), and by how
+/// many sessions.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOpts {
+    pub progress: bool,
+    pub par: Parallel,
+}
+
+impl ReadOpts {
+    /// One session (this one).
+    pub fn plain(progress: bool) -> ReadOpts {
+        ReadOpts {
+            progress,
+            par: Parallel::default(),
+        }
+    }
+
+    /// `jobs` sessions: with more than one, `tx`'s snapshot is exported (before anything
+    /// else runs in it) for the others to import.
+    pub fn new(
+        progress: bool,
+        connector: &Connector,
+        tx: &mut Transaction<'_>,
+        jobs: usize,
+    ) -> Result<ReadOpts> {
+        if jobs <= 1 {
+            return Ok(ReadOpts::plain(progress));
+        }
+        let snapshot: String = tx
+            .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+            .pg("--jobs: cannot export the transaction's snapshot for the other sessions (run without --jobs)")?
+            .try_get(0)?;
+        Ok(ReadOpts {
+            progress,
+            par: Parallel {
+                connector: Some(connector.clone()),
+                jobs,
+                snapshot: Some(snapshot),
+            },
+        })
+    }
+}
+
+/// How the rows are read: with `jobs` > 1 and a snapshot exported by the transaction
+/// (see [`export_snapshot`]), chains are read by that many sessions at once (this one and
+/// `jobs - 1` more, each importing the snapshot).
+#[derive(Debug, Clone, Default)]
+pub struct Parallel {
+    pub connector: Option<Connector>,
+    pub jobs: usize,
+    pub snapshot: Option<String>,
+}
+
+impl Parallel {
+    fn extra_sessions(&self) -> usize {
+        match (&self.connector, &self.snapshot) {
+            (Some(_), Some(_)) => self.jobs.saturating_sub(1),
+            _ => 0,
+        }
+    }
+}
+
+/// A session reading in the snapshot `snapshot` exported by the main transaction.
+fn begin_in_snapshot<'c>(client: &'c mut Client, snapshot: &str) -> Result<Transaction<'c>> {
+    if !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(anyhow!("unexpected snapshot id {snapshot:?}"));
+    }
+    let mut tx = begin_read(client)?;
+    tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        .pg("cannot import the snapshot of the first session")?;
+    set_search_path(&mut tx)?;
+    Ok(tx)
+}
+
+/// Planner settings for the rest of the transaction: `index` true to read chains through
+/// the chain index (no sequential scan and sort of the whole table per chain), false for
+/// the one sequential scan that counts the rows per chain.
+fn plan_for(tx: &mut Transaction<'_>, index: bool) -> Result<()> {
+    let (on, off) = if index { ("on", "off") } else { ("off", "on") };
+    tx.query_one(
+        "SELECT pg_catalog.set_config('enable_indexscan', $1, true), \
+                pg_catalog.set_config('enable_indexonlyscan', $1, true), \
+                pg_catalog.set_config('enable_bitmapscan', 'off', true), \
+                pg_catalog.set_config('enable_seqscan', $2, true), \
+                pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)",
+        &[&on, &off],
+    )
+    .pg("cannot set the planner's settings")?;
+    Ok(())
+}
+
+/// Back to the server's planner settings (for what the transaction reads next).
+fn plan_default(tx: &mut Transaction<'_>) -> Result<()> {
+    tx.batch_execute(
+        "RESET enable_indexscan; RESET enable_indexonlyscan; RESET enable_bitmapscan; \
+         RESET enable_seqscan; RESET max_parallel_workers_per_gather;",
+    )
+    .pg("cannot reset the planner's settings")
+}
+
+/// Rows per chain `0..chains`, and the rows outside them (NULL or another chain number),
+/// from one sequential scan reading worm_chain and worm_seq only.
+fn count_rows(tx: &mut Transaction<'_>, o: &Opened) -> Result<(Vec<i64>, Strays)> {
+    plan_for(tx, false)?;
+    let q = format!(
+        "SELECT t.{c}::pg_catalog.int4, pg_catalog.count(*)::pg_catalog.int8, \
+                pg_catalog.min(t.{s})::pg_catalog.int8 \
+           FROM ONLY {tbl} AS t GROUP BY 1",
+        c = plan::quote_ident(plan::COL_CHAIN),
+        s = plan::quote_ident(plan::COL_SEQ),
+        tbl = o.t.qualified
+    );
+    let rows = tx.query(q.as_str(), &[]).pg("cannot read the table")?;
+    let mut per_chain = vec![0i64; usize::try_from(o.chains).unwrap_or(0)];
+    let mut strays = Strays::new();
+    for r in rows {
+        let chain: Option<i32> = r.try_get(0)?;
+        let n: i64 = r.try_get(1)?;
+        let first: Option<i64> = r.try_get(2)?;
+        match chain
+            .filter(|c| (0..o.chains).contains(c))
+            .and_then(|c| usize::try_from(c).ok())
+        {
+            Some(i) => per_chain[i] = n,
+            None => {
+                strays.insert(
+                    chain,
+                    StrayCount {
+                        rows: n,
+                        first_seq: first,
+                    },
+                );
+            }
+        }
+    }
+    Ok((per_chain, strays))
+}
+
+/// The chain index: the table's valid index whose first columns are (worm_chain,
+/// worm_seq), schema-qualified (None: there is none).
+fn chain_index(tx: &mut Transaction<'_>, oid: u32) -> Result<Option<String>> {
+    let row = tx
+        .query_opt(
+            "SELECT i.indexrelid::pg_catalog.regclass::pg_catalog.text \
+               FROM pg_catalog.pg_index AS i \
+               JOIN pg_catalog.pg_attribute AS c ON c.attrelid OPERATOR(pg_catalog.=) i.indrelid \
+                AND c.attname OPERATOR(pg_catalog.=) 'worm_chain' \
+               JOIN pg_catalog.pg_attribute AS s ON s.attrelid OPERATOR(pg_catalog.=) i.indrelid \
+                AND s.attname OPERATOR(pg_catalog.=) 'worm_seq' \
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisvalid \
+                AND i.indkey[0] OPERATOR(pg_catalog.=) c.attnum \
+                AND i.indkey[1] OPERATOR(pg_catalog.=) s.attnum \
+              ORDER BY i.indexrelid LIMIT 1",
+            &[&oid],
+        )
+        .pg("cannot read pg_index")?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// One chain, read and verified.
+struct ChainOut {
+    row: ChainRow,
+    read: i64,
+    positions: Vec<(i64, Option<Hash>)>,
+}
+
+/// Why a chain read through the index has to be read again in heap order.
+enum Reread {
+    /// A row the index lists under this chain holds another chain number, or the rows came
+    /// out of worm_seq order: the index does not match the table.
+    Misfit,
+}
+
+/// Reads chain `chain` in worm_seq order through a portal, fetching at most
+/// [`FETCH_BYTES`] of payload at a time, and verifies it as it comes: what is held is the
+/// fetch, the stream's window, and with `positions` every row's (seq, link).
+fn stream_chain(
+    tx: &mut Transaction<'_>,
+    o: &Opened,
+    query: &str,
+    chain: i32,
+    positions: bool,
+    pb: &ProgressBar,
+) -> Result<std::result::Result<ChainOut, Reread>> {
+    let portal = tx.bind(query, &[&chain]).pg("cannot read the table")?;
+    let anchor = o.anchors.as_ref().and_then(|a| a.get(&chain));
+    let mut stream = ChainStream::new(&o.uid, chain, anchor);
+    let mut enc = RowEncoder::hashing();
+    let mut data: Vec<ColData> = Vec::with_capacity(o.cols.len());
+    let mut pos = Vec::new();
+    let mut fetch = 1;
+    loop {
+        let batch = tx
+            .query_portal(&portal, fetch)
+            .pg("cannot read the table")?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut batch_bytes = 0usize;
+        for row in &batch {
+            let (c, rec, bytes) = read_row(row, o, &mut enc, &mut data)?;
+            batch_bytes = batch_bytes.saturating_add(bytes);
+            if c != Some(chain) {
+                return Ok(Err(Reread::Misfit));
+            }
+            if positions {
+                if let Some(seq) = rec.seq {
+                    pos.push((seq, rec.stored_link.as_deref().and_then(hash_from_slice)));
+                }
+            }
+            if stream.push(&rec).is_err() {
+                return Ok(Err(Reread::Misfit));
+            }
+        }
+        enc.shrink_to(ENCODER_KEEP_BYTES);
+        pb.inc(batch.len() as u64);
+        fetch = next_fetch(batch.len(), batch_bytes);
+    }
+    drop(portal);
+    Ok(Ok(ChainOut {
+        read: stream.rows(),
+        row: stream.finish(),
+        positions: pos,
+    }))
+}
+
+/// What every session needs to read chains.
+struct ChainReader<'a> {
+    o: &'a Opened,
+    /// The rows of chain $1 in worm_seq order (through the chain index, or with
+    /// [`plan_for`]`(false)` sorted by the server from a sequential scan).
+    query: String,
+    counts: &'a [i64],
+    index: Option<&'a str>,
+    positions: bool,
+}
+
+impl ChainReader<'_> {
+    /// Chain `c` verified: through the chain index; again with a sort of the table's own
+    /// values when the index does not match them (a row listed under another chain or out of
+    /// order, or a row count that differs from the table's), which is then reported.
+    fn chain(&self, tx: &mut Transaction<'_>, c: i32, pb: &ProgressBar) -> Result<ChainOut> {
+        let expected = usize::try_from(c)
+            .ok()
+            .and_then(|i| self.counts.get(i))
+            .copied()
+            .unwrap_or(0);
+        let first = stream_chain(tx, self.o, &self.query, c, self.positions, pb)?;
+        if let Ok(out) = first {
+            if out.read == expected || self.index.is_none() {
+                return Ok(out);
+            }
+            // Rows the index does not list (or lists twice): read again, and say so.
+            let through_index = out.read;
+            let mut again = self.sorted(tx, c, pb)?;
+            if let Some(p) = unindexed_rows_problem(
+                self.o.display(),
+                self.index.unwrap_or("?"),
+                c,
+                expected,
+                through_index,
+            ) {
+                again.row.add_problem(None, &p);
+            }
+            return Ok(again);
+        }
+        self.sorted(tx, c, pb)
+    }
+
+    fn sorted(&self, tx: &mut Transaction<'_>, c: i32, pb: &ProgressBar) -> Result<ChainOut> {
+        plan_for(tx, false)?;
+        let out = stream_chain(tx, self.o, &self.query, c, self.positions, pb)?;
+        plan_for(tx, true)?;
+        out.map_err(|_| {
+            anyhow!(
+                "the server returned the rows of chain {c} of {} out of worm_seq order",
+                self.o.display()
+            )
+        })
+    }
+}
+
+/// Verifies one protected table inside `tx` (which the caller commits), chain by chain in
+/// worm_seq order with bounded memory (see [`stream_chain`]); with `par`, several chains at
+/// once in other sessions sharing the snapshot. With `positions`, also keeps every row's
+/// (seq, link) per chain in `state` (what a checkpoint is compared with; about 50 bytes per
+/// row), else `state` has only the anchors.
 pub fn verify_table_in(
     tx: &mut Transaction<'_>,
     sel: TableSel<'_>,
-    show_progress: bool,
+    ro: &ReadOpts,
     positions: bool,
 ) -> Result<TableData, Failure> {
+    let (show_progress, par) = (ro.progress, &ro.par);
     let o = open_table(tx, sel)?;
     // Before the rows: a read refused by row-level security (row_security is off) must
     // still report what was found.
     let whole_table = table_problems(tx, &o)?;
-    let pb = progress_bar(show_progress, o.t.estimate);
-    pb.set_message(o.t.display.clone());
-    let (by_chain, rows_read) = match read_rows(tx, &o, None, &pb) {
+    let (counts, strays) = match count_rows(tx, &o) {
         Ok(x) => x,
         Err(e) if !whole_table.is_empty() => {
-            pb.finish_and_clear();
             return Err(Failure::Damaged(format!(
                 "{}: {}; and its rows could not be read: {e:#}",
                 o.t.display,
@@ -726,21 +1013,58 @@ pub fn verify_table_in(
         }
         Err(e) => return Err(e.into()),
     };
+    let index = chain_index(tx, o.t.oid)?;
+    let pb = progress_bar(show_progress, o.t.estimate);
+    pb.set_message(o.t.display.clone());
+    let base = plan::rows_query(&o.t.qualified, &o.cols);
+    let reader = ChainReader {
+        o: &o,
+        query: format!(
+            "{base} WHERE t.{c} OPERATOR(pg_catalog.=) $1 ORDER BY t.{s}",
+            c = plan::quote_ident(plan::COL_CHAIN),
+            s = plan::quote_ident(plan::COL_SEQ)
+        ),
+        counts: &counts,
+        index: index.as_deref(),
+        positions,
+    };
+    plan_for(tx, true)?;
+    let outs = read_chains(tx, &reader, par, &pb);
     pb.finish_and_clear();
+    plan_default(tx)?;
+    let outs = outs?;
 
-    let no_anchors = BTreeMap::new();
-    let anchor_map = o.anchors.as_ref().unwrap_or(&no_anchors);
-    let mut state = chain_states(o.chains, anchor_map, &by_chain);
-    if !positions {
-        state.values_mut().for_each(|cs| cs.rows = Vec::new());
+    let mut chain_rows = Vec::with_capacity(outs.len());
+    let mut state = BTreeMap::new();
+    let mut rows_read: u64 = 0;
+    for (c, out) in (0..o.chains).zip(outs) {
+        rows_read += u64::try_from(out.read).unwrap_or(0);
+        chain_rows.push(out.row);
+        let anchor = o
+            .anchors
+            .as_ref()
+            .and_then(|a| a.get(&c))
+            .and_then(AnchorEntry::position);
+        state.insert(
+            c,
+            ChainState {
+                anchor,
+                rows: out.positions,
+            },
+        );
     }
-    let rows = pg_worm_core::verify_table(&o.uid, o.chains, anchor_map, by_chain, whole_table);
+    rows_read += strays
+        .values()
+        .map(|s| u64::try_from(s.rows).unwrap_or(0))
+        .sum::<u64>();
+    let anchors = o.anchors.as_ref().map_or(0, BTreeMap::len);
+    let rows = table_report(chain_rows, &strays, o.chains, whole_table);
     let summary = Summary {
         table: o.t.display.clone(),
         table_uid: format_uuid(&o.uid),
         chains: o.chains,
         rows_read,
-        anchors: anchor_map.len(),
+        anchors,
     };
     Ok(TableData {
         summary,
@@ -749,6 +1073,92 @@ pub fn verify_table_in(
         chains: o.chains,
         state,
     })
+}
+
+/// Every chain `0..chains`, in chain order: in this session, and with `par` in more
+/// sessions at once, each taking the next chain not yet taken.
+fn read_chains(
+    tx: &mut Transaction<'_>,
+    reader: &ChainReader<'_>,
+    par: &Parallel,
+    pb: &ProgressBar,
+) -> Result<Vec<ChainOut>> {
+    let n = usize::try_from(reader.o.chains).unwrap_or(0);
+    let extra = par.extra_sessions().min(n.saturating_sub(1));
+    if extra == 0 {
+        return (0..reader.o.chains)
+            .map(|c| reader.chain(tx, c, pb))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let slots: Mutex<Vec<Option<ChainOut>>> = Mutex::new((0..n).map(|_| None).collect());
+    let work = |tx: &mut Transaction<'_>| -> Result<()> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return Ok(());
+            }
+            let c = i32::try_from(i).unwrap_or(i32::MAX);
+            match reader.chain(tx, c, pb) {
+                Ok(out) => {
+                    if let Ok(mut s) = slots.lock() {
+                        s[i] = Some(out);
+                    }
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let (connector, snapshot) = match (&par.connector, &par.snapshot) {
+        (Some(c), Some(s)) => (c, s.as_str()),
+        _ => return Err(anyhow!("no second session")),
+    };
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..extra)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut client = connector.open()?;
+                    let mut wtx = begin_in_snapshot(&mut client, snapshot)?;
+                    plan_for(&mut wtx, true)?;
+                    let r = work(&mut wtx);
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    r?;
+                    wtx.commit().pg("cannot end the read-only transaction")
+                })
+            })
+            .collect();
+        let mut results = vec![work(tx)];
+        if results[0].is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        for h in handles {
+            results.push(
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a reading session failed"))),
+            );
+        }
+        results
+    });
+    for r in results {
+        r?;
+    }
+    let slots = slots
+        .into_inner()
+        .map_err(|_| anyhow!("a reading session failed"))?;
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.ok_or_else(|| anyhow!("chain {i} was not read")))
+        .collect()
 }
 
 /// The inheritance children of the table, schema-qualified and quoted as needed (as the

@@ -91,6 +91,11 @@ enum Command {
             value_delimiter = ','
         )]
         require_signature: Vec<String>,
+        /// Read this many chains at once, each in a session of its own sharing the first
+        /// session's snapshot (pg_export_snapshot); 1 reads every chain in one session.
+        #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
     },
     /// Take a checkpoint of a table and check it independently before handing it out.
     ///
@@ -208,9 +213,17 @@ fn main() -> ExitCode {
             json,
             against,
             require_signature,
+            jobs,
         } => match against {
-            None => commands::table(db.as_deref(), &table, json),
-            Some(d) => commands::table_against(db.as_deref(), &table, json, &d, &require_signature),
+            None => commands::table(db.as_deref(), &table, json, usize::from(jobs)),
+            Some(d) => commands::table_against(
+                db.as_deref(),
+                &table,
+                json,
+                &d,
+                &require_signature,
+                usize::from(jobs),
+            ),
         },
         Command::Checkpoint { db, table, out } => {
             commands::checkpoint(db.as_deref(), &table, out.as_deref())
@@ -263,7 +276,9 @@ mod tests {
                 json,
                 against,
                 require_signature,
+                jobs,
             } => {
+                assert_eq!(jobs, 1);
                 assert_eq!(db.as_deref(), Some("host=/tmp dbname=x"));
                 assert_eq!(table, "public.t");
                 assert!(json);
