@@ -248,3 +248,19 @@ RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint,
                problems bigint, head_seq bigint, head_link text, table_name text)
 VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_since_wrapper';
+
+-- The stored tree state of each table's latest checkpoint (worm.prove).
+CREATE TABLE worm.merkle_tiles (
+    table_uid   uuid NOT NULL,
+    tile        bigint NOT NULL CHECK (tile >= 0),
+    ledger_seq  bigint NOT NULL,
+    root        bytea NOT NULL CHECK (length(root) = 32),
+    PRIMARY KEY (table_uid, tile)
+);
+COMMENT ON TABLE worm.merkle_tiles IS 'pg_worm: Merkle tile roots of each table''s latest checkpoint (a cache worm.prove checks against the checkpoint)';
+REVOKE ALL ON worm.merkle_tiles FROM PUBLIC;
+GRANT SELECT ON worm.merkle_tiles TO PUBLIC;
+GRANT SELECT ON worm.merkle_tiles TO worm_auditor, worm_admin;
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.merkle_tiles
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+ALTER TABLE worm.merkle_tiles ENABLE ALWAYS TRIGGER worm_guard;

@@ -58,6 +58,22 @@ CREATE TABLE worm.partitioned_tables (
 );
 COMMENT ON TABLE worm.partitioned_tables IS 'pg_worm: protected partitioned tables; their partitions, present and future, are protected with these settings';
 
+-- The stored tree state of each table's latest checkpoint: the root of every
+-- 256 consecutive leaves of its Merkle tree (pg_worm_core::merkle::TILE).
+-- worm.prove reads one tile's rows and these roots instead of the whole
+-- table; it recomputes the checkpoint's root from them and falls back to a
+-- full read when they do not give it, so a tampered tile is never trusted.
+-- A cache: not dumped (a restored database proves by the full read until
+-- its next checkpoint).
+CREATE TABLE worm.merkle_tiles (
+    table_uid   uuid NOT NULL,
+    tile        bigint NOT NULL CHECK (tile >= 0),
+    ledger_seq  bigint NOT NULL,
+    root        bytea NOT NULL CHECK (length(root) = 32),
+    PRIMARY KEY (table_uid, tile)
+);
+COMMENT ON TABLE worm.merkle_tiles IS 'pg_worm: Merkle tile roots of each table''s latest checkpoint (a cache worm.prove checks against the checkpoint)';
+
 -- Per purged chain, the last row a purge removed: the surviving chain links to it.
 CREATE TABLE worm.anchors (
     table_uid   uuid NOT NULL REFERENCES worm.tables (table_uid),
@@ -102,5 +118,5 @@ SELECT pg_catalog.pg_extension_config_dump('worm.partitioned_tables', '');
 
 REVOKE ALL ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys FROM PUBLIC;
 GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys TO PUBLIC;
-REVOKE ALL ON worm.partitioned_tables FROM PUBLIC;
-GRANT SELECT ON worm.partitioned_tables TO PUBLIC;
+REVOKE ALL ON worm.partitioned_tables, worm.merkle_tiles FROM PUBLIC;
+GRANT SELECT ON worm.partitioned_tables, worm.merkle_tiles TO PUBLIC;

@@ -15,10 +15,13 @@ CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta();
 CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.partitioned_tables
     FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.merkle_tiles
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_meta('internal-update');
 ALTER TABLE worm.tables ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.anchors ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.legal_holds ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.partitioned_tables ENABLE ALWAYS TRIGGER worm_guard;
+ALTER TABLE worm.merkle_tiles ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
 ALTER TABLE worm.trusted_keys ENABLE ALWAYS TRIGGER worm_guard;
 
@@ -107,7 +110,7 @@ END
 $roles$;
 -- Every role may call pg_worm's functions; each checks the caller's rights itself.
 GRANT USAGE ON SCHEMA worm TO PUBLIC;
-GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.legal_holds, worm.partitioned_tables, worm.protected_tables,
+GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.legal_holds, worm.partitioned_tables, worm.merkle_tiles, worm.protected_tables,
     worm.certificates TO worm_auditor, worm_admin;
 
 -- The fallback enforcement that works without shared_preload_libraries: the

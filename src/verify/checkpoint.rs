@@ -171,9 +171,51 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
     );
     let (appended, doc) =
         ledger::append("checkpoint", Some(&verified.meta.uid), Some(&table), fields)?;
+    store_tiles(&verified.meta.uid, appended.seq, &leaves)?;
     Ok(JsonB(
         json!({ "checkpoint": doc, "ledger_entry": appended.to_json() }),
     ))
+}
+
+/// Keeps the tile roots of a checkpoint's tree as the table's stored tree
+/// state (tiles of an earlier checkpoint are overwritten; those beyond the
+/// new tree keep their old ledger_seq and are ignored).
+fn store_tiles(uid: &[u8; 16], ledger_seq: i64, leaves: &[Hash]) -> Result<(), WormError> {
+    let tiles: Vec<Vec<u8>> = pg_worm_core::tile_roots(leaves)
+        .into_iter()
+        .map(|h| h.to_vec())
+        .collect();
+    meta::as_extension_owner(|| {
+        sql::run_with_args(
+            "INSERT INTO worm.merkle_tiles (table_uid, tile, ledger_seq, root) \
+             SELECT $1, t.i OPERATOR(pg_catalog.-) 1, $2, t.r \
+               FROM pg_catalog.unnest($3::pg_catalog.bytea[]) WITH ORDINALITY AS t(r, i) \
+             ON CONFLICT (table_uid, tile) DO UPDATE \
+                SET ledger_seq = excluded.ledger_seq, root = excluded.root",
+            &[
+                DatumWithOid::from(pgrx::Uuid::from_bytes(*uid)),
+                DatumWithOid::from(ledger_seq),
+                DatumWithOid::from(tiles),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+/// The tile roots stored for the checkpoint at `ledger_seq`, in order.
+fn stored_tiles(uid: &[u8; 16], ledger_seq: i64) -> Result<Vec<Hash>, WormError> {
+    Ok(sql::column::<Vec<u8>>(
+        "SELECT root FROM worm.merkle_tiles \
+          WHERE table_uid OPERATOR(pg_catalog.=) $1 AND ledger_seq OPERATOR(pg_catalog.=) $2 \
+          ORDER BY tile",
+        &[
+            DatumWithOid::from(pgrx::Uuid::from_bytes(*uid)),
+            DatumWithOid::from(ledger_seq),
+        ],
+    )?
+    .into_iter()
+    .filter_map(|r| pg_worm_core::hash_from_slice(&r))
+    .collect())
 }
 
 pub(super) fn bad_digest(why: impl Into<String>) -> WormError {
@@ -553,6 +595,11 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
     let d = latest_checkpoint(&meta.uid)?.ok_or_else(no_checkpoint)?;
     let d = Digest::parse(d)
         .map_err(|m| WormError::Internal(format!("the latest checkpoint does not parse: {m}")))?;
+    if let Some(proof) = prove_from_tiles(tbl, &table, &meta, &d, (chain, seq))? {
+        return Ok(JsonB(proof.to_json()));
+    }
+    // No usable stored tree state (none kept, or it does not give the
+    // checkpoint's root): the whole table is read.
     let verified = verify_rel(tbl.as_ptr(), true)?;
     let leaves = covered_leaves(&d, &verified.chain_states());
     let links: Vec<Hash> = leaves.iter().map(|l| l.2).collect();
@@ -573,6 +620,142 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
         })?;
     let proof = proof_of(&verified, &d, &table, (chain, seq), index, &links)?;
     Ok(JsonB(proof.to_json()))
+}
+
+/// The proof of the row at `pos` from the checkpoint's stored tiles: its
+/// leaf index follows from the checkpoint's heads and anchors, the tiles'
+/// roots must give the checkpoint's root, and the rows of its tile (read
+/// through the chain index) must give its tile's root. None when any of
+/// that fails (the caller reads the whole table instead).
+fn prove_from_tiles(
+    tbl: &PgRelation,
+    table: &str,
+    meta: &meta::TableMeta,
+    d: &Digest,
+    pos: (i32, i64),
+) -> Result<Option<Proof>, WormError> {
+    let (chain, seq) = pos;
+    let mut ranges: Vec<(i32, i64, i64)> = Vec::new();
+    for dc in &d.chains {
+        if dc.head_seq < dc.anchor_seq {
+            return Ok(None);
+        }
+        ranges.push((dc.chain, dc.anchor_seq + 1, dc.head_seq - dc.anchor_seq));
+    }
+    let total: i64 = ranges.iter().map(|r| r.2).sum();
+    if total != d.merkle_size || total == 0 {
+        return Ok(None);
+    }
+    let mut index = None;
+    let mut before = 0i64;
+    for &(c, first, count) in &ranges {
+        if c == chain && seq >= first && seq < first + count {
+            index = Some(before + seq - first);
+        }
+        before += count;
+    }
+    let Some(index) = index else {
+        return Err(WormError::NotInCheckpoint {
+            table: table.to_string(),
+            chain,
+            seq,
+            ledger_seq: d.entry.seq,
+        });
+    };
+    let tiles = stored_tiles(&meta.uid, d.entry.seq)?;
+    let tile_size = pg_worm_core::TILE as i64;
+    if tiles.len() as i64 != (total + tile_size - 1) / tile_size
+        || pg_worm_core::root_from_tiles(&tiles) != d.merkle_root
+    {
+        return Ok(None);
+    }
+    let tile = index / tile_size;
+    let (lo, hi) = (tile * tile_size, ((tile + 1) * tile_size).min(total));
+    let rel = tbl.as_ptr();
+    // SAFETY: `tbl` holds the relation open for the call.
+    let plan = unsafe { crate::insert::encode::build_plan(rel, table, true)? };
+    // SAFETY: as above.
+    let reader = super::since::ChainReader {
+        rel,
+        plan: &plan,
+        index: unsafe { super::since::chain_index(rel, &plan, table)? },
+    };
+    // The tile's leaves, chain by chain, and the proved row among them.
+    let mut links: Vec<Hash> = Vec::new();
+    let mut row = None;
+    let mut start = 0i64;
+    for &(c, first, count) in &ranges {
+        let (a, b) = (lo.max(start), hi.min(start + count));
+        if a < b {
+            let (from, to) = (first + a - start, first + b - start - 1);
+            let recs = reader.rows(c, from, to);
+            if recs.len() as i64 != b - a {
+                return Ok(None);
+            }
+            for (k, r) in recs.into_iter().enumerate() {
+                let s = from + k as i64;
+                let link = r
+                    .stored_link
+                    .as_deref()
+                    .and_then(pg_worm_core::hash_from_slice);
+                let (Some(link), true) = (link, r.seq == Some(s)) else {
+                    return Ok(None);
+                };
+                links.push(link);
+                if c == chain && s == seq {
+                    row = Some(r);
+                }
+            }
+        }
+        start += count;
+    }
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let Some(path) = pg_worm_core::inclusion_proof_from_tiles(
+        &links,
+        (index - lo) as usize,
+        &tiles,
+        tile as usize,
+    ) else {
+        return Ok(None);
+    };
+    let anchor = super::anchor_entries(&meta.uid)?
+        .get(&chain)
+        .and_then(|a| a.good())
+        .copied();
+    let prev: Hash = match anchor {
+        Some(a) if a.seq == seq - 1 => a.link,
+        _ if seq == 1 => pg_worm_core::GENESIS,
+        _ => match reader
+            .rows(chain, seq - 1, seq - 1)
+            .first()
+            .and_then(|r| r.stored_link.as_deref())
+            .and_then(pg_worm_core::hash_from_slice)
+        {
+            Some(l) => l,
+            None => return Ok(None),
+        },
+    };
+    let Some(inserted_at) = row.inserted_at else {
+        return Ok(None);
+    };
+    Ok(Some(Proof {
+        table_uid: d.table_uid,
+        table_name: table.to_owned(),
+        checkpoint_seq: d.entry.seq,
+        checkpoint_hash: d.entry.hash,
+        merkle_root: d.merkle_root,
+        merkle_size: d.merkle_size,
+        chain,
+        seq,
+        inserted_at,
+        row_hash: row.row_hash,
+        prev_link: prev,
+        link: links[(index - lo) as usize],
+        leaf_index: index,
+        path,
+    }))
 }
 
 /// The proof of the row at `pos`, leaf `index` of the checkpoint `d`'s tree over `links`.

@@ -130,13 +130,7 @@ fn since_table(
     // SAFETY: `rel` is open; the plan is built for it.
     let plan = unsafe { encode::build_plan(rel, table, true)? };
     // SAFETY: as above.
-    let index = unsafe { encode::chain_indexes(rel, plan.chain_att, plan.seq_att) }
-        .into_iter()
-        .next()
-        .ok_or_else(|| WormError::Damaged {
-            table: table.to_string(),
-            what: "it has no (worm_chain, worm_seq) index".into(),
-        })?;
+    let index = unsafe { chain_index(rel, &plan, table)? };
     let anchors = anchor_entries(&meta.uid)?;
     let reader = ChainReader {
         rel,
@@ -193,16 +187,35 @@ fn problem_row(chain: Option<i32>, detail: String) -> VerifyRow {
 }
 
 /// Reads one chain's rows through the chain index.
-struct ChainReader<'a> {
+pub(super) struct ChainReader<'a> {
+    pub(super) rel: pg_sys::Relation,
+    pub(super) plan: &'a encode::TablePlan,
+    pub(super) index: pg_sys::Oid,
+}
+
+/// The (worm_chain, worm_seq) index of an open protected table.
+///
+/// # Safety
+/// `rel` is an open relation and `plan` was built for it.
+pub(super) unsafe fn chain_index(
     rel: pg_sys::Relation,
-    plan: &'a encode::TablePlan,
-    index: pg_sys::Oid,
+    plan: &encode::TablePlan,
+    table: &str,
+) -> Result<pg_sys::Oid, WormError> {
+    // SAFETY: the caller's contract.
+    unsafe { encode::chain_indexes(rel, plan.chain_att, plan.seq_att) }
+        .into_iter()
+        .next()
+        .ok_or_else(|| WormError::Damaged {
+            table: table.to_string(),
+            what: "it has no (worm_chain, worm_seq) index".into(),
+        })
 }
 
 impl ChainReader<'_> {
     /// The rows of chain `c` with `from <= seq <= to`, in seq order, as
     /// verification reads them (each row's memory freed after it).
-    fn rows(&self, c: i32, from: i64, to: i64) -> Vec<RowRecord> {
+    pub(super) fn rows(&self, c: i32, from: i64, to: i64) -> Vec<RowRecord> {
         let mut out = Vec::new();
         let mut per_row = PgMemoryContexts::new("pg_worm verify_since row");
         let keys: [pg::RangeKey; 3] = [
