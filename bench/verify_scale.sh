@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Verification at scale (issue 13's targets): on a protected table of the
+# benchmark's shape (bench/bench.py: uuid, author, a 200-byte note,
+# timestamptz, jsonb; 32 chains) of ROWS rows, in one release-built server:
+#   - a plain sequential read (count of the notes' lengths), for reference;
+#   - worm.verify: time, rows/s and the backend's peak resident memory
+#     (VmHWM, reset before each measurement through /proc/PID/clear_refs);
+#   - worm.checkpoint (a full read today);
+#   - 10,000 more rows, then worm.verify_since (rows since the checkpoint)
+#     and another worm.checkpoint;
+#   - worm.prove of one row;
+#   - worm-verify table: wall time and maximum RSS (/usr/bin/time -v).
+# Each timing is the best of RUNS runs. Writes docs/verify-scale.md (or
+# $OUT). Needs root (the cluster runs as postgres; /proc of its backend).
+#
+#   bash bench/verify_scale.sh              3,000,000 rows
+#   ROWS=30000000 bash bench/verify_scale.sh
+#   BENCH_SKIP_INSTALL=1 ...                use the pg_worm already installed
+source "$(dirname "$0")/../tests/lib.sh"
+PORT="${PG_WORM_BENCH_PORT:-55720}"
+ROWS="${ROWS:-3000000}"
+RUNS="${RUNS:-3}"
+OUT="${OUT:-$ROOT/docs/verify-scale.md}"
+NEW_ROWS=10000
+
+if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+  install_extension release
+fi
+(cd "$ROOT" && cargo build --release --quiet -p worm-verify) || fail "cargo build -p worm-verify failed"
+WV="${CARGO_TARGET_DIR:-$ROOT/target}/release/worm-verify"
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null || fail "GNU time is missing"; }
+
+start_test_cluster --quiet "$PORT" "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
+  "max_parallel_workers_per_gather = 0"
+psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
+
+log "loading $ROWS rows (4 sessions)"
+psql_q >/dev/null <<'SQL'
+CREATE TABLE notes (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+SELECT worm.protect('notes', chains => 32);
+SQL
+load() { # N: rows of the benchmark's shape, in transactions of 100,000
+  local n="$1" done=0 step
+  while [ "$done" -lt "$n" ]; do
+    step=$(( n - done < 100000 ? n - done : 100000 ))
+    psql_q -c "INSERT INTO notes (patient_id, author, note, recorded_at, vitals)
+      SELECT gen_random_uuid(), 'dr.' || (i % 500),
+             'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
+             now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
+        FROM generate_series(1, $step) AS i" >/dev/null
+    done=$((done + step))
+  done
+}
+per=$(( ROWS / 4 ))
+for s in 1 2 3 4; do load "$per" & done
+wait
+rest=$(( ROWS - 4 * per ))
+[ "$rest" -gt 0 ] && load "$rest"
+psql_q -c "VACUUM ANALYZE notes" >/dev/null
+eq "rows loaded" "$(psql_q -c "SELECT count(*) FROM notes")" "$ROWS"
+SIZE="$(psql_q -c "SELECT pg_size_pretty(pg_total_relation_size('notes'))")"
+
+# timed SQL: best wall time (ms) of RUNS runs of one statement in a fresh
+# session, and that session's peak memory (MB) in the best run.
+timed() {
+  local sql="$1" best="" mem="" out ms hwm
+  for _ in $(seq "$RUNS"); do
+    out="$(psql_q <<SQL
+SELECT pg_backend_pid() AS pid \gset
+\setenv PID :pid
+\! echo 5 > /proc/\$PID/clear_refs
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+$sql \g /dev/null
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0) * 1000) AS ms;
+\! awk '/VmHWM/ {printf "%d\n", \$2 / 1024}' /proc/\$PID/status
+SQL
+)"
+    ms="$(echo "$out" | sed -n 1p)"; hwm="$(echo "$out" | sed -n 2p)"
+    if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best="$ms"; mem="$hwm"; fi
+  done
+  echo "$best $mem"
+}
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.0f", n / (ms / 1000.0); else print "n/a" }'; }
+
+log "measuring"
+read -r SCAN_MS SCAN_MB < <(timed "SELECT sum(length(note)) FROM ONLY notes")
+read -r VERIFY_MS VERIFY_MB < <(timed "SELECT bool_and(ok) FROM worm.verify('notes')")
+eq "verify ok" "$(psql_q -c "SELECT bool_and(ok) || ' ' || sum(rows_checked) FROM worm.verify('notes')")" "true $ROWS"
+read -r CP_MS CP_MB < <(timed "SELECT worm.checkpoint('notes')")
+load "$NEW_ROWS"
+read -r SINCE_MS SINCE_MB < <(timed "SELECT bool_and(ok) FROM worm.verify_since('notes')")
+eq "verify_since ok" "$(psql_q -c "SELECT bool_and(ok) || ' ' || sum(rows_checked) FROM worm.verify_since('notes')")" "true $NEW_ROWS"
+read -r CP2_MS CP2_MB < <(timed "SELECT worm.checkpoint('notes')")
+POS="$(psql_q -c "SELECT worm_chain || ', ' || worm_seq FROM notes WHERE id = 1")"
+read -r PROVE_MS PROVE_MB < <(timed "SELECT worm.prove('notes', $POS)")
+
+WV_MS="" WV_MB=""
+for _ in $(seq "$RUNS"); do
+  t0=$(date +%s%N)
+  /usr/bin/time -v -o "$CLUSTER_DIR/wv.time" "$WV" table --db "host=$CLUSTER_DIR port=$PORT user=postgres dbname=postgres" notes >/dev/null 2>"$CLUSTER_DIR/wv.err" \
+    || { cat "$CLUSTER_DIR/wv.err"; fail "worm-verify table failed"; }
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  mb=$(awk -F: '/Maximum resident set size/ {printf "%d", $2 / 1024}' "$CLUSTER_DIR/wv.time")
+  if [ -z "$WV_MS" ] || [ "$ms" -lt "$WV_MS" ]; then WV_MS=$ms; WV_MB=$mb; fi
+done
+
+COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD)"
+{
+  echo "# Verification at scale"
+  echo
+  echo "Measured by \`ROWS=$ROWS bash bench/verify_scale.sh\` at commit $COMMIT on $(date -u +%F):"
+  echo "release build, one server with shared_buffers = 1GB, no parallel workers, a protected"
+  echo "table of the benchmark's shape (bench/bench.py) with 32 chains: $ROWS rows ($SIZE with indexes),"
+  echo "loaded by 4 sessions. Times are the best of $RUNS runs, each in a fresh session; memory is"
+  echo "that backend's peak resident set (VmHWM, reset before the statement), shared buffers included."
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GB", $2/1024/1024}' /proc/meminfo)."
+  echo
+  echo "| what | time | rows/s | peak memory |"
+  echo "|---|---:|---:|---:|"
+  echo "| plain read of every note (\`sum(length(note))\`) | ${SCAN_MS} ms | $(rate "$ROWS" "$SCAN_MS") | ${SCAN_MB} MB |"
+  echo "| \`worm.verify\` (every row rehashed, every link) | ${VERIFY_MS} ms | $(rate "$ROWS" "$VERIFY_MS") | ${VERIFY_MB} MB |"
+  echo "| \`worm.checkpoint\` ($ROWS rows) | ${CP_MS} ms | $(rate "$ROWS" "$CP_MS") | ${CP_MB} MB |"
+  echo "| \`worm.verify_since\` after $NEW_ROWS new rows | ${SINCE_MS} ms | $(rate "$NEW_ROWS" "$SINCE_MS") | ${SINCE_MB} MB |"
+  echo "| \`worm.checkpoint\` after $NEW_ROWS new rows | ${CP2_MS} ms | | ${CP2_MB} MB |"
+  echo "| \`worm.prove\` of one row | ${PROVE_MS} ms | | ${PROVE_MB} MB |"
+  echo "| \`worm-verify table\` (client) | ${WV_MS} ms | $(rate "$((ROWS + NEW_ROWS))" "$WV_MS") | ${WV_MB} MB max RSS |"
+  echo
+  echo "verify_since / verify: $(awk -v a="$SINCE_MS" -v b="$VERIFY_MS" 'BEGIN { printf "%.4f", a / b }');"
+  echo "checkpoint after $NEW_ROWS rows / full checkpoint: $(awk -v a="$CP2_MS" -v b="$CP_MS" 'BEGIN { printf "%.2f", a / b }')."
+} >"$OUT"
+cat "$OUT"
