@@ -216,7 +216,9 @@ mod tests {
 
     #[test]
     fn tiles_give_the_same_root_and_paths() {
-        for n in [1usize, 2, 255, 256, 257, 511, 512, 513, 1000, 1500, 2048, 2049] {
+        for n in [
+            1usize, 2, 255, 256, 257, 511, 512, 513, 1000, 1500, 2048, 2049,
+        ] {
             let l = leaves(n);
             let tiles = tile_roots(&l);
             assert_eq!(tiles.len(), n.div_ceil(TILE), "n={n}");
