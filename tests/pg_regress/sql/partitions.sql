@@ -167,3 +167,20 @@ SELECT r ->> 'rows_removed' AS rows_removed, r ->> 'table_dropped' AS dropped,
   FROM worm.retire('notes') AS r;
 SELECT to_regclass('notes') IS NULL AS notes_gone;
 SELECT ok FROM worm.verify_ledger();
+
+-- A parent that already has pg_worm's columns (0.1.0's manual recipe): its
+-- empty partitions are protected in place; one holding rows pg_worm never
+-- chained, or a parent with only some of the columns, is refused.
+CREATE TABLE manual (id int, at date NOT NULL, worm_chain int NOT NULL, worm_seq bigint NOT NULL,
+                     worm_inserted_at timestamptz NOT NULL, worm_hash bytea NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE manual_1 PARTITION OF manual FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+SELECT worm.protect('manual', chains => 2);
+INSERT INTO manual (id, at) VALUES (1, '2026-01-05');
+SELECT table_name, bool_and(ok) AS ok, sum(rows_checked) AS rows FROM worm.verify('manual') GROUP BY 1;
+CREATE TABLE half (id int, at date NOT NULL, worm_chain int, worm_seq bigint) PARTITION BY RANGE (at);
+SELECT pg_temp.try($$SELECT worm.protect('half')$$);
+CREATE TABLE forged (id int, at date NOT NULL, worm_chain int NOT NULL, worm_seq bigint NOT NULL,
+                     worm_inserted_at timestamptz NOT NULL, worm_hash bytea NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE forged_1 PARTITION OF forged FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+INSERT INTO forged VALUES (1, '2026-01-05', 0, 1, now(), '\x00');
+SELECT pg_temp.try($$SELECT worm.protect('forged')$$);
