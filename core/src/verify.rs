@@ -50,6 +50,8 @@ const DETAIL_PROBLEMS: usize = 5;
 const SEARCH_WINDOW: i64 = 4;
 /// At most this many broken rows get the (bounded, but not free) alternative-link search.
 const SEARCH_BUDGET: usize = 1000;
+/// The streaming window forgets checked positions this many at a time.
+const FORGET_BATCH: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 enum StoredLink {
@@ -462,10 +464,12 @@ impl ChainVerifier {
                     break;
                 }
             }
-            // Forget the checked positions the search around this one does not reach.
+            // Forget the checked positions the search around this one does not reach
+            // (a batch at a time: the search skips them, and moving the window down
+            // every row would cost more than the checks).
             let lo = g.seq.saturating_sub(SEARCH_WINDOW + 1);
             let old = self.window[..self.done].partition_point(|g| g.seq < lo);
-            if old > 0 {
+            if old >= FORGET_BATCH {
                 self.window.drain(..old);
                 self.done -= old;
             }

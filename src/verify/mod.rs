@@ -454,8 +454,17 @@ struct Streamed<'a> {
 struct FirstPass {
     /// Per chain, rows of it (by their stored worm_chain) the index scans returned.
     through_index: Vec<i64>,
+    /// Rows the index scans returned, in all.
+    index_rows: i64,
+    /// Rows of no chain of the table, by their stored worm_chain.
+    strays: table_verify::Strays,
     misfits: Vec<Misfit>,
+    /// The index returned a row twice in a row.
+    relisted: bool,
 }
+
+const BT_LESS: u16 = pg_sys::BTLessStrategyNumber as u16;
+const BT_GREATER_EQUAL: u16 = pg_sys::BTGreaterEqualStrategyNumber as u16;
 
 impl Streamed<'_> {
     fn in_range(&self, c: Option<i32>) -> Option<i32> {
@@ -463,15 +472,18 @@ impl Streamed<'_> {
     }
 
     /// The report rows: every chain read in seq order through the chain
-    /// index into a streaming verifier; rows with another chain or none, and
-    /// the rows per chain, counted in a plain sequential scan (no hashing);
-    /// rows the index does not list (or lists twice), a problem of their chain.
+    /// index into a streaming verifier, and the rows of no chain of the
+    /// table through index ranges; the rows the index scans returned compared
+    /// with a plain count of the table's rows. When they differ, a sequential
+    /// scan reading worm_chain (no hashing) counts the rows per chain and
+    /// finds the rows of no chain: rows the index does not list (or lists
+    /// twice) are a problem of their chain.
     ///
     /// # Safety
     /// `rel` is open, `plan` built for it and `index` its chain index.
     unsafe fn verify(&self, whole_table: Vec<String>) -> Vec<ChainRow> {
         // SAFETY: the caller's contract.
-        let (in_table, strays) = unsafe { self.count() };
+        let in_table_rows = unsafe { self.count_all() };
         let mut progress = Progress {
             every: i64::from(PROGRESS_ROWS.get()),
             rows: 0,
@@ -481,12 +493,14 @@ impl Streamed<'_> {
         let n = usize::try_from(self.chains).unwrap_or(0);
         let mut first = FirstPass {
             through_index: vec![0; n],
-            misfits: Vec::new(),
+            ..FirstPass::default()
         };
         let mut rows: Vec<ChainRow> = (0..self.chains)
             // SAFETY: the caller's contract.
             .map(|c| unsafe { self.chain(c, Some(&mut first), &[], &mut progress) })
             .collect();
+        // SAFETY: the caller's contract.
+        unsafe { self.outside(&mut first) };
         if !first.misfits.is_empty() {
             let mut misfits = first.misfits;
             misfits.sort_by_key(|m| (m.chain, m.key()));
@@ -502,6 +516,13 @@ impl Streamed<'_> {
                 at = end;
             }
         }
+        if in_table_rows == first.index_rows && !first.relisted {
+            return table_verify::table_report(rows, &first.strays, self.chains, whole_table);
+        }
+        // The index does not show every row as the table holds it: count
+        // the rows per chain, and the rows of no chain, in the table itself.
+        // SAFETY: the caller's contract.
+        let (in_table, strays) = unsafe { self.count() };
         let mut index_name = None;
         for (c, row) in rows.iter_mut().enumerate() {
             let (t, i) = (in_table[c], first.through_index[c]);
@@ -516,6 +537,71 @@ impl Streamed<'_> {
             }
         }
         table_verify::table_report(rows, &strays, self.chains, whole_table)
+    }
+
+    /// The number of rows of the table, from a sequential scan that reads no
+    /// value.
+    ///
+    /// # Safety
+    /// As for [`Streamed::verify`].
+    unsafe fn count_all(&self) -> i64 {
+        let mut n: i64 = 0;
+        let each = |_: pg::Slot<'_>| {
+            n += 1;
+            if n % 65536 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+            ControlFlow::<()>::Continue(())
+        };
+        // SAFETY: `rel` is an open table (the caller's contract).
+        unsafe { pg::scan_heap(self.rel, pg::ScanSnapshot::Active, each) };
+        n
+    }
+
+    /// The rows the chain index lists below chain 0 and from chain `chains`
+    /// on: rows of no chain of the table, or (a page edited under the index)
+    /// of one whose index entry says otherwise.
+    ///
+    /// # Safety
+    /// As for [`Streamed::verify`].
+    unsafe fn outside(&self, first: &mut FirstPass) {
+        let below = (1, BT_LESS, pg_sys::F_INT4LT, pg_sys::Datum::from(0i32));
+        let above = (
+            1,
+            BT_GREATER_EQUAL,
+            pg_sys::F_INT4GE,
+            pg_sys::Datum::from(self.chains),
+        );
+        let mut per_row = PgMemoryContexts::new("pg_worm verify row");
+        for key in [below, above] {
+            let each = |slot: pg::Slot<'_>| {
+                let tid = slot.tid();
+                let (values, nulls) = slot.values();
+                // SAFETY: as in `chain`.
+                let (chain, record) =
+                    unsafe { per_row.switch_to(|_| row_record(self.plan, values, nulls)) };
+                // SAFETY: nothing allocated in per_row is used after this point.
+                unsafe { per_row.reset() };
+                first.index_rows += 1;
+                match self.in_range(chain) {
+                    Some(d) => {
+                        first.through_index[d as usize] += 1;
+                        first.misfits.push(Misfit {
+                            chain: d,
+                            tid,
+                            record,
+                        });
+                    }
+                    None => first.strays.entry(chain).or_default().add(record.seq),
+                }
+                ControlFlow::<()>::Continue(())
+            };
+            // SAFETY: `rel` is an open table and `index` its (worm_chain,
+            // worm_seq) btree; the key compares its int4 first column.
+            unsafe {
+                pg::index_forward(self.rel, self.index, &[key], pg::ScanSnapshot::Active, each)
+            };
+        }
     }
 
     /// Rows per chain, and the stray rows, from a sequential scan that reads
@@ -577,12 +663,15 @@ impl Streamed<'_> {
             // SAFETY: nothing allocated in per_row is used after this point.
             unsafe { per_row.reset() };
             let stored = self.in_range(chain);
-            if let (Some(f), Some(d)) = (first.as_deref_mut(), stored) {
-                f.through_index[d as usize] += 1;
+            if let Some(f) = first.as_deref_mut() {
+                f.index_rows += 1;
+                match stored {
+                    Some(d) => f.through_index[d as usize] += 1,
+                    None => f.strays.entry(chain).or_default().add(record.seq),
+                }
             }
             if chain != Some(c) || set_aside.contains(&tid) {
-                // Another chain's row (the sequential count reports rows of
-                // no chain of the table).
+                // Another chain's row, or a row of no chain of the table.
                 if let (Some(f), Some(d)) = (first.as_deref_mut(), stored.filter(|d| *d != c)) {
                     f.misfits.push(Misfit {
                         chain: d,
@@ -593,6 +682,14 @@ impl Streamed<'_> {
                 return ControlFlow::<()>::Continue(());
             }
             if let Some(key) = record.seq.map(|s| (s, tid)) {
+                if last == Some(key) {
+                    // The same row again: an index entry repeated, not a
+                    // row of the table (the counts say so).
+                    if let Some(f) = first.as_deref_mut() {
+                        f.relisted = true;
+                    }
+                    return ControlFlow::Continue(());
+                }
                 if last.is_some_and(|l| l > key) {
                     if let Some(f) = first.as_deref_mut() {
                         f.misfits.push(Misfit {

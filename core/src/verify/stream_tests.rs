@@ -4,7 +4,9 @@
 //! without a position anywhere (streaming); and the streaming window stays small.
 
 use super::oracle;
-use super::{verify_chain, Anchor, ChainReport, ChainVerifier, RowRecord, SEARCH_WINDOW};
+use super::{
+    verify_chain, Anchor, ChainReport, ChainVerifier, RowRecord, FORGET_BATCH, SEARCH_WINDOW,
+};
 use crate::{link, Hash, GENESIS};
 use proptest::prelude::*;
 
@@ -225,9 +227,10 @@ fn streamed(
         v.push(u).unwrap();
     }
     // The window holds the positions the search around one position reaches, plus the
-    // waiting ones: about 2 * SEARCH_WINDOW + 2 groups.
+    // waiting ones (about 2 * SEARCH_WINDOW + 2 groups), plus up to FORGET_BATCH checked
+    // ones not yet forgotten.
     assert!(
-        max_window <= (2 * SEARCH_WINDOW + 3) as usize,
+        max_window <= (2 * SEARCH_WINDOW + 3) as usize + FORGET_BATCH,
         "window of {max_window} groups"
     );
     v.finish()
