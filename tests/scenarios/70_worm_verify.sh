@@ -215,6 +215,14 @@ run_wv table --db "$SU" bulk --json -j 2
 [ "$RC" = 0 ] && [ "$(differ bulk "$OUT")" = 0 ] || fail "bulk with --jobs 2: exit $RC: $ERR"
 run_wv table --db "$SU" rec --jobs 0
 [ "$RC" = 2 ] || fail "--jobs 0: exit $RC"
+# The progress bar: on stderr when it is a terminal (script(1) gives it one; bsdutils is
+# essential in Debian), never with --json, nothing on stderr when it is piped.
+script -qec "'$WV' table --db '$SU' bulk --jobs 2 >/dev/null" "$WORK/tty.txt" >/dev/null || fail "on a terminal: exit $?"
+grep -q "public\.bulk.*rows" "$WORK/tty.txt" || fail "no progress bar on a terminal: $(cat "$WORK/tty.txt")"
+script -qec "'$WV' table --db '$SU' bulk --json >/dev/null" "$WORK/tty.txt" >/dev/null || fail "--json on a terminal: exit $?"
+if grep -q "public\.bulk.*rows" "$WORK/tty.txt"; then fail "a progress bar with --json: $(cat "$WORK/tty.txt")"; fi
+run_wv table --db "$SU" bulk
+[ "$RC" = 0 ] && [ -z "$ERR" ] || fail "stderr piped: exit $RC, expected nothing on stderr: $ERR"
 run_wv table --db "$SU" rec
 [ "$RC" = 1 ] || fail "tampered table, human report: exit $RC"
 echo "$OUT" | grep -q "^PROBLEMS FOUND: 4 problems in 4 of 5 report rows: chain 1 from seq 3, chain 2 from seq 5, chain 3 from seq 10, chain 77 from seq 10\.$" \
