@@ -1,18 +1,145 @@
 #!/usr/bin/env bash
-# Peak memory of one worm.verify over rows with large values, against a plain
-# scan of the same values in the same backend: the backend's VmHWM (peak
-# resident set) is reset before each (/proc/PID/clear_refs) and read after.
-# Writes docs/verify-memory.md. Needs root (clusters run as postgres; it
-# reads the backend's /proc entry) and an installed pg_worm.
+# Memory and speed of worm.verify, written to docs/verify-memory.md.
+#
+# 1. A table of the benchmark's shape (bench/bench.py: id bigserial, patient_id
+#    uuid, author text, a 200-byte note, recorded_at timestamptz, a 4-key jsonb;
+#    worm.protect with its default 32 chains, loaded by 4 sessions at once, so
+#    over 4 chains), PG_WORM_VERIFY_ROWS rows (3,000,000 by default): the
+#    private memory (RssAnon in /proc, sampled every 20 ms) the verifying
+#    backend grows by, and rows/s of worm.verify (one warm-up, then 3 timed
+#    runs, median). With PG_WORM_BEFORE=REV, a release build of git revision
+#    REV is measured on the same table in the same cluster, before the working
+#    tree's build.
+# 2. Rows with large values (64 × 8 MB, 4 × 256 MB): peak resident memory
+#    (VmHWM, reset through /proc/PID/clear_refs) of a plain scan of the values
+#    and of worm.verify.
+#
+# Each build is a release build (cargo build --release) loaded from a private
+# directory first in dynamic_library_path, so the pg_worm installed for
+# everyone else (its SQL files are used; same version) is left alone. Needs
+# root (the cluster runs as postgres; /proc of its backends is read).
 #
 #   bash bench/verify_memory.sh
+#   PG_WORM_BEFORE=2d5f3f1 bash bench/verify_memory.sh
 source "$(dirname "$0")/../tests/lib.sh"
 PORT="${PG_WORM_BENCH_PORT:-55710}"
+ROWS="${PG_WORM_VERIFY_ROWS:-3000000}"
+BEFORE="${PG_WORM_BEFORE:-}"
 OUT="$ROOT/docs/verify-memory.md"
+LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
+chmod 755 "$LIB"
+TEST_DIRS+=("$LIB")
 
-start_test_cluster --quiet "$PORT"
+# build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
+build() {
+  local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"
+  if [ -n "$rev" ]; then
+    src="$(mktemp -d /tmp/pg_worm_benchsrc.XXXXXX)"
+    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
+    target="${PG_WORM_BENCH_TARGET:-$ROOT/target/bench-before}"
+  fi
+  log "release build of ${rev:-the working tree}"
+  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p pg_worm)
+  install -m 0644 "$target/release/libpg_worm.so" "$LIB/$name.so"
+  [ -z "$rev" ] || rm -rf "$src"
+}
+# use NAME: backends started from now on load $LIB/NAME.so (renamed into
+# place: a backend that has the old one mapped keeps it).
+use() {
+  install -m 0644 "$LIB/$1.so" "$LIB/pg_worm.so.tmp"
+  mv -f "$LIB/pg_worm.so.tmp" "$LIB/pg_worm.so"
+}
+
+build after
+[ -z "$BEFORE" ] || build before "$BEFORE"
+use after
+start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
+  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 
+# ---- 1. the benchmark's table
+PER=$((ROWS / 4)); ROWS=$((PER * 4))
+psql_q >/dev/null <<SQL
+CREATE TABLE worm_notes (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+SELECT worm.protect('worm_notes');
+CREATE TABLE tiny (x int);
+SELECT worm.protect('tiny', chains => 1);
+SQL
+log "loading $ROWS rows with 4 sessions"
+t0=$(date +%s)
+for _ in 1 2 3 4; do
+  psql_q -c "INSERT INTO worm_notes (patient_id, author, note, recorded_at, vitals)
+    SELECT gen_random_uuid(), 'dr.' || (i % 500),
+           'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
+           now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
+      FROM generate_series(1, $PER) AS i" >/dev/null &
+done
+wait
+LOAD_S=$(( $(date +%s) - t0 ))
+psql_q -c "VACUUM (ANALYZE) worm_notes" >/dev/null
+HEAP_MB="$(psql_q -c "SELECT pg_relation_size('worm_notes') / 1048576")"
+[ "$(psql_q -c "SELECT count(*) FROM worm_notes")" = "$ROWS" ] || fail "rows loaded"
+
+# verify_run NAME: "median_s rows_per_s growth_mib ok" of worm.verify of
+# worm_notes in a new backend loading NAME.so (warm-up run first; memory
+# sampled during a fourth run).
+verify_run() {
+  use "$1"
+  local q="SELECT sum(rows_checked)::text || ' ' || bool_and(ok)::text FROM worm.verify('worm_notes')"
+  local times=() res="" i
+  psql_q -c "$q" >/dev/null  # warm-up: the table in the caches
+  for i in 1 2 3; do
+    local s e
+    s=$(date +%s.%N)
+    res="$(psql_q -c "$q")"
+    e=$(date +%s.%N)
+    times+=("$(echo "$e - $s" | bc)")
+  done
+  [ "$res" = "$ROWS true" ] || fail "worm.verify with the $1 build: $res"
+  local med
+  med="$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)"
+  # Memory: a session that loads pg_worm (verify of a 0-row table), sleeps,
+  # then verifies; RssAnon sampled from /proc while it runs.
+  PGAPPNAME=verify_probe psql_q -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" -c "$q" >/dev/null &
+  local probe=$! pid="" base="" peak=0 v
+  for _ in $(seq 1 50); do
+    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'verify_probe'")"
+    [ -n "$pid" ] && break
+    sleep 0.02
+  done
+  [ -n "$pid" ] || fail "probe backend not found"
+  sleep 0.5
+  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
+  while kill -0 "$probe" 2>/dev/null; do
+    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
+    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
+    sleep 0.02
+  done
+  wait "$probe" || fail "probe session failed"
+  printf '%.3f %s %.1f\n' "$med" "$(echo "$ROWS / $med" | bc)" "$(echo "($peak - $base) / 1024" | bc -l)"
+}
+
+# 1234567 -> 1,234,567
+thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+
+# Plain count(*) in one process, for reference.
+COUNT_S="$(psql_q <<SQL | awk '/^Time:/ {t = $2} END {printf "%.3f", t / 1000}'
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) FROM worm_notes;
+\timing on
+SELECT count(*) FROM worm_notes;
+SQL
+)"
+big_rows=()
+if [ -n "$BEFORE" ]; then
+  read -r s rps mib <<<"$(verify_run before)"
+  big_rows+=("| before: \`$BEFORE\` | $s s | $(thousands "$rps") | $mib MiB |")
+fi
+read -r s rps mib <<<"$(verify_run after)"
+big_rows+=("| this build | $s s | $(thousands "$rps") | $mib MiB |")
+
+# ---- 2. large values (this build)
+use after
 # measure ROWS MB: a table of ROWS rows holding MB megabytes of text each
 # (stored out of line, uncompressed); prints "plain_mb verify_mb".
 measure() {
@@ -35,7 +162,6 @@ SELECT bool_and(ok) FROM worm.verify('$t') \g /dev/null
 \! awk '/VmHWM/ {printf "%d\n", \$2 / 1024}' /proc/\$PID/status
 SQL
 }
-
 results=()
 for spec in "64 8" "4 256"; do
   read -r rows mb <<<"$spec"
@@ -44,21 +170,48 @@ for spec in "64 8" "4 256"; do
 done
 
 {
-  echo "# Memory of worm.verify over large values"
+  echo "# Memory and speed of worm.verify"
   echo
   echo "<!-- Written by bench/verify_memory.sh; do not edit by hand. -->"
   echo
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD), with"
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD)$( [ -z "$(git -C "$ROOT" status --porcelain -- src core)" ] || echo ' (with uncommitted changes)'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
   echo
   echo '```sh'
-  echo 'bash bench/verify_memory.sh'
+  [ -z "$BEFORE" ] && echo 'bash bench/verify_memory.sh' || echo "PG_WORM_BEFORE=$BEFORE bash bench/verify_memory.sh"
   echo '```'
+  echo
+  echo "Release builds (\`cargo build --release\`), loaded through \`dynamic_library_path\` in a"
+  echo "throwaway cluster (\`shared_buffers = 1GB\`)."
+  echo
+  echo "## The benchmark's table, $(thousands "$ROWS") rows"
+  echo
+  echo "The table of bench/bench.py (\`id bigserial, patient_id uuid, author text, note text,"
+  echo "recorded_at timestamptz, vitals jsonb\`, 200-byte notes), \`worm.protect\` with 32 chains,"
+  echo "loaded by 4 sessions at once (so over 4 chains) in $LOAD_S s, then VACUUM (ANALYZE); heap"
+  echo "$HEAP_MB MiB. worm.verify: one warm-up run, then the median of 3 runs; memory: the growth"
+  echo "of the verifying backend's private memory (RssAnon, sampled every 20 ms) over its value"
+  echo "after pg_worm was loaded. \`count(*)\` of the same table in one process: $COUNT_S s."
+  echo
+  echo "| build | worm.verify | rows/s | backend memory growth |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${big_rows[@]}"
+  echo
+  echo "worm.verify reads each chain in seq order through the (worm_chain, worm_seq) index"
+  echo "into a streaming verifier (pg_worm_core's \`ChainVerifier\`): what it keeps is a few"
+  echo "counters per chain, the rows of about ten positions around the one being checked and"
+  echo "the first five problem messages, so its memory follows the number of chains and the"
+  echo "largest row, not the table. A build that keeps every row's record until the end"
+  echo "grows by about 150 bytes per row. The machine is shared: the load average above says"
+  echo "how much else ran; rows/s moves with it."
+  echo
+  echo "## Large values"
   echo
   echo "Peak resident memory (VmHWM) of one backend, reset before each step: a plain"
   echo "scan reading every value (\`sum(length(v))\`), then \`worm.verify\` of the same"
   echo "table. Values are stored out of line and uncompressed. verify releases each"
   echo "row's memory before the next row, so its peak follows the largest row, not"
-  echo "the table. The installed build was used as it is (debug or release)."
+  echo "the table. VmHWM also counts the shared buffers the backend touched, hence the"
+  echo "comparison with a plain scan of the same values."
   echo
   echo "| rows × value size | plain scan | worm.verify |"
   echo "|---|---|---|"
