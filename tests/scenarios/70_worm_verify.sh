@@ -495,6 +495,10 @@ cp "$TLS/other.crt" "$WORK/home/.postgresql/root.crt"
 wv_env -- table --db "$TLSDB sslmode=require" conn_t
 [ "$RC" = 2 ] && echo "$ERR" | grep -q "certificate verify failed" || fail "require with a root.crt that does not match: exit $RC: $ERR"
 rm "$WORK/home/.postgresql/root.crt"
+# checkpoint over TLS with two sessions (the second one imports the first one's snapshot).
+wv_env PGSSLMODE=verify-full PGSSLROOTCERT="$TLS/server.crt" -- checkpoint --db "host=localhost port=$PGPORT user=postgres dbname=postgres" conn_t --jobs 2 -o "$WORK/conn.json"
+[ "$RC" = 0 ] && [ -s "$WORK/conn.json" ] && echo "$OUT" | grep -q "^OK: the digest matches the rows (heads of 32 chains, Merkle root [0-9a-f]*… over 50 rows)" \
+  || fail "checkpoint over TLS with --jobs 2: exit $RC: $OUT $ERR"
 
 # --- the chain index no longer matches the table (heap pages edited, server stopped) ------
 # worm-verify reads each chain through the chain index; a row whose worm_seq or worm_chain

@@ -429,8 +429,8 @@ fn against_text(
 
 // --- checkpoint -------------------------------------------------------------------------------
 
-pub fn checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>) -> ExitCode {
-    exit_code(run_checkpoint(db_url, table, out))
+pub fn checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>, jobs: usize) -> ExitCode {
+    exit_code(run_checkpoint(db_url, table, out, jobs))
 }
 
 /// `SELECT worm.checkpoint(TABLE)`: the server's document (a digest, or a partitioned
@@ -502,12 +502,15 @@ fn checkpoint_extra_checks(d: &Digest, data: &TableData) -> Vec<Check> {
     checks
 }
 
-fn run_checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>) -> Run {
-    let mut client = db::connect(db_url)?;
+fn run_checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>, jobs: usize) -> Run {
+    let connector = db::Connector::new(db_url)?;
+    let mut client = connector.open()?;
     let whole = take_checkpoint(&mut client, table)?;
     let d = match parent::parse_digest(whole).map_err(unexpected_document)? {
         AnyDigest::Table(d) => *d,
-        AnyDigest::Parent(p) => return run_checkpoint_parent(&mut client, table, &p, out),
+        AnyDigest::Parent(p) => {
+            return run_checkpoint_parent(&mut client, &connector, table, &p, out, jobs)
+        }
     };
     let to_stdout = out.is_none_or(|p| p.as_os_str() == "-");
     let say = |s: &str| {
@@ -521,8 +524,8 @@ fn run_checkpoint(db_url: Option<&str>, table: &str, out: Option<&Path>) -> Run 
         "worm-verify: worm.checkpoint recorded ledger entry {} for {}; recomputing it independently\n",
         d.entry.seq, d.table_name
     ));
-    let ro = &db::ReadOpts::plain(std::io::stderr().is_terminal());
     let mut tx = db::begin_read(&mut client)?;
+    let ro = &db::ReadOpts::new(std::io::stderr().is_terminal(), &connector, &mut tx, jobs)?;
     let (mut data, read) = read_against(&mut tx, table, &d, ro, false)?;
     end_read(tx)?;
     let mut checks = against_checks(&d, &mut data, &read, None).checks;
@@ -838,9 +841,11 @@ fn print_parent(report: &ParentReport, json: bool) -> End {
 /// table's; the document is written only when every one matches.
 fn run_checkpoint_parent(
     client: &mut postgres::Client,
+    connector: &db::Connector,
     table: &str,
     p: &ParentDigest,
     out: Option<&Path>,
+    jobs: usize,
 ) -> Run {
     let to_stdout = out.is_none_or(|p| p.as_os_str() == "-");
     let say = |s: &str| {
@@ -854,8 +859,8 @@ fn run_checkpoint_parent(
         "worm-verify: worm.checkpoint recorded the {}; recomputing each partition's independently\n",
         p.describe()
     ));
-    let ro = &db::ReadOpts::plain(std::io::stderr().is_terminal());
     let mut tx = db::begin_read(client)?;
+    let ro = &db::ReadOpts::new(std::io::stderr().is_terminal(), connector, &mut tx, jobs)?;
     let rel = db::lookup_relation(&mut tx, table)?;
     if !rel.is_partitioned() {
         return Err(End::Problem(format!(

@@ -117,6 +117,10 @@ enum Command {
         /// Write the digest here instead of stdout (replaced atomically).
         #[arg(short = 'o', long = "out", value_name = "OUT")]
         out: Option<PathBuf>,
+        /// Recompute with this many sessions at once (see `table --help`).
+        #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
     },
     /// Create an Ed25519 key pair for signing checkpoint digests.
     ///
@@ -225,9 +229,12 @@ fn main() -> ExitCode {
                 usize::from(jobs),
             ),
         },
-        Command::Checkpoint { db, table, out } => {
-            commands::checkpoint(db.as_deref(), &table, out.as_deref())
-        }
+        Command::Checkpoint {
+            db,
+            table,
+            out,
+            jobs,
+        } => commands::checkpoint(db.as_deref(), &table, out.as_deref(), usize::from(jobs)),
         Command::Keygen { out, key_id } => commands::keygen(&out, key_id.as_deref()),
         Command::Sign {
             key,
