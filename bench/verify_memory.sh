@@ -7,9 +7,10 @@
 #    over 4 chains), PG_WORM_VERIFY_ROWS rows (3,000,000 by default): the
 #    private memory (RssAnon in /proc, sampled every 20 ms) the verifying
 #    backend grows by, and rows/s of worm.verify (one warm-up, then 3 timed
-#    runs, median). With PG_WORM_BEFORE=REV, a release build of git revision
-#    REV is measured on the same table in the same cluster, before the working
-#    tree's build.
+#    runs, median). The same again for a table written by 32 pgbench clients
+#    (20 rows per transaction), whose chains interleave across the table.
+#    With PG_WORM_BEFORE=REV, a release build of git revision REV is measured
+#    on the same tables in the same cluster, before the working tree's build.
 # 2. Rows with large values (64 × 8 MB, 4 × 256 MB): peak resident memory
 #    (VmHWM, reset through /proc/PID/clear_refs) of a plain scan of the values
 #    and of worm.verify.
@@ -80,12 +81,37 @@ psql_q -c "VACUUM (ANALYZE) worm_notes" >/dev/null
 HEAP_MB="$(psql_q -c "SELECT pg_relation_size('worm_notes') / 1048576")"
 [ "$(psql_q -c "SELECT count(*) FROM worm_notes")" = "$ROWS" ] || fail "rows loaded"
 
-# verify_run NAME: "median_s rows_per_s growth_mib ok" of worm.verify of
-# worm_notes in a new backend loading NAME.so (warm-up run first; memory
-# sampled during a fourth run).
+# The same rows written by 32 clients, 20 rows per transaction.
+work_dir pg_worm_bench_verify
+cat >"$WORK/insert.sql" <<'SQL'
+INSERT INTO worm_notes32 (patient_id, author, note, recorded_at, vitals)
+  SELECT gen_random_uuid(), 'dr.' || (i % 500),
+         'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
+         now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
+    FROM generate_series(1, 20) AS i;
+SQL
+chown postgres: "$WORK/insert.sql"
+psql_q >/dev/null <<SQL
+CREATE TABLE worm_notes32 (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+SELECT worm.protect('worm_notes32');
+SQL
+log "loading $ROWS rows with 32 pgbench clients"
+t0=$(date +%s)
+runuser -u postgres -- env PGOPTIONS="-c synchronous_commit=off" "$PG_BIN/pgbench" -h "$PGHOST" -p "$PGPORT" -U postgres -n -c 32 -j 2 \
+  -t $((ROWS / 20 / 32)) -f "$WORK/insert.sql" postgres >/dev/null
+LOAD32_S=$(( $(date +%s) - t0 ))
+ROWS32=$((ROWS / 20 / 32 * 20 * 32))
+psql_q -c "VACUUM (ANALYZE) worm_notes32" >/dev/null
+[ "$(psql_q -c "SELECT count(*) FROM worm_notes32")" = "$ROWS32" ] || fail "rows loaded by pgbench"
+CHAINS_PER_PAGE="$(psql_q -c "SELECT avg(n)::numeric(6,1) FROM (SELECT count(DISTINCT worm_chain) AS n FROM worm_notes32 GROUP BY (ctid::text::point)[0]) s")"
+
+# verify_run NAME [TABLE ROWS]: "median_s rows_per_s growth_mib" of
+# worm.verify of TABLE (worm_notes) in new backends loading NAME.so
+# (warm-up run first; memory sampled during a fourth run).
 verify_run() {
   use "$1"
-  local q="SELECT sum(rows_checked)::text || ' ' || bool_and(ok)::text FROM worm.verify('worm_notes')"
+  local table="${2:-worm_notes}" rows="${3:-$ROWS}"
+  local q="SELECT sum(rows_checked)::text || ' ' || bool_and(ok)::text FROM worm.verify('$table')"
   local times=() res="" i
   psql_q -c "$q" >/dev/null  # warm-up: the table in the caches
   for i in 1 2 3; do
@@ -95,7 +121,7 @@ verify_run() {
     e=$(date +%s.%N)
     times+=("$(echo "$e - $s" | bc)")
   done
-  [ "$res" = "$ROWS true" ] || fail "worm.verify with the $1 build: $res"
+  [ "$res" = "$rows true" ] || fail "worm.verify of $table with the $1 build: $res"
   local med
   med="$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)"
   # Memory: a session that loads pg_worm (verify of a 0-row table), sleeps,
@@ -116,7 +142,7 @@ verify_run() {
     sleep 0.02
   done
   wait "$probe" || fail "probe session failed"
-  printf '%.3f %s %.1f\n' "$med" "$(echo "$ROWS / $med" | bc)" "$(echo "($peak - $base) / 1024" | bc -l)"
+  printf '%.3f %s %.1f\n' "$med" "$(echo "$rows / $med" | bc)" "$(echo "($peak - $base) / 1024" | bc -l)"
 }
 
 # 1234567 -> 1,234,567
@@ -131,12 +157,15 @@ SELECT count(*) FROM worm_notes;
 SQL
 )"
 big_rows=()
-if [ -n "$BEFORE" ]; then
-  read -r s rps mib <<<"$(verify_run before)"
-  big_rows+=("| before: \`$BEFORE\` | $s s | $(thousands "$rps") | $mib MiB |")
-fi
-read -r s rps mib <<<"$(verify_run after)"
-big_rows+=("| this build | $s s | $(thousands "$rps") | $mib MiB |")
+for t in "worm_notes $ROWS 4 sessions" "worm_notes32 $ROWS32 32 pgbench clients"; do
+  read -r table rows written <<<"$t"
+  if [ -n "$BEFORE" ]; then
+    read -r s rps mib <<<"$(verify_run before "$table" "$rows")"
+    big_rows+=("| $written | before: \`$BEFORE\` | $s s | $(thousands "$rps") | $mib MiB |")
+  fi
+  read -r s rps mib <<<"$(verify_run after "$table" "$rows")"
+  big_rows+=("| $written | this build | $s s | $(thousands "$rps") | $mib MiB |")
+done
 
 # ---- 2. large values (this build)
 use after
@@ -191,9 +220,12 @@ done
   echo "$HEAP_MB MiB. worm.verify: one warm-up run, then the median of 3 runs; memory: the growth"
   echo "of the verifying backend's private memory (RssAnon, sampled every 20 ms) over its value"
   echo "after pg_worm was loaded. \`count(*)\` of the same table in one process: $COUNT_S s."
+  echo "The same rows written by 32 pgbench clients at once, 20 rows per transaction"
+  echo "(synchronous_commit off), in $LOAD32_S s: $(thousands "$ROWS32") rows, chains interleaved across the"
+  echo "table ($CHAINS_PER_PAGE chains per heap page on average)."
   echo
-  echo "| build | worm.verify | rows/s | backend memory growth |"
-  echo "|---|---|---|---|"
+  echo "| written by | build | worm.verify | rows/s | backend memory growth |"
+  echo "|---|---|---|---|---|"
   printf '%s\n' "${big_rows[@]}"
   echo
   echo "worm.verify reads each chain in seq order through the (worm_chain, worm_seq) index"
