@@ -122,9 +122,9 @@ unsafe fn check_new_parent_or_partition(
         };
         let bound = (*pc).bound;
         if !bound.is_null() && (*bound).is_default {
-            return Err(refuse(
+            return Err(super::default_partition_refused(
                 &p,
-                "a DEFAULT partition (it would take rows of any date, which tools move out later by DELETE and INSERT); with pg_partman 4.7, whose create_parent always makes one, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent",
+                &rangevar_name((*pc).name),
             ));
         }
         if part == pg_sys::InvalidOid {

@@ -300,10 +300,9 @@ pub(super) unsafe fn check_create_table(stmt: *mut pg_sys::CreateStmt) -> Result
                 // NULL or a PartitionBoundSpec.
                 let bound = unsafe { (*stmt).partbound };
                 if !bound.is_null() && unsafe { (*bound).is_default } {
-                    return Err(refuse(
-                        &p,
-                        "a DEFAULT partition (it would take rows of any date, which tools move out later by DELETE and INSERT); with pg_partman 4.7, whose create_parent always makes one, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent",
-                    ));
+                    // SAFETY: the statement's RangeVar of the new table.
+                    let name = unsafe { rangevar_name((*stmt).relation) };
+                    return Err(super::default_partition_refused(&p, &name));
                 }
                 // SAFETY: a CreateForeignTableStmt starts with its CreateStmt.
                 if unsafe { (*stmt).type_ } == pg_sys::NodeTag::T_CreateForeignTableStmt {

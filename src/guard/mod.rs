@@ -202,6 +202,15 @@ pub fn take_partition_events() -> Vec<PartitionEvent> {
     PARTITION_EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
 }
 
+/// A DEFAULT partition under a protected partitioned table (refused when it
+/// is created, attached, or found by worm.protect's later checks).
+pub fn default_partition_refused(parent: &str, partition: &str) -> WormError {
+    refuse(
+        parent,
+        format!("a DEFAULT partition ({partition}): it would take rows of any date, which tools move out later by DELETE and INSERT; with pg_partman 4.7, whose create_parent always makes one, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent"),
+    )
+}
+
 /// A refusal (42501) of `what` done to `target`.
 pub fn refused(target: &str, what: impl Into<String>) -> WormError {
     refuse(target, what)

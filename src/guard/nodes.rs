@@ -44,6 +44,23 @@ pub(super) unsafe fn str_node(node: *mut Node) -> String {
 ///
 /// # Safety
 /// `rv` is NULL or a valid RangeVar.
+/// The name a RangeVar gives, as written ("schema.table" or "table").
+///
+/// # Safety
+/// `rv` is NULL or a valid RangeVar.
+pub(super) unsafe fn rangevar_name(rv: *mut pg_sys::RangeVar) -> String {
+    if rv.is_null() {
+        return String::new();
+    }
+    // SAFETY: a valid RangeVar (caller); its names are NULL or C strings.
+    let (schema, rel) = unsafe { (cstr((*rv).schemaname), cstr((*rv).relname)) };
+    if schema.is_empty() {
+        rel
+    } else {
+        format!("{schema}.{rel}")
+    }
+}
+
 pub(super) unsafe fn rangevar_relid(rv: *mut pg_sys::RangeVar) -> Oid {
     if rv.is_null() {
         return pg_sys::InvalidOid;

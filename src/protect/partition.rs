@@ -431,10 +431,7 @@ fn protect_new_partition(relid: Oid) -> Result<(), WormError> {
     }
     let name = name_of(relid);
     if is_default(relid) {
-        return Err(guard::refused(
-            &parent_name,
-            format!("a DEFAULT partition ({name}): it would take rows of any date, which tools move out later by DELETE and INSERT; with pg_partman 4.7, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent"),
-        ));
+        return Err(guard::default_partition_refused(&parent_name, &name));
     }
     match kind {
         pg_sys::RELKIND_PARTITIONED_TABLE => {
