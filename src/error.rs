@@ -22,6 +22,15 @@ pub enum WormError {
     #[error("{target} is protected by pg_worm; refused: {what}")]
     Protected { target: String, what: String },
 
+    /// A refusal about a partition of a protected partitioned table, with
+    /// its own advice.
+    #[error("{target} is protected by pg_worm; refused: {what}")]
+    PartitionRefused {
+        target: String,
+        what: String,
+        hint: String,
+    },
+
     #[error("{table} was restored without pg_worm's record of it: its chain trigger is refused")]
     RestoredAlone {
         table: String,
@@ -219,7 +228,8 @@ impl WormError {
             WormError::Immutable { .. }
             | WormError::DropDatabase { .. }
             | WormError::ExtensionTable { .. }
-            | WormError::Protected { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            | WormError::Protected { .. }
+            | WormError::PartitionRefused { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             WormError::OnHold { .. }
             | WormError::NotOnHold { .. }
             | WormError::NoSuchHold { .. }
@@ -388,7 +398,8 @@ impl WormError {
             WormError::IsPartition { parent, .. } => format!(
                 "Protect the partitioned table: SELECT worm.protect('{parent}'); every partition it has, and every one it gets later, is then protected."
             ),
-            WormError::PartitionUnprotectable { hint, .. } => hint.clone(),
+            WormError::PartitionUnprotectable { hint, .. }
+            | WormError::PartitionRefused { hint, .. } => hint.clone(),
             WormError::HoldOnParent { table } => format!(
                 "Release a partition's hold with worm.release_hold(partition, hold_id, reason) (SELECT * FROM worm.holds lists them), or the single hold of every partition with worm.release_hold('{table}', reason)."
             ),

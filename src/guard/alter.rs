@@ -113,9 +113,10 @@ unsafe fn check_new_parent_or_partition(
         let parent_protected = protected(parent);
         let Some(Protected::Parent(p)) = parent_protected else {
             if let Some(Protected::Table(t)) = protected(part) {
-                return Err(refuse(
+                return Err(super::partition_refused(
                     &t,
-                    "attaching it as a partition of a table pg_worm does not protect (the parent's triggers would be cloned onto it); protect the parent first (worm.protect on the partitioned table)",
+                    "attaching it as a partition of a table pg_worm does not protect (the parent's triggers would be cloned onto it)",
+                    "Protect the partitioned table first (SELECT worm.protect(parent)); its partitions, present and future, are then protected, and a protected table can be attached to it.",
                 ));
             }
             return Ok(());
@@ -132,10 +133,7 @@ unsafe fn check_new_parent_or_partition(
         }
         let kind = pg_sys::get_rel_relkind(part) as u8;
         if kind == pg_sys::RELKIND_FOREIGN_TABLE {
-            return Err(refuse(
-                &p,
-                "a foreign-table partition (its rows live outside this database)",
-            ));
+            return Err(super::foreign_partition_refused(&p));
         }
         match protected(part) {
             Some(Protected::Table(t)) => {
@@ -145,10 +143,7 @@ unsafe fn check_new_parent_or_partition(
             Some(_) => {}
             None if kind == pg_sys::RELKIND_RELATION && !crate::pg::relation_is_empty(part) => {
                 let name = crate::pg::Rel::open(part, pg_sys::AccessShareLock).display_name();
-                return Err(refuse(
-                    &p,
-                    format!("attaching {name}, which holds rows pg_worm never chained: protect it on its own first (worm.protect, on a table without worm_ columns), then attach it"),
-                ));
+                return Err(super::unchained_attach_refused(&p, &name));
             }
             None => {}
         }
@@ -188,11 +183,19 @@ fn shorter_retention_problem(
         .map(iso8601)
         .unwrap_or_else(|| "for ever".into());
     let mine = m.retention.as_ref().map(iso8601).unwrap_or_default();
-    Err(refuse(
+    let hint = match &pm.retention {
+        Some(r) => format!(
+            "Lengthen it first: SELECT worm.set_retention('{table}', '{}');",
+            iso8601(r)
+        ),
+        None => format!("{parent_name} keeps its rows for ever, and a retention can be lengthened but never removed: keep {table} apart from it."),
+    };
+    Err(super::partition_refused(
         parent_name,
         format!(
-            "attaching {table}, whose rows are kept for {mine}, shorter than {parent_name}'s {theirs} (a purge through the parent would remove them early); lengthen it first with worm.set_retention"
+            "attaching {table}, whose rows are kept for {mine}, shorter than {parent_name}'s {theirs} (a purge through the parent would remove them early)"
         ),
+        hint,
     ))
 }
 

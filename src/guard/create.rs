@@ -306,10 +306,7 @@ pub(super) unsafe fn check_create_table(stmt: *mut pg_sys::CreateStmt) -> Result
                 }
                 // SAFETY: a CreateForeignTableStmt starts with its CreateStmt.
                 if unsafe { (*stmt).type_ } == pg_sys::NodeTag::T_CreateForeignTableStmt {
-                    return Err(refuse(
-                        &p,
-                        "a foreign-table partition (its rows live outside this database)",
-                    ));
+                    return Err(super::foreign_partition_refused(&p));
                 }
             }
             _ => {}

@@ -202,12 +202,46 @@ pub fn take_partition_events() -> Vec<PartitionEvent> {
     PARTITION_EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
 }
 
+/// A refusal (42501) about a partition of a protected partitioned table,
+/// with the advice that fits it.
+pub fn partition_refused(
+    target: &str,
+    what: impl Into<String>,
+    hint: impl Into<String>,
+) -> WormError {
+    WormError::PartitionRefused {
+        target: target.into(),
+        what: what.into(),
+        hint: hint.into(),
+    }
+}
+
 /// A DEFAULT partition under a protected partitioned table (refused when it
 /// is created, attached, or found by worm.protect's later checks).
 pub fn default_partition_refused(parent: &str, partition: &str) -> WormError {
-    refuse(
+    partition_refused(
         parent,
-        format!("a DEFAULT partition ({partition}): it would take rows of any date, which tools move out later by DELETE and INSERT; with pg_partman 4.7, whose create_parent always makes one, run create_parent first, detach and drop its empty DEFAULT partition, then worm.protect the parent"),
+        format!("a DEFAULT partition ({partition}): it would take rows of any date, which tools move out later by DELETE and INSERT"),
+        "Create a partition for each range instead; with pg_partman 4.7, whose create_parent always makes a DEFAULT partition, run create_parent first, then ALTER TABLE parent DETACH PARTITION parent_default; DROP TABLE parent_default; then worm.protect the parent.",
+    )
+}
+
+/// A foreign table as a partition of a protected partitioned table.
+pub fn foreign_partition_refused(parent: &str) -> WormError {
+    partition_refused(
+        parent,
+        "a foreign-table partition (its rows live outside this database)",
+        "Keep foreign tables out of the protected table (attach them to a partitioned table of their own).",
+    )
+}
+
+/// A table holding rows pg_worm never chained, attached to a protected
+/// partitioned table.
+pub fn unchained_attach_refused(parent: &str, partition: &str) -> WormError {
+    partition_refused(
+        parent,
+        format!("attaching {partition}, which holds rows pg_worm never chained"),
+        format!("Protect it on its own first (SELECT worm.protect('{partition}'), on a table without worm_ columns), then attach it; or attach it empty and insert its rows through the parent."),
     )
 }
 

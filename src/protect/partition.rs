@@ -443,10 +443,7 @@ fn protect_new_partition(relid: Oid) -> Result<(), WormError> {
         }
         pg_sys::RELKIND_RELATION => {
             if !pg::relation_is_empty(relid) {
-                return Err(guard::refused(
-                    &parent_name,
-                    format!("attaching {name}, which holds rows pg_worm never chained: protect it on its own first (worm.protect, on a table without worm_ columns), then attach it"),
-                ));
+                return Err(guard::unchained_attach_refused(&parent_name, &name));
             }
             // SAFETY: the new partition, which exists (created or attached by
             // this statement).

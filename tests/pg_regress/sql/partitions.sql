@@ -9,6 +9,11 @@ CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE sql; RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
+CREATE FUNCTION pg_temp.hint(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE h text;
+BEGIN EXECUTE sql; RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT; RETURN h;
+END $$;
 
 CREATE TABLE audit (id bigint, at timestamptz NOT NULL, event text) PARTITION BY RANGE (at);
 CREATE TABLE audit_2026_01 PARTITION OF audit FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
@@ -87,6 +92,10 @@ ALTER TABLE audit ATTACH PARTITION audit_2025_12 FOR VALUES FROM ('2025-12-01') 
 CREATE TABLE audit_2025_11 (id bigint, at timestamptz NOT NULL, event text);
 SELECT worm.protect('audit_2025_11', retention => '1 second', chains => 1) IS NOT NULL AS protected;
 SELECT pg_temp.try($$ALTER TABLE audit ATTACH PARTITION audit_2025_11 FOR VALUES FROM ('2025-11-01') TO ('2025-12-01')$$);
+-- Each refusal says what to do instead.
+SELECT pg_temp.hint($$ALTER TABLE audit ATTACH PARTITION audit_2025_11 FOR VALUES FROM ('2025-11-01') TO ('2025-12-01')$$) AS hint;
+SELECT pg_temp.hint($$ALTER TABLE audit ATTACH PARTITION audit_2026_06 FOR VALUES FROM ('2026-06-01') TO ('2026-07-01')$$) AS hint;
+SELECT pg_temp.hint($$CREATE TABLE audit_default PARTITION OF audit DEFAULT$$) AS hint;
 -- A partition alone is protected through its partitioned table.
 CREATE TABLE loose (id int, at date NOT NULL) PARTITION BY RANGE (at);
 CREATE TABLE loose_1 PARTITION OF loose FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
