@@ -395,6 +395,7 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 
 /// A protected partitioned table's registry row (worm.partitioned_tables):
 /// what its partitions, present and future, are protected with.
+#[derive(Clone)]
 pub struct ParentMeta {
     pub uid: [u8; 16],
     pub chains: i32,

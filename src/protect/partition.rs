@@ -226,7 +226,7 @@ pub(crate) fn protect_parent(
         let parent = pg::partition_parent(*sub).unwrap_or(relid);
         let sub_settings = ParentMeta {
             uid: new_uid()?,
-            ..settings.clone_settings()
+            ..settings.clone()
         };
         mark_parent(
             *sub,
@@ -252,17 +252,6 @@ pub(crate) fn protect_parent(
     Ok(format!(
         "protected partitioned table {table}: {leaves_now} {parts_word}, {chains} {chains_word} each, {chained_total} existing {rows_word} chained, {keep}; partitions created or attached later are protected the same way"
     ))
-}
-
-impl ParentMeta {
-    fn clone_settings(&self) -> ParentMeta {
-        ParentMeta {
-            uid: self.uid,
-            chains: self.chains,
-            retention: self.retention,
-            legal_basis: self.legal_basis.clone(),
-        }
-    }
 }
 
 fn tbl_name(tbl: &PgRelation) -> String {
@@ -437,7 +426,7 @@ fn protect_new_partition(relid: Oid) -> Result<(), WormError> {
         pg_sys::RELKIND_PARTITIONED_TABLE => {
             let sub = ParentMeta {
                 uid: new_uid()?,
-                ..settings.clone_settings()
+                ..settings.clone()
             };
             mark_parent(relid, &name, owner_of(relid)?, &sub, Some(&parent_name))
         }

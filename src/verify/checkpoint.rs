@@ -365,17 +365,7 @@ fn verify_partitions_against(
                 format!("partition {name} of the digest is no longer a partition of {table} (detached or dropped without a certificate)"),
             )
         };
-        out.push((
-            None,
-            0,
-            ok,
-            None,
-            detail,
-            i64::from(!ok),
-            None,
-            None,
-            name.clone(),
-        ));
+        out.push(crate::verify::table_row(ok, detail, name.clone()));
     }
     Ok(out)
 }
@@ -435,7 +425,7 @@ pub(super) fn ledger_at(seq: i64) -> Result<(Option<LedgerEntry>, Option<i64>), 
 }
 
 /// A finding that belongs to no chain of the table, as a result row.
-fn extra_row(
+pub(super) fn extra_row(
     chain: Option<i32>,
     rows_checked: i64,
     first_bad_seq: Option<i64>,
@@ -678,7 +668,7 @@ fn prove_from_tiles(
     let reader = super::since::ChainReader {
         rel,
         plan: &plan,
-        index: unsafe { super::since::chain_index(rel, &plan, table)? },
+        index: super::since::chain_index(&plan, table)?,
     };
     // The tile's leaves, chain by chain, and the proved row among them.
     let mut links: Vec<Hash> = Vec::new();

@@ -82,8 +82,21 @@ pub fn named(rows: Vec<VerifyRow>, table: &str) -> Vec<NamedRow> {
 }
 
 /// A row about a table as a whole.
-fn table_row(ok: bool, detail: String, table: String) -> NamedRow {
+pub(super) fn table_row(ok: bool, detail: String, table: String) -> NamedRow {
     (None, 0, ok, None, detail, i64::from(!ok), None, None, table)
+}
+
+/// Verification reads rows: SELECT on the table, or membership in worm_auditor.
+pub(super) fn require_select(relid: pg_sys::Oid, table: &str) -> Result<(), WormError> {
+    // SAFETY: a permission check of the current user on an existing table.
+    let acl =
+        unsafe { pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as _) };
+    if acl != pg_sys::AclResult::ACLCHECK_OK && !meta::has_role("worm_auditor") {
+        return Err(WormError::NoSelect {
+            table: table.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// `f` for every leaf partition of a partitioned table, by name: each must
@@ -320,11 +333,7 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
     let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
         table: table.clone(),
     })?;
-    let acl =
-        unsafe { pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as _) };
-    if acl != pg_sys::AclResult::ACLCHECK_OK && !meta::has_role("worm_auditor") {
-        return Err(WormError::NoSelect { table });
-    }
+    require_select(relid, &table)?;
     let anchor_entries = anchor_entries(&meta.uid)?;
     let plan = unsafe { encode::build_plan(rel, &table, true)? };
     let whole_table = unsafe { table_problems(rel, &meta.uid, meta.encoding_version)? };

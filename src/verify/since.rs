@@ -13,9 +13,10 @@
 //! full read finds (a row edited in place before the checkpoint's head, a
 //! row the index does not list) is worm.verify's.
 
-use super::checkpoint::{bad_digest, latest_checkpoint, ledger_at, parse_digest};
+use super::checkpoint::{bad_digest, extra_row, latest_checkpoint, ledger_at, parse_digest};
 use super::{
-    anchor_entries, named, per_partition, row_record, table_problems, NamedRow, VerifyRow,
+    anchor_entries, named, per_partition, require_select, row_record, table_problems, NamedRow,
+    VerifyRow,
 };
 use crate::catalog::meta;
 use crate::error::{OrRaise, WormError};
@@ -102,14 +103,7 @@ fn since_table(
     let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
         table: table.to_string(),
     })?;
-    // SAFETY: a permission check of the current user on an existing table.
-    let acl =
-        unsafe { pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as _) };
-    if acl != pg_sys::AclResult::ACLCHECK_OK && !meta::has_role("worm_auditor") {
-        return Err(WormError::NoSelect {
-            table: table.to_string(),
-        });
-    }
+    require_select(relid, table)?;
     let doc = match digest {
         Some(d) => d.clone(),
         None => latest_checkpoint(&meta.uid)?.ok_or_else(|| WormError::NoCheckpoint {
@@ -129,8 +123,7 @@ fn since_table(
     }
     // SAFETY: `rel` is open; the plan is built for it.
     let plan = unsafe { encode::build_plan(rel, table, true)? };
-    // SAFETY: as above.
-    let index = unsafe { chain_index(rel, &plan, table)? };
+    let index = chain_index(&plan, table)?;
     let anchors = anchor_entries(&meta.uid)?;
     let reader = ChainReader {
         rel,
@@ -183,7 +176,7 @@ fn since_table(
 }
 
 fn problem_row(chain: Option<i32>, detail: String) -> VerifyRow {
-    (chain, 0, false, None, detail, 1, None, None)
+    extra_row(chain, 0, None, &detail)
 }
 
 /// Reads one chain's rows through the chain index.
@@ -193,23 +186,13 @@ pub(super) struct ChainReader<'a> {
     pub(super) index: pg_sys::Oid,
 }
 
-/// The (worm_chain, worm_seq) index of an open protected table.
-///
-/// # Safety
-/// `rel` is an open relation and `plan` was built for it.
-pub(super) unsafe fn chain_index(
-    rel: pg_sys::Relation,
-    plan: &encode::TablePlan,
-    table: &str,
-) -> Result<pg_sys::Oid, WormError> {
-    // SAFETY: the caller's contract.
-    unsafe { encode::chain_indexes(rel, plan.chain_att, plan.seq_att) }
-        .into_iter()
-        .next()
-        .ok_or_else(|| WormError::Damaged {
-            table: table.to_string(),
-            what: "it has no (worm_chain, worm_seq) index".into(),
-        })
+/// The (worm_chain, worm_seq) index of a protected table, as its plan
+/// found it.
+pub(super) fn chain_index(plan: &encode::TablePlan, table: &str) -> Result<pg_sys::Oid, WormError> {
+    plan.index.ok_or_else(|| WormError::Damaged {
+        table: table.to_string(),
+        what: "it has no (worm_chain, worm_seq) index".into(),
+    })
 }
 
 impl ChainReader<'_> {
