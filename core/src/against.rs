@@ -427,6 +427,7 @@ pub fn heads(state: &BTreeMap<i32, ChainState>) -> Vec<DigestChain> {
                 head_link,
                 anchor_seq,
                 anchor_link,
+                tree: None,
             }
         })
         .collect()
@@ -685,9 +686,14 @@ fn root_check(
             ),
         );
     }
-    let leaves: Vec<Hash> = covered_leaves(d, state).into_iter().map(|l| l.2).collect();
-    let root = merkle_root(&leaves);
-    let n = leaves.len() as i64;
+    let covered = covered_leaves(d, state);
+    let n = covered.len() as i64;
+    let (root, differ) = if d.format_version >= 2 {
+        per_chain_root(d, &covered)
+    } else {
+        let leaves: Vec<Hash> = covered.iter().map(|l| l.2).collect();
+        (merkle_root(&leaves), String::new())
+    };
     if root == d.merkle_root && n == d.merkle_size {
         Check::ok(
             "merkle_root",
@@ -714,9 +720,39 @@ fn root_check(
                         "rows it covered are not replayed here yet",
                     _ => "rows it covered were changed, removed, added or reordered",
                 }
-            ),
+            ) + &differ,
         )
     }
+}
+
+/// Format version 2: the table root over every chain's root recomputed from the covered
+/// leaves, and the chains whose root is not the checkpoint's (as a message tail).
+fn per_chain_root(d: &Digest, covered: &[(i32, i64, Hash)]) -> (Hash, String) {
+    let mut trees = Vec::with_capacity(d.chains.len());
+    let mut differ = Vec::new();
+    for dc in &d.chains {
+        let links: Vec<Hash> = covered
+            .iter()
+            .filter(|l| l.0 == dc.chain)
+            .map(|l| l.2)
+            .collect();
+        let t = (links.len() as i64, merkle_root(&links));
+        if Some(t) != dc.tree {
+            differ.push(dc.chain.to_string());
+        }
+        trees.push(t);
+    }
+    let tail = if differ.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (chain{} {} differ{})",
+            if differ.len() == 1 { "" } else { "s" },
+            differ.join(", "),
+            if differ.len() == 1 { "s" } else { "" }
+        )
+    };
+    (crate::table_root_v2(&trees), tail)
 }
 
 /// Compares the table (its uid, number of chains and per-chain state) with the digest, without
@@ -921,6 +957,50 @@ mod tests {
         let c = compare(&d, &uid(), 2, &state(20, 3));
         assert!(c.exact(), "{c:#?}");
         assert_eq!(c.problems(), 0);
+    }
+
+    fn digest_v2_of(n0: i64, n1: i64) -> Digest {
+        let chains: Vec<Vec<Hash>> = [(0, n0), (1, n1)]
+            .iter()
+            .map(|&(c, n)| (1..=n).map(|s| l(c, s)).collect())
+            .collect();
+        Digest::parse(crate::fixtures::digest_json_v2(9, &chains)).expect("valid")
+    }
+
+    #[test]
+    fn per_chain_tree_matches_and_names_the_chain() {
+        let d = digest_v2_of(12, 4);
+        assert_eq!(d.format_version, 2);
+        assert_eq!(d.merkle_size, 16);
+        assert!(compare(&d, &uid(), 2, &state(12, 4)).exact());
+        assert_eq!(compare(&d, &uid(), 2, &state(30, 9)).problems(), 0);
+        // A row of chain 1 with another link (re-linked consistently up to the head).
+        let mut s = state(12, 4);
+        if let Some(cs) = s.get_mut(&1) {
+            cs.rows[1].1 = Some([7; 32]);
+        }
+        let c = compare(&d, &uid(), 2, &s);
+        let root = c
+            .table
+            .iter()
+            .find(|x| x.check == "merkle_root")
+            .expect("root check");
+        assert_eq!(root.status, Status::Problem);
+        assert!(
+            root.detail.ends_with("(chain 1 differs)"),
+            "{}",
+            root.detail
+        );
+        // The v1 root over the same rows is not the v2 root.
+        let v1 = digest_of(12, 4);
+        assert_ne!(v1.merkle_root, d.merkle_root);
+        // A chain's size that is not its range, or sizes that do not add up: malformed.
+        let mut j = crate::fixtures::digest_json_v2(9, &[vec![[1; 32]]]);
+        j["checkpoint"]["chains"][0]["merkle_size"] = json!(2);
+        assert!(Digest::parse(j).unwrap_err().0.contains("merkle_size 2"));
+        let mut j = crate::fixtures::digest_json_v2(9, &[vec![[1; 32]]]);
+        j["checkpoint"]["merkle"]["size"] = json!(2);
+        assert!(Digest::parse(j).unwrap_err().0.contains("not the sum"));
     }
 
     #[test]

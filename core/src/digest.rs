@@ -20,6 +20,9 @@ pub struct DigestChain {
     /// 0 when the chain had never been purged.
     pub anchor_seq: i64,
     pub anchor_link: Option<Hash>,
+    /// Format version 2: the chain's own tree, (number of leaves, root) over the links of
+    /// its rows anchor_seq+1 ..= head_seq. None in version 1.
+    pub tree: Option<(i64, Hash)>,
 }
 
 /// One entry of `"signatures"`, as found (fields that do not parse are None).
@@ -53,6 +56,9 @@ pub struct Digest {
     pub by: String,
     pub chains: Vec<DigestChain>,
     pub rows: Option<i64>,
+    /// 1: one RFC 9162 tree over every surviving row's link in (chain, seq) order.
+    /// 2: a tree per chain, and the table's root over the chains' (see `chain_leaf`).
+    pub format_version: i64,
     pub merkle_root: Hash,
     pub merkle_size: i64,
     pub verification_ok: Option<bool>,
@@ -64,9 +70,19 @@ impl Digest {
         let doc = field(&whole, "checkpoint").map_err(|_| {
             Malformed("not a pg_worm checkpoint digest: it has no \"checkpoint\" document".into())
         })?;
-        check_kind(doc)?;
+        let format_version = check_kind(doc)?;
         let entry = LedgerRef::parse(&whole)?;
         let pre = |m: Malformed| Malformed(format!("checkpoint.{}", m.0));
+        let chains = parse_chains(doc, format_version)?;
+        let merkle_size = int(doc, "merkle.size").map_err(pre)?;
+        if format_version == 2 {
+            let sum: i64 = chains.iter().filter_map(|c| c.tree).map(|t| t.0).sum();
+            if sum != merkle_size {
+                return bad(format!(
+                    "checkpoint.merkle.size {merkle_size} is not the sum of its chains' sizes ({sum})"
+                ));
+            }
+        }
         Ok(Digest {
             entry,
             table_uid: uuid_field(doc, "table.uid").map_err(pre)?,
@@ -74,10 +90,11 @@ impl Digest {
             database: display(doc, "database"),
             at: display(doc, "at"),
             by: by_text(doc),
-            chains: parse_chains(doc)?,
+            chains,
             rows: doc.get("rows").and_then(Json::as_i64),
+            format_version,
             merkle_root: hex32(doc, "merkle.root").map_err(pre)?,
-            merkle_size: int(doc, "merkle.size").map_err(pre)?,
+            merkle_size,
             verification_ok: doc
                 .get("verification")
                 .and_then(|v| v.get("ok"))
@@ -161,21 +178,23 @@ impl Digest {
     }
 }
 
-/// A checkpoint document of a format version this code reads.
-fn check_kind(doc: &Json) -> Res<()> {
+/// A checkpoint document of a format version this code reads: its version.
+fn check_kind(doc: &Json) -> Res<i64> {
     if doc.get("event").and_then(Json::as_str) != Some("checkpoint") {
         return bad("not a pg_worm checkpoint digest: checkpoint.event is not \"checkpoint\"");
     }
     match doc.get("format_version").and_then(Json::as_i64) {
-        Some(1) | None => Ok(()),
+        Some(1) | None => Ok(1),
+        Some(2) => Ok(2),
         Some(v) => bad(format!(
-            "checkpoint format_version {v} is not supported (this version of pg_worm and worm-verify reads version 1)"
+            "checkpoint format_version {v} is not supported (this version of pg_worm and worm-verify reads versions 1 and 2)"
         )),
     }
 }
 
-/// `checkpoint.chains`: listed 0, 1, 2, ... in order, each a valid range.
-fn parse_chains(doc: &Json) -> Res<Vec<DigestChain>> {
+/// `checkpoint.chains`: listed 0, 1, 2, ... in order, each a valid range (and in
+/// version 2 its tree's size and root, the size the range's length).
+fn parse_chains(doc: &Json, version: i64) -> Res<Vec<DigestChain>> {
     let list = match field(doc, "chains")
         .map_err(|m| Malformed(format!("checkpoint.{}", m.0)))?
         .as_array()
@@ -185,11 +204,11 @@ fn parse_chains(doc: &Json) -> Res<Vec<DigestChain>> {
     };
     list.iter()
         .enumerate()
-        .map(|(i, c)| parse_chain(i, c))
+        .map(|(i, c)| parse_chain(i, c, version))
         .collect()
 }
 
-fn parse_chain(i: usize, c: &Json) -> Res<DigestChain> {
+fn parse_chain(i: usize, c: &Json, version: i64) -> Res<DigestChain> {
     let at = |m: Malformed| Malformed(format!("checkpoint.chains[{i}].{}", m.0));
     let chain = int(c, "chain").map_err(at)?;
     let chain = i32::try_from(chain)
@@ -210,12 +229,24 @@ fn parse_chain(i: usize, c: &Json) -> Res<DigestChain> {
             "checkpoint.chains[{i}]: head_seq {head_seq} and anchor_seq {anchor_seq} are not a valid chain range"
         ));
     }
+    let tree = if version >= 2 {
+        let size = int(c, "merkle_size").map_err(at)?;
+        if size != head_seq - anchor_seq {
+            return bad(format!(
+                "checkpoint.chains[{i}].merkle_size {size} is not head_seq {head_seq} - anchor_seq {anchor_seq}"
+            ));
+        }
+        Some((size, hex32(c, "merkle_root").map_err(at)?))
+    } else {
+        None
+    };
     Ok(DigestChain {
         chain,
         head_seq,
         head_link: opt_hex32(c, "head_link").map_err(at)?,
         anchor_seq,
         anchor_link,
+        tree,
     })
 }
 
@@ -296,18 +327,7 @@ pub fn signature_checks(results: &[SigResult], required: &[[u8; 32]]) -> Vec<Che
 /// `event`, `table`, `at`, `by` and `database`; the extension `previous_checkpoint` and
 /// `verification`).
 pub fn checkpoint_fields(heads: &[DigestChain], root: &Hash, size: usize) -> Map<String, Json> {
-    let chains: Vec<Json> = heads
-        .iter()
-        .map(|h| {
-            json!({
-                "chain": h.chain,
-                "head_seq": h.head_seq,
-                "head_link": h.head_link.map(hex::encode),
-                "anchor_seq": h.anchor_seq,
-                "anchor_link": h.anchor_link.map(hex::encode),
-            })
-        })
-        .collect();
+    let chains: Vec<Json> = heads.iter().map(chain_json).collect();
     let mut fields = Map::new();
     fields.insert("type".into(), json!("pg_worm checkpoint"));
     fields.insert("format_version".into(), json!(1));
@@ -319,6 +339,52 @@ pub fn checkpoint_fields(heads: &[DigestChain], root: &Hash, size: usize) -> Map
             "root": hex::encode(root),
             "size": size,
             "leaves": "the links (worm_hash) of the surviving rows, ordered by chain then seq; RFC 9162 leaf and node hashing",
+        }),
+    );
+    fields
+}
+
+fn chain_json(h: &DigestChain) -> Json {
+    let mut c = json!({
+        "chain": h.chain,
+        "head_seq": h.head_seq,
+        "head_link": h.head_link.map(hex::encode),
+        "anchor_seq": h.anchor_seq,
+        "anchor_link": h.anchor_link.map(hex::encode),
+    });
+    if let (Some((n, r)), Some(o)) = (h.tree, c.as_object_mut()) {
+        o.insert("merkle_size".into(), json!(n));
+        o.insert("merkle_root".into(), json!(hex::encode(r)));
+    }
+    c
+}
+
+/// The fields of a new checkpoint document of format version 2 ("per-chain"): as
+/// [`checkpoint_fields`], every chain with its tree's `merkle_size` and `merkle_root` (each
+/// `heads[i].tree` must be set), and `merkle.root` the root over the chains' (see
+/// `table_root_v2`), `merkle.size` the number of rows.
+pub fn checkpoint_fields_v2(heads: &[DigestChain]) -> Map<String, Json> {
+    let trees: Vec<(i64, Hash)> = heads
+        .iter()
+        .map(|h| h.tree.unwrap_or((0, crate::merkle::empty_root())))
+        .collect();
+    let size: i64 = trees.iter().map(|t| t.0).sum();
+    let root = crate::table_root_v2(&trees);
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!("pg_worm checkpoint"));
+    fields.insert("format_version".into(), json!(2));
+    fields.insert(
+        "chains".into(),
+        Json::Array(heads.iter().map(chain_json).collect()),
+    );
+    fields.insert("rows".into(), json!(size));
+    fields.insert(
+        "merkle".into(),
+        json!({
+            "tree": "per-chain",
+            "root": hex::encode(root),
+            "size": size,
+            "leaves": "per chain: RFC 9162 tree over the links (worm_hash) of its surviving rows in seq order (chains[i].merkle_root, merkle_size); root: RFC 9162 tree whose leaf i is chain i (i32) || its merkle_size (i64) || its merkle_root",
         }),
     );
     fields
@@ -438,8 +504,12 @@ mod tests {
         j["checkpoint"]["chains"][0]["chain"] = json!(3);
         assert!(Digest::parse(j).unwrap_err().0.contains("in order"));
         let mut j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
-        j["checkpoint"]["format_version"] = json!(2);
+        j["checkpoint"]["format_version"] = json!(3);
         assert!(Digest::parse(j).unwrap_err().0.contains("not supported"));
+        // Version 2 needs every chain's tree.
+        let mut j = digest_json(9, &[(2, Some([1; 32]))], [5; 32], 2);
+        j["checkpoint"]["format_version"] = json!(2);
+        assert!(Digest::parse(j).unwrap_err().0.contains("merkle_size"));
     }
 
     #[test]

@@ -32,6 +32,38 @@ pub fn digest_json(seq: i64, heads: &[(i64, Option<Hash>)], root: Hash, size: i6
     json!({"checkpoint": doc, "ledger_entry": {"seq": seq, "prev_hash": hex::encode(prev), "hash": hex::encode(hash)}})
 }
 
+/// A digest of format version 2 over the given per-chain links (chain i's rows 1..=n, no
+/// purge), as the server builds it.
+pub fn digest_json_v2(seq: i64, chains: &[Vec<Hash>]) -> Json {
+    let heads: Vec<crate::DigestChain> = chains
+        .iter()
+        .enumerate()
+        .map(|(i, links)| crate::DigestChain {
+            chain: i as i32,
+            head_seq: links.len() as i64,
+            head_link: links.last().copied(),
+            anchor_seq: 0,
+            anchor_link: None,
+            tree: Some((links.len() as i64, merkle_root(links))),
+        })
+        .collect();
+    let mut doc = Json::Object(crate::checkpoint_fields_v2(&heads));
+    for (k, v) in [
+        ("event", json!("checkpoint")),
+        ("table", json!({"uid": UID, "name": "public.t"})),
+        ("database", json!("postgres")),
+        ("at", json!("2026-11-26T05:00:31.395643Z")),
+        ("by", json!({"session_user": "jane"})),
+        ("previous_checkpoint", Json::Null),
+        ("verification", json!({"ok": true, "kind": "full"})),
+    ] {
+        doc[k] = v;
+    }
+    let prev = [3u8; 32];
+    let hash = ledger_hash(seq, &prev, &doc);
+    json!({"checkpoint": doc, "ledger_entry": {"seq": seq, "prev_hash": hex::encode(prev), "hash": hex::encode(hash)}})
+}
+
 /// A 5-row chain and an inclusion proof of row `seq` as the server builds it.
 pub fn proof_json(n: i64, seq: i64) -> Json {
     let uid = parse_uuid(UID).expect("uuid");
@@ -94,4 +126,46 @@ pub fn linked_rows(uid: &[u8; 16], c: i32, from: i64, to: i64, prev: Hash) -> Ve
             }
         })
         .collect()
+}
+
+/// An inclusion proof of format version 2: row `seq` of chain 1 (n rows) in a 3-chain table
+/// (chain 0: 7 rows, chain 2: empty), as the server builds it; and the digest it is about.
+pub fn proof_json_v2(n: i64, seq: i64) -> (Json, Json) {
+    let uid = parse_uuid(UID).expect("uuid");
+    let mut prev = GENESIS;
+    let mut rows = Vec::new();
+    for s in 1..=n {
+        let row_hash = [s as u8; 32];
+        let at = 786_000_000_000_000 + s;
+        let l = link(&uid, 1, s, at, &prev, &row_hash);
+        rows.push((s, at, row_hash, prev, l));
+        prev = l;
+    }
+    let chains: Vec<Vec<Hash>> = vec![
+        (0..7u8).map(|i| [i; 32]).collect(),
+        rows.iter().map(|r| r.4).collect(),
+        Vec::new(),
+    ];
+    let digest = digest_json_v2(9, &chains);
+    let trees: Vec<(i64, Hash)> = chains
+        .iter()
+        .map(|l| (l.len() as i64, merkle_root(l)))
+        .collect();
+    let i = (seq - 1) as usize;
+    let path = inclusion_proof(&chains[1], i).expect("in range");
+    let top = crate::top_path_v2(&trees, 1).expect("in range");
+    let r = rows[i];
+    let proof = json!({
+        "type": "pg_worm inclusion proof", "format_version": 2,
+        "table": {"uid": UID, "name": "public.t"},
+        "checkpoint": {"ledger_seq": 9, "hash": digest["ledger_entry"]["hash"],
+                       "merkle_root": digest["checkpoint"]["merkle"]["root"],
+                       "merkle_size": 7 + n, "chains": 3},
+        "row": {"chain": 1, "seq": r.0, "inserted_at_micros": r.1, "row_hash": hex::encode(r.2),
+                "prev_link": hex::encode(r.3), "link": hex::encode(r.4)},
+        "leaf_index": i, "path": path.iter().map(hex::encode).collect::<Vec<_>>(),
+        "chain_tree": {"size": n, "root": hex::encode(trees[1].1),
+                       "top_path": top.iter().map(hex::encode).collect::<Vec<_>>()}
+    });
+    (proof, digest)
 }

@@ -47,8 +47,8 @@ mod tests;
 
 pub mod merkle;
 pub use merkle::{
-    inclusion_proof, inclusion_proof_from_tiles, merkle_root, root_from_tiles, tile_roots,
-    verify_inclusion, TILE,
+    chain_leaf, inclusion_proof, inclusion_proof_from_tiles, merkle_root, root_from_tiles,
+    root_from_tiles_and_leaves, table_root_v2, tile_roots, top_path_v2, verify_inclusion, TILE,
 };
 
 pub mod ledger;
@@ -71,8 +71,8 @@ pub use doc::{format_uuid, parse_uuid, short, LedgerRef, Malformed};
 
 pub mod digest;
 pub use digest::{
-    checkpoint_fields, digest_hash_check, ledger_check, signature_checks, Digest, DigestChain,
-    SigResult,
+    checkpoint_fields, checkpoint_fields_v2, digest_hash_check, ledger_check, signature_checks,
+    Digest, DigestChain, SigResult,
 };
 
 pub mod proof;

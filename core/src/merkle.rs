@@ -125,6 +125,50 @@ pub fn inclusion_proof_from_tiles<T: AsRef<[u8]>>(
     Some(path)
 }
 
+/// The root of a tree whose first `tiles.len()` tiles are complete (each
+/// the root of exactly [`TILE`] leaves) followed by the leaves `tail`
+/// (any number, tiles of them made here): equal to [`merkle_root`] of all
+/// the leaves. This is how a chain's root is recomputed from stored tile
+/// roots and the rows after the last stored complete tile.
+pub fn root_from_tiles_and_leaves<T: AsRef<[u8]>>(tiles: &[Hash], tail: &[T]) -> Hash {
+    let mut all = tiles.to_vec();
+    all.extend(tile_roots(tail));
+    root_from_tiles(&all)
+}
+
+/// Format version 2 ("per-chain") of a checkpoint's tree: the data of the
+/// top tree's leaf for one chain, `chain (i32) || size (i64) || root`
+/// (big-endian; 44 bytes), where `root` is the MTH over the links of the
+/// chain's surviving rows in seq order and `size` their number.
+pub fn chain_leaf(chain: i32, size: i64, root: &Hash) -> [u8; 44] {
+    let mut out = [0u8; 44];
+    out[..4].copy_from_slice(&chain.to_be_bytes());
+    out[4..12].copy_from_slice(&size.to_be_bytes());
+    out[12..].copy_from_slice(root);
+    out
+}
+
+/// The table root of format version 2: the MTH whose leaves are
+/// [`chain_leaf`] of every chain (`(size, root)` in chain order 0, 1, ...).
+pub fn table_root_v2(chains: &[(i64, Hash)]) -> Hash {
+    let leaves: Vec<[u8; 44]> = chains
+        .iter()
+        .enumerate()
+        .map(|(c, (n, r))| chain_leaf(c as i32, *n, r))
+        .collect();
+    merkle_root(&leaves)
+}
+
+/// The audit path of chain `chain` in the top tree of format version 2.
+pub fn top_path_v2(chains: &[(i64, Hash)], chain: usize) -> Option<Vec<Hash>> {
+    let leaves: Vec<[u8; 44]> = chains
+        .iter()
+        .enumerate()
+        .map(|(c, (n, r))| chain_leaf(c as i32, *n, r))
+        .collect();
+    inclusion_proof(&leaves, chain)
+}
+
 /// Checks an audit path (RFC 9162 §2.1.3.2): that `leaf` is leaf number
 /// `index` of a tree of `size` leaves whose root is `root`.
 pub fn verify_inclusion(leaf: &[u8], index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
@@ -235,6 +279,55 @@ mod tests {
         let mut tiles = tile_roots(&l);
         tiles[1] = [9u8; 32];
         assert!(inclusion_proof_from_tiles(&l[256..512], 3, &tiles, 1).is_none());
+    }
+
+    #[test]
+    fn chain_root_from_stored_tiles_and_rows() {
+        for n in [
+            0usize, 1, 2, 255, 256, 257, 511, 512, 513, 767, 768, 769, 1024, 1025, 3000,
+        ] {
+            let l = leaves(n);
+            let all = merkle_root(&l);
+            // Any number of complete tiles taken from storage, the rest as leaves.
+            for k in 0..=n / TILE {
+                let tiles = tile_roots(&l[..k * TILE]);
+                assert_eq!(tiles.len(), k);
+                assert_eq!(
+                    root_from_tiles_and_leaves(&tiles, &l[k * TILE..]),
+                    all,
+                    "n={n} k={k}"
+                );
+            }
+        }
+        // A stored tile that is not the leaves' gives another root.
+        let l = leaves(700);
+        let mut tiles = tile_roots(&l[..512]);
+        tiles[0][0] ^= 1;
+        assert_ne!(
+            root_from_tiles_and_leaves(&tiles, &l[512..]),
+            merkle_root(&l)
+        );
+    }
+
+    #[test]
+    fn top_tree_of_chain_roots() {
+        let chains: Vec<(i64, Hash)> = (0..5)
+            .map(|c| {
+                let l = leaves(c * 100);
+                (l.len() as i64, merkle_root(&l))
+            })
+            .collect();
+        let root = table_root_v2(&chains);
+        for (c, (n, r)) in chains.iter().enumerate() {
+            let path = top_path_v2(&chains, c).unwrap_or_default();
+            let leaf = chain_leaf(c as i32, *n, r);
+            assert!(verify_inclusion(&leaf, c as u64, 5, &path, &root));
+            // The size is bound: another size for the same chain root does not verify.
+            let other = chain_leaf(c as i32, n + 1, r);
+            assert!(!verify_inclusion(&other, c as u64, 5, &path, &root));
+        }
+        // The empty chain's root is the empty tree's.
+        assert_eq!(chains[0], (0, empty_root()));
     }
 
     #[test]

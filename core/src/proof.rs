@@ -5,7 +5,7 @@ use crate::doc::{
     bad, display, field, format_uuid, hex32, hex32_text, int, short, uuid_field, Malformed, Res,
 };
 use crate::findings::Check;
-use crate::{link, verify_inclusion, Hash, LedgerEntry, RowRecord};
+use crate::{chain_leaf, link, verify_inclusion, Hash, LedgerEntry, RowRecord};
 use serde_json::{json, Value as Json};
 
 /// Bytes of an inclusion proof in a binary encoding, besides its path: table uid 16, chain 4,
@@ -27,8 +27,37 @@ pub struct Proof {
     pub row_hash: Hash,
     pub prev_link: Hash,
     pub link: Hash,
+    /// Version 1: the leaf's index in the table's one tree, and its path there. Version 2:
+    /// the leaf's index in its chain's tree (seq - anchor_seq - 1), and its path there.
     pub leaf_index: i64,
     pub path: Vec<Hash>,
+    /// Version 2 ("per-chain" checkpoints): the chain's tree and its place in the table's.
+    pub chain_tree: Option<ChainTree>,
+}
+
+/// The part of a version-2 proof above the row's chain: the chain's tree (size, root), and
+/// the path of its top leaf ([`chain_leaf`]) to the checkpoint's root in a tree of `chains`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTree {
+    pub chains: i64,
+    pub size: i64,
+    pub root: Hash,
+    pub top_path: Vec<Hash>,
+}
+
+fn hashes(j: &Json, key: &str) -> Res<Vec<Hash>> {
+    let list = match field(j, key)?.as_array() {
+        Some(a) => a,
+        None => return bad(format!("{key} is not an array")),
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        match p.as_str().and_then(hex32_text) {
+            Some(h) => out.push(h),
+            None => return bad(format!("{key}[{i}] is not 32 bytes of hex")),
+        }
+    }
+    Ok(out)
 }
 
 /// What [`Proof::check`] found.
@@ -47,28 +76,29 @@ impl Proof {
                 "not a pg_worm inclusion proof: \"type\" is not \"pg_worm inclusion proof\"",
             );
         }
-        match j.get("format_version").and_then(Json::as_i64) {
-            Some(1) | None => {}
+        let version = match j.get("format_version").and_then(Json::as_i64) {
+            Some(1) | None => 1,
+            Some(2) => 2,
             Some(v) => {
                 return bad(format!(
-                    "proof format_version {v} is not supported (this version of pg_worm and worm-verify reads version 1)"
+                    "proof format_version {v} is not supported (this version of pg_worm and worm-verify reads versions 1 and 2)"
                 ))
             }
-        }
+        };
         let chain = int(j, "row.chain")?;
         let chain =
             i32::try_from(chain).map_err(|_| Malformed("row.chain is out of range".into()))?;
-        let path = match field(j, "path")?.as_array() {
-            Some(a) => a,
-            None => return bad("path is not an array"),
+        let chain_tree = if version == 2 {
+            Some(ChainTree {
+                chains: int(j, "checkpoint.chains")?,
+                size: int(j, "chain_tree.size")?,
+                root: hex32(j, "chain_tree.root")?,
+                top_path: hashes(&j["chain_tree"], "top_path")
+                    .map_err(|m| Malformed(format!("chain_tree.{}", m.0)))?,
+            })
+        } else {
+            None
         };
-        let mut hashes = Vec::with_capacity(path.len());
-        for (i, p) in path.iter().enumerate() {
-            match p.as_str().and_then(hex32_text) {
-                Some(h) => hashes.push(h),
-                None => return bad(format!("path[{i}] is not 32 bytes of hex")),
-            }
-        }
         Ok(Proof {
             table_uid: uuid_field(j, "table.uid")?,
             table_name: display(j, "table.name"),
@@ -83,7 +113,8 @@ impl Proof {
             prev_link: hex32(j, "row.prev_link")?,
             link: hex32(j, "row.link")?,
             leaf_index: int(j, "leaf_index")?,
-            path: hashes,
+            path: hashes(j, "path")?,
+            chain_tree,
         })
     }
 
@@ -97,12 +128,32 @@ impl Proof {
             &self.prev_link,
             &self.row_hash,
         );
-        let included = match (
-            u64::try_from(self.leaf_index),
-            u64::try_from(self.merkle_size),
-        ) {
-            (Ok(i), Ok(n)) => verify_inclusion(&self.link, i, n, &self.path, &self.merkle_root),
-            _ => false,
+        let included = match &self.chain_tree {
+            None => match (
+                u64::try_from(self.leaf_index),
+                u64::try_from(self.merkle_size),
+            ) {
+                (Ok(i), Ok(n)) => verify_inclusion(&self.link, i, n, &self.path, &self.merkle_root),
+                _ => false,
+            },
+            Some(t) => match (
+                u64::try_from(self.leaf_index),
+                u64::try_from(t.size),
+                u64::try_from(self.chain),
+                u64::try_from(t.chains),
+            ) {
+                (Ok(i), Ok(n), Ok(c), Ok(nc)) => {
+                    verify_inclusion(&self.link, i, n, &self.path, &t.root)
+                        && verify_inclusion(
+                            &chain_leaf(self.chain, t.size, &t.root),
+                            c,
+                            nc,
+                            &t.top_path,
+                            &self.merkle_root,
+                        )
+                }
+                _ => false,
+            },
         };
         ProofOutcome {
             link_ok: recomputed == self.link,
@@ -112,7 +163,12 @@ impl Proof {
 
     /// Size of the proof in a binary encoding: the fixed fields and 32 bytes per path hash.
     pub fn binary_size(&self) -> usize {
-        PROOF_FIXED_BYTES + 32 * self.path.len()
+        PROOF_FIXED_BYTES
+            + 32 * self.path.len()
+            + self
+                .chain_tree
+                .as_ref()
+                .map_or(0, |t| 8 + 8 + 32 + 32 * t.top_path.len())
     }
 
     /// Checks that the proof is about the checkpoint of `d` (same ledger entry, root, size, table).
@@ -134,10 +190,22 @@ impl Proof {
                 "the digest's ledger hash does not recompute from its content: the digest was altered",
             ));
         }
+        // Version 2: the proof's chain tree must be the digest's record of that chain.
+        let tree_ok = match &self.chain_tree {
+            None => d.format_version < 2,
+            Some(t) => {
+                t.chains == d.chains.len() as i64
+                    && d.chains
+                        .iter()
+                        .find(|c| c.chain == self.chain)
+                        .is_some_and(|c| c.tree == Some((t.size, t.root)))
+            }
+        };
         if self.checkpoint_seq == d.entry.seq
             && self.checkpoint_hash == d.entry.hash
             && self.merkle_root == d.merkle_root
             && self.merkle_size == d.merkle_size
+            && tree_ok
         {
             out.push(Check::ok(
                 "checkpoint",
@@ -171,6 +239,35 @@ impl Proof {
 impl Proof {
     /// The proof document as `worm.prove` issues it.
     pub fn to_json(&self) -> Json {
+        if let Some(t) = &self.chain_tree {
+            return json!({
+                "type": "pg_worm inclusion proof",
+                "format_version": 2,
+                "table": { "uid": format_uuid(&self.table_uid), "name": self.table_name },
+                "checkpoint": {
+                    "ledger_seq": self.checkpoint_seq,
+                    "hash": hex::encode(self.checkpoint_hash),
+                    "merkle_root": hex::encode(self.merkle_root),
+                    "merkle_size": self.merkle_size,
+                    "chains": t.chains,
+                },
+                "row": {
+                    "chain": self.chain,
+                    "seq": self.seq,
+                    "inserted_at_micros": self.inserted_at,
+                    "row_hash": hex::encode(self.row_hash),
+                    "prev_link": hex::encode(self.prev_link),
+                    "link": hex::encode(self.link),
+                },
+                "leaf_index": self.leaf_index,
+                "path": self.path.iter().map(hex::encode).collect::<Vec<_>>(),
+                "chain_tree": {
+                    "size": t.size,
+                    "root": hex::encode(t.root),
+                    "top_path": t.top_path.iter().map(hex::encode).collect::<Vec<_>>(),
+                },
+            });
+        }
         json!({
             "type": "pg_worm inclusion proof",
             "format_version": 1,
@@ -213,7 +310,25 @@ impl Proof {
                 "the row's link does not recompute from its row hash, position, insertion time and previous link: the proof was altered",
             ));
         }
-        if outcome.included {
+        if let (true, Some(t)) = (outcome.included, &self.chain_tree) {
+            checks.push(Check::ok(
+                "merkle_path",
+                format!(
+                    "the link is leaf {} of chain {}'s {}-leaf tree with root {}… ({} hash{}), which is chain {} of {} under the checkpoint's root {}… ({} hash{})",
+                    self.leaf_index,
+                    self.chain,
+                    t.size,
+                    short(&t.root),
+                    self.path.len(),
+                    if self.path.len() == 1 { "" } else { "es" },
+                    self.chain,
+                    t.chains,
+                    short(&self.merkle_root),
+                    t.top_path.len(),
+                    if t.top_path.len() == 1 { "" } else { "es" }
+                ),
+            ));
+        } else if outcome.included {
             checks.push(Check::ok(
                 "merkle_path",
                 format!(
@@ -404,6 +519,68 @@ mod tests {
         assert!(!Proof::parse(&j).expect("valid").check().included);
         // Not a proof.
         assert!(Proof::parse(&json!({"type": "x"})).is_err());
+    }
+
+    #[test]
+    fn per_chain_proofs_verify_and_tampered_ones_do_not() {
+        use crate::fixtures::proof_json_v2;
+        let ok = ProofOutcome {
+            link_ok: true,
+            included: true,
+        };
+        for n in [1i64, 2, 5, 33] {
+            for seq in 1..=n {
+                let (j, d) = proof_json_v2(n, seq);
+                let p = Proof::parse(&j).expect("valid");
+                assert_eq!(p.check(), ok, "n={n} seq={seq}");
+                // It round-trips and is about its digest.
+                assert_eq!(Proof::parse(&p.to_json()).expect("valid"), p);
+                let d = Digest::parse(d).expect("valid");
+                assert_eq!(problems(&p.against_digest(&d)), 0, "n={n} seq={seq}");
+            }
+        }
+        let (good, d) = proof_json_v2(5, 3);
+        let d = Digest::parse(d).expect("valid");
+        for (key, value) in [
+            ("/path/0", json!(hex::encode([0xee; 32]))),
+            ("/chain_tree/top_path/0", json!(hex::encode([0xee; 32]))),
+            ("/chain_tree/size", json!(6)),
+            ("/chain_tree/root", json!(hex::encode([0xee; 32]))),
+            // (4 chains would give the same path shape for chain 1 as 3: the number of
+            // chains is only as good as the digest it is compared with, as the size is.)
+            ("/checkpoint/chains", json!(2)),
+            ("/leaf_index", json!(1)),
+        ] {
+            let mut j = good.clone();
+            if let Some(v) = j.pointer_mut(key) {
+                *v = value;
+            }
+            assert!(!Proof::parse(&j).expect("valid").check().included, "{key}");
+        }
+        // Another chain number: the link no longer recomputes, and the top path is another's.
+        let mut j = good.clone();
+        j["row"]["chain"] = json!(0);
+        assert_eq!(
+            Proof::parse(&j).expect("valid").check(),
+            ProofOutcome {
+                link_ok: false,
+                included: false
+            }
+        );
+        // A chain tree that is not the digest's record of the chain.
+        let mut p = Proof::parse(&good).expect("valid");
+        p.chain_tree = p.chain_tree.map(|mut t| {
+            t.size = 4;
+            t
+        });
+        assert_eq!(problems(&p.against_digest(&d)), 1);
+        // A version-1 proof is not about a version-2 digest.
+        let mut p = Proof::parse(&good).expect("valid");
+        p.chain_tree = None;
+        assert_eq!(problems(&p.against_digest(&d)), 1);
+        let mut j = good;
+        j["format_version"] = json!(3);
+        assert!(Proof::parse(&j).is_err());
     }
 
     #[test]

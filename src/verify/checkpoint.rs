@@ -745,6 +745,7 @@ fn prove_from_tiles(
         link: links[(index - lo) as usize],
         leaf_index: index,
         path,
+        chain_tree: None,
     }))
 }
 
@@ -791,6 +792,7 @@ fn proof_of(
         link: links[index],
         leaf_index: index as i64,
         path: inclusion_proof(links, index).unwrap_or_default(),
+        chain_tree: None,
     })
 }
 
