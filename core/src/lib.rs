@@ -88,5 +88,7 @@ pub use against::{
 
 pub mod fixtures;
 
+pub mod timestamp;
+
 pub mod table_verify;
 pub use table_verify::{chain_states, verify_table, AnchorEntry, ByChain};
