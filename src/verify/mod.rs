@@ -30,6 +30,7 @@
 
 pub mod checkpoint;
 pub mod columns;
+pub mod parallel;
 pub mod since;
 
 use crate::catalog::meta;
@@ -218,7 +219,9 @@ fn worm_verify(
     } else {
         verify_table(tbl.as_ptr()).map(|rows| named(rows, &table))
     };
-    TableIterator::new(rows.or_raise())
+    let rows = rows.or_raise();
+    crate::watch::verified(&tbl, crate::watch::Kind::Full, &rows);
+    TableIterator::new(rows)
 }
 
 /// `worm.verify` for every protected table, one row per (table, chain).
@@ -259,6 +262,7 @@ fn worm_verify_all() -> TableIterator<
             out.push((name.clone(), r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7));
         }
     }
+    crate::watch::verified_all(&out);
     TableIterator::new(out)
 }
 
@@ -388,8 +392,22 @@ pub fn verify_rel(rel: pg_sys::Relation, keep_records: bool) -> Result<Verified,
 /// `worm.progress_rows`: a NOTICE every this many rows of a verification (0: none).
 static PROGRESS_ROWS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// `worm.verify_parallel_workers`: parallel workers of one worm.verify
+/// (-1: as `max_parallel_workers_per_gather` allows; 0: none).
+static PARALLEL_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(-1);
+
 /// Defines verification's settings (called from `_PG_init`).
 pub fn init_gucs() {
+    GucRegistry::define_int_guc(
+        c"worm.verify_parallel_workers",
+        c"pg_worm: parallel workers that read a table's chains in worm.verify (-1: max_parallel_workers_per_gather; 0: none).",
+        c"The chains are split across the verifying backend and the workers; the report is the same.",
+        &PARALLEL_WORKERS,
+        -1,
+        1024,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"worm.progress_rows",
         c"pg_worm: a NOTICE every this many rows of worm.verify (0: none).",
@@ -408,18 +426,46 @@ struct Progress<'a> {
     rows: i64,
     table: &'a str,
     chains: i32,
+    /// Parallel verification: a counter of the rows of every participant,
+    /// added to [`SHARED_BATCH`] rows at a time; the NOTICEs report it.
+    shared: Option<&'a std::sync::atomic::AtomicI64>,
+    /// NOTICEs sent so far (the rows they reported, divided by `every`).
+    reported: i64,
 }
 
-impl Progress<'_> {
+/// Rows a participant of a parallel verification counts before adding them
+/// to the shared counter.
+const SHARED_BATCH: i64 = 256;
+
+impl<'a> Progress<'a> {
+    fn new(every: i64, table: &'a str, chains: i32) -> Progress<'a> {
+        Progress {
+            every,
+            rows: 0,
+            table,
+            chains,
+            shared: None,
+            reported: 0,
+        }
+    }
+
     fn row(&mut self, chain: i32) {
         self.rows += 1;
         if self.rows % 4096 == 0 {
             pgrx::check_for_interrupts!();
         }
-        if self.every > 0 && self.rows % self.every == 0 {
+        let total = match self.shared {
+            None => self.rows,
+            Some(_) if self.rows % SHARED_BATCH != 0 => return,
+            Some(s) => {
+                s.fetch_add(SHARED_BATCH, std::sync::atomic::Ordering::Relaxed) + SHARED_BATCH
+            }
+        };
+        if self.every > 0 && total / self.every > self.reported {
+            self.reported = total / self.every;
             pgrx::notice!(
                 "pg_worm: verified {} rows of {} (chain {chain}; {} of {} chains)",
-                self.rows,
+                self.reported * self.every,
                 self.table,
                 chain.saturating_add(1),
                 self.chains
@@ -472,6 +518,15 @@ struct FirstPass {
     relisted: bool,
 }
 
+impl FirstPass {
+    fn new(chains: i32) -> FirstPass {
+        FirstPass {
+            through_index: vec![0; usize::try_from(chains).unwrap_or(0)],
+            ..FirstPass::default()
+        }
+    }
+}
+
 const BT_LESS: u16 = pg_sys::BTLessStrategyNumber as u16;
 const BT_GREATER_EQUAL: u16 = pg_sys::BTGreaterEqualStrategyNumber as u16;
 
@@ -491,23 +546,15 @@ impl Streamed<'_> {
     /// # Safety
     /// `rel` is open, `plan` built for it and `index` its chain index.
     unsafe fn verify(&self, whole_table: Vec<String>) -> Vec<ChainRow> {
-        // SAFETY: the caller's contract.
-        let in_table_rows = unsafe { self.count_all() };
-        let mut progress = Progress {
-            every: i64::from(PROGRESS_ROWS.get()),
-            rows: 0,
-            table: self.table,
-            chains: self.chains,
+        let every = i64::from(PROGRESS_ROWS.get());
+        let workers = parallel::planned_workers(self.rel, self.chains);
+        // SAFETY (both): the caller's contract.
+        let (in_table_rows, mut rows, mut first) = if workers > 0 {
+            unsafe { parallel::first_pass(self, workers, every) }
+        } else {
+            unsafe { self.first_pass(every) }
         };
-        let n = usize::try_from(self.chains).unwrap_or(0);
-        let mut first = FirstPass {
-            through_index: vec![0; n],
-            ..FirstPass::default()
-        };
-        let mut rows: Vec<ChainRow> = (0..self.chains)
-            // SAFETY: the caller's contract.
-            .map(|c| unsafe { self.chain(c, Some(&mut first), &[], &mut progress) })
-            .collect();
+        let mut progress = Progress::new(0, self.table, self.chains);
         // SAFETY: the caller's contract.
         unsafe { self.outside(&mut first) };
         if !first.misfits.is_empty() {
@@ -546,6 +593,23 @@ impl Streamed<'_> {
             }
         }
         table_verify::table_report(rows, &strays, self.chains, whole_table)
+    }
+
+    /// The first reading of every chain, in this backend: the table's row
+    /// count, the chains' reports, what the reading collected besides.
+    ///
+    /// # Safety
+    /// As for [`Streamed::verify`].
+    unsafe fn first_pass(&self, every: i64) -> (i64, Vec<ChainRow>, FirstPass) {
+        // SAFETY: the caller's contract.
+        let in_table_rows = unsafe { self.count_all() };
+        let mut progress = Progress::new(every, self.table, self.chains);
+        let mut first = FirstPass::new(self.chains);
+        let rows: Vec<ChainRow> = (0..self.chains)
+            // SAFETY: the caller's contract.
+            .map(|c| unsafe { self.chain(c, Some(&mut first), &[], &mut progress) })
+            .collect();
+        (in_table_rows, rows, first)
     }
 
     /// The number of rows of the table, from a sequential scan that reads no
