@@ -120,3 +120,29 @@ REVOKE ALL ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys FROM PUB
 GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys TO PUBLIC;
 REVOKE ALL ON worm.partitioned_tables, worm.merkle_tiles FROM PUBLIC;
 GRANT SELECT ON worm.partitioned_tables, worm.merkle_tiles TO PUBLIC;
+
+-- Results of verifications, one row per table and run: worm.verify,
+-- verify_all, verify_since and checkpoint called by hand (on a primary, in a
+-- read-write transaction) and the background watcher's runs. table_uid is
+-- the identity (the table may be retired later: a regclass of a dropped
+-- table would break dumps and views); table_label the name it had. The
+-- watcher removes rows older than worm.verification_retention. Read through
+-- the view worm.verifications.
+CREATE TABLE worm.verification_log (
+    at           timestamptz NOT NULL,
+    table_uid    uuid NOT NULL,
+    table_label  text NOT NULL,
+    kind         text NOT NULL CHECK (kind IN ('incremental', 'full', 'checkpoint')),
+    ok           boolean NOT NULL,
+    rows_checked bigint NOT NULL,
+    problems     bigint NOT NULL,
+    detail       text NOT NULL,
+    source       text NOT NULL CHECK (source IN ('manual', 'watcher')),
+    run_by       text NOT NULL
+);
+CREATE INDEX verification_log_table_at ON worm.verification_log (table_uid, at);
+CREATE INDEX verification_log_at ON worm.verification_log (at);
+COMMENT ON TABLE worm.verification_log IS 'pg_worm: stored verification results (read worm.verifications); changed only by pg_worm';
+SELECT pg_catalog.pg_extension_config_dump('worm.verification_log', '');
+REVOKE ALL ON worm.verification_log FROM PUBLIC;
+GRANT SELECT ON worm.verification_log TO PUBLIC;

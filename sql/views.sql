@@ -132,3 +132,58 @@ CREATE EVENT TRIGGER worm_guard_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER T
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE ALWAYS;
 ALTER EVENT TRIGGER worm_guard_drop ENABLE ALWAYS;
 ALTER EVENT TRIGGER worm_guard_ddl_end ENABLE ALWAYS;
+
+-- Watching: stored verification results and the health of each table.
+CREATE TRIGGER worm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON worm.verification_log
+    FOR EACH STATEMENT EXECUTE FUNCTION worm.worm_guard_verification_log();
+ALTER TABLE worm.verification_log ENABLE ALWAYS TRIGGER worm_guard;
+
+CREATE VIEW worm.verifications AS
+SELECT v.at,
+       t.table_name,
+       v.kind,
+       v.ok,
+       v.rows_checked,
+       v.problems,
+       v.detail,
+       v.table_uid,
+       v.table_label,
+       v.source,
+       v.run_by
+  FROM worm.verification_log AS v
+  LEFT JOIN worm.tables AS t ON t.table_uid = v.table_uid;
+COMMENT ON VIEW worm.verifications IS 'pg_worm: stored verification results, one row per table and run (table_name is NULL once the table is retired; table_label keeps its name)';
+
+CREATE VIEW worm.status AS
+SELECT t.table_name,
+       t.table_uid,
+       h.rows,
+       t.chains,
+       t.retention,
+       (SELECT count(*) FROM worm.legal_holds AS lh
+         WHERE lh.table_uid = t.table_uid AND lh.released_at IS NULL) AS active_holds,
+       worm.enforcement() AS enforcement,
+       lv.at AS last_verified_at,
+       lv.kind AS last_verification_kind,
+       lv.ok AS last_verification_ok,
+       lv.problems AS last_verification_problems,
+       (SELECT max(v.at) FROM worm.verification_log AS v
+         WHERE v.table_uid = t.table_uid AND v.kind = 'full' AND v.ok) AS last_full_ok_at,
+       lc.at AS last_checkpoint_at,
+       pg_catalog.now() - lc.at AS checkpoint_age,
+       worm._oldest_row(t.table_name::oid) + t.retention AS next_purge_due
+  FROM worm.tables AS t
+  CROSS JOIN LATERAL (SELECT coalesce(sum(c.head_seq - c.anchor_seq), 0)::bigint AS rows
+                        FROM worm._chain_heads(t.table_name::oid) AS c) AS h
+  LEFT JOIN LATERAL (SELECT v.at, v.kind, v.ok, v.problems FROM worm.verification_log AS v
+                      WHERE v.table_uid = t.table_uid ORDER BY v.at DESC LIMIT 1) AS lv ON true
+  CROSS JOIN LATERAL (SELECT coalesce(
+                        (SELECT max(v.at) FROM worm.verification_log AS v
+                          WHERE v.table_uid = t.table_uid AND v.kind = 'checkpoint'),
+                        (SELECT max(l.at) FROM worm.ledger AS l
+                          WHERE l.table_uid = t.table_uid AND l.event = 'checkpoint')) AS at) AS lc
+ WHERE t.retired_at IS NULL;
+COMMENT ON VIEW worm.status IS 'pg_worm: one row per protected table from stored state (no table scan): rows, holds, enforcement, last verification, last checkpoint, next purge due';
+
+GRANT SELECT ON worm.verifications, worm.status TO PUBLIC;
+GRANT SELECT ON worm.verification_log, worm.verifications, worm.status TO worm_auditor, worm_admin;

@@ -44,6 +44,7 @@ mod retention;
 mod retire;
 mod sql;
 mod verify;
+mod watch;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -57,6 +58,8 @@ pub extern "C-unwind" fn _PG_init() {
     insert::chain::register_callbacks();
     guard::hooks::init();
     verify::init_gucs();
+    watch::worker::init_gucs();
+    watch::worker::register();
 }
 
 /// pgrx's panic hook captures a Rust backtrace for every error raised

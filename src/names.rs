@@ -24,7 +24,7 @@ pub const TRIGGER_REFUSE_ROW: &str = "worm_refuse_row_change";
 pub const OUR_TRIGGERS: [&str; 3] = [TRIGGER_CHAIN, TRIGGER_REFUSE, TRIGGER_REFUSE_ROW];
 
 /// pg_worm's own tables, in schema worm.
-pub const EXT_TABLES: [&str; 7] = [
+pub const EXT_TABLES: [&str; 8] = [
     "tables",
     "anchors",
     "ledger",
@@ -32,6 +32,7 @@ pub const EXT_TABLES: [&str; 7] = [
     "legal_holds",
     "partitioned_tables",
     "merkle_tiles",
+    "verification_log",
 ];
 /// pg_worm's event triggers (the enforcement that works without preloading).
 pub const EVENT_TRIGGERS: [&str; 3] = ["worm_guard_ddl", "worm_guard_drop", "worm_guard_ddl_end"];

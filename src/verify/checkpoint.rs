@@ -117,10 +117,13 @@ pub(super) fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormErro
 /// and returns the digest to keep outside the database.
 #[pg_extern(name = "checkpoint", volatile)]
 fn worm_checkpoint(tbl: PgRelation) -> JsonB {
-    if tbl.is_partitioned_table() {
-        return checkpoint_partitions(tbl).or_raise();
-    }
-    checkpoint(tbl).or_raise()
+    let doc = if tbl.is_partitioned_table() {
+        checkpoint_partitions(tbl).or_raise()
+    } else {
+        checkpoint(tbl).or_raise()
+    };
+    crate::watch::checkpointed(&doc);
+    doc
 }
 
 /// worm.checkpoint of a partitioned table: one checkpoint per partition, in
@@ -312,7 +315,9 @@ fn worm_verify_against(
     } else {
         verify_against(&tbl, &against.0).map(|rows| crate::verify::named(rows, &table))
     };
-    TableIterator::new(rows.or_raise())
+    let rows = rows.or_raise();
+    crate::watch::verified(&tbl, crate::watch::Kind::Full, &rows);
+    TableIterator::new(rows)
 }
 
 /// worm.verify(parent, digest) with the document worm.checkpoint(parent)

@@ -51,7 +51,9 @@ fn worm_verify_since(
     ),
 > {
     crate::mode::notice_weaker_mode();
-    TableIterator::new(since_any(&tbl, checkpoint.map(|j| j.0)).or_raise())
+    let rows = since_any(&tbl, checkpoint.map(|j| j.0)).or_raise();
+    crate::watch::verified(&tbl, crate::watch::Kind::Incremental, &rows);
+    TableIterator::new(rows)
 }
 
 fn since_any(tbl: &PgRelation, digest: Option<Json>) -> Result<Vec<NamedRow>, WormError> {
