@@ -182,8 +182,9 @@ pub struct Signed {
     /// Every certificate in the token (DER), and which one the SignerInfo names.
     pub certificates: Vec<Vec<u8>>,
     pub signer_cert: Option<usize>,
-    /// The signer identifier, in words (to say which certificate is missing).
+    /// The signer identifier, in words (to say which certificate is missing), and as DER.
     pub signer_id: String,
+    pub signer_id_der: Vec<u8>,
     /// How many SignerInfos the token has (a time-stamp token has exactly one).
     pub signer_infos: usize,
 }
@@ -567,6 +568,10 @@ pub fn parse_token(bytes: &[u8]) -> Result<Token, TsError> {
         certificates,
         signer_cert,
         signer_id,
+        signer_id_der: si
+            .sid
+            .to_der()
+            .map_err(|e| bad("the signer identifier", e))?,
         signer_infos,
     };
     Ok(Token {
@@ -582,6 +587,12 @@ pub fn parse_token(bytes: &[u8]) -> Result<Token, TsError> {
         tsa_field: tst.tsa.as_ref().map(general_name_text),
         signed,
     })
+}
+
+/// Which of `certs` (DER) is the certificate the token's SignerInfo names.
+pub fn signer_in(s: &Signed, certs: &[Vec<u8>]) -> Option<usize> {
+    let sid = SignerIdentifier::from_der(&s.signer_id_der).ok()?;
+    find_signer(&sid, certs).0
 }
 
 /// The certificate the SignerInfo names (by issuer and serial number, or by subject key

@@ -7,6 +7,7 @@ use crate::db::{self, Failure, TableData, TableSel, UidState};
 use crate::parent::{self, Against, AnyDigest, ParentDigest, ParentReport, PartResult, PartStatus};
 use crate::report::{self, plural};
 use crate::sig;
+use crate::tsa;
 use anyhow::{anyhow, Context, Result};
 use pg_worm_core::findings::all_ok;
 use pg_worm_core::{
@@ -324,6 +325,7 @@ pub fn table_against(
     digest_path: &Path,
     required: &[String],
     jobs: usize,
+    tsa: &TsaCheck<'_>,
 ) -> ExitCode {
     exit_code(run_table_against(
         db_url,
@@ -332,6 +334,7 @@ pub fn table_against(
         digest_path,
         required,
         jobs,
+        tsa,
     ))
 }
 
@@ -342,9 +345,18 @@ fn run_table_against(
     digest_path: &Path,
     required: &[String],
     jobs: usize,
+    tsa: &TsaCheck<'_>,
 ) -> Run {
     let any = load_any_digest(digest_path)?;
     let required = parse_required(required)?;
+    let roots = tsa.roots()?;
+    if roots.is_some() && matches!(any, AnyDigest::Parent(_)) {
+        return Err(anyhow!(
+            "--tsa-cert: time-stamps are checked per table digest; {} is a partitioned table's document (check each partition's checkpoint with `worm-verify timestamp`)",
+            digest_path.display()
+        )
+        .into());
+    }
     let connector = db::Connector::new(db_url)?;
     let mut client = connector.open()?;
     let mut tx = db::begin_read(&mut client)?;
@@ -387,13 +399,23 @@ fn run_table_against(
     let (mut data, read) = read_against(&mut tx, table, &d, ro, true)?;
     end_read(tx)?;
     let sig_results = d.check_signatures(&required);
-    let outcome = against_checks(&d, &mut data, &read, Some((&sig_results, &required)));
+    let mut outcome = against_checks(&d, &mut data, &read, Some((&sig_results, &required)));
+    let mut stamp = None;
+    if let Some(roots) = &roots {
+        let (checks, token) = timestamp_checks(&d, digest_path, tsa.tsr, roots);
+        outcome.checks.extend(checks);
+        stamp = token;
+    }
     let cp_problems = problems(&outcome.checks);
     let ok = cp_problems == 0 && all_ok(&data.rows);
     if json {
+        let mut checkpoint = report::checkpoint_json(&d, &outcome.checks, &sig_results);
+        if let Some(t) = &stamp {
+            checkpoint["timestamp"] = timestamp_json(t, cp_problems == 0);
+        }
         print_json(&json!({
             "chains": data.rows,
-            "checkpoint": report::checkpoint_json(&d, &outcome.checks, &sig_results),
+            "checkpoint": checkpoint,
             "ok": ok,
         }));
     } else {
@@ -1332,6 +1354,305 @@ fn certificate_db_checks(url: &str, c: &Certificate) -> std::result::Result<Vec<
     let mut checks = c.ledger_checks(&entries);
     checks.extend(c.table_checks(&entries, table.as_ref().map_err(Clone::clone)));
     Ok(checks)
+}
+
+// --- timestamp ------------------------------------------------------------------------------
+
+/// `--tsa-cert ROOT.pem` (and `--tsr FILE`) of the commands that check a digest.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TsaCheck<'a> {
+    /// The root certificate(s) the TSA must chain to; None: time-stamps are not checked.
+    pub root: Option<&'a Path>,
+    /// The token, when not beside the digest as DIGEST.tsr.
+    pub tsr: Option<&'a Path>,
+}
+
+impl TsaCheck<'_> {
+    fn roots(&self) -> Result<Option<Vec<openssl::x509::X509>>> {
+        self.root
+            .map(|p| tsa::load_roots(p).context("--tsa-cert"))
+            .transpose()
+    }
+}
+
+/// Where a digest's token is: `--tsr`, else DIGEST.tsr beside it.
+fn tsr_path(digest_path: &Path, tsr: Option<&Path>) -> std::path::PathBuf {
+    match tsr {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let mut s = digest_path.as_os_str().to_owned();
+            s.push(".tsr");
+            s.into()
+        }
+    }
+}
+
+/// The checks of a digest's time-stamp token against the trusted roots; a missing or
+/// unreadable token is a finding. The token too, when it could be read.
+fn timestamp_checks(
+    d: &Digest,
+    digest_path: &Path,
+    tsr: Option<&Path>,
+    roots: &[openssl::x509::X509],
+) -> (Vec<Check>, Option<pg_worm_core::timestamp::Token>) {
+    let path = tsr_path(digest_path, tsr);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                vec![Check::problem(
+                    "timestamp",
+                    format!(
+                        "--tsa-cert was given but the time-stamp token {} cannot be read ({e}): the digest's time is not proved",
+                        path.display()
+                    ),
+                )],
+                None,
+            )
+        }
+    };
+    match pg_worm_core::timestamp::parse_any(&bytes) {
+        Ok(t) => (tsa::verify(&t, &d.entry.hash, d.entry.seq, roots), Some(t)),
+        Err(e) => (
+            vec![Check::problem(
+                "timestamp",
+                format!("{} is not a usable time-stamp: {e}", path.display()),
+            )],
+            None,
+        ),
+    }
+}
+
+fn timestamp_json(t: &pg_worm_core::timestamp::Token, ok: bool) -> Json {
+    json!({
+        "ok": ok,
+        "gen_time": t.time_text(),
+        "tsa": t.tsa_name(),
+        "serial": t.serial_hex(),
+        "policy": t.policy,
+    })
+}
+
+/// `worm-verify timestamp`: with `--tsa URL`, ask the TSA for a time-stamp of the digest and
+/// write its answer to DIGEST.tsr (or --out); without, check the token already there. With
+/// `--tsa-cert`, the token is verified cryptographically; with `--attach`, recorded in the
+/// server's ledger (worm.attach_timestamp).
+pub struct TimestampArgs<'a> {
+    pub digest: &'a Path,
+    pub url: Option<&'a str>,
+    pub out: Option<&'a Path>,
+    pub check: TsaCheck<'a>,
+    pub attach: bool,
+    pub db: Option<&'a str>,
+}
+
+pub fn timestamp(a: &TimestampArgs<'_>) -> ExitCode {
+    exit_code(run_timestamp(a))
+}
+
+fn run_timestamp(a: &TimestampArgs<'_>) -> Run {
+    let d = match load_any_digest(a.digest)? {
+        AnyDigest::Table(d) => *d,
+        AnyDigest::Parent(p) => {
+            return Err(anyhow!(
+                "{} is the document of partitioned table {}: time-stamp each partition's checkpoint (one digest per file)",
+                a.digest.display(),
+                p.parent
+            )
+            .into())
+        }
+    };
+    if !d.hash_ok() {
+        return Err(End::Problem(format!(
+            "refusing to time-stamp {}: its ledger hash does not recompute from its content, so the digest was altered after worm.checkpoint issued it",
+            a.digest.display()
+        )));
+    }
+    if a.url.is_none() && a.check.root.is_none() && !a.attach {
+        return Err(anyhow!(
+            "nothing to do: give --tsa URL to ask for a time-stamp, --tsa-cert ROOT.pem to check the token, or --attach to record it"
+        )
+        .into());
+    }
+    let roots = a.check.roots()?;
+    let mut text = format!(
+        "worm-verify: time-stamp of the {}, hash {}\n",
+        d.describe(),
+        hex::encode(d.entry.hash)
+    );
+    let (reply, token, tsr) = match a.url {
+        Some(url) => {
+            let nonce = tsa::nonce()?;
+            let req = pg_worm_core::timestamp::request_der(&d.entry.hash, &nonce)
+                .map_err(|e| anyhow!("cannot encode the request: {e}"))?;
+            let reply = tsa::post(url, &req)?;
+            let token = match tsa::check_reply(&reply, &nonce, &d.entry.hash, d.entry.seq) {
+                Ok(t) => t,
+                Err(why) => {
+                    text.push_str(&format!("  PROBLEM  {why}\n"));
+                    text.push_str(&format!(
+                        "PROBLEMS FOUND: {url} gave no usable time-stamp; nothing was written.\n"
+                    ));
+                    print_out(&text);
+                    return Ok(End::Problems);
+                }
+            };
+            text.push_str(&format!(
+                "  ok       {url} granted a time-stamp for it (nonce and imprint match the request)\n"
+            ));
+            let out = tsr_path(a.digest, a.out);
+            (Some(reply), token, out)
+        }
+        None => {
+            let path = tsr_path(a.digest, a.check.tsr.or(a.out));
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read the time-stamp token {}", path.display()))?;
+            match pg_worm_core::timestamp::parse_any(&bytes) {
+                Ok(t) => (None, t, path),
+                Err(e) => {
+                    text.push_str(&format!(
+                        "  PROBLEM  {} is not a usable time-stamp: {e}\n",
+                        path.display()
+                    ));
+                    text.push_str("PROBLEMS FOUND: 1 problem in the time-stamp.\n");
+                    print_out(&text);
+                    return Ok(End::Problems);
+                }
+            }
+        }
+    };
+    let mut checks = match &roots {
+        Some(roots) => tsa::verify(&token, &d.entry.hash, d.entry.seq, roots),
+        None => vec![
+            token.imprint_check(&d.entry.hash, d.entry.seq),
+            Check::note(
+                "timestamp time",
+                format!(
+                    "the token says it was made at {} by {}; its signature and certificate were not checked (give --tsa-cert ROOT.pem)",
+                    token.time_text(),
+                    token.tsa_name()
+                ),
+            ),
+        ],
+    };
+    let problems_before = problems(&checks);
+    let mut written = String::new();
+    if let Some(reply) = &reply {
+        if problems_before == 0 {
+            write_bytes(&tsr, reply)?;
+            written = format!(", written to {}", tsr.display());
+        }
+    }
+    if a.attach && problems_before == 0 {
+        match attach(a.db, &d, &token.der) {
+            Ok(seq) => checks.push(Check::ok(
+                "timestamp ledger",
+                format!("recorded in the server's ledger as entry {seq} (worm.attach_timestamp)"),
+            )),
+            Err(End::Error(e)) => {
+                text.push_str(&report::checks_text(&checks));
+                print_out(&text);
+                return Err(End::Error(e.context(format!(
+                    "the token{written} could not be recorded in the ledger"
+                ))));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    text.push_str(&report::checks_text(&checks));
+    let n = problems(&checks);
+    text.push_str(&if n == 0 {
+        format!(
+            "OK: the checkpoint of ledger entry {} was time-stamped at {} by {}{}{}.\n",
+            d.entry.seq,
+            token.time_text(),
+            token.tsa_name(),
+            if roots.is_some() {
+                " (signature and certificate chain verified)"
+            } else {
+                " (not verified: no --tsa-cert)"
+            },
+            written
+        )
+    } else {
+        format!(
+            "PROBLEMS FOUND: {} in the time-stamp of the checkpoint of ledger entry {}{}.\n",
+            plural(n, "problem", "problems"),
+            d.entry.seq,
+            if reply.is_some() {
+                "; nothing was written"
+            } else {
+                ""
+            }
+        )
+    });
+    print_out(&text);
+    Ok(End::from_problems(n))
+}
+
+/// `checkpoint --tsa URL`: the checkpoint as usual (written to OUT only when it matches),
+/// then its time-stamp, written to OUT.tsr and recorded in the ledger.
+pub fn checkpoint_and_stamp(
+    db_url: Option<&str>,
+    table: &str,
+    out: &Path,
+    jobs: usize,
+    url: &str,
+    check: TsaCheck<'_>,
+) -> ExitCode {
+    exit_code(
+        run_checkpoint(db_url, table, Some(out), jobs).and_then(|end| match end {
+            End::Verified => run_timestamp(&TimestampArgs {
+                digest: out,
+                url: Some(url),
+                out: None,
+                check,
+                attach: true,
+                db: db_url,
+            }),
+            other => Ok(other),
+        }),
+    )
+}
+
+/// Writes bytes atomically (a temporary file in the same directory, then a rename).
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.worm-verify.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// `SELECT worm.attach_timestamp(digest, token)` in its own read-write transaction: the
+/// ledger seq of the `timestamp` entry.
+fn attach(db_url: Option<&str>, d: &Digest, token: &[u8]) -> Run<i64> {
+    let mut client = db::connect(db_url)?;
+    let digest = serde_json::to_string(&d.whole).context("cannot serialise the digest")?;
+    let row = client
+        .query_one(
+            "SELECT (worm.attach_timestamp($1::pg_catalog.text::pg_catalog.jsonb, $2::pg_catalog.bytea) \
+                     OPERATOR(pg_catalog.#>>) '{ledger_entry,seq}')::pg_catalog.int8",
+            &[&digest, &token],
+        )
+        .map_err(db::pg)
+        .context("SELECT worm.attach_timestamp(..) failed")?;
+    let seq: i64 = row.try_get(0).map_err(db::pg)?;
+    Ok(seq)
 }
 
 #[cfg(test)]

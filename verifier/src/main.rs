@@ -21,6 +21,7 @@ mod payload;
 mod plan;
 mod report;
 mod sig;
+mod tsa;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -96,6 +97,14 @@ enum Command {
         #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Also check the digest's RFC 3161 time-stamp token (DIGEST.tsr, or --tsr):
+        /// imprint, the TSA's signature, its certificate's timeStamping usage and its chain
+        /// to this root (PEM), at the token's time. Any failure is a problem (exit 1).
+        #[arg(long, value_name = "ROOT.pem", requires = "against")]
+        tsa_cert: Option<PathBuf>,
+        /// The time-stamp token, when it is not DIGEST.tsr beside the digest.
+        #[arg(long, value_name = "FILE.tsr", requires = "tsa_cert")]
+        tsr: Option<PathBuf>,
     },
     /// Take a checkpoint of a table and check it independently before handing it out.
     ///
@@ -121,6 +130,52 @@ enum Command {
         #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Then time-stamp the digest at this RFC 3161 time-stamping authority (see
+        /// `timestamp --help`): OUT.tsr, recorded in the ledger.
+        #[arg(long, value_name = "URL", requires = "out")]
+        tsa: Option<String>,
+        /// Check the new token against this root (PEM).
+        #[arg(long, value_name = "ROOT.pem", requires = "tsa")]
+        tsa_cert: Option<PathBuf>,
+    },
+    /// RFC 3161 time-stamp of a checkpoint digest: proof, from a time-stamping authority
+    /// (TSA), that the digest existed at a time.
+    ///
+    /// With --tsa URL: POSTs a TimeStampReq (application/timestamp-query; SHA-256 message
+    /// imprint = the 32 bytes of the digest's ledger_entry.hash, a fresh nonce, certReq)
+    /// and, when the TSA granted it for this imprint and nonce, writes the TimeStampResp
+    /// (DER) to DIGEST.tsr, which `openssl ts -verify -digest HASH -in DIGEST.tsr -CAfile
+    /// ROOT.pem` also accepts. Without --tsa: checks the token already there.
+    /// With --tsa-cert ROOT.pem the token is verified: imprint, the signed message digest,
+    /// the TSA's signature, the ESS certificate binding, the TSA certificate's critical
+    /// timeStamping usage, its chain to ROOT.pem valid at the token's time. With --attach,
+    /// the token is recorded in the server's ledger (worm.attach_timestamp), so that later
+    /// checkpoints carry it.
+    /// Exit 1 when the TSA refused or any check fails (nothing is written); 2 when the
+    /// TSA cannot be reached.
+    Timestamp {
+        /// The digest (from `worm-verify checkpoint` or `SELECT worm.checkpoint(..)`).
+        #[arg(value_name = "DIGEST.json")]
+        digest: PathBuf,
+        /// The time-stamping authority's URL (http:// or https://).
+        #[arg(long, value_name = "URL")]
+        tsa: Option<String>,
+        /// Where to write the TimeStampResp (default DIGEST.tsr).
+        #[arg(short = 'o', long = "out", value_name = "FILE.tsr", requires = "tsa")]
+        out: Option<PathBuf>,
+        /// Verify the token against this root certificate (PEM; several allowed).
+        #[arg(long, value_name = "ROOT.pem")]
+        tsa_cert: Option<PathBuf>,
+        /// The token to check, when it is not DIGEST.tsr (without --tsa).
+        #[arg(long, value_name = "FILE.tsr", conflicts_with = "tsa")]
+        tsr: Option<PathBuf>,
+        /// Record the token in the server's ledger (worm.attach_timestamp; the table's
+        /// owner, worm_admin or worm_auditor).
+        #[arg(long)]
+        attach: bool,
+        /// Connection string for --attach (see `table --help`).
+        #[arg(long, value_name = "CONNINFO", requires = "attach")]
+        db: Option<String>,
     },
     /// Create an Ed25519 key pair for signing checkpoint digests.
     ///
@@ -218,6 +273,8 @@ fn main() -> ExitCode {
             against,
             require_signature,
             jobs,
+            tsa_cert,
+            tsr,
         } => match against {
             None => commands::table(db.as_deref(), &table, json, usize::from(jobs)),
             Some(d) => commands::table_against(
@@ -227,6 +284,10 @@ fn main() -> ExitCode {
                 &d,
                 &require_signature,
                 usize::from(jobs),
+                &commands::TsaCheck {
+                    root: tsa_cert.as_deref(),
+                    tsr: tsr.as_deref(),
+                },
             ),
         },
         Command::Checkpoint {
@@ -234,7 +295,43 @@ fn main() -> ExitCode {
             table,
             out,
             jobs,
-        } => commands::checkpoint(db.as_deref(), &table, out.as_deref(), usize::from(jobs)),
+            tsa,
+            tsa_cert,
+        } => match (tsa, out) {
+            (Some(url), Some(out)) => commands::checkpoint_and_stamp(
+                db.as_deref(),
+                &table,
+                &out,
+                usize::from(jobs),
+                &url,
+                commands::TsaCheck {
+                    root: tsa_cert.as_deref(),
+                    tsr: None,
+                },
+            ),
+            (_, out) => {
+                commands::checkpoint(db.as_deref(), &table, out.as_deref(), usize::from(jobs))
+            }
+        },
+        Command::Timestamp {
+            digest,
+            tsa,
+            out,
+            tsa_cert,
+            tsr,
+            attach,
+            db,
+        } => commands::timestamp(&commands::TimestampArgs {
+            digest: &digest,
+            url: tsa.as_deref(),
+            out: out.as_deref(),
+            check: commands::TsaCheck {
+                root: tsa_cert.as_deref(),
+                tsr: tsr.as_deref(),
+            },
+            attach,
+            db: db.as_deref(),
+        }),
         Command::Keygen { out, key_id } => commands::keygen(&out, key_id.as_deref()),
         Command::Sign {
             key,
@@ -284,6 +381,7 @@ mod tests {
                 against,
                 require_signature,
                 jobs,
+                ..
             } => {
                 assert_eq!(jobs, 1);
                 assert_eq!(db.as_deref(), Some("host=/tmp dbname=x"));

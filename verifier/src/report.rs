@@ -81,19 +81,38 @@ pub fn against_text(
     text.push_str(&format!("\nAgainst the {}\n", d.describe()));
     text.push_str(&checks_text(checks));
     text.push('\n');
+    // One verdict for the whole run, last: the rows' problems and the digest's together
+    // (a tampered row with an intact checkpoint is not OK).
     let cp_problems = problems(checks);
-    if cp_problems > 0 {
-        let names: Vec<String> = checks
-            .iter()
-            .filter(|c| c.status == Status::Problem)
-            .map(|c| c.check.clone())
-            .collect();
-        text.push_str(&format!(
-            "PROBLEMS FOUND against the checkpoint of ledger entry {}: {} ({}).\n",
-            d.entry.seq,
-            plural(cp_problems, "problem", "problems"),
-            names.join(", ")
-        ));
+    let row_problems: i64 = rows
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.problems.max(1))
+        .sum();
+    if cp_problems > 0 || row_problems > 0 {
+        let mut parts = Vec::new();
+        if row_problems > 0 {
+            parts.push(format!(
+                "{} in the table's rows ({})",
+                plural(row_problems as usize, "problem", "problems"),
+                problem_places(rows).join(", ")
+            ));
+        }
+        if cp_problems > 0 {
+            let mut names: Vec<String> = Vec::new();
+            for c in checks.iter().filter(|c| c.status == Status::Problem) {
+                if !names.contains(&c.check) {
+                    names.push(c.check.clone());
+                }
+            }
+            parts.push(format!(
+                "{} against the checkpoint of ledger entry {} ({})",
+                plural(cp_problems, "problem", "problems"),
+                d.entry.seq,
+                names.join(", ")
+            ));
+        }
+        text.push_str(&format!("PROBLEMS FOUND: {}.\n", parts.join("; ")));
         return text;
     }
     let signer = sig_results
@@ -374,6 +393,52 @@ mod tests {
             text.ends_with(
                 "PROBLEMS FOUND: 2 problems in 2 of 3 report rows: the table as a whole.\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn against_ends_with_one_verdict_for_rows_and_checkpoint() {
+        let d = Digest::parse(pg_worm_core::fixtures::digest_json(
+            9,
+            &[(1, Some([1; 32]))],
+            [2; 32],
+            1,
+        ))
+        .expect("valid digest");
+        let good: ChainRow = verify_chain(&UID, 0, None, chain_of(3)).into();
+        let mut tampered = chain_of(3);
+        tampered[1].row_hash = [0xee; 32];
+        let mut bad: ChainRow = verify_chain(&UID, 0, None, tampered).into();
+        bad.chain = Some(1);
+        let ok_checks = [Check::ok("ledger", "entry 9 is in the ledger")];
+        // Every check against the digest passes, but a row was changed: the last line must
+        // not say OK (it used to: the rows' PROBLEMS line came first, then OK).
+        let rows = [good.clone(), bad];
+        let text = against_text(&d, &summary(), &rows, &ok_checks, true, &[], false);
+        assert!(
+            text.ends_with("PROBLEMS FOUND: 1 problem in the table's rows (chain 1 from seq 2).\n"),
+            "{text}"
+        );
+        assert!(!text.contains("\nOK:"), "{text}");
+        // Both: one line naming both.
+        let bad_checks = [
+            Check::ok("ledger", "entry 9 is in the ledger"),
+            Check::problem("timestamp signature", "the TSA's signature does not verify"),
+            Check::problem("timestamp signature", "the TSTInfo no longer hashes"),
+            Check::problem("merkle_root", "differs"),
+        ];
+        let text = against_text(&d, &summary(), &rows, &bad_checks, true, &[], false);
+        assert!(
+            text.ends_with(
+                "PROBLEMS FOUND: 1 problem in the table's rows (chain 1 from seq 2); 3 problems against the checkpoint of ledger entry 9 (timestamp signature, merkle_root).\n"
+            ),
+            "{text}"
+        );
+        // All good: OK last.
+        let text = against_text(&d, &summary(), &[good], &ok_checks, true, &[], false);
+        assert!(
+            text.ends_with("OK: the table still extends the checkpoint of ledger entry 9.\n"),
             "{text}"
         );
     }
