@@ -350,3 +350,10 @@ COMMENT ON VIEW worm.status IS 'pg_worm: one row per protected table from stored
 
 GRANT SELECT ON worm.verifications, worm.status TO PUBLIC;
 GRANT SELECT ON worm.verification_log, worm.verifications, worm.status TO worm_auditor, worm_admin;
+
+-- worm.attach_timestamp: an RFC 3161 time-stamp of a checkpoint recorded in the ledger
+-- (event 'timestamp'); the TSA's signature is checked by worm-verify, not here.
+CREATE FUNCTION worm.attach_timestamp(checkpoint jsonb, token bytea)
+RETURNS jsonb
+STRICT VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_attach_timestamp_wrapper';

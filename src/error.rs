@@ -117,6 +117,9 @@ pub enum WormError {
     #[error("the digest cannot be used: {why}")]
     BadDigest { why: String },
 
+    #[error("the time-stamp cannot be attached to the checkpoint of {table}: {why}")]
+    BadTimestamp { table: String, why: String },
+
     #[error("the public key is not 32 bytes of hex forming an Ed25519 key")]
     BadKey,
 
@@ -246,6 +249,7 @@ impl WormError {
             | WormError::CheckpointRefusedDamaged { .. }
             | WormError::CheckpointStale { .. } => ERRCODE_DATA_CORRUPTED,
             WormError::BadDigest { .. } | WormError::BadKey => ERRCODE_INVALID_PARAMETER_VALUE,
+            WormError::BadTimestamp { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             WormError::NoCheckpoint { .. } | WormError::NotInCheckpoint { .. } => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
@@ -332,6 +336,9 @@ impl WormError {
             }
             WormError::BadKey => {
                 "Give the public key worm-verify keygen printed (64 hex digits).".into()
+            }
+            WormError::BadTimestamp { .. } => {
+                "Pass the digest exactly as worm.checkpoint returned it and the time-stamp worm-verify timestamp wrote for that digest (DIGEST.tsr); worm-verify timestamp DIGEST --tsa-cert ROOT.pem checks it.".into()
             }
             WormError::NoCheckpoint { table } => format!("Take one first: SELECT worm.checkpoint('{table}');"),
             WormError::CheckpointStale { table, .. } => format!(

@@ -12,6 +12,7 @@
 //! | retention and purge? | `retention.rs` (holds, purge, certificates, the records of a retirement) |
 //! | which row changes are refused? | `refuse.rs` (the UPDATE/DELETE/TRUNCATE triggers; a purge's deletes; a subscriber's replicated purge) |
 //! | the end of a table's life? | `retire.rs` (worm.retire; DROP TABLE retires through `guard`) |
+//! | time-stamps of checkpoints? | `timestamp.rs` (worm.attach_timestamp: a TSA's token recorded in the ledger; calls `catalog`) |
 //! | pg_worm's own tables? | `catalog/`: `meta` (registry, anchors, role switches), `ledger` |
 //! | making a table protected? | `protect.rs`, and `adopt.rs` (a table restored or replicated with its links) |
 //! | partitioned tables? | `protect/partition.rs` (protect a parent; protect new partitions at ddl_command_end; attach/detach records) |
@@ -43,6 +44,7 @@ mod refuse;
 mod retention;
 mod retire;
 mod sql;
+mod timestamp;
 mod verify;
 mod watch;
 
