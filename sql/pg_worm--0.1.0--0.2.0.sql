@@ -242,6 +242,14 @@ RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint,
 STRICT VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_against_wrapper';
 
+-- worm.checkpoint is incremental by default (format version 2, a tree per
+-- chain); full => true re-reads and re-verifies the whole table.
+DROP FUNCTION worm.checkpoint(regclass);
+CREATE FUNCTION worm.checkpoint(tbl regclass, full boolean DEFAULT false)
+RETURNS jsonb
+STRICT VOLATILE
+LANGUAGE c AS 'MODULE_PATHNAME', 'worm_checkpoint_wrapper';
+
 -- worm.verify_since: what came after a checkpoint (the newest by default).
 CREATE FUNCTION worm.verify_since(tbl regclass, checkpoint jsonb DEFAULT NULL)
 RETURNS TABLE (chain int, rows_checked bigint, ok boolean, first_bad_seq bigint, detail text,
@@ -252,12 +260,13 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'worm_verify_since_wrapper';
 -- The stored tree state of each table's latest checkpoint (worm.prove).
 CREATE TABLE worm.merkle_tiles (
     table_uid   uuid NOT NULL,
+    chain       integer NOT NULL CHECK (chain >= 0),
     tile        bigint NOT NULL CHECK (tile >= 0),
     ledger_seq  bigint NOT NULL,
     root        bytea NOT NULL CHECK (length(root) = 32),
-    PRIMARY KEY (table_uid, tile)
+    PRIMARY KEY (table_uid, chain, tile)
 );
-COMMENT ON TABLE worm.merkle_tiles IS 'pg_worm: Merkle tile roots of each table''s latest checkpoint (a cache worm.prove checks against the checkpoint)';
+COMMENT ON TABLE worm.merkle_tiles IS 'pg_worm: Merkle tile roots of each chain''s tree at the table''s checkpoints (a cache worm.checkpoint and worm.prove check against the latest checkpoint)';
 REVOKE ALL ON worm.merkle_tiles FROM PUBLIC;
 GRANT SELECT ON worm.merkle_tiles TO PUBLIC;
 GRANT SELECT ON worm.merkle_tiles TO worm_auditor, worm_admin;

@@ -58,21 +58,24 @@ CREATE TABLE worm.partitioned_tables (
 );
 COMMENT ON TABLE worm.partitioned_tables IS 'pg_worm: protected partitioned tables; their partitions, present and future, are protected with these settings';
 
--- The stored tree state of each table's latest checkpoint: the root of every
--- 256 consecutive leaves of its Merkle tree (pg_worm_core::merkle::TILE).
--- worm.prove reads one tile's rows and these roots instead of the whole
--- table; it recomputes the checkpoint's root from them and falls back to a
--- full read when they do not give it, so a tampered tile is never trusted.
+-- The stored tree state of each table's checkpoints (format version 2, a tree
+-- per chain): the root of every 256 consecutive leaves of each chain's tree
+-- (pg_worm_core::merkle::TILE), at chain-local positions. worm.checkpoint
+-- reads the rows after the last complete tile instead of the whole chain,
+-- worm.prove one tile's rows; both recompute the latest checkpoint's chain
+-- root from them first and read the chain in full when they do not give it,
+-- so a tampered tile is never trusted.
 -- A cache: not dumped (a restored database proves by the full read until
 -- its next checkpoint).
 CREATE TABLE worm.merkle_tiles (
     table_uid   uuid NOT NULL,
+    chain       integer NOT NULL CHECK (chain >= 0),
     tile        bigint NOT NULL CHECK (tile >= 0),
     ledger_seq  bigint NOT NULL,
     root        bytea NOT NULL CHECK (length(root) = 32),
-    PRIMARY KEY (table_uid, tile)
+    PRIMARY KEY (table_uid, chain, tile)
 );
-COMMENT ON TABLE worm.merkle_tiles IS 'pg_worm: Merkle tile roots of each table''s latest checkpoint (a cache worm.prove checks against the checkpoint)';
+COMMENT ON TABLE worm.merkle_tiles IS 'pg_worm: Merkle tile roots of each chain''s tree at the table''s checkpoints (a cache worm.checkpoint and worm.prove check against the latest checkpoint)';
 
 -- Per purged chain, the last row a purge removed: the surviving chain links to it.
 CREATE TABLE worm.anchors (

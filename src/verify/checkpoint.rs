@@ -22,8 +22,9 @@ use pg_worm_core::against::{
     compare_at, parse_history_file, previous_checkpoint_seq, shared_previous, WalPosition,
 };
 use pg_worm_core::{
-    checkpoint_fields, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
-    surviving_leaves, ChainRow, Check, Comparison, Digest, Hash, LedgerEntry, Proof, Status,
+    checkpoint_fields_v2, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
+    root_from_tiles, root_from_tiles_and_leaves, tile_roots, verify_chain, Anchor, ChainRow, Check,
+    Comparison, Digest, DigestChain, Hash, LedgerEntry, Proof, Status, TILE,
 };
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -114,13 +115,15 @@ pub(super) fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormErro
 }
 
 /// Records the current heads of every chain and a Merkle root in the ledger,
-/// and returns the digest to keep outside the database.
+/// and returns the digest to keep outside the database. Incremental unless
+/// `full`: only the rows since the previous checkpoint are read (see
+/// [`incremental`]).
 #[pg_extern(name = "checkpoint", volatile)]
-fn worm_checkpoint(tbl: PgRelation) -> JsonB {
+fn worm_checkpoint(tbl: PgRelation, full: default!(bool, false)) -> JsonB {
     let doc = if tbl.is_partitioned_table() {
-        checkpoint_partitions(tbl).or_raise()
+        checkpoint_partitions(tbl, full).or_raise()
     } else {
-        checkpoint(tbl).or_raise()
+        checkpoint(tbl, full).or_raise()
     };
     crate::watch::checkpointed(&doc);
     doc
@@ -128,37 +131,62 @@ fn worm_checkpoint(tbl: PgRelation) -> JsonB {
 
 /// worm.checkpoint of a partitioned table: one checkpoint per partition, in
 /// the ledger each, returned together.
-fn checkpoint_partitions(tbl: PgRelation) -> Result<JsonB, WormError> {
+fn checkpoint_partitions(tbl: PgRelation, full: bool) -> Result<JsonB, WormError> {
     // SAFETY: `tbl` holds the relation open for the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     let mut docs = Vec::new();
     for leaf in crate::pg::partition_leaves(tbl.oid())? {
         // SAFETY: a partition of the open parent.
         let rel = unsafe { PgRelation::with_lock(leaf, pg_sys::AccessShareLock as _) };
-        docs.push(checkpoint(rel)?.0);
+        docs.push(checkpoint(rel, full)?.0);
     }
     Ok(JsonB(
         json!({ "partitioned_table": table, "checkpoints": docs }),
     ))
 }
 
-fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
+/// A new checkpoint's trees, as computed from the rows (and stored tiles).
+struct Trees {
+    /// Every chain's head and anchor, with its tree (size, root).
+    heads: Vec<DigestChain>,
+    /// Per chain, the tile roots to store from tile `.1` on (all of them
+    /// after a full read; the new ones after an incremental one).
+    tiles: Vec<(i32, i64, Vec<Hash>)>,
+    rows_checked: i64,
+    verification: serde_json::Map<String, Json>,
+}
+
+fn checkpoint(tbl: PgRelation, full: bool) -> Result<JsonB, WormError> {
     crate::mode::require_primary("worm.checkpoint")?;
     let relid = tbl.oid();
     // SAFETY: `tbl` is an open relation for the duration of the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
     require_checkpointer(relid, &table)?;
-    let verified = verify_rel(tbl.as_ptr(), true)?;
-    if !verified.ok() {
-        return Err(WormError::CheckpointRefusedDamaged {
-            table,
-            problems: verified.problems_text(),
-        });
-    }
-    let state = verified.chain_states();
-    let leaves: Vec<Hash> = surviving_leaves(&state).into_iter().map(|l| l.2).collect();
-    let mut fields = checkpoint_fields(&heads(&state), &merkle_root(&leaves), leaves.len());
-    let previous = latest_checkpoint(&verified.meta.uid)?.map(
+    let meta = meta::lookup(relid)?.ok_or(WormError::NotProtected {
+        table: table.clone(),
+    })?;
+    let previous_doc = latest_checkpoint(&meta.uid)?;
+    let previous = previous_doc
+        .as_ref()
+        .and_then(|j| Digest::parse(j.clone()).ok())
+        .filter(|d| d.hash_ok() && d.table_uid == meta.uid);
+    let why_full = match (&previous_doc, &previous) {
+        _ if full => Some("asked for (full => true)"),
+        (None, _) => Some("no previous checkpoint"),
+        (Some(_), None) => {
+            Some("the previous checkpoint does not parse or its hash does not recompute")
+        }
+        (_, Some(p)) if p.format_version < 2 => {
+            Some("the previous checkpoint is of format version 1 (one tree over the whole table)")
+        }
+        _ => None,
+    };
+    let trees = match (why_full, &previous) {
+        (None, Some(p)) => incremental(&tbl, &table, &meta, p)?,
+        _ => full_read(&tbl, &table, why_full.unwrap_or_default())?,
+    };
+    let mut fields = checkpoint_fields_v2(&trees.heads);
+    let previous = previous_doc.map(
         |d| json!({ "ledger_seq": d["ledger_entry"]["seq"], "hash": d["ledger_entry"]["hash"] }),
     );
     fields.insert("previous_checkpoint".into(), previous.unwrap_or(Json::Null));
@@ -168,57 +196,402 @@ fn checkpoint(tbl: PgRelation) -> Result<JsonB, WormError> {
     }
     // SAFETY: GetCurrentTimestamp only reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
-    fields.insert(
-        "verification".into(),
-        json!({ "ok": true, "rows_checked": verified.rows_checked(), "at": rfc3339(now) }),
-    );
-    let (appended, doc) =
-        ledger::append("checkpoint", Some(&verified.meta.uid), Some(&table), fields)?;
-    store_tiles(&verified.meta.uid, appended.seq, &leaves)?;
+    let mut verification = trees.verification;
+    verification.insert("ok".into(), json!(true));
+    verification.insert("rows_checked".into(), json!(trees.rows_checked));
+    verification.insert("at".into(), json!(rfc3339(now)));
+    fields.insert("verification".into(), Json::Object(verification));
+    let (appended, doc) = ledger::append("checkpoint", Some(&meta.uid), Some(&table), fields)?;
+    store_tiles(&meta.uid, appended.seq, &trees.tiles)?;
     Ok(JsonB(
         json!({ "checkpoint": doc, "ledger_entry": appended.to_json() }),
     ))
 }
 
-/// Keeps the tile roots of a checkpoint's tree as the table's stored tree
-/// state (tiles of an earlier checkpoint are overwritten; those beyond the
-/// new tree keep their old ledger_seq and are ignored).
-fn store_tiles(uid: &[u8; 16], ledger_seq: i64, leaves: &[Hash]) -> Result<(), WormError> {
-    let tiles: Vec<Vec<u8>> = pg_worm_core::tile_roots(leaves)
-        .into_iter()
-        .map(|h| h.to_vec())
-        .collect();
-    meta::as_extension_owner(|| {
-        sql::run_with_args(
-            "INSERT INTO worm.merkle_tiles (table_uid, tile, ledger_seq, root) \
-             SELECT $1, t.i OPERATOR(pg_catalog.-) 1, $2, t.r \
-               FROM pg_catalog.unnest($3::pg_catalog.bytea[]) WITH ORDINALITY AS t(r, i) \
-             ON CONFLICT (table_uid, tile) DO UPDATE \
-                SET ledger_seq = excluded.ledger_seq, root = excluded.root",
-            &[
-                DatumWithOid::from(pgrx::Uuid::from_bytes(*uid)),
-                DatumWithOid::from(ledger_seq),
-                DatumWithOid::from(tiles),
-            ],
-        )?;
-        Ok(())
+/// A full checkpoint: the whole table verified as worm.verify does, every
+/// chain's tree computed from all its rows.
+fn full_read(tbl: &PgRelation, table: &str, why: &str) -> Result<Trees, WormError> {
+    let verified = verify_rel(tbl.as_ptr(), true)?;
+    if !verified.ok() {
+        return Err(WormError::CheckpointRefusedDamaged {
+            table: table.to_owned(),
+            problems: verified.problems_text(),
+        });
+    }
+    let state = verified.chain_states();
+    let mut heads = heads(&state);
+    let mut tiles = Vec::new();
+    for h in heads.iter_mut() {
+        let links: Vec<Hash> = state
+            .get(&h.chain)
+            .map(|cs| cs.rows.iter().filter_map(|r| r.1).collect())
+            .unwrap_or_default();
+        h.tree = Some((links.len() as i64, merkle_root(&links)));
+        tiles.push((h.chain, 0, tile_roots(&links)));
+    }
+    let mut verification = serde_json::Map::new();
+    verification.insert("kind".into(), json!("full"));
+    verification.insert("why".into(), json!(why));
+    Ok(Trees {
+        heads,
+        tiles,
+        rows_checked: verified.rows_checked(),
+        verification,
     })
 }
 
-/// The tile roots stored for the checkpoint at `ledger_seq`, in order.
-fn stored_tiles(uid: &[u8; 16], ledger_seq: i64) -> Result<Vec<Hash>, WormError> {
+/// One chain of an incremental checkpoint.
+struct ChainOut {
+    head: DigestChain,
+    /// Tiles to store from this tile on.
+    from_tile: i64,
+    tiles: Vec<Hash>,
+    rows_checked: i64,
+}
+
+/// An incremental checkpoint after `p` (format version 2, the table's
+/// latest in the ledger). Per chain whose purge anchor is still the one `p`
+/// recorded: the stored roots of its complete tiles and the rows after them
+/// (read through the chain index) must give `p`'s chain root, which the
+/// ledger vouches for — so altered stored state is detected, never
+/// trusted; the rows after the last complete tile are verified (content and
+/// links, continuing from the row before them) and the new chain root
+/// computed. A chain purged since `p`, without stored tiles, or whose
+/// stored state does not give `p`'s root is read and verified in full from
+/// its anchor (a NOTICE says so for the last case). Rows edited in place
+/// before the last complete tile are not re-read: that is what
+/// `full => true` (and worm.verify) are for.
+fn incremental(
+    tbl: &PgRelation,
+    table: &str,
+    meta: &meta::TableMeta,
+    p: &Digest,
+) -> Result<Trees, WormError> {
+    let rel = tbl.as_ptr();
+    super::require_select(tbl.oid(), table)?;
+    // SAFETY: `tbl` holds the relation open for the call.
+    let plan = unsafe { crate::insert::encode::build_plan(rel, table, true)? };
+    let reader = super::since::ChainReader {
+        rel,
+        plan: &plan,
+        index: super::since::chain_index(&plan, table)?,
+    };
+    let anchors = super::anchor_entries(&meta.uid)?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut reread: Vec<Json> = Vec::new();
+    let mut out = Trees {
+        heads: Vec::new(),
+        tiles: Vec::new(),
+        rows_checked: 0,
+        verification: serde_json::Map::new(),
+    };
+    for c in 0..meta.chains {
+        let anchor = match anchors.get(&c) {
+            None => None,
+            Some(a) => match a.good() {
+                Some(a) => Some(*a),
+                None => {
+                    problems.push(format!(
+                        "chain {c}: its purge anchor in worm.anchors is unusable"
+                    ));
+                    continue;
+                }
+            },
+        };
+        let recorded = p.chains.iter().find(|dc| dc.chain == c);
+        let same_anchor = recorded.is_some_and(|dc| {
+            dc.anchor_seq == anchor.map_or(0, |a| a.seq)
+                && (dc.anchor_seq == 0 || dc.anchor_link == anchor.map(|a| a.link))
+        });
+        let attempt = match recorded {
+            Some(dc) if same_anchor => from_tiles(&meta.uid, c, dc, anchor, &reader)?,
+            Some(_) => Err("purged since the previous checkpoint".to_owned()),
+            None => Err("not in the previous checkpoint".to_owned()),
+        };
+        let chain = match attempt {
+            Ok(Ok(chain)) => chain,
+            Ok(Err(problem)) => {
+                problems.push(format!("chain {c}: {problem}"));
+                continue;
+            }
+            Err(why) => {
+                if why.starts_with("the stored tree state") {
+                    pgrx::notice!(
+                        "pg_worm: chain {c} of {table}: {why}; the chain was read in full"
+                    );
+                }
+                reread.push(json!({ "chain": c, "why": why }));
+                match chain_in_full(
+                    &meta.uid,
+                    c,
+                    recorded.filter(|_| same_anchor),
+                    anchor,
+                    &reader,
+                ) {
+                    Ok(chain) => chain,
+                    Err(problem) => {
+                        problems.push(format!("chain {c}: {problem}"));
+                        continue;
+                    }
+                }
+            }
+        };
+        out.rows_checked += chain.rows_checked;
+        out.tiles.push((c, chain.from_tile, chain.tiles));
+        out.heads.push(chain.head);
+        pgrx::check_for_interrupts!();
+    }
+    for dc in p.chains.iter().filter(|dc| dc.chain >= meta.chains) {
+        problems.push(format!(
+            "the previous checkpoint has chain {} but the table has {} chains",
+            dc.chain, meta.chains
+        ));
+    }
+    let outside = reader.count_outside(meta.chains);
+    if outside > 0 {
+        problems.push(format!(
+            "{outside} row(s) carry a chain number outside 0..{} (not part of any chain)",
+            meta.chains - 1
+        ));
+    }
+    // SAFETY: `rel` is open.
+    problems.extend(unsafe { super::table_problems(rel, &meta.uid, meta.encoding_version)? });
+    if !problems.is_empty() {
+        return Err(WormError::CheckpointRefusedDamaged {
+            table: table.to_owned(),
+            problems: problems.join("; "),
+        });
+    }
+    let v = &mut out.verification;
+    v.insert("kind".into(), json!("incremental"));
+    v.insert("since".into(), json!(p.entry.seq));
+    v.insert("chains_read_in_full".into(), Json::Array(reread));
+    Ok(out)
+}
+
+/// The stored complete tiles 0..k of chain `c`, in order (fewer when some are missing).
+fn stored_chain_tiles(uid: &[u8; 16], c: i32, k: i64) -> Result<Vec<Hash>, WormError> {
     Ok(sql::column::<Vec<u8>>(
         "SELECT root FROM worm.merkle_tiles \
-          WHERE table_uid OPERATOR(pg_catalog.=) $1 AND ledger_seq OPERATOR(pg_catalog.=) $2 \
+          WHERE table_uid OPERATOR(pg_catalog.=) $1 AND chain OPERATOR(pg_catalog.=) $2 \
+            AND tile OPERATOR(pg_catalog.<) $3 \
           ORDER BY tile",
         &[
             DatumWithOid::from(pgrx::Uuid::from_bytes(*uid)),
-            DatumWithOid::from(ledger_seq),
+            DatumWithOid::from(c),
+            DatumWithOid::from(k),
         ],
     )?
     .into_iter()
     .filter_map(|r| pg_worm_core::hash_from_slice(&r))
     .collect())
+}
+
+/// The links of `rows` in seq order from `from`, when every seq is there once with a link.
+fn contiguous_links(rows: &[pg_worm_core::RowRecord], from: i64) -> Option<Vec<Hash>> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (r.seq == Some(from + i as i64))
+                .then(|| {
+                    r.stored_link
+                        .as_deref()
+                        .and_then(pg_worm_core::hash_from_slice)
+                })
+                .flatten()
+        })
+        .collect()
+}
+
+/// Chain `c` from its stored tiles (see [`incremental`]). Err(why) when the
+/// stored state cannot be used (the caller reads the chain in full);
+/// Ok(Err(problem)) when the rows after the last complete tile fail
+/// verification.
+#[allow(clippy::type_complexity)]
+fn from_tiles(
+    uid: &[u8; 16],
+    c: i32,
+    dc: &DigestChain,
+    anchor: Option<Anchor>,
+    reader: &super::since::ChainReader<'_>,
+) -> Result<Result<Result<ChainOut, String>, String>, WormError> {
+    let Some((size, root)) = dc.tree else {
+        return Ok(Err("the previous checkpoint has no tree for it".into()));
+    };
+    let tile = TILE as i64;
+    let k = size / tile;
+    let stored = stored_chain_tiles(uid, c, k)?;
+    if stored.len() as i64 != k {
+        return Ok(Err(if stored.is_empty() {
+            "no stored tiles".into()
+        } else {
+            format!(
+                "the stored tree state is incomplete ({} of {k} tiles)",
+                stored.len()
+            )
+        }));
+    }
+    let s0 = dc.anchor_seq + 1 + k * tile;
+    let read_from = if k > 0 { s0 - 1 } else { s0 };
+    let mut rows = reader.rows(c, read_from, i64::MAX);
+    // Where verification continues from: the row before s0 (in a stored
+    // tile, its link checked by the next row's), else the chain's anchor.
+    let start = if k > 0 {
+        if rows.first().map(|r| r.seq) != Some(Some(s0 - 1)) {
+            return Ok(Err(format!(
+                "row {} is not where the stored tiles end",
+                s0 - 1
+            )));
+        }
+        let first = rows.remove(0);
+        let Some(link) = first
+            .stored_link
+            .as_deref()
+            .and_then(pg_worm_core::hash_from_slice)
+        else {
+            return Ok(Err(format!("row {} has no valid link", s0 - 1)));
+        };
+        if dc.head_seq == s0 - 1 && dc.head_link != Some(link) {
+            return Ok(Err(
+                "the previous checkpoint's head no longer has its link".into()
+            ));
+        }
+        Some(Anchor { seq: s0 - 1, link })
+    } else {
+        anchor
+    };
+    // The rows the previous checkpoint covered after the stored tiles.
+    let covered = (dc.head_seq - s0 + 1).max(0) as usize;
+    let prior = rows.get(..covered).and_then(|r| contiguous_links(r, s0));
+    match prior {
+        Some(links)
+            if root_from_tiles_and_leaves(&stored, &links) == root
+                && (covered == 0 || links.last() == dc.head_link.as_ref()) => {}
+        _ => {
+            return Ok(Err(
+                "the stored tree state and the rows after it do not give the previous checkpoint's chain root".into(),
+            ))
+        }
+    }
+    let links = contiguous_links(&rows, s0);
+    let report = verify_chain(uid, c, start.as_ref(), rows);
+    let Some(links) = links.filter(|_| report.ok) else {
+        return Ok(Ok(Err(report.detail)));
+    };
+    let new_tiles = tile_roots(&links);
+    let mut all = stored;
+    all.extend_from_slice(&new_tiles);
+    let n = k * tile + links.len() as i64;
+    Ok(Ok(Ok(ChainOut {
+        head: head_of(
+            c,
+            &report,
+            anchor,
+            dc.anchor_seq,
+            (n, root_from_tiles(&all)),
+        ),
+        from_tile: k,
+        tiles: new_tiles,
+        rows_checked: report.rows_checked,
+    })))
+}
+
+fn head_of(
+    c: i32,
+    report: &pg_worm_core::ChainReport,
+    anchor: Option<Anchor>,
+    anchor_seq: i64,
+    tree: (i64, Hash),
+) -> DigestChain {
+    DigestChain {
+        chain: c,
+        head_seq: report.head_seq.unwrap_or(anchor_seq),
+        head_link: report.head_link,
+        anchor_seq: anchor.map_or(0, |a| a.seq),
+        anchor_link: anchor.map(|a| a.link),
+        tree: Some(tree),
+    }
+}
+
+/// Chain `c` read and verified in full from its anchor. When its anchor is
+/// the one the previous checkpoint `recorded`, the rows that checkpoint
+/// covered must still give its chain root. Err(problem) when not intact.
+fn chain_in_full(
+    uid: &[u8; 16],
+    c: i32,
+    recorded: Option<&DigestChain>,
+    anchor: Option<Anchor>,
+    reader: &super::since::ChainReader<'_>,
+) -> Result<ChainOut, String> {
+    let from = anchor.map_or(1, |a| a.seq + 1);
+    let rows = reader.rows(c, from, i64::MAX);
+    let links = contiguous_links(&rows, from);
+    let report = verify_chain(uid, c, anchor.as_ref(), rows);
+    let Some(links) = links.filter(|_| report.ok) else {
+        return Err(report.detail);
+    };
+    if let Some((size, root)) = recorded.and_then(|dc| dc.tree) {
+        let covered = links.get(..size.max(0) as usize);
+        if covered.map(merkle_root) != Some(root) {
+            return Err(format!(
+                "its rows up to the previous checkpoint's head (seq {}) no longer give that checkpoint's chain root: rows it covered were changed, removed or re-linked since",
+                from + size - 1
+            ));
+        }
+    }
+    let tiles = tile_roots(&links);
+    let n = links.len() as i64;
+    Ok(ChainOut {
+        head: head_of(
+            c,
+            &report,
+            anchor,
+            anchor.map_or(0, |a| a.seq),
+            (n, merkle_root(&links)),
+        ),
+        from_tile: 0,
+        tiles,
+        rows_checked: report.rows_checked,
+    })
+}
+
+/// Keeps the tile roots of a checkpoint's chain trees as the table's stored
+/// tree state: per chain, the given tiles from their first index on are
+/// written. Tiles beyond a chain's tree (left by a longer tree before a
+/// purge) stay; readers take only the tiles of the tree they check, and
+/// the guard allows pg_worm no DELETE on its tables.
+fn store_tiles(
+    uid: &[u8; 16],
+    ledger_seq: i64,
+    tiles: &[(i32, i64, Vec<Hash>)],
+) -> Result<(), WormError> {
+    let (mut chains, mut idx, mut roots) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, from, t) in tiles {
+        for (i, r) in t.iter().enumerate() {
+            chains.push(*c);
+            idx.push(from + i as i64);
+            roots.push(r.to_vec());
+        }
+    }
+    let uuid = pgrx::Uuid::from_bytes(*uid);
+    meta::as_extension_owner(|| {
+        sql::run_with_args(
+            "INSERT INTO worm.merkle_tiles (table_uid, chain, tile, ledger_seq, root) \
+             SELECT $1, t.c, t.i, $2, t.r \
+               FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.int8[]), \
+                              pg_catalog.unnest($5::pg_catalog.bytea[])) AS t(c, i, r) \
+             ON CONFLICT (table_uid, chain, tile) DO UPDATE \
+                SET ledger_seq = excluded.ledger_seq, root = excluded.root",
+            &[
+                DatumWithOid::from(uuid),
+                DatumWithOid::from(ledger_seq),
+                DatumWithOid::from(chains),
+                DatumWithOid::from(idx),
+                DatumWithOid::from(roots),
+            ],
+        )?;
+        Ok(())
+    })
 }
 
 pub(super) fn bad_digest(why: impl Into<String>) -> WormError {
@@ -590,38 +963,106 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
     let d = latest_checkpoint(&meta.uid)?.ok_or_else(no_checkpoint)?;
     let d = Digest::parse(d)
         .map_err(|m| WormError::Internal(format!("the latest checkpoint does not parse: {m}")))?;
-    if let Some(proof) = prove_from_tiles(tbl, &table, &meta, &d, (chain, seq))? {
-        return Ok(JsonB(proof.to_json()));
+    if d.format_version >= 2 {
+        if let Some(proof) = prove_from_tiles(tbl, &table, &meta, &d, (chain, seq))? {
+            return Ok(JsonB(proof.to_json()));
+        }
     }
     // No usable stored tree state (none kept, or it does not give the
-    // checkpoint's root): the whole table is read.
+    // checkpoint's root), or a checkpoint of format version 1: the whole
+    // table is read.
     let verified = verify_rel(tbl.as_ptr(), true)?;
     let leaves = covered_leaves(&d, &verified.chain_states());
-    let links: Vec<Hash> = leaves.iter().map(|l| l.2).collect();
-    if merkle_root(&links) != d.merkle_root || links.len() as i64 != d.merkle_size {
-        return Err(WormError::CheckpointStale {
-            table,
-            ledger_seq: d.entry.seq,
-        });
+    let stale = || WormError::CheckpointStale {
+        table: table.clone(),
+        ledger_seq: d.entry.seq,
+    };
+    let not_in = || WormError::NotInCheckpoint {
+        table: table.clone(),
+        chain,
+        seq,
+        ledger_seq: d.entry.seq,
+    };
+    if leaves.len() as i64 != d.merkle_size {
+        return Err(stale());
+    }
+    if d.format_version < 2 {
+        let links: Vec<Hash> = leaves.iter().map(|l| l.2).collect();
+        if merkle_root(&links) != d.merkle_root {
+            return Err(stale());
+        }
+        let index = leaves
+            .iter()
+            .position(|l| l.0 == chain && l.1 == seq)
+            .ok_or_else(not_in)?;
+        let path = inclusion_proof(&links, index).unwrap_or_default();
+        let proof = proof_of(
+            &verified,
+            &d,
+            &table,
+            (chain, seq),
+            index,
+            links[index],
+            path,
+            None,
+        )?;
+        return Ok(JsonB(proof.to_json()));
+    }
+    let mut trees = Vec::with_capacity(d.chains.len());
+    let mut mine = Vec::new();
+    for dc in &d.chains {
+        let links: Vec<Hash> = leaves
+            .iter()
+            .filter(|l| l.0 == dc.chain)
+            .map(|l| l.2)
+            .collect();
+        trees.push((links.len() as i64, merkle_root(&links)));
+        if dc.chain == chain {
+            mine = links;
+        }
+    }
+    if pg_worm_core::table_root_v2(&trees) != d.merkle_root {
+        return Err(stale());
     }
     let index = leaves
         .iter()
-        .position(|l| l.0 == chain && l.1 == seq)
-        .ok_or_else(|| WormError::NotInCheckpoint {
-            table: table.clone(),
-            chain,
-            seq,
-            ledger_seq: d.entry.seq,
-        })?;
-    let proof = proof_of(&verified, &d, &table, (chain, seq), index, &links)?;
+        .filter(|l| l.0 == chain)
+        .position(|l| l.1 == seq)
+        .ok_or_else(not_in)?;
+    let tree = chain_tree(&trees, chain).ok_or_else(not_in)?;
+    let path = inclusion_proof(&mine, index).unwrap_or_default();
+    let proof = proof_of(
+        &verified,
+        &d,
+        &table,
+        (chain, seq),
+        index,
+        mine[index],
+        path,
+        Some(tree),
+    )?;
     Ok(JsonB(proof.to_json()))
 }
 
-/// The proof of the row at `pos` from the checkpoint's stored tiles: its
-/// leaf index follows from the checkpoint's heads and anchors, the tiles'
-/// roots must give the checkpoint's root, and the rows of its tile (read
-/// through the chain index) must give its tile's root. None when any of
-/// that fails (the caller reads the whole table instead).
+/// The part of a version-2 proof above chain `chain`.
+fn chain_tree(trees: &[(i64, Hash)], chain: i32) -> Option<pg_worm_core::proof::ChainTree> {
+    let c = usize::try_from(chain).ok()?;
+    let (size, root) = *trees.get(c)?;
+    Some(pg_worm_core::proof::ChainTree {
+        chains: trees.len() as i64,
+        size,
+        root,
+        top_path: pg_worm_core::top_path_v2(trees, c)?,
+    })
+}
+
+/// The proof of the row at `pos` from the checkpoint's stored tiles (format
+/// version 2): its leaf index in its chain's tree follows from the chain's
+/// anchor, the chain's stored tile roots must give the chain root the
+/// checkpoint recorded, and the rows of its tile (read through the chain
+/// index) must give its tile's root; the chains' roots must give the
+/// checkpoint's root. None when any of that fails (the caller reads the
+/// whole table instead).
 fn prove_from_tiles(
     tbl: &PgRelation,
     table: &str,
@@ -630,26 +1071,11 @@ fn prove_from_tiles(
     pos: (i32, i64),
 ) -> Result<Option<Proof>, WormError> {
     let (chain, seq) = pos;
-    let mut ranges: Vec<(i32, i64, i64)> = Vec::new();
-    for dc in &d.chains {
-        if dc.head_seq < dc.anchor_seq {
-            return Ok(None);
-        }
-        ranges.push((dc.chain, dc.anchor_seq + 1, dc.head_seq - dc.anchor_seq));
-    }
-    let total: i64 = ranges.iter().map(|r| r.2).sum();
-    if total != d.merkle_size || total == 0 {
+    let trees: Vec<(i64, Hash)> = d.chains.iter().filter_map(|dc| dc.tree).collect();
+    if trees.len() != d.chains.len() || pg_worm_core::table_root_v2(&trees) != d.merkle_root {
         return Ok(None);
     }
-    let mut index = None;
-    let mut before = 0i64;
-    for &(c, first, count) in &ranges {
-        if c == chain && seq >= first && seq < first + count {
-            index = Some(before + seq - first);
-        }
-        before += count;
-    }
-    let Some(index) = index else {
+    let Some(dc) = d.chains.iter().find(|dc| dc.chain == chain) else {
         return Err(WormError::NotInCheckpoint {
             table: table.to_string(),
             chain,
@@ -657,64 +1083,46 @@ fn prove_from_tiles(
             ledger_seq: d.entry.seq,
         });
     };
-    let tiles = stored_tiles(&meta.uid, d.entry.seq)?;
-    let tile_size = pg_worm_core::TILE as i64;
-    if tiles.len() as i64 != (total + tile_size - 1) / tile_size
-        || pg_worm_core::root_from_tiles(&tiles) != d.merkle_root
-    {
+    if seq <= dc.anchor_seq || seq > dc.head_seq {
+        return Err(WormError::NotInCheckpoint {
+            table: table.to_string(),
+            chain,
+            seq,
+            ledger_seq: d.entry.seq,
+        });
+    }
+    let Some((size, root)) = dc.tree else {
+        return Ok(None);
+    };
+    let tile_size = TILE as i64;
+    let ntiles = (size + tile_size - 1) / tile_size;
+    let tiles = stored_chain_tiles(&meta.uid, chain, ntiles)?;
+    if tiles.len() as i64 != ntiles || root_from_tiles(&tiles) != root {
         return Ok(None);
     }
+    let index = seq - dc.anchor_seq - 1;
     let tile = index / tile_size;
-    let (lo, hi) = (tile * tile_size, ((tile + 1) * tile_size).min(total));
+    let first = dc.anchor_seq + 1 + tile * tile_size;
+    let last = (first + tile_size - 1).min(dc.head_seq);
     let rel = tbl.as_ptr();
     // SAFETY: `tbl` holds the relation open for the call.
     let plan = unsafe { crate::insert::encode::build_plan(rel, table, true)? };
-    // SAFETY: as above.
     let reader = super::since::ChainReader {
         rel,
         plan: &plan,
         index: super::since::chain_index(&plan, table)?,
     };
-    // The tile's leaves, chain by chain, and the proved row among them.
-    let mut links: Vec<Hash> = Vec::new();
-    let mut row = None;
-    let mut start = 0i64;
-    for &(c, first, count) in &ranges {
-        let (a, b) = (lo.max(start), hi.min(start + count));
-        if a < b {
-            let (from, to) = (first + a - start, first + b - start - 1);
-            let recs = reader.rows(c, from, to);
-            if recs.len() as i64 != b - a {
-                return Ok(None);
-            }
-            for (k, r) in recs.into_iter().enumerate() {
-                let s = from + k as i64;
-                let link = r
-                    .stored_link
-                    .as_deref()
-                    .and_then(pg_worm_core::hash_from_slice);
-                let (Some(link), true) = (link, r.seq == Some(s)) else {
-                    return Ok(None);
-                };
-                links.push(link);
-                if c == chain && s == seq {
-                    row = Some(r);
-                }
-            }
-        }
-        start += count;
-    }
-    let Some(row) = row else {
+    let recs = reader.rows(chain, first, last);
+    let Some(links) = contiguous_links(&recs, first).filter(|l| l.len() as i64 == last - first + 1)
+    else {
         return Ok(None);
     };
-    let Some(path) = pg_worm_core::inclusion_proof_from_tiles(
-        &links,
-        (index - lo) as usize,
-        &tiles,
-        tile as usize,
-    ) else {
+    let at = (seq - first) as usize;
+    let Some(path) = pg_worm_core::inclusion_proof_from_tiles(&links, at, &tiles, tile as usize)
+    else {
         return Ok(None);
     };
+    let row = &recs[at];
     let anchor = super::anchor_entries(&meta.uid)?
         .get(&chain)
         .and_then(|a| a.good())
@@ -722,6 +1130,7 @@ fn prove_from_tiles(
     let prev: Hash = match anchor {
         Some(a) if a.seq == seq - 1 => a.link,
         _ if seq == 1 => pg_worm_core::GENESIS,
+        _ if at > 0 => links[at - 1],
         _ => match reader
             .rows(chain, seq - 1, seq - 1)
             .first()
@@ -732,7 +1141,7 @@ fn prove_from_tiles(
             None => return Ok(None),
         },
     };
-    let Some(inserted_at) = row.inserted_at else {
+    let (Some(inserted_at), Some(tree)) = (row.inserted_at, chain_tree(&trees, chain)) else {
         return Ok(None);
     };
     Ok(Some(Proof {
@@ -747,21 +1156,25 @@ fn prove_from_tiles(
         inserted_at,
         row_hash: row.row_hash,
         prev_link: prev,
-        link: links[(index - lo) as usize],
+        link: links[at],
         leaf_index: index,
         path,
-        chain_tree: None,
+        chain_tree: Some(tree),
     }))
 }
 
-/// The proof of the row at `pos`, leaf `index` of the checkpoint `d`'s tree over `links`.
+/// The proof of the row at `pos`, leaf `index` (of the table's tree in
+/// version 1, of its chain's in version 2) with `link` and audit `path`.
+#[allow(clippy::too_many_arguments)]
 fn proof_of(
     verified: &Verified,
     d: &Digest,
     table: &str,
     pos: (i32, i64),
     index: usize,
-    links: &[Hash],
+    link: Hash,
+    path: Vec<Hash>,
+    chain_tree: Option<pg_worm_core::proof::ChainTree>,
 ) -> Result<Proof, WormError> {
     let (chain, seq) = pos;
     let recs = verified
@@ -794,10 +1207,10 @@ fn proof_of(
         })?,
         row_hash: row.row_hash,
         prev_link: prev,
-        link: links[index],
+        link,
         leaf_index: index as i64,
-        path: inclusion_proof(links, index).unwrap_or_default(),
-        chain_tree: None,
+        path,
+        chain_tree,
     })
 }
 
@@ -985,35 +1398,23 @@ mod tests {
         .unwrap()
         .unwrap()
         .0;
-        let path: Vec<[u8; 32]> = proof["path"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                hex::decode(h.as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap()
-            })
-            .collect();
-        assert!(path.len() <= 13, "5000 leaves need at most 13 hashes");
-        let link = hex::decode(proof["row"]["link"].as_str().unwrap()).unwrap();
-        let root: [u8; 32] = hex::decode(proof["checkpoint"]["merkle_root"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let index = proof["leaf_index"].as_u64().unwrap();
-        let size = proof["checkpoint"]["merkle_size"].as_u64().unwrap();
-        assert_eq!(size, 5000);
-        assert!(pg_worm_core::verify_inclusion(
-            &link, index, size, &path, &root
-        ));
-        assert!(!pg_worm_core::verify_inclusion(
-            &link,
-            index + 1,
-            size,
-            &path,
-            &root
-        ));
+        let p = pg_worm_core::Proof::parse(&proof).unwrap();
+        let t = p.chain_tree.clone().unwrap();
+        assert!(
+            p.path.len() + t.top_path.len() <= 13,
+            "5000 leaves need at most 13 hashes"
+        );
+        assert_eq!(p.merkle_size, 5000);
+        assert_eq!(t.chains, 4);
+        assert_eq!(
+            p.check(),
+            pg_worm_core::ProofOutcome {
+                link_ok: true,
+                included: true
+            }
+        );
+        let mut wrong = p.clone();
+        wrong.leaf_index += 1;
+        assert!(!wrong.check().included);
     }
 }

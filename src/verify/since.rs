@@ -231,7 +231,7 @@ impl ChainReader<'_> {
     }
 
     /// Rows whose chain number is below 0 or at or above `chains`.
-    fn count_outside(&self, chains: i32) -> i64 {
+    pub(super) fn count_outside(&self, chains: i32) -> i64 {
         let mut n = 0i64;
         for key in [
             (1, BT_LESS, pg_sys::F_INT4LT, pg_sys::Datum::from(0i32)),

@@ -1,5 +1,5 @@
 -- worm.prove from the stored tree state of the latest checkpoint: the root of
--- every 256 leaves (worm.merkle_tiles). The proof is the one a full read gives;
+-- every 256 leaves of each chain's tree (worm.merkle_tiles). The proof is the one a full read gives;
 -- tiles that do not give the checkpoint's root are never trusted (the whole
 -- table is read instead).
 \set ON_ERROR_ROLLBACK on
@@ -32,6 +32,8 @@ SELECT worm.prove('rounds', 0, 10) ->> 'leaf_index' AS other_tile_leaf;
 -- Rows added after the checkpoint are not in it; a new checkpoint covers them.
 INSERT INTO rounds VALUES (601, 'late');
 SELECT regexp_replace(pg_temp.try($$SELECT worm.prove('rounds', 0, 601)$$), 'ledger entry \d+', 'ledger entry N') AS not_yet;
+-- The next checkpoint detects the altered tile too (a NOTICE): it reads that
+-- chain in full and writes its tiles again.
 SELECT worm.checkpoint('rounds') IS NOT NULL AS checkpointed_again;
 SELECT worm.prove('rounds', 0, 601) ->> 'leaf_index' AS late_leaf;
 SELECT count(*) AS tiles_now FROM worm.merkle_tiles t JOIN worm.tables w USING (table_uid)
