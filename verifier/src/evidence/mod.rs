@@ -1,0 +1,190 @@
+//! `worm-verify report`: the compliance evidence report, one self-contained HTML file (or the
+//! same content as JSON) an auditor can file: per protected table its policy, a fresh
+//! independent verification (the verifier's own, as `worm-verify table` does it), the stored
+//! verification history, checkpoints and their time-stamps, purges and retirements with their
+//! certificates checked, the ledger's integrity, charts, and a section mapping each control
+//! (HIPAA, SEC 17a-4, NIST SP 800-53) to this evidence. `report-verify` checks the detached
+//! Ed25519 signature `--key` writes.
+//!
+//! Layout: [`model`] is the content (serialised as is for `--json`), [`gather`] reads it in
+//! one REPEATABLE READ READ ONLY snapshot without calling any pg_worm function, [`html`]
+//! renders it (every database-sourced string escaped), [`controls`] is the mapping,
+//! [`signing`] the detached signature.
+
+pub mod controls;
+pub mod gather;
+pub mod html;
+pub mod model;
+pub mod signing;
+
+use crate::commands::{exit_code, End};
+use crate::db;
+use crate::report::plural;
+use anyhow::{anyhow, Context};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// What `worm-verify report` was asked for.
+pub struct Options<'a> {
+    pub db: Option<&'a str>,
+    pub out: &'a Path,
+    pub json: bool,
+    pub key: Option<&'a Path>,
+    pub key_id: Option<&'a str>,
+    pub jobs: usize,
+}
+
+pub fn report(o: &Options<'_>) -> ExitCode {
+    exit_code(run_report(o))
+}
+
+fn say(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+fn run_report(o: &Options<'_>) -> std::result::Result<End, End> {
+    if o.out.as_os_str().is_empty() || o.out.as_os_str() == "-" {
+        return Err(End::Error(anyhow!(
+            "--out must name a file (the report is a file to keep; `report-verify` checks it later)"
+        )));
+    }
+    // The key is read first: a missing or unreadable key must not cost a whole verification.
+    let key = match o.key {
+        Some(p) => {
+            let (k, warning) = crate::sig::read_key_file(p)?;
+            if let Some(w) = warning {
+                eprintln!("worm-verify: warning: {w}");
+            }
+            Some(k)
+        }
+        None => None,
+    };
+    let connector = db::Connector::new(o.db)?;
+    let mut client = connector.open()?;
+    let mut tx = db::begin_read(&mut client)?;
+    let ro = db::ReadOpts::new(std::io::stderr().is_terminal(), &connector, &mut tx, o.jobs)?;
+    let report = gather::gather(&mut tx, &ro)?;
+    tx.commit()
+        .map_err(db::pg)
+        .context("cannot end the read-only transaction")?;
+    let bytes = if o.json {
+        let mut s = serde_json::to_string_pretty(&report).context("cannot serialise the report")?;
+        s.push('\n');
+        s.into_bytes()
+    } else {
+        html::render(&report).into_bytes()
+    };
+    write_file(o.out, &bytes)?;
+    let mut text = summary_text(&report);
+    text.push_str(&format!(
+        "report written to {} ({} bytes, {})\n",
+        o.out.display(),
+        bytes.len(),
+        if o.json { "JSON" } else { "HTML" }
+    ));
+    if let Some(k) = &key {
+        let key_id = o.key_id.map(str::to_owned).unwrap_or_else(|| {
+            o.key
+                .and_then(Path::file_stem)
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let sig_path = signing::sig_path(o.out);
+        let doc = signing::sign_file(k, &key_id, o.out, &bytes);
+        let mut s = serde_json::to_string_pretty(&doc).context("cannot serialise the signature")?;
+        s.push('\n');
+        write_file(&sig_path, s.as_bytes())?;
+        text.push_str(&format!(
+            "signed as {key_id} (public key {}): {}; check it with `worm-verify report-verify {}`\n",
+            hex::encode(k.verifying_key().to_bytes()),
+            sig_path.display(),
+            o.out.display()
+        ));
+    }
+    text.push_str(&verdict_line(&report));
+    say(&text);
+    Ok(if report.ok {
+        End::Verified
+    } else {
+        End::Problems
+    })
+}
+
+/// One line per table and the findings, for the terminal.
+fn summary_text(r: &model::Report) -> String {
+    let mut s = format!(
+        "worm-verify: compliance report of database {} ({} protected {}, ledger of {})\n",
+        r.server.database,
+        r.tables.len(),
+        if r.tables.len() == 1 {
+            "table"
+        } else {
+            "tables"
+        },
+        plural(r.ledger.entries as usize, "entry", "entries")
+    );
+    for t in &r.tables {
+        s.push_str(&format!(
+            "  {:<8} {}: {}\n",
+            if t.verification.ok { "ok" } else { "PROBLEM" },
+            t.name,
+            t.verification.summary
+        ));
+    }
+    for f in &r.findings {
+        s.push_str(&format!("  PROBLEM  {f}\n"));
+    }
+    s
+}
+
+/// The report's one verdict, last.
+pub fn verdict_line(r: &model::Report) -> String {
+    if r.ok {
+        format!(
+            "OK: every protected table, certificate and the ledger verified ({} {} independently).\n",
+            plural(
+                r.tables.iter().map(|t| t.verification.rows_checked).sum::<u64>() as usize,
+                "row",
+                "rows"
+            ),
+            "recomputed"
+        )
+    } else {
+        format!(
+            "PROBLEMS FOUND: {} in the compliance report (see its Findings).\n",
+            plural(r.problems, "problem", "problems")
+        )
+    }
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file in the same directory, then a
+/// rename).
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.worm-verify.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// `worm-verify report-verify FILE [--sig FILE.sig] [--public-key HEX ...]`.
+pub fn report_verify(file: &Path, sig: Option<&Path>, keys: &[String]) -> ExitCode {
+    exit_code(signing::run_verify(file, sig, keys))
+}
