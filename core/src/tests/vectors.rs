@@ -282,3 +282,41 @@ fn golden_vectors_show_the_promised_differences() {
     assert_eq!(l[0].5, GENESIS);
     assert_eq!(hex::encode(l[0].6), EXPECTED_ROWS[0].2);
 }
+
+/// docs/hashing.md section 13, T1: the checkpoint trees over three chains whose leaves are
+/// the links of L1 and L2 (chain 0: L1, L2; chain 1: none; chain 2: L1).
+#[test]
+fn golden_checkpoint_tree_vector() {
+    let l = links();
+    let (l1, l2) = (
+        link(&l[0].1, l[0].2, l[0].3, l[0].4, &l[0].5, &l[0].6),
+        link(&l[1].1, l[1].2, l[1].3, l[1].4, &l[1].5, &l[1].6),
+    );
+    let chains = [vec![l1, l2], vec![], vec![l1]];
+    let trees: Vec<(i64, crate::Hash)> = chains
+        .iter()
+        .map(|c| (c.len() as i64, crate::merkle_root(c)))
+        .collect();
+    let roots: Vec<String> = trees.iter().map(|t| hex::encode(t.1)).collect();
+    assert_eq!(
+        roots,
+        [
+            "7c62882b485576c5abf55d1efa9b53185743e64116a9ca99a04de0e4263daff7",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "f647423017c12a4dcc537a53a78f7e531b27b08ae25b7182ff04a95b5a8fd148",
+        ]
+    );
+    assert_eq!(
+        hex::encode(crate::chain_leaf(0, 2, &trees[0].1)),
+        "0000000000000000000000027c62882b485576c5abf55d1efa9b53185743e64116a9ca99a04de0e4263daff7"
+    );
+    assert_eq!(
+        hex::encode(crate::table_root_v2(&trees)),
+        "6697ba2ea03d933356a71917e0b90d94ef92a5355d3974c5b3c6aef9ae8918f8"
+    );
+    // Format version 1 over the same leaves in (chain, seq) order.
+    assert_eq!(
+        hex::encode(crate::merkle_root(&[l1, l2, l1])),
+        "18629a39e1f9c625da40a14c7f978d7475595ec52657172a02e4c416167e7994"
+    );
+}
