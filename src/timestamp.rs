@@ -55,24 +55,38 @@ fn stored_entry(seq: i64) -> Result<Option<(String, Vec<u8>)>, WormError> {
     })?)
 }
 
+/// The first column of the first row of a SELECT that may return no row.
+fn first<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    query: &str,
+    args: &[DatumWithOid<'_>],
+) -> Result<Option<T>, WormError> {
+    Ok(sql::connect(|client| {
+        let mut rows = client.select(query, Some(1), args)?;
+        match rows.next() {
+            Some(r) => r.get::<T>(1),
+            None => Ok(None),
+        }
+    })?)
+}
+
 /// The table registered under `uid`, if it still exists.
 fn relid_of(uid: &[u8; 16]) -> Result<Option<pg_sys::Oid>, WormError> {
-    Ok(sql::get_one_with_args::<pg_sys::Oid>(
+    first::<pg_sys::Oid>(
         "SELECT t.table_name::pg_catalog.oid FROM worm.tables AS t \
           WHERE t.table_uid OPERATOR(pg_catalog.=) $1",
         &[DatumWithOid::from(pgrx::Uuid::from_bytes(*uid))],
-    )?)
+    )
 }
 
 /// The ledger entry already holding this token, if any.
 fn recorded_in(token_hex: &str) -> Result<Option<i64>, WormError> {
-    Ok(sql::get_one_with_args::<i64>(
+    first::<i64>(
         "SELECT l.seq FROM worm.ledger AS l \
           WHERE l.event OPERATOR(pg_catalog.=) 'timestamp' \
             AND (l.document OPERATOR(pg_catalog.->>) 'token') OPERATOR(pg_catalog.=) $1 \
           ORDER BY l.seq LIMIT 1",
         &[DatumWithOid::from(token_hex)],
-    )?)
+    )
 }
 
 fn attach(doc: Json, token: &[u8]) -> Result<JsonB, WormError> {
