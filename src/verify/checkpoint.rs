@@ -22,7 +22,7 @@ use pg_worm_core::against::{
     compare_at, parse_history_file, previous_checkpoint_seq, shared_previous, WalPosition,
 };
 use pg_worm_core::{
-    checkpoint_fields_v2, covered_leaves, heads, inclusion_proof, ledger_check, merkle_root,
+    checkpoint_fields_v2, covered_leaves, inclusion_proof, ledger_check, merkle_root,
     root_from_tiles, root_from_tiles_and_leaves, tile_roots, verify_chain, Anchor, ChainRow, Check,
     Comparison, Digest, DigestChain, Hash, LedgerEntry, Proof, Status, TILE,
 };
@@ -30,6 +30,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgRelation};
 use serde_json::{json, Value as Json};
+use std::ops::ControlFlow;
 
 fn require_checkpointer(relid: pg_sys::Oid, table: &str) -> Result<(), WormError> {
     if meta::may_manage(relid) || meta::has_role("worm_auditor") {
@@ -208,26 +209,60 @@ fn checkpoint(tbl: PgRelation, full: bool) -> Result<JsonB, WormError> {
     ))
 }
 
-/// A full checkpoint: the whole table verified as worm.verify does, every
-/// chain's tree computed from all its rows.
+/// A full checkpoint: the whole table verified as worm.verify does (which
+/// streams), then every chain's links read again through the chain index
+/// (worm_seq and worm_hash only, nothing hashed) into its tiles and root:
+/// memory for one chain's links at a time, not the table's rows.
 fn full_read(tbl: &PgRelation, table: &str, why: &str) -> Result<Trees, WormError> {
-    let verified = verify_rel(tbl.as_ptr(), true)?;
+    let verified = verify_rel(tbl.as_ptr(), false)?;
     if !verified.ok() {
         return Err(WormError::CheckpointRefusedDamaged {
             table: table.to_owned(),
             problems: verified.problems_text(),
         });
     }
-    let state = verified.chain_states();
-    let mut heads = heads(&state);
+    let rel = tbl.as_ptr();
+    // SAFETY: `tbl` holds the relation open for the call.
+    let plan = unsafe { crate::insert::encode::build_plan(rel, table, true)? };
+    let index = super::since::chain_index(&plan, table)?;
+    let mut heads = Vec::new();
     let mut tiles = Vec::new();
-    for h in heads.iter_mut() {
-        let links: Vec<Hash> = state
-            .get(&h.chain)
-            .map(|cs| cs.rows.iter().filter_map(|r| r.1).collect())
-            .unwrap_or_default();
-        h.tree = Some((links.len() as i64, merkle_root(&links)));
-        tiles.push((h.chain, 0, tile_roots(&links)));
+    for c in 0..verified.meta.chains {
+        let anchor = verified.anchors.get(&c).copied();
+        let anchor_seq = anchor.map_or(0, |a| a.seq);
+        let row = verified.rows.iter().find(|r| r.chain == Some(c));
+        let head_seq = row.and_then(|r| r.head_seq).unwrap_or(anchor_seq);
+        let head_link = row
+            .and_then(|r| r.head_link.as_deref())
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| pg_worm_core::hash_from_slice(&h));
+        let changed = || WormError::Damaged {
+            table: table.to_owned(),
+            what: format!("chain {c} read through its index is not the chain just verified"),
+        };
+        // SAFETY: `rel` is open, `index` its chain index, `plan` built for it.
+        let links =
+            unsafe { chain_links(rel, &plan, index, c, anchor_seq + 1) }.ok_or_else(changed)?;
+        if links.len() as i64 != head_seq - anchor_seq
+            || (!links.is_empty() && links.last() != head_link.as_ref())
+        {
+            return Err(changed());
+        }
+        let t = tile_roots(&links);
+        heads.push(DigestChain {
+            chain: c,
+            head_seq,
+            head_link: if links.is_empty() {
+                anchor.map(|a| a.link)
+            } else {
+                head_link
+            },
+            anchor_seq,
+            anchor_link: anchor.map(|a| a.link),
+            tree: Some((links.len() as i64, root_from_tiles(&t))),
+        });
+        tiles.push((c, 0, t));
+        pgrx::check_for_interrupts!();
     }
     let mut verification = serde_json::Map::new();
     verification.insert("kind".into(), json!("full"));
@@ -238,6 +273,67 @@ fn full_read(tbl: &PgRelation, table: &str, why: &str) -> Result<Trees, WormErro
         rows_checked: verified.rows_checked(),
         verification,
     })
+}
+
+/// The links of chain `c`'s rows from seq `from` on, through the chain
+/// index, reading worm_seq and worm_hash only; None when they are not the
+/// seqs from, from + 1, ... each with a 32-byte link.
+///
+/// # Safety
+/// `rel` is an open protected table, `plan` built for it and `index` its
+/// (worm_chain, worm_seq) btree.
+unsafe fn chain_links(
+    rel: pg_sys::Relation,
+    plan: &crate::insert::encode::TablePlan,
+    index: pg_sys::Oid,
+    c: i32,
+    from: i64,
+) -> Option<Vec<Hash>> {
+    let keys: [crate::pg::RangeKey; 2] = [
+        (
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::F_INT4EQ,
+            pg_sys::Datum::from(c),
+        ),
+        (
+            2,
+            pg_sys::BTGreaterEqualStrategyNumber as u16,
+            pg_sys::F_INT8GE,
+            pg_sys::Datum::from(from),
+        ),
+    ];
+    let (seq_i, hash_i) = (
+        usize::try_from(plan.seq_att - 1).ok()?,
+        usize::try_from(plan.hash_att - 1).ok()?,
+    );
+    let mut out = Vec::new();
+    let each = |slot: crate::pg::Slot<'_>| {
+        let (values, nulls) = slot.values();
+        let link = match (nulls.get(seq_i), nulls.get(hash_i)) {
+            (Some(false), Some(false))
+                if values[seq_i].value() as i64 == from + out.len() as i64 =>
+            {
+                // SAFETY: worm_hash is a bytea column of this row.
+                pg_worm_core::hash_from_slice(unsafe {
+                    crate::insert::encode::varlena_bytes(values[hash_i])
+                })
+            }
+            _ => None,
+        };
+        match link {
+            Some(l) => {
+                out.push(l);
+                ControlFlow::Continue(())
+            }
+            None => ControlFlow::Break(()),
+        }
+    };
+    // SAFETY: the caller's contract; the keys match (int4, int8).
+    let broke = unsafe {
+        crate::pg::index_forward(rel, index, &keys, crate::pg::ScanSnapshot::Active, each)
+    };
+    broke.is_none().then_some(out)
 }
 
 /// One chain of an incremental checkpoint.
