@@ -51,13 +51,37 @@ run_wv keygen --out "$WORK/jane.key" --key-id jane
 expect 0 "keygen"
 JANE_PUB="$(echo "$OUT" | sed -n 's/^public key: //p')"
 psql_q -c "SELECT worm.trust_key('jane', '$JANE_PUB')" >/dev/null
-psql_q -c "SET ROLE jane" -c "SELECT worm.checkpoint('clinical_notes')" >"$WORK/d.json"
+psql_q -c "SET ROLE jane" -c "SELECT worm.checkpoint('clinical_notes', full => true)" >"$WORK/d.json"
 run_wv sign --key "$WORK/jane.key" --key-id jane "$WORK/d.json" -o "$WORK/d.json"
 expect 0 "sign"
 CP_SEQ="$(pyj "$WORK/d.json" "j['ledger_entry']['seq']")"
+HASH="$(pyj "$WORK/d.json" "j['ledger_entry']['hash']")"
+
+# An RFC 3161 time-stamp of it from a time-stamping authority made here (openssl ts -reply
+# on a query file: no HTTP needed), recorded in the ledger with worm.attach_timestamp.
+CA="$WORK/ca"
+mkdir -p "$CA"
+(
+  cd "$CA"
+  for r in root other; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout $r.key -out $r.pem -days 3650 \
+      -subj "/O=pg_worm tests/CN=pg_worm report $r CA" \
+      -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign
+  done
+  printf 'extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:false\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' >tsa.ext
+  openssl req -newkey rsa:2048 -nodes -keyout tsa.key -out tsa.csr -subj "/O=pg_worm tests/CN=pg_worm report TSA"
+  openssl x509 -req -in tsa.csr -CA root.pem -CAkey root.key -CAcreateserial -days 3650 -extfile tsa.ext -out tsa.pem
+  echo 01 >serial
+  printf '[ tsa ]\nserial = %s/serial\ncrypto_device = builtin\nsigner_cert = %s/tsa.pem\nsigner_key = %s/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\naccuracy = secs:1\nordering = no\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n' "$CA" "$CA" "$CA" >ts.cnf
+  openssl ts -query -digest "$HASH" -sha256 -cert -out q.tsq
+  openssl ts -reply -config ts.cnf -section tsa -queryfile q.tsq -out r.tsr
+) >"$WORK/ca.log" 2>&1 || fail "the test's time-stamping authority failed: $(cat "$WORK/ca.log")"
+psql_q -v d="$(cat "$WORK/d.json")" -v tok="$(od -An -v -tx1 "$CA/r.tsr" | tr -d ' \n')" \
+  <<<"SELECT worm.attach_timestamp(:'d'::jsonb, pg_catalog.decode(:'tok', 'hex'))" >/dev/null \
+  || fail "worm.attach_timestamp refused the token"
 
 # --- the report of an intact database ---------------------------------------------------------
-run_wv report --db "$JANE" --out "$WORK/report.html" --key "$WORK/jane.key"
+run_wv report --db "$JANE" --out "$WORK/report.html" --key "$WORK/jane.key" --tsa-cert "$CA/root.pem"
 expect 0 "report of an intact database"
 [ "$(echo "$OUT" | tail -n 1 | cut -c1-3)" = "OK:" ] || fail "report: the last line is not the verdict: $OUT"
 H="$WORK/report.html"
@@ -65,7 +89,7 @@ grep -q '<title>pg_worm compliance report: postgres (' "$H" || fail "report: no 
 for want in 'public.clinical_notes' 'public.access_log' 'HIPAA 45 CFR 164.316(b)(2)(i)' \
     'Deletion certificate, ledger entry' 'Retirement certificate, ledger entry' 'public.old_export' \
     "<td class=\"num\">$CP_SEQ</td>" "$JANE_PUB" 'Verification outcomes over time' '<svg ' \
-    'Rows inserted per day' 'worm.verifications' '@media print' \
+    'Rows inserted per day' 'worm.verifications' '@media print' "Time-stamp of the checkpoint of ledger entry $CP_SEQ" \
     '164.312(b)' '164.312(c)(1)' '164.312(c)(2)' '164.316(b)(2)(i)' '17a-4(f)(2)(ii)(A)' 'AU-9' 'AU-10' 'AU-11'; do
   grep -qF -- "$want" "$H" || fail "report: '$want' missing"
 done
@@ -114,6 +138,17 @@ eq "JSON hold" "$(pyj "$J" "[t['policy']['holds_in_force'][0]['reason'] for t in
 eq "JSON certificates" "$(pyj "$J" "sorted((c['kind'], c['ok']) for t in j['tables'] + j['retired_tables'] for c in t['certificates'])")" \
   "[('purge', True), ('retire', True)]"
 eq "JSON checkpoint" "$(pyj "$J" "[c['ledger_seq'] for t in j['tables'] for c in t['checkpoints']]")" "[$CP_SEQ]"
+# Without --tsa-cert the token's imprint is checked, and the report says the signature was not.
+eq "JSON time-stamp" "$(pyj "$J" "[(x['ok'], x['signature_checked'], [c['status'] for c in x['checks']]) for t in j['tables'] for c in t['checkpoints'] for x in c['timestamps']]")" \
+  "[(True, False, ['ok', 'note'])]"
+eq "JSON time-stamp time and TSA" "$(pyj "$J" "[(x['gen_time'], x['tsa']) for t in j['tables'] for c in t['checkpoints'] for x in c['timestamps']][0]")" \
+  "$(psql_q -c "SELECT format('(%L, %L)', document->>'gen_time', document->>'tsa') FROM worm.ledger WHERE event = 'timestamp'")"
+grep -qF "$(psql_q -c "SELECT document->>'gen_time' FROM worm.ledger WHERE event = 'timestamp'")" "$H" || fail "report: the TSA's time is not shown"
+# Against another root the time-stamp is a finding.
+run_wv report --db "$JANE" --json --out "$WORK/other-root.json" --tsa-cert "$CA/other.pem"
+expect 1 "report --tsa-cert with another root"
+pyj "$WORK/other-root.json" "j['findings'][0]" | grep -q "^public.clinical_notes: the time-stamp of the checkpoint of ledger entry $CP_SEQ (ledger entry [0-9]*) does not verify: " \
+  || fail "another root: the finding is not the time-stamp: $(pyj "$WORK/other-root.json" "j['findings']")"
 eq "JSON ledger" "$(pyj "$J" "(j['ledger']['ok'], j['ledger']['entries'])")" "(True, $(psql_q -c "SELECT count(*) FROM worm.ledger"))"
 eq "JSON rows per day" "$(pyj "$J" "[(t['rows_per_day']['method'], sum(d['rows'] for d in t['rows_per_day']['days'])) for t in j['tables'] if t['name'] == 'public.clinical_notes'][0]")" "('exact', 340)"
 

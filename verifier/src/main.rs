@@ -282,6 +282,11 @@ enum Command {
         /// The signer's name in FILE.sig (default: the key file's name).
         #[arg(long, value_name = "NAME", requires = "key")]
         key_id: Option<String>,
+        /// Check the RFC 3161 time-stamps recorded in the ledger against this root (PEM): the
+        /// TSA's signature, its certificate's timeStamping usage and chain, at the token's
+        /// time. Without it only each token's imprint is checked (and the report says so).
+        #[arg(long, value_name = "ROOT.pem")]
+        tsa_cert: Option<PathBuf>,
         /// Verify with this many sessions at once (see `table --help`).
         #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -403,6 +408,7 @@ fn main() -> ExitCode {
             key,
             key_id,
             jobs,
+            tsa_cert,
         } => evidence::report(&evidence::Options {
             db: db.as_deref(),
             out: &out,
@@ -410,6 +416,7 @@ fn main() -> ExitCode {
             key: key.as_deref(),
             key_id: key_id.as_deref(),
             jobs: usize::from(jobs),
+            tsa_cert: tsa_cert.as_deref(),
         }),
         Command::ReportVerify {
             file,

@@ -510,20 +510,53 @@ fn timestamp_target(e: &LedgerEntry) -> Option<i64> {
         })
 }
 
-fn timestamps_for(entries: &[LedgerEntry], seq: i64) -> Vec<TimestampEv> {
+/// The trusted roots for time-stamp tokens (`--tsa-cert`), or none.
+pub type Roots<'a> = Option<&'a [openssl::x509::X509]>;
+
+fn timestamps_for(entries: &[LedgerEntry], cp: &LedgerEntry, roots: Roots<'_>) -> Vec<TimestampEv> {
+    let hash: Option<pg_worm_core::Hash> = cp.hash.as_slice().try_into().ok();
     entries
         .iter()
-        .filter(|e| event_of(e) == "timestamp" && timestamp_target(e) == Some(seq))
-        .map(|e| TimestampEv {
-            ledger_seq: e.seq,
-            recorded_at: s(&e.document, &["at"]).unwrap_or_default(),
-            gen_time: s(&e.document, &["gen_time"]).or_else(|| s(&e.document, &["time"])),
-            tsa: s(&e.document, &["tsa"]).or_else(|| s(&e.document, &["tsa_name"])),
+        .filter(|e| event_of(e) == "timestamp" && timestamp_target(e) == Some(cp.seq))
+        .map(|e| {
+            let mut checks = Vec::new();
+            let token = s(&e.document, &["token"])
+                .and_then(|h| hex::decode(h).ok())
+                .map(|der| pg_worm_core::timestamp::parse_any(&der));
+            match (token, hash) {
+                (Some(Ok(t)), Some(h)) => match roots {
+                    Some(r) => checks.extend(crate::tsa::verify(&t, &h, cp.seq, r)),
+                    None => {
+                        checks.push(t.imprint_check(&h, cp.seq));
+                        checks.push(Check::note(
+                            "timestamp signature",
+                            "the TSA's signature and certificate were not checked: give the TSA's root with --tsa-cert ROOT.pem",
+                        ));
+                    }
+                },
+                (Some(Err(err)), _) => checks.push(Check::problem(
+                    "timestamp token",
+                    format!("the token recorded in ledger entry {} is unreadable: {err}", e.seq),
+                )),
+                _ => checks.push(Check::problem(
+                    "timestamp token",
+                    format!("ledger entry {} records no readable token", e.seq),
+                )),
+            }
+            TimestampEv {
+                ledger_seq: e.seq,
+                recorded_at: s(&e.document, &["at"]).unwrap_or_default(),
+                gen_time: s(&e.document, &["gen_time"]).or_else(|| s(&e.document, &["time"])),
+                tsa: s(&e.document, &["tsa"]).or_else(|| s(&e.document, &["tsa_name"])),
+                ok: checks.iter().all(|c| c.status != Status::Problem),
+                signature_checked: roots.is_some(),
+                checks,
+            }
         })
         .collect()
 }
 
-fn checkpoint_ev(e: &LedgerEntry, entries: &[LedgerEntry]) -> CheckpointEv {
+fn checkpoint_ev(e: &LedgerEntry, entries: &[LedgerEntry], roots: Roots<'_>) -> CheckpointEv {
     let d = &e.document;
     CheckpointEv {
         ledger_seq: e.seq,
@@ -540,7 +573,7 @@ fn checkpoint_ev(e: &LedgerEntry, entries: &[LedgerEntry]) -> CheckpointEv {
             .get("verification")
             .and_then(|v| v.get("ok"))
             .and_then(Json::as_bool),
-        timestamps: timestamps_for(entries, e.seq),
+        timestamps: timestamps_for(entries, e, roots),
     }
 }
 
@@ -625,7 +658,11 @@ fn fresh_from(data: &TableData) -> Fresh {
 
 /// Everything the report holds, read in `tx` (REPEATABLE READ READ ONLY, started by the
 /// caller; with `ro.par` the snapshot was exported first).
-pub fn gather(tx: &mut Transaction<'_>, ro: &ReadOpts) -> std::result::Result<Report, Failure> {
+pub fn gather(
+    tx: &mut Transaction<'_>,
+    ro: &ReadOpts,
+    roots: Roots<'_>,
+) -> std::result::Result<Report, Failure> {
     db::prepare(tx)?;
     pg(
         tx.query_one(
@@ -781,9 +818,23 @@ pub fn gather(tx: &mut Transaction<'_>, ro: &ReadOpts) -> std::result::Result<Re
         let checkpoints: Vec<CheckpointEv> = uid_entries
             .iter()
             .filter(|e| event_of(e) == "checkpoint")
-            .map(|e| checkpoint_ev(e, &entries))
+            .map(|e| checkpoint_ev(e, &entries, roots))
             .collect();
         for c in &checkpoints {
+            for t in c.timestamps.iter().filter(|t| !t.ok) {
+                let bad: Vec<&str> = t
+                    .checks
+                    .iter()
+                    .filter(|k| k.status == Status::Problem)
+                    .map(|k| k.detail.as_str())
+                    .collect();
+                findings.push(format!(
+                    "{name}: the time-stamp of the checkpoint of ledger entry {} (ledger entry {}) does not verify: {}",
+                    c.ledger_seq,
+                    t.ledger_seq,
+                    bad.join("; ")
+                ));
+            }
             if c.verification_ok == Some(false) {
                 notes.push(format!(
                     "{name}: the checkpoint of ledger entry {} records a failed verification",

@@ -470,10 +470,16 @@ fn table_section(i: usize, t: &TableEv) -> String {
                     .iter()
                     .map(|x| {
                         format!(
-                            "{} by {} (ledger entry {})",
+                            "{} by {} (ledger entry {}) {}{}",
                             opt(&x.gen_time),
                             opt(&x.tsa),
-                            x.ledger_seq
+                            x.ledger_seq,
+                            badge(x.ok),
+                            if x.signature_checked {
+                                ""
+                            } else {
+                                " <span class=\"badge note\">imprint only</span>"
+                            }
                         )
                     })
                     .collect::<Vec<_>>()
@@ -492,7 +498,18 @@ fn table_section(i: usize, t: &TableEv) -> String {
                 stamps
             );
         }
-        s.push_str("</table><p class=\"meta\">Signatures are on the digest files kept outside the database (<code>worm-verify sign</code>); check one against this table with <code>worm-verify table --against DIGEST.json --require-signature KEY</code>. The ledger hash above is what they sign.</p>");
+        s.push_str("</table>");
+        for c in &t.checkpoints {
+            for x in &c.timestamps {
+                let _ = write!(
+                    s,
+                    "<h4>Time-stamp of the checkpoint of ledger entry {} (ledger entry {})</h4>",
+                    c.ledger_seq, x.ledger_seq
+                );
+                s.push_str(&checks_list(&x.checks));
+            }
+        }
+        s.push_str("<p class=\"meta\">Signatures are on the digest files kept outside the database (<code>worm-verify sign</code>); check one against this table with <code>worm-verify table --against DIGEST.json --require-signature KEY</code>. The ledger hash above is what they sign.</p>");
     }
     // Certificates.
     s.push_str("<h3>Purges and retirements</h3>");

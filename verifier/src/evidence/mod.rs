@@ -33,6 +33,7 @@ pub struct Options<'a> {
     pub key: Option<&'a Path>,
     pub key_id: Option<&'a str>,
     pub jobs: usize,
+    pub tsa_cert: Option<&'a Path>,
 }
 
 pub fn report(o: &Options<'_>) -> ExitCode {
@@ -62,11 +63,15 @@ fn run_report(o: &Options<'_>) -> std::result::Result<End, End> {
         }
         None => None,
     };
+    let roots = match o.tsa_cert {
+        Some(p) => Some(crate::tsa::load_roots(p)?),
+        None => None,
+    };
     let connector = db::Connector::new(o.db)?;
     let mut client = connector.open()?;
     let mut tx = db::begin_read(&mut client)?;
     let ro = db::ReadOpts::new(std::io::stderr().is_terminal(), &connector, &mut tx, o.jobs)?;
-    let report = gather::gather(&mut tx, &ro)?;
+    let report = gather::gather(&mut tx, &ro, roots.as_deref())?;
     tx.commit()
         .map_err(db::pg)
         .context("cannot end the read-only transaction")?;

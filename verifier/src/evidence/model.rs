@@ -133,6 +133,12 @@ pub struct TimestampEv {
     pub recorded_at: String,
     pub gen_time: Option<String>,
     pub tsa: Option<String>,
+    /// The token (recorded in the ledger) checked: its imprint against the checkpoint's
+    /// ledger hash always; with --tsa-cert also the TSA's signature, certificate usage and
+    /// chain to the given root at the token's time (`worm-verify table --tsa-cert`'s checks).
+    pub ok: bool,
+    pub signature_checked: bool,
+    pub checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone, Serialize)]
