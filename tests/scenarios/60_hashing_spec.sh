@@ -306,4 +306,43 @@ SQL
 )"
 [ "$(printf '%s\n' "$BROKEN" | grep -c '|t|t|f$')" = 1 ] || fail "section 10.4's query does not see a changed row: $BROKEN"
 
-echo "hashing spec: section 11's 13 vectors match core/src/tests and both references; the SQL of docs/hashing.md recomputes all $ROWS stored links (33 columns of every kind, each NULL before later values in some rows; protect backfill, ADD COLUMN, odd settings, one snapshot); the recorded column list matches section 10.3's reading; section 4c's numbers ($NUMBERS) match; section 10.4 verifies 20 rows from purge anchors and flags a changed one"
+# Section 13: the checkpoint trees. T1 from its definition (Python), asserted
+# by core's tests; and a checkpoint of public.t (2 chains, purged) recomputed
+# from its rows' links.
+grep -q "golden_checkpoint_tree_vector" "$ROOT/core/src/tests/vectors.rs" || fail "T1 is not asserted by core"
+awk '/^### T1/{s=1} s && $1 ~ /^(chain_root|table_root|v1_root|top_leaf)$/ {print ($1 == "chain_root" || $1 == "top_leaf" ? $1 "_" $2 " " $3 : $1 " " $2)}' "$DOC" >"$WORK/t1_doc"
+[ "$(wc -l <"$WORK/t1_doc")" = 6 ] || fail "section 13's T1 has not 6 values: $(cat "$WORK/t1_doc")"
+while read -r _ hash; do
+  grep -q "$hash" "$ROOT/core/src/tests/vectors.rs" || fail "T1's $hash is not asserted by core/src/tests/vectors.rs"
+done <"$WORK/t1_doc"
+psql_q -F ' ' -c "SELECT worm_chain, encode(worm_hash, 'hex') FROM ONLY public.t ORDER BY worm_chain, worm_seq" >"$WORK/t_links"
+CP="$(psql_q -c "SELECT worm.checkpoint('public.t', full => true) -> 'checkpoint' -> 'merkle' ->> 'root'")"
+NCHAINS="$(psql_q -c "SELECT chains FROM worm.tables WHERE table_name = 'public.t'::regclass")"
+python3 - "$WORK/t1_doc" "$WORK/t_links" "$NCHAINS" "$CP" <<'PY' || fail "section 13's trees do not recompute"
+import hashlib, struct, sys
+H = lambda b: hashlib.sha256(b).digest()
+def mth(d):
+    if not d: return H(b"")
+    if len(d) == 1: return H(b"\x00" + d[0])
+    k = 1
+    while k * 2 < len(d): k *= 2
+    return H(b"\x01" + mth(d[:k]) + mth(d[k:]))
+def table_root(chains):
+    return mth([struct.pack(">iq", c, len(l)) + mth(l) for c, l in enumerate(chains)])
+doc = dict(l.split() for l in open(sys.argv[1]))
+L1 = bytes.fromhex("18dfa2b213a2f0f2134e107d81a46fa93e7183602d1b4cafd80ec21b87cbb3f1")
+L2 = bytes.fromhex("12604474337c5329d6fcb7918e02f30e4ab65858640a177da804ab3728165fea")
+t1 = [[L1, L2], [], [L1]]
+got = {"chain_root_%d" % c: mth(l).hex() for c, l in enumerate(t1)}
+got["top_leaf_0"] = (struct.pack(">iq", 0, 2) + mth(t1[0])).hex()
+got["table_root"] = table_root(t1).hex()
+got["v1_root"] = mth([L1, L2, L1]).hex()
+assert got == doc, (got, doc)
+chains = [[] for _ in range(int(sys.argv[3]))]
+for line in open(sys.argv[2]):
+    c, h = line.split()
+    chains[int(c)].append(bytes.fromhex(h))
+assert table_root(chains).hex() == sys.argv[4], (table_root(chains).hex(), sys.argv[4])
+PY
+
+echo "hashing spec: section 11's 13 vectors match core/src/tests and both references; the SQL of docs/hashing.md recomputes all $ROWS stored links (33 columns of every kind, each NULL before later values in some rows; protect backfill, ADD COLUMN, odd settings, one snapshot); the recorded column list matches section 10.3's reading; section 4c's numbers ($NUMBERS) match; section 10.4 verifies 20 rows from purge anchors and flags a changed one; section 13's T1 and a checkpoint's per-chain tree recompute"
