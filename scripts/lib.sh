@@ -21,10 +21,10 @@ need_root() {
 
 # Debian packages: PostgreSQL 15 server and headers, pg_partman and pg_cron (scenario 34),
 # clang for bindgen, libssl-dev for worm-verify's TLS (openssl: scenario 70's certificates),
-# sudo for --runas, chromium (headless: scenario 73 renders worm-verify's HTML report).
+# sudo for --runas, chromium (headless: scenario 73 renders worm-verify's HTML report). prometheus-postgres-exporter and curl: scenario 75 scrapes contrib/postgres_exporter/pg_worm.yaml.
 ensure_packages() {
   local missing=()
-  for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-partman postgresql-${PG_MAJOR}-cron libclang-dev clang pkg-config libssl-dev openssl sudo chromium; do
+  for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-partman postgresql-${PG_MAJOR}-cron libclang-dev clang pkg-config libssl-dev openssl sudo chromium prometheus-postgres-exporter curl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -163,6 +163,8 @@ SELECT t.table_name,
        (SELECT count(*) FROM worm.legal_holds AS lh
          WHERE lh.table_uid = t.table_uid AND lh.released_at IS NULL) AS active_holds,
        worm.enforcement() AS enforcement,
+       CASE WHEN lv.at IS NOT NULL THEN f.failures = 0 END AS ok,
+       f.problems,
        lv.at AS last_verified_at,
        lv.kind AS last_verification_kind,
        lv.ok AS last_verification_ok,
@@ -177,13 +179,22 @@ SELECT t.table_name,
                         FROM worm._chain_heads(t.table_name::oid) AS c) AS h
   LEFT JOIN LATERAL (SELECT v.at, v.kind, v.ok, v.problems FROM worm.verification_log AS v
                       WHERE v.table_uid = t.table_uid ORDER BY v.at DESC LIMIT 1) AS lv ON true
+  -- Failures since the last successful full verification: a later
+  -- incremental one that passes does not clear them (it reads less).
+  CROSS JOIN LATERAL (SELECT count(*) AS failures,
+                             coalesce((array_agg(v.problems ORDER BY v.at DESC))[1], 0) AS problems
+                        FROM worm.verification_log AS v
+                       WHERE v.table_uid = t.table_uid AND NOT v.ok
+                         AND v.at > coalesce((SELECT max(x.at) FROM worm.verification_log AS x
+                                               WHERE x.table_uid = t.table_uid AND x.kind = 'full' AND x.ok),
+                                             '-infinity')) AS f
   CROSS JOIN LATERAL (SELECT coalesce(
                         (SELECT max(v.at) FROM worm.verification_log AS v
                           WHERE v.table_uid = t.table_uid AND v.kind = 'checkpoint'),
                         (SELECT max(l.at) FROM worm.ledger AS l
                           WHERE l.table_uid = t.table_uid AND l.event = 'checkpoint')) AS at) AS lc
  WHERE t.retired_at IS NULL;
-COMMENT ON VIEW worm.status IS 'pg_worm: one row per protected table from stored state (no table scan): rows, holds, enforcement, last verification, last checkpoint, next purge due';
+COMMENT ON VIEW worm.status IS 'pg_worm: one row per protected table from stored state (no table scan): rows, holds, enforcement, health (ok: no failed verification since the last successful full one), last verification, last checkpoint, next purge due';
 
 GRANT SELECT ON worm.verifications, worm.status TO PUBLIC;
 GRANT SELECT ON worm.verification_log, worm.verifications, worm.status TO worm_auditor, worm_admin;

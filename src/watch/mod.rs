@@ -8,8 +8,8 @@
 //! point, and the watcher calls the same functions through them. Nothing is
 //! stored on a standby or in a read-only transaction (a manual verify works
 //! there all the same). A failure the watcher finds is also recorded in
-//! the ledger (`verification_failed`) when it is new: the table's previous
-//! stored result was ok, or said something else.
+//! the ledger (`verification_failed`) when it is new: no failure stored
+//! since the table's last successful full verification said the same.
 //!
 //! In the watcher a failure is also an alert: a server-log WARNING that
 //! begins `pg_worm: verification FAILED` and `NOTIFY worm_alert` with a JSON
@@ -295,20 +295,20 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
     for o in outcomes {
         if storing {
             let uid = pgrx::Uuid::from_bytes(o.uid);
-            let previous = sql::connect(|client| {
-                let mut rows = client.select(
-                    "SELECT v.ok, v.detail FROM worm.verification_log AS v \
-                      WHERE v.table_uid OPERATOR(pg_catalog.=) $1 ORDER BY v.at DESC LIMIT 1",
-                    Some(1),
-                    &[DatumWithOid::from(uid)],
-                )?;
-                match rows.next() {
-                    Some(r) => {
-                        Ok::<_, pgrx::spi::SpiError>((r.get::<bool>(1)?, r.get::<String>(2)?))
-                    }
-                    None => Ok((None, None)),
-                }
-            })?;
+            // The latest failure since the last successful full verification.
+            let previous = sql::column::<String>(
+                "SELECT v.detail FROM worm.verification_log AS v \
+                  WHERE v.table_uid OPERATOR(pg_catalog.=) $1 AND NOT v.ok \
+                    AND v.at OPERATOR(pg_catalog.>) COALESCE( \
+                        (SELECT max(x.at) FROM worm.verification_log AS x \
+                          WHERE x.table_uid OPERATOR(pg_catalog.=) $1 \
+                            AND x.kind OPERATOR(pg_catalog.=) 'full' AND x.ok), \
+                        '-infinity'::pg_catalog.timestamptz) \
+                  ORDER BY v.at DESC LIMIT 1",
+                &[DatumWithOid::from(uid)],
+            )?
+            .into_iter()
+            .next();
             meta::as_extension_owner(|| {
                 sql::run_with_args(
                     "INSERT INTO worm.verification_log \
@@ -329,10 +329,9 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
                 Ok(())
             })?;
             // The watcher's failures (nobody saw them yet) go to the ledger
-            // too, once per new state; a manual verify's caller has the report.
-            let new_failure = !o.ok
-                && in_watcher()
-                && !matches!(&previous, (Some(false), Some(d)) if *d == o.detail);
+            // too, once per new finding; a manual verify's caller has the report.
+            let new_failure =
+                !o.ok && in_watcher() && previous.as_deref() != Some(o.detail.as_str());
             if new_failure {
                 let mut fields = Map::new();
                 fields.insert("kind".into(), json!(kind.as_str()));
@@ -398,8 +397,8 @@ pub fn prune(keep_secs: i32) -> Result<(), WormError> {
         meta::as_extension_owner(|| {
             Ok(sql::run_with_args(
                 "DELETE FROM worm.verification_log \
-                  WHERE at OPERATOR(pg_catalog.<) pg_catalog.now() \
-                        OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8)",
+                  WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() \
+                        OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))",
                 &[DatumWithOid::from(f64::from(keep_secs))],
             )?)
         })
@@ -407,6 +406,12 @@ pub fn prune(keep_secs: i32) -> Result<(), WormError> {
     .finally(|| PRUNING.with(|p| p.set(false)))
     .execute();
     r
+}
+
+/// Whether a DELETE from `table` (qualified) is the watcher removing
+/// results past their retention (the preloaded guard lets it through).
+pub fn prunes(table: &str) -> bool {
+    table == "worm.verification_log" && PRUNING.with(|p| p.get()) && meta::internal_write_active()
 }
 
 /// Guards worm.verification_log: rows enter through pg_worm's functions

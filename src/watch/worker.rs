@@ -133,7 +133,8 @@ pub fn register() {
         .set_type(LAUNCHER_TYPE)
         .set_library("pg_worm")
         .set_function("worm_watch_launcher")
-        .enable_shmem_access(None)
+        // A connection to no database: the launcher shows in pg_stat_activity.
+        .enable_spi_access()
         .set_start_time(BgWorkerStartTime::ConsistentState)
         .set_restart_time(Some(RESTART_DELAY))
         .load();
@@ -168,6 +169,7 @@ impl Watched {
 #[no_mangle]
 pub extern "C-unwind" fn worm_watch_launcher(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi(None, None);
     pgrx::log!(
         "pg_worm launcher started (worm.databases = '{}')",
         databases().join(",")
@@ -555,7 +557,9 @@ impl Watcher {
             self.table(t, primary);
         }
         let keep = VERIFICATION_RETENTION.get();
-        if primary && keep > 0 && now_micros() - self.last_prune >= secs(60) {
+        // Old results go at least once a minute (sooner when they are kept
+        // for less than two minutes).
+        if primary && keep > 0 && now_micros() - self.last_prune >= secs((keep / 2).clamp(1, 60)) {
             self.last_prune = now_micros();
             if let Err((_, e)) = transaction(|| super::prune(keep)).and_then(|r| {
                 r.map_err(|e| (PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))

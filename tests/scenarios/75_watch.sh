@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The background watcher (pg_worm preloaded): a database listed in
+# worm.databases is verified on a schedule while writers insert; the results
+# are stored (worm.verifications), worm.status and prometheus-postgres-exporter's
+# /metrics (contrib/postgres_exporter/pg_worm.yaml) show them. A listed
+# database without the extension gets a LOG line; SIGHUP changes the
+# intervals; the worker comes back after being killed. Then a row is changed
+# in the data file with the server stopped (as in 40_datafile_tamper.sh):
+# within two intervals of the restart the watcher stores the failure, logs
+# the WARNING, sends NOTIFY worm_alert (received by a listening psql),
+# records it once in the ledger, and worm.status and /metrics show it.
+source "$(dirname "$0")/../lib.sh"
+PORT=55575
+EXPORTER_PORT=59187
+EXPORTER=/usr/bin/prometheus-postgres-exporter
+[ -x "$EXPORTER" ] || fail "prometheus-postgres-exporter is not installed (scripts/lib.sh ensure_packages installs it)"
+
+# Byte offsets of a byte string (given in hex) in a file (as scenario 40).
+offsets() {
+  od -An -v -tx1 "$2" | tr -d ' \n' | awk -v p="$1" '{
+    s = $0; base = 0
+    while ((i = index(s, p)) > 0) {
+      if ((base + i - 1) % 2 == 0) print (base + i - 1) / 2
+      s = substr(s, i + 1); base += i
+    }
+  }'
+}
+hex_of() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+write_byte() { printf "\\x$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+
+# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds, or fail.
+wait_for() {
+  local what="$1" secs="$2"; shift 2
+  local end=$((SECONDS + secs))
+  until "$@"; do
+    [ $SECONDS -lt $end ] || fail "$what: not within $secs s"
+    sleep 0.5
+  done
+}
+app() { psql_q -d app "$@"; }
+log_has() { grep -qF -- "$1" "$CLUSTER_DIR/server.log"; }
+
+start_test_cluster --quiet "$PORT" \
+  "shared_preload_libraries = 'pg_worm'" \
+  "worm.verify_interval = '2s'" \
+  "worm.full_verify_interval = '1h'" \
+  "worm.checkpoint_interval = '3s'"
+work_dir pg_worm_watch
+wait_for "launcher running" 10 bash -c "[ \"\$($PG_BIN/psql -X -At -c \"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_worm launcher'\")\" = 1 ]"
+eq "no watcher without worm.databases" "$(psql_q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_worm watcher'")" 0
+
+psql_q -c "CREATE DATABASE app" -c "CREATE DATABASE nowatch"
+app >/dev/null <<'SQL'
+CREATE EXTENSION pg_worm;
+CREATE TABLE phi (id int PRIMARY KEY, note text NOT NULL);
+SELECT worm.protect('phi', chains => 4, retention => '6 years');
+INSERT INTO phi SELECT g, 'note-' || lpad(g::text, 8, '0') || ' seen' FROM generate_series(1, 400) g;
+SQL
+
+# Watch both databases: a reload (SIGHUP) is enough.
+psql_q -c "ALTER SYSTEM SET worm.databases = 'app, nowatch'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for "watcher of app started" 20 bash -c "[ \"\$($PG_BIN/psql -X -At -c \"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_worm watcher' AND datname = 'app'\")\" = 1 ]"
+wait_for "LOG line for the database without the extension" 20 \
+  log_has 'pg_worm: database "nowatch" is listed in worm.databases but the extension pg_worm is not installed there (CREATE EXTENSION pg_worm)'
+
+# Writers insert meanwhile (committing every row).
+PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -d app -v ON_ERROR_STOP=1 >"$WORK/writer.log" 2>&1 <<'SQL' &
+DO $$ BEGIN FOR i IN 1001..1150 LOOP
+  INSERT INTO phi VALUES (i, 'note-' || lpad(i::text, 8, '0') || ' seen');
+  COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$;
+SQL
+WRITER=$!
+
+# Successful rounds are recorded: checkpoints and incremental verifications.
+ok_rounds() { app -c "SELECT count(*) FILTER (WHERE kind = 'checkpoint') >= 2 AND count(*) FILTER (WHERE kind = 'incremental') >= 2 FROM worm.verifications WHERE source = 'watcher' AND ok AND table_name = 'phi'::regclass" | grep -qx t; }
+wait_for "successful watcher rounds" 40 ok_rounds
+eq "no failure so far" "$(app -c "SELECT count(*) FROM worm.verifications WHERE NOT ok")" 0
+eq "status while writers insert" "$(app -c "SELECT ok, problems, last_verification_ok, last_checkpoint_at IS NOT NULL, active_holds FROM worm.status WHERE table_name = 'phi'::regclass")" "t|0|t|t|0"
+wait "$WRITER" || fail "writer failed: $(cat "$WORK/writer.log")"
+eq "rows written" "$(app -c "SELECT count(*) FROM phi")" 550
+wait_for "status rows from the chain heads" 10 bash -c "[ \"\$($PG_BIN/psql -X -At -d app -c \"SELECT rows FROM worm.status WHERE table_name = 'phi'::regclass\")\" = 550 ]"
+
+# The exporter reads worm.status through the queries file.
+DATA_SOURCE_NAME="host=$PGHOST port=$PORT user=postgres dbname=app sslmode=disable" \
+  "$EXPORTER" --extend.query-path="$ROOT/contrib/postgres_exporter/pg_worm.yaml" \
+  --web.listen-address="127.0.0.1:$EXPORTER_PORT" --disable-default-metrics --disable-settings-metrics \
+  >"$WORK/exporter.log" 2>&1 &
+EXPORTER_PID=$!
+trap 'kill $EXPORTER_PID 2>/dev/null; cleanup_test' EXIT
+metric() { curl -s "http://127.0.0.1:$EXPORTER_PORT/metrics" | grep -E "^pg_worm_$1\{" | grep 'table="phi"' | awk '{print $2}'; }
+wait_for "exporter answering" 20 bash -c "curl -sf http://127.0.0.1:$EXPORTER_PORT/metrics >/dev/null"
+eq "metric verification_ok" "$(metric verification_ok)" 1
+eq "metric rows" "$(metric rows)" 550
+eq "metric problems" "$(metric problems)" 0
+awk -v s="$(metric seconds_since_checkpoint)" 'BEGIN { exit !(s >= 0 && s < 30) }' || fail "seconds_since_checkpoint: $(metric seconds_since_checkpoint)"
+
+# SIGHUP changes the intervals of the running worker.
+app -c "ALTER SYSTEM SET worm.verify_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for "reload seen by the watcher" 20 log_has 'pg_worm watcher of database "app": configuration reloaded (verify every 1 s'
+
+# The worker comes back after being killed.
+PID1="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_worm watcher' AND datname = 'app'")"
+kill -TERM "$PID1"
+new_worker() { local p; p="$($PG_BIN/psql -X -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_worm watcher' AND datname = 'app'")"; [ -n "$p" ] && [ "$p" != "$PID1" ]; }
+wait_for "watcher started again after SIGTERM" 30 new_worker
+log_has 'pg_worm: the watcher of database "app" stopped; starting it again in 10 s' || fail "no LOG line for the restart"
+
+# Tampering in the data file, server stopped. The row to change and where
+# it is in its chain.
+read -r CHAIN SEQ <<<"$(app -F ' ' -c "SELECT worm_chain, worm_seq FROM phi WHERE id = 42")"
+MARKER='note-00000042 seen'
+FILE="$PGDATA_DIR/$(app -c "SELECT pg_relation_filepath('phi')")"
+LEDGER_FAILURES_BEFORE="$(app -c "SELECT count(*) FROM worm.ledger WHERE event = 'verification_failed'")"
+eq "no failure in the ledger yet" "$LEDGER_FAILURES_BEFORE" 0
+# Full verification every 3 s from the restart on (a row before the last
+# checkpoint is what only a full verification finds); no more checkpoints.
+app -c "ALTER SYSTEM SET worm.full_verify_interval = '3s'" -c "ALTER SYSTEM SET worm.checkpoint_interval = 0" >/dev/null
+app -c "CHECKPOINT"
+stop_cluster
+off="$(offsets "$(hex_of "$MARKER")" "$FILE")"
+[ "$(echo "$off" | wc -w)" = 1 ] || fail "marker found $(echo "$off" | wc -w) times in $FILE"
+write_byte "$FILE" "$off" 4e   # n -> N
+LOG_LINES_BEFORE="$(wc -l <"$CLUSTER_DIR/server.log")"
+start_again
+T_START=$SECONDS
+# A psql listening for the alert (the notification is printed after its next statement).
+"$PG_BIN/psql" -X -d app -c "LISTEN worm_alert" -c "SELECT pg_sleep(9)" -c "SELECT 1" >"$WORK/listen.log" 2>&1 &
+LISTENER=$!
+eq "the tampered text is what the server reads" "$(app -c "SELECT note FROM phi WHERE id = 42")" "Note-00000042 seen"
+
+failed() { app -c "SELECT count(*) FROM worm.verifications WHERE NOT ok AND source = 'watcher' AND kind = 'full' AND table_name = 'phi'::regclass" | grep -vqx 0; }
+wait_for "failure stored within two intervals" 8 failed
+echo "failure stored $((SECONDS - T_START)) s after the restart"
+eq "stored failure" "$(app -c "SELECT ok, problems, detail FROM worm.verifications WHERE NOT ok AND kind = 'full' ORDER BY at LIMIT 1")" \
+  "f|1|chain $CHAIN: row $SEQ was changed: its content no longer matches its stored link"
+tail -n +"$LOG_LINES_BEFORE" "$CLUSTER_DIR/server.log" | grep -qF "WARNING:  pg_worm: verification FAILED: table public.phi, chain $CHAIN, first bad seq $SEQ (full verification, 1 problem(s)): chain $CHAIN: row $SEQ was changed" \
+  || fail "no WARNING in the server log: $(grep -F 'pg_worm' "$CLUSTER_DIR/server.log" | tail -5)"
+eq "status shows the failure" "$(app -c "SELECT ok, problems FROM worm.status WHERE table_name = 'phi'::regclass")" "f|1"
+wait "$LISTENER" || true
+grep -qF "Asynchronous notification \"worm_alert\" with payload \"{\"chain\":$CHAIN,\"detail\":\"row $SEQ was changed: its content no longer matches its stored link\",\"kind\":\"full\",\"problems\":1,\"seq\":$SEQ,\"table\":\"public.phi\"}\"" "$WORK/listen.log" \
+  || fail "no NOTIFY worm_alert received: $(cat "$WORK/listen.log")"
+wait_for "exporter shows the failure" 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$EXPORTER_PORT/metrics | grep -E '^pg_worm_verification_ok\\{' | grep 'table=\"phi\"' | awk '{print \$2}')\" = 0 ]"
+eq "metric problems after the failure" "$(metric problems)" 1
+# Later rounds fail the same way: the ledger has the failure once.
+sleep 4
+eq "failure rounds stored" "$(app -c "SELECT count(*) >= 2 FROM worm.verifications WHERE NOT ok AND source = 'watcher'")" t
+eq "ledger: one verification_failed entry" "$(app -c "SELECT count(*) || '|' || min(document ->> 'kind') || '|' || min(document ->> 'chain') || '|' || min(document ->> 'first_bad_seq') FROM worm.ledger WHERE event = 'verification_failed'")" "1|full|$CHAIN|$SEQ"
+eq "ledger still verifies" "$(app -c "SELECT ok FROM worm.verify_ledger()")" t
+# Results older than worm.verification_retention are removed by the watcher.
+eq "results older than 10 s before" "$(app -c "SELECT count(*) > 0 FROM worm.verifications WHERE at < now() - interval '10 s'")" t
+app -c "ALTER SYSTEM SET worm.verification_retention = '4s'" -c "SELECT pg_reload_conf()" >/dev/null
+old_gone() { app -c "SELECT count(*) FROM worm.verifications WHERE at < now() - interval '6 s'" | grep -qx 0; }
+wait_for "results past their retention removed" 15 old_gone
+eq "recent results kept" "$(app -c "SELECT count(*) > 0 FROM worm.verifications")" t
+if grep -F 'pg_worm watcher of database "app": could not' "$CLUSTER_DIR/server.log"; then fail "the watcher could not do its work"; fi
+echo "watcher: rounds recorded, failure alerted (log, NOTIFY, status, metrics, ledger); reload and restart ok"
