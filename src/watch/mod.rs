@@ -166,6 +166,15 @@ fn summarize<'a>(uid: [u8; 16], table: &str, rows: impl Iterator<Item = ReportRo
     }
 }
 
+/// A table's schema-qualified name (what worm.verifications' table_label
+/// keeps, whatever the caller's search_path).
+pub fn qualified(relid: pg_sys::Oid) -> String {
+    match pg::Rel::try_open(relid, pg_sys::AccessShareLock) {
+        Some(rel) => rel.display_name(),
+        None => meta::regclass_name(relid),
+    }
+}
+
 /// Where results can be stored: a primary, a read-write transaction, an
 /// extension catalog that has the table.
 fn can_store() -> bool {
@@ -235,11 +244,11 @@ fn record_groups(kind: Kind, groups: Vec<(pg_sys::Oid, String, Vec<ReportRow<'_>
         return;
     }
     let mut outcomes = Vec::new();
-    for (relid, name, rows) in groups {
+    for (relid, _, rows) in groups {
         let Ok(Some(m)) = meta::lookup(relid) else {
             continue;
         };
-        outcomes.push(summarize(m.uid, &name, rows.into_iter()));
+        outcomes.push(summarize(m.uid, &qualified(relid), rows.into_iter()));
     }
     record(kind, &outcomes).or_raise();
 }

@@ -28,7 +28,6 @@
 //! more than one worker per database.
 
 use super::{record, Kind, Outcome, WATCHER};
-use crate::catalog::meta;
 use crate::sql;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime,
@@ -370,7 +369,7 @@ fn list_tables() -> Result<Vec<Table>, String> {
         .map(|(uid, relid)| Table {
             uid,
             relid,
-            name: meta::regclass_name(relid),
+            name: super::qualified(relid),
         })
         .collect())
 }

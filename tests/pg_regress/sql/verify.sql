@@ -43,12 +43,13 @@ SELECT table_name, chain, ok, first_bad_seq FROM worm.verify_all() ORDER BY tabl
 
 ROLLBACK;
 
--- Verification reads only: it assigns no transaction id and runs in a
--- read-only transaction (so also on a hot standby).
+-- Verification reads only: in a read-only transaction (so also on a hot
+-- standby) it assigns no transaction id. (In a read-write transaction on a
+-- primary it stores its result in worm.verifications: its one write.)
 CREATE TABLE ro_check (id int, entry text);
 SELECT worm.protect('ro_check', chains => 2);
 INSERT INTO ro_check SELECT g, 'entry ' || g FROM generate_series(1, 5) g;
-BEGIN;
+BEGIN READ ONLY;
 SELECT sum(rows_checked) AS rows, bool_and(ok) AS all_ok FROM worm.verify('ro_check');
 SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid;
 ROLLBACK;

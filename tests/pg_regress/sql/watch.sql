@@ -15,7 +15,7 @@ SELECT worm.protect('w_visits', chains => 2, retention => '30 days');
 INSERT INTO w_visits SELECT g, 'ward ' || g % 3 FROM generate_series(1, 7) g;
 
 -- worm.status on a fresh table: nothing verified, no checkpoint yet.
-SELECT table_name, rows, chains, retention, active_holds, last_verified_at, last_verification_kind,
+SELECT table_name, rows, chains, retention, active_holds, ok, problems, last_verified_at, last_verification_kind,
        last_verification_ok, last_verification_problems, last_full_ok_at, last_checkpoint_at, checkpoint_age,
        next_purge_due BETWEEN now() + interval '30 days' - interval '1 hour' AND now() + interval '30 days' AS purge_due_in_30_days,
        enforcement LIKE 'triggers and event triggers only%' AS weaker_mode
@@ -35,7 +35,7 @@ SELECT count(*) AS chains_ok FROM worm.verify_all() WHERE ok AND table_name = 'w
 SELECT table_name, kind, ok, rows_checked, problems, regexp_replace(detail, 'ledger entry \d+', 'ledger entry N') AS detail,
        table_label, source, run_by = session_user AS by_me
   FROM worm.verifications WHERE table_label = 'public.w_visits' ORDER BY at;
-SELECT table_name, rows, last_verification_kind, last_verification_ok, last_full_ok_at IS NOT NULL AS full_ok,
+SELECT table_name, rows, ok, problems, last_verification_kind, last_verification_ok, last_full_ok_at IS NOT NULL AS full_ok,
        last_checkpoint_at IS NOT NULL AS checkpointed, checkpoint_age < interval '1 hour' AS recent_checkpoint
   FROM worm.status WHERE table_name = 'w_visits'::regclass;
 
@@ -55,7 +55,10 @@ ALTER TABLE w_visits ENABLE TRIGGER ALL;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE;
 SELECT chain, ok, first_bad_seq FROM worm.verify('w_visits') WHERE NOT ok;
 SELECT kind, ok, problems, detail FROM worm.verifications WHERE table_label = 'public.w_visits' ORDER BY at DESC LIMIT 1;
-SELECT last_verification_kind, last_verification_ok, last_verification_problems FROM worm.status WHERE table_name = 'w_visits'::regclass;
+SELECT ok, problems, last_verification_kind, last_verification_ok, last_verification_problems FROM worm.status WHERE table_name = 'w_visits'::regclass;
+-- An incremental verification that passes later does not clear it.
+SELECT count(*) AS chains_ok FROM worm.verify_since('w_visits') WHERE ok;
+SELECT ok, problems, last_verification_kind, last_verification_ok FROM worm.status WHERE table_name = 'w_visits'::regclass;
 SELECT count(*) AS failure_entries FROM worm.ledger WHERE event = 'verification_failed';
 ROLLBACK;
 
