@@ -500,6 +500,34 @@ wv_env PGSSLMODE=verify-full PGSSLROOTCERT="$TLS/server.crt" -- checkpoint --db 
 [ "$RC" = 0 ] && [ -s "$WORK/conn.json" ] && echo "$OUT" | grep -q "^OK: the digest matches the rows (heads of 32 chains, Merkle root [0-9a-f]*… over 50 rows)" \
   || fail "checkpoint over TLS with --jobs 2: exit $RC: $OUT $ERR"
 
+# Incremental checkpoints (format version 2, a tree per chain): rows from four sessions
+# (their chains differ), then worm-verify checkpoint, whose worm.checkpoint is now
+# incremental (it reads the rows after each chain's last complete 256-leaf tile); worm-verify
+# recomputes every chain's root and the table's from all the rows and must agree.
+for s in 1 2 3 4; do psql_q -c "INSERT INTO conn_t SELECT g, 'more ' || g FROM generate_series(1, 300) AS g" >/dev/null & done
+wait
+wv_env -- checkpoint --db "$SU" conn_t --jobs 2 -o "$WORK/conn2.json"
+[ "$RC" = 0 ] && echo "$OUT" | grep -q "^OK: the digest matches the rows (heads of 32 chains, Merkle root [0-9a-f]*… over 1250 rows)" \
+  || fail "incremental checkpoint recomputed: exit $RC: $OUT $ERR"
+eq "incremental digest" "$(jsq "$(cat "$WORK/conn2.json")" "(j->'checkpoint'->>'format_version') || ' ' || (j->'checkpoint'->'verification'->>'kind') || ' ' || jsonb_array_length(j->'checkpoint'->'verification'->'chains_read_in_full') || ' ' || (j->'checkpoint'->'merkle'->>'size')")" "2 incremental 0 1250"
+BIG="$(jsq "$(cat "$WORK/conn2.json")" "(SELECT count(*) FROM jsonb_array_elements(j->'checkpoint'->'chains') c WHERE (c->>'merkle_size')::int >= 256)")"
+[ "$BIG" -ge 1 ] || fail "no chain of conn_t has a complete tile: $(cat "$WORK/conn2.json")"
+# The table against it, after more rows; and against the previous (full) one.
+psql_q -c "INSERT INTO conn_t VALUES (9999, 'later')" >/dev/null
+for d in conn2 conn; do
+  wv_env -- table --db "$SU" conn_t --against "$WORK/$d.json"
+  [ "$RC" = 0 ] || fail "conn_t against $d.json: exit $RC: $OUT $ERR"
+done
+# Every chain's first stored tile altered: the server reads the chains that have a complete
+# tile in full (and says so), the digest still matches the rows.
+psql_q -c "ALTER EVENT TRIGGER worm_guard_ddl DISABLE" -c "ALTER TABLE worm.merkle_tiles DISABLE TRIGGER worm_guard" \
+  -c "UPDATE worm.merkle_tiles SET root = decode(repeat('00', 32), 'hex') WHERE tile = 0 AND table_uid = (SELECT table_uid FROM worm.tables WHERE table_name = 'conn_t'::regclass)" \
+  -c "ALTER TABLE worm.merkle_tiles ENABLE ALWAYS TRIGGER worm_guard" -c "ALTER EVENT TRIGGER worm_guard_ddl ENABLE" >/dev/null
+wv_env -- checkpoint --db "$SU" conn_t -o "$WORK/conn3.json"
+[ "$RC" = 0 ] && echo "$OUT" | grep -q "^OK: the digest matches the rows (heads of 32 chains, Merkle root [0-9a-f]*… over 1251 rows)" \
+  || fail "checkpoint after an altered tile: exit $RC: $OUT $ERR"
+eq "chains read in full after an altered tile" "$(jsq "$(cat "$WORK/conn3.json")" "jsonb_array_length(j->'checkpoint'->'verification'->'chains_read_in_full')")" "$BIG"
+
 # --- the chain index no longer matches the table (heap pages edited, server stopped) ------
 # worm-verify reads each chain through the chain index; a row whose worm_seq or worm_chain
 # was changed in the heap alone (the index still lists it where it was) must not be missed:
@@ -567,4 +595,4 @@ run_wv table --db "$SU" idx_c --json --jobs 2
 jsq "$OUT" "j->$YC->>'detail'" | grep -q "1 row(s) of chain $YC in public.idx_c are not in its chain index" \
   || fail "heap worm_chain edited: chain $YC does not name the unindexed row: $OUT"
 
-echo "worm-verify: agrees with worm.verify on $TOTAL rows of 28 types (ADD COLUMN, 25 000-row table, purged chains), as a SELECT-only role, and on 4 tampered chains; a partitioned table per partition (unprotected leaf, no partitions, checkpoint, --against with a retired, a new, a tampered and a dropped partition); connection settings from PG* variables, .pgpass, a service file, TLS (sslmode prefer, require, verify-ca, verify-full); a chain index that no longer matches the heap (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
+echo "worm-verify: agrees with worm.verify on $TOTAL rows of 28 types (ADD COLUMN, 25 000-row table, purged chains), as a SELECT-only role, and on 4 tampered chains; a partitioned table per partition (unprotected leaf, no partitions, checkpoint, --against with a retired, a new, a tampered and a dropped partition); connection settings from PG* variables, .pgpass, a service file, TLS (sslmode prefer, require, verify-ca, verify-full); incremental checkpoints (format version 2) recomputed from every row, also after an altered stored tile; a chain index that no longer matches the heap (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"

@@ -1484,7 +1484,9 @@ pub fn take_checkpoint(client: &mut Client, table: &str) -> Result<serde_json::V
         .pg("cannot start a read-write transaction for worm.checkpoint")?;
     let exists: bool = tx
         .query_one(
-            "SELECT pg_catalog.to_regprocedure('worm.checkpoint(pg_catalog.regclass)') IS NOT NULL",
+            // 0.2.0: worm.checkpoint(regclass, full boolean DEFAULT false); 0.1.0: (regclass).
+            "SELECT pg_catalog.to_regprocedure('worm.checkpoint(pg_catalog.regclass, pg_catalog.bool)') IS NOT NULL \
+                 OR pg_catalog.to_regprocedure('worm.checkpoint(pg_catalog.regclass)') IS NOT NULL",
             &[],
         )
         .pg("cannot read pg_catalog")?
