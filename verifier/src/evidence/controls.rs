@@ -4,6 +4,7 @@
 //! controls is met by a database extension alone.
 
 use super::model::{Control, Report};
+use crate::report::plural;
 
 #[allow(clippy::too_many_arguments)]
 fn c(
@@ -103,7 +104,11 @@ pub fn controls(r: &Report) -> Vec<Control> {
             ],
             "The technical part of the protection: rows of protected tables cannot be changed or deleted through SQL (only expired rows leave, by purge, never under a hold), and every removal carries a deletion certificate that verifies.",
             "The policies and procedures themselves; tables that are not protected; protection against someone with the data files or a superuser when pg_worm is not preloaded (that is detected by verification, not prevented). Availability: a dropped database or lost disk is a backup matter.",
-            format!("{mode}; {certs_ok} of {certs} certificates verify; {holds} holds in force."),
+            format!(
+                "{mode}; {certs_ok} of {} verify; {} in force.",
+                plural(certs, "certificate", "certificates"),
+                plural(holds, "hold", "holds")
+            ),
         ),
         c(
             "HIPAA 45 CFR 164.312(c)(2)",
@@ -116,7 +121,10 @@ pub fn controls(r: &Report) -> Vec<Control> {
             ],
             "That, at the time of this report, every row of every protected table still hashes to its stored link and every chain is unbroken from its first row or purge anchor; any row changed, removed from the middle, inserted or reordered would be named here.",
             "A removed tail (the newest rows of a chain) or a database restored from an older backup: only a comparison with a checkpoint digest kept outside the database shows those (`worm-verify table --against`); this report lists checkpoints but compares none with a digest you hold. Rows are authenticated from the moment they were protected, not before.",
-            format!("{tables_state}; {checkpoints} checkpoints recorded, {stamped} with a time-stamp."),
+            format!(
+                "{tables_state}; {} recorded, {stamped} with a time-stamp.",
+                plural(checkpoints, "checkpoint", "checkpoints")
+            ),
         ),
         c(
             "HIPAA 45 CFR 164.316(b)(2)(i)",
@@ -157,7 +165,10 @@ pub fn controls(r: &Report) -> Vec<Control> {
             ],
             "Protection from modification and deletion, and cryptographic evidence of integrity that someone outside the server can check.",
             "Protection from unauthorized access (reads): that is PostgreSQL's privileges and the organisation's access control, not shown here. Alerting: this report finds problems when it runs; continuous monitoring and alerts need a schedule (the background verifier or a job running this command).",
-            format!("{tables_state}; {ledger}; {} trusted keys.", r.trusted_keys.len()),
+            format!(
+                "{tables_state}; {ledger}; {}.",
+                plural(r.trusted_keys.len(), "trusted key", "trusted keys")
+            ),
         ),
         c(
             "NIST SP 800-53 AU-10",
@@ -171,7 +182,11 @@ pub fn controls(r: &Report) -> Vec<Control> {
             ],
             "Who, as a database login, protected, held, purged, retired or checkpointed each table and when; that a signed checkpoint or this signed report was issued by the holder of the key.",
             "That the database login was the person (a shared or compromised login defeats it), or who inserted each row: pg_worm does not sign rows or record their author unless the application stores it in a column. Ledger entries are hash-chained, not signed by their author.",
-            format!("{} ledger entries; {} trusted keys.", r.ledger.entries, r.trusted_keys.len()),
+            format!(
+                "{}; {}.",
+                plural(r.ledger.entries as usize, "ledger entry", "ledger entries"),
+                plural(r.trusted_keys.len(), "trusted key", "trusted keys")
+            ),
         ),
         c(
             "NIST SP 800-53 AU-11",
@@ -185,7 +200,11 @@ pub fn controls(r: &Report) -> Vec<Control> {
             ],
             "That each protected table enforces its retention period, that holds suspend removal, and that every removal so far happened only after the period and is accounted for.",
             "That the periods match the organisation's policy (they are shown, not judged), or that records are retrievable after a server is lost (backups, AU-11(1) long-term retrieval).",
-            format!("{with_retention} of {n} tables have a retention period; {holds} holds in force; {certs} certificates."),
+            format!(
+                "{with_retention} of {n} tables have a retention period; {} in force; {}.",
+                plural(holds, "hold", "holds"),
+                plural(certs, "certificate", "certificates")
+            ),
         ),
     ]
 }

@@ -139,7 +139,13 @@ fn summary_text(r: &model::Report) -> String {
             t.verification.summary
         ));
     }
-    for f in &r.findings {
+    // The findings not already printed as a table's line.
+    let table_lines: Vec<String> = r
+        .tables
+        .iter()
+        .map(|t| format!("{}: {}", t.name, t.verification.summary))
+        .collect();
+    for f in r.findings.iter().filter(|f| !table_lines.contains(f)) {
         s.push_str(&format!("  PROBLEM  {f}\n"));
     }
     s
