@@ -266,7 +266,7 @@ pub fn checkpointed(doc: &pgrx::JsonB) {
     let mut outcomes = Vec::new();
     for d in docs {
         let cp = &d["checkpoint"];
-        let Some(uid) = cp["table"]["uid"].as_str().and_then(|u| uuid_bytes(u)) else {
+        let Some(uid) = cp["table"]["uid"].as_str().and_then(uuid_bytes) else {
             continue;
         };
         let table = cp["table"]["name"].as_str().unwrap_or("?").to_string();

@@ -676,7 +676,7 @@ impl Watcher {
             detail: super::clip(format!("{} failed: {msg}", kind.as_str()), 4000),
             first_bad: None,
         };
-        if let Err((_, e)) = transaction(|| record(kind, &[outcome.clone()]))
+        if let Err((_, e)) = transaction(|| record(kind, std::slice::from_ref(&outcome)))
             .and_then(|r| r.map_err(|e| (PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string())))
         {
             pgrx::warning!(
