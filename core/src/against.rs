@@ -677,6 +677,9 @@ fn root_check(
     purged_since: &[String],
     lineage: Option<&Lineage>,
 ) -> Check {
+    if !purged_since.is_empty() && d.format_version >= 2 {
+        return unpurged_chain_roots(d, state, purged_since);
+    }
     if !purged_since.is_empty() {
         return Check::note(
             "merkle_root",
@@ -721,6 +724,58 @@ fn root_check(
                     _ => "rows it covered were changed, removed, added or reordered",
                 }
             ) + &differ,
+        )
+    }
+}
+
+/// Format version 2 after a purge: every chain not purged since the checkpoint must still give
+/// its chain root (the purged ones' heads were compared instead).
+fn unpurged_chain_roots(
+    d: &Digest,
+    state: &BTreeMap<i32, ChainState>,
+    purged_since: &[String],
+) -> Check {
+    let covered = covered_leaves(d, state);
+    let mut differ = Vec::new();
+    let (mut chains, mut rows) = (0, 0i64);
+    for dc in &d.chains {
+        let purged = state
+            .get(&dc.chain)
+            .and_then(|cs| cs.anchor)
+            .is_some_and(|a| a.0 > dc.anchor_seq);
+        if purged {
+            continue;
+        }
+        let links: Vec<Hash> = covered
+            .iter()
+            .filter(|l| l.0 == dc.chain)
+            .map(|l| l.2)
+            .collect();
+        chains += 1;
+        rows += links.len() as i64;
+        if Some((links.len() as i64, merkle_root(&links))) != dc.tree {
+            differ.push(dc.chain.to_string());
+        }
+    }
+    let purged = purged_since.join(", ");
+    if differ.is_empty() {
+        Check::ok(
+            "merkle_root",
+            format!(
+                "the {rows} row{} up to the checkpoint's heads of the {chains} chain{} not purged since hash to their chain roots ({purged} purged since the checkpoint: their heads were compared instead)",
+                plural(rows),
+                if chains == 1 { "" } else { "s" }
+            ),
+        )
+    } else {
+        Check::problem(
+            "merkle_root",
+            format!(
+                "the rows up to the checkpoint's heads of chain{} {} no longer hash to the checkpoint's chain root{}: rows it covered were changed, removed, added or reordered ({purged} purged since the checkpoint)",
+                if differ.len() == 1 { "" } else { "s" },
+                differ.join(", "),
+                if differ.len() == 1 { "" } else { "s" }
+            ),
         )
     }
 }
@@ -990,6 +1045,36 @@ mod tests {
             root.detail.ends_with("(chain 1 differs)"),
             "{}",
             root.detail
+        );
+        // Chain 0 purged since (anchor 3): chain 1 is still compared with its chain root.
+        let mut s = state(12, 4);
+        if let Some(cs) = s.get_mut(&0) {
+            cs.anchor = Some((3, Some(l(0, 3))));
+            cs.rows.retain(|r| r.0 > 3);
+        }
+        let root_of = |s: &BTreeMap<i32, ChainState>| {
+            compare(&d, &uid(), 2, s)
+                .table
+                .into_iter()
+                .find(|x| x.check == "merkle_root")
+                .expect("root check")
+        };
+        let r = root_of(&s);
+        assert_eq!(r.status, Status::Ok, "{}", r.detail);
+        assert!(
+            r.detail.contains("of the 1 chain not purged since"),
+            "{}",
+            r.detail
+        );
+        if let Some(cs) = s.get_mut(&1) {
+            cs.rows[2].1 = Some([7; 32]);
+        }
+        let r = root_of(&s);
+        assert_eq!(r.status, Status::Problem, "{}", r.detail);
+        assert!(
+            r.detail.contains("of chain 1 no longer hash"),
+            "{}",
+            r.detail
         );
         // The v1 root over the same rows is not the v2 root.
         let v1 = digest_of(12, 4);
