@@ -16,6 +16,7 @@
 //! | pg_worm's own tables? | `catalog/`: `meta` (registry, anchors, role switches), `ledger` |
 //! | making a table protected? | `protect.rs`, and `adopt.rs` (a table restored or replicated with its links) |
 //! | partitioned tables? | `protect/partition.rs` (protect a parent; protect new partitions at ddl_command_end; attach/detach records) |
+//! | watching? | `watch/`: stored results, alerts, worm.status's helpers; `worker` (the background watcher) |
 //! | foundations | `sql.rs` (the one door for internal SQL), `pg.rs` (PostgreSQL helpers), `names.rs`, `mode.rs`, `error.rs` |
 //!
 //! Who may call whom: foundations call no other part of the crate (but
@@ -24,7 +25,9 @@
 //! `retention` calls `verify` and `catalog`; `refuse` calls `insert` and
 //! `retention`; `guard` calls `insert`, `verify` (the column record),
 //! `retention` (a purge's plan, retiring on DROP TABLE) and `catalog`;
-//! `protect`, `adopt` and `retire` call any of those.
+//! `protect`, `adopt` and `retire` call any of those; `watch` calls
+//! `catalog` and `insert`, and is called by `verify` (results) and `guard`
+//! (the retention DELETE of its results).
 //! No cycle: `scripts/check_module_cycles.py` (lint layer) checks it.
 
 #![deny(unsafe_op_in_unsafe_fn)]

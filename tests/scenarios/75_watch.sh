@@ -94,6 +94,35 @@ eq "metric rows" "$(metric rows)" 550
 eq "metric problems" "$(metric problems)" 0
 awk -v s="$(metric seconds_since_checkpoint)" 'BEGIN { exit !(s >= 0 && s < 30) }' || fail "seconds_since_checkpoint: $(metric seconds_since_checkpoint)"
 
+curl -s "http://127.0.0.1:$EXPORTER_PORT/metrics" | grep -E '^pg_worm_verification_ok\{' | sed 's/^/metric: /'
+
+# The purge job of docs/operations.md (its body, as pg_cron would run it):
+# every table past its retention and not held is purged; a held one is left.
+app >/dev/null <<'SQL'
+CREATE TABLE shortlived (id int, v text);
+SELECT worm.protect('shortlived', chains => 2, retention => '1 second');
+INSERT INTO shortlived SELECT g, 'v' || g FROM generate_series(1, 10) g;
+CREATE TABLE held (id int);
+SELECT worm.protect('held', chains => 1, retention => '1 second');
+INSERT INTO held SELECT generate_series(1, 3);
+SELECT worm.legal_hold('held', 'litigation 12');
+SQL
+sleep 2
+eq "purge due" "$(app -c "SELECT string_agg(table_name::text || ':' || (next_purge_due < now()) || ':' || active_holds, ',' ORDER BY table_name::text) FROM worm.status WHERE table_name::text IN ('shortlived', 'held')")" "held:true:1,shortlived:true:0"
+app >/dev/null <<'SQL'
+DO $x$ DECLARE t regclass; BEGIN
+  FOR t IN SELECT table_name FROM worm.status
+            WHERE next_purge_due < now() AND active_holds = 0 ORDER BY 1 LOOP
+    BEGIN
+      PERFORM worm.purge_expired(t);
+    EXCEPTION WHEN OTHERS THEN
+      RAISE WARNING 'pg_worm: purge of % refused: %', t, SQLERRM;
+    END;
+  END LOOP;
+END $x$;
+SQL
+eq "purged by the job" "$(app -c "SELECT (SELECT count(*) FROM shortlived) || ':' || (SELECT count(*) FROM held) || ':' || (SELECT string_agg(table_name || '=' || rows_removed, ',') FROM worm.certificates)")" "0:3:public.shortlived=10"
+
 # SIGHUP changes the intervals of the running worker.
 app -c "ALTER SYSTEM SET worm.verify_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
 wait_for "reload seen by the watcher" 20 log_has 'pg_worm watcher of database "app": configuration reloaded (verify every 1 s'
