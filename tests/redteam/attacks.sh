@@ -2046,3 +2046,25 @@ atk_150() {
     unchanged
   done
 }
+
+attack 151 "hide a failed verification: UPDATE / DELETE / TRUNCATE / INSERT of worm.verification_log (the rows of worm.verifications), also under session_replication_role = replica, and DISABLE TRIGGER worm_guard on it" "table owner, superuser"
+atk_151() {
+  fresh || return
+  succeeds postgres "SELECT count(*) FROM worm.verify('t')" || return
+  local stmt before after
+  before="$(val postgres "$DB" "SELECT count(*) || ':' || bool_and(ok) FROM worm.verification_log")"
+  [[ "$before" =~ ^[1-9][0-9]*:true$ ]] || { bad "worm.verify did not store its result: $before"; return; }
+  for stmt in "UPDATE worm.verification_log SET ok = false, detail = 'forged'" \
+              "DELETE FROM worm.verification_log" \
+              "TRUNCATE worm.verification_log" \
+              "INSERT INTO worm.verification_log SELECT * FROM worm.verification_log" \
+              "SET session_replication_role = replica; DELETE FROM worm.verification_log" \
+              "ALTER TABLE worm.verification_log DISABLE TRIGGER worm_guard"; do
+    refused postgres 42501 'worm\.verification_log' "$stmt"
+  done
+  refused owner_role 42501 'permission denied for table verification_log|worm\.verification_log' "DELETE FROM worm.verification_log"
+  refused owner_role 42501 'permission denied for table verification_log|worm\.verification_log' "UPDATE worm.verification_log SET ok = true"
+  after="$(val postgres "$DB" "SELECT count(*) || ':' || bool_and(ok) FROM worm.verification_log")"
+  [ "$after" = "$before" ] && good "the stored results are unchanged ($after)" || bad "worm.verification_log: $after, was $before"
+  unchanged
+}
