@@ -35,6 +35,11 @@ SELECT format('CREATE TABLE %I (id int, what text)', :'evil') \gexec
 SELECT worm.protect(format('%I', :'evil')::regclass, chains => 2);
 SELECT format('INSERT INTO %I SELECT g, %L FROM generate_series(1, 20) g', :'evil', :'evil') \gexec
 SELECT worm.legal_hold(format('%I', :'evil')::regclass, :'reason');
+CREATE TABLE events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2026_10 PARTITION OF events FOR VALUES FROM ('2026-10-01') TO ('2026-11-01');
+CREATE TABLE events_2026_11 PARTITION OF events FOR VALUES FROM ('2026-11-01') TO ('2026-12-01');
+SELECT worm.protect('events', retention => '7 years', chains => 2, legal_basis => 'SEC 17a-4');
+INSERT INTO events SELECT g, date '2026-10-20' + (g % 20) FROM generate_series(1, 40) g;
 CREATE ROLE jane LOGIN IN ROLE worm_auditor;
 SQL
 sleep 1.5
@@ -131,9 +136,13 @@ for t in $(pyj "$J" "' '.join(t['name'] for t in j['tables'])"); do
   esc="$(python3 -c 'import html,sys; print(html.escape(sys.argv[1], quote=True).replace("&#x27;", "&#39;"))' "$t")"
   grep -qF "Table $esc <span" "$H" || fail "the HTML has no section for table $t"
 done
+eq "JSON partitioned tables" "$(pyj "$J" "[(p['name'], p['retention'], p['partitions']) for p in j['partitioned_tables']]")" \
+  "[('public.events', '7 years', ['public.events_2026_10', 'public.events_2026_11'])]"
+eq "JSON partitions" "$(pyj "$J" "[(t['name'], t['partition_of'], t['verification']['rows_checked']) for t in j['tables'] if t['partition_of']]")" \
+  "[('public.events_2026_10', 'public.events', 24), ('public.events_2026_11', 'public.events', 16)]"
 eq "JSON verdict" "$(pyj "$J" "(j['ok'], j['problems'], len(j['controls']), j['format'])")" "(True, 0, 8, 'pg_worm compliance report')"
 eq "JSON rows" "$(pyj "$J" "sum(t['verification']['rows_checked'] for t in j['tables'])")" \
-  "$(psql_q -c "SELECT (SELECT count(*) FROM clinical_notes) + (SELECT count(*) FROM access_log) + 20")"
+  "$(psql_q -c "SELECT (SELECT count(*) FROM clinical_notes) + (SELECT count(*) FROM access_log) + 20 + 40")"
 eq "JSON hold" "$(pyj "$J" "[t['policy']['holds_in_force'][0]['reason'] for t in j['tables'] if t['policy']['holds_in_force']][0]")" "$EVIL_R"
 eq "JSON certificates" "$(pyj "$J" "sorted((c['kind'], c['ok']) for t in j['tables'] + j['retired_tables'] for c in t['certificates'])")" \
   "[('purge', True), ('retire', True)]"
@@ -232,4 +241,4 @@ eq "tampered: other findings" "$(pyj "$WORK/tampered.json" "len(j['findings'])")
 run_wv report --db "$JANE"
 expect 2 "report without --out"
 
-echo "worm-verify report: 3 protected tables and a retired one, a purge and a retirement certificate checked, a hold with an HTML reason and a table named with HTML escaped, HTML and JSON agree, signature verified and refused after an edit, rendered by $(chromium --version 2>/dev/null | head -n 1) (${PCOL} colours, ${PINK}% non-white), a tampered row named with exit 1 (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
+echo "worm-verify report: 3 protected tables, a partitioned one and a retired one, a purge and a retirement certificate checked, a hold with an HTML reason and a table named with HTML escaped, HTML and JSON agree, signature verified and refused after an edit, rendered by $(chromium --version 2>/dev/null | head -n 1) (${PCOL} colours, ${PINK}% non-white), a tampered row named with exit 1 (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
