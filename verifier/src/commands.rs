@@ -1643,7 +1643,13 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
 fn attach(db_url: Option<&str>, d: &Digest, token: &[u8]) -> Run<i64> {
     let mut client = db::connect(db_url)?;
     let digest = serde_json::to_string(&d.whole).context("cannot serialise the digest")?;
-    let row = client
+    let mut tx = client
+        .build_transaction()
+        .read_only(false)
+        .start()
+        .map_err(db::pg)
+        .context("cannot start a read-write transaction for worm.attach_timestamp")?;
+    let row = tx
         .query_one(
             "SELECT (worm.attach_timestamp($1::pg_catalog.text::pg_catalog.jsonb, $2::pg_catalog.bytea) \
                      OPERATOR(pg_catalog.#>>) '{ledger_entry,seq}')::pg_catalog.int8",
@@ -1652,6 +1658,9 @@ fn attach(db_url: Option<&str>, d: &Digest, token: &[u8]) -> Run<i64> {
         .map_err(db::pg)
         .context("SELECT worm.attach_timestamp(..) failed")?;
     let seq: i64 = row.try_get(0).map_err(db::pg)?;
+    tx.commit()
+        .map_err(db::pg)
+        .context("cannot commit worm.attach_timestamp")?;
     Ok(seq)
 }
 
