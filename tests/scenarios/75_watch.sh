@@ -152,8 +152,10 @@ write_byte "$FILE" "$off" 4e   # n -> N
 LOG_LINES_BEFORE="$(wc -l <"$CLUSTER_DIR/server.log")"
 start_again
 T_START=$SECONDS
-# A psql listening for the alert (the notification is printed after its next statement).
-"$PG_BIN/psql" -X -d app -c "LISTEN worm_alert" -c "SELECT pg_sleep(9)" -c "SELECT 1" >"$WORK/listen.log" 2>&1 &
+# A psql listening for the alert, as in docs/operations.md (one session fed a
+# statement every second; psql prints the notifications after each).
+{ echo 'LISTEN worm_alert;'; while sleep 1; do echo 'SELECT 1;'; done; } \
+  | "$PG_BIN/psql" -d app -X -q -At >"$WORK/listen.log" 2>&1 &
 LISTENER=$!
 eq "the tampered text is what the server reads" "$(app -c "SELECT note FROM phi WHERE id = 42")" "Note-00000042 seen"
 
@@ -165,7 +167,9 @@ eq "stored failure" "$(app -c "SELECT ok, problems, detail FROM worm.verificatio
 tail -n +"$LOG_LINES_BEFORE" "$CLUSTER_DIR/server.log" | grep -qF "WARNING:  pg_worm: verification FAILED: table public.phi, chain $CHAIN, first bad seq $SEQ (full verification, 1 problem(s)): chain $CHAIN: row $SEQ was changed" \
   || fail "no WARNING in the server log: $(grep -F 'pg_worm' "$CLUSTER_DIR/server.log" | tail -5)"
 eq "status shows the failure" "$(app -c "SELECT ok, problems FROM worm.status WHERE table_name = 'phi'::regclass")" "f|1"
-wait "$LISTENER" || true
+sleep 2
+kill "$LISTENER" 2>/dev/null || echo "listener ended early: $(head -5 "$WORK/listen.log")"; wait "$LISTENER" 2>/dev/null || true
+grep '^Asynchronous notification "worm_alert"' "$WORK/listen.log" | head -1 | sed 's/^/listener: /'
 grep -qF "Asynchronous notification \"worm_alert\" with payload \"{\"chain\":$CHAIN,\"detail\":\"row $SEQ was changed: its content no longer matches its stored link\",\"kind\":\"full\",\"problems\":1,\"seq\":$SEQ,\"table\":\"public.phi\"}\"" "$WORK/listen.log" \
   || fail "no NOTIFY worm_alert received: $(cat "$WORK/listen.log")"
 wait_for "exporter shows the failure" 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$EXPORTER_PORT/metrics | grep -E '^pg_worm_verification_ok\\{' | grep 'table=\"phi\"' | awk '{print \$2}')\" = 0 ]"
