@@ -228,7 +228,8 @@ COMMIT;
 SQL
 run_wv report --db "$JANE" --out "$WORK/tampered.html"
 expect 1 "report of a tampered table"
-echo "$OUT" | tail -n 1 | grep -q "^PROBLEMS FOUND: 1 problem in the compliance report" || fail "tampered: verdict not last: $OUT"
+eq "tampered: the verdict, last" "$(echo "$OUT" | tail -n 1)" \
+  "PROBLEMS FOUND: 1 problem in the compliance report: public.clinical_notes (chain 2 from seq 7)."
 echo "$OUT" | grep -q "PROBLEM  public.clinical_notes: .*chain 2: row 7 " || fail "tampered: the row is not named: $OUT"
 grep -q '<div class="verdict bad">PROBLEMS FOUND: 1' "$WORK/tampered.html" || fail "tampered: no PROBLEMS verdict in the HTML"
 grep -q '<h2>Table public.clinical_notes <span class="badge bad">PROBLEM</span>' "$WORK/tampered.html" || fail "tampered: the table section is not marked"
@@ -236,6 +237,10 @@ run_wv report --db "$JANE" --json --out "$WORK/tampered.json"
 expect 1 "report --json of a tampered table"
 eq "tampered JSON" "$(pyj "$WORK/tampered.json" "[(t['name'], t['verification']['ok'], [(c['chain'], c['first_bad_seq']) for c in t['verification']['chains'] if not c['ok']]) for t in j['tables'] if not t['verification']['ok']]")" \
   "[('public.clinical_notes', False, [(2, 7)])]"
+# Read by 3 sessions sharing the snapshot: the same findings.
+run_wv report --db "$JANE" --json --jobs 3 --out "$WORK/tampered3.json"
+expect 1 "report --jobs 3 of a tampered table"
+eq "--jobs 3: the same findings" "$(pyj "$WORK/tampered3.json" "j['findings']")" "$(pyj "$WORK/tampered.json" "j['findings']")"
 # The purge certificate of another table still verifies; the report is about what is wrong.
 eq "tampered: other findings" "$(pyj "$WORK/tampered.json" "len(j['findings'])")" 1
 run_wv report --db "$JANE"

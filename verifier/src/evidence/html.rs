@@ -753,7 +753,7 @@ pub fn render(r: &Report) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -834,7 +834,7 @@ mod tests {
             },
             ok: false,
             problems: 1,
-            findings: vec![evil.into()],
+            findings: vec![format!("public.\"{evil}\": 1 problem: {evil}")],
             notes: Vec::new(),
             tables: vec![t],
             partitioned_tables: Vec::new(),

@@ -151,24 +151,49 @@ fn summary_text(r: &model::Report) -> String {
     s
 }
 
-/// The report's one verdict, last.
+/// The report's one verdict, last: OK, or how many problems and where (each table with the
+/// chains and first rows that fail, each other finding by what it is about).
 pub fn verdict_line(r: &model::Report) -> String {
     if r.ok {
-        format!(
-            "OK: every protected table, certificate and the ledger verified ({} {} independently).\n",
+        return format!(
+            "OK: every protected table, certificate and the ledger verified ({} recomputed independently).\n",
             plural(
                 r.tables.iter().map(|t| t.verification.rows_checked).sum::<u64>() as usize,
                 "row",
                 "rows"
-            ),
-            "recomputed"
-        )
-    } else {
-        format!(
-            "PROBLEMS FOUND: {} in the compliance report (see its Findings).\n",
-            plural(r.problems, "problem", "problems")
-        )
+            )
+        );
     }
+    let mut places: Vec<String> = Vec::new();
+    let table_lines: Vec<String> = r
+        .tables
+        .iter()
+        .map(|t| format!("{}: {}", t.name, t.verification.summary))
+        .collect();
+    for t in r.tables.iter().filter(|t| !t.verification.ok) {
+        let at = crate::report::problem_places(&t.verification.chains);
+        places.push(if at.is_empty() {
+            t.name.clone()
+        } else {
+            format!("{} ({})", t.name, at.join(", "))
+        });
+    }
+    for f in r.findings.iter().filter(|f| !table_lines.contains(f)) {
+        // "TABLE: the deletion certificate of ledger entry N does not verify: ..." ->
+        // what it is about; "worm.ledger does not verify: ..." -> worm.ledger.
+        let what = match f.split_once(" does not verify") {
+            Some((head, _)) => head.to_owned(),
+            None => f.split(": ").next().unwrap_or(f).to_owned(),
+        };
+        if !places.contains(&what) {
+            places.push(what);
+        }
+    }
+    format!(
+        "PROBLEMS FOUND: {} in the compliance report: {}.\n",
+        plural(r.problems, "problem", "problems"),
+        places.join("; ")
+    )
 }
 
 /// Writes `bytes` to `path` atomically (a temporary file in the same directory, then a
@@ -198,4 +223,31 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// `worm-verify report-verify FILE [--sig FILE.sig] [--public-key HEX ...]`.
 pub fn report_verify(file: &Path, sig: Option<&Path>, keys: &[String]) -> ExitCode {
     exit_code(signing::run_verify(file, sig, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_names_where() {
+        let r = html::tests::sample("x");
+        assert_eq!(
+            verdict_line(&r),
+            "PROBLEMS FOUND: 1 problem in the compliance report: public.\"x\" (chain 0 from seq 3).\n"
+        );
+        let mut r2 = r.clone();
+        r2.findings = vec![
+            "public.t: the deletion certificate of ledger entry 9 does not verify: anchor".into(),
+            "worm.ledger does not verify: entry 3 was changed".into(),
+        ];
+        r2.tables.clear();
+        r2.problems = 2;
+        assert_eq!(
+            verdict_line(&r2),
+            "PROBLEMS FOUND: 2 problems in the compliance report: public.t: the deletion certificate of ledger entry 9; worm.ledger.\n"
+        );
+        r2.ok = true;
+        assert!(verdict_line(&r2).starts_with("OK: "));
+    }
 }
