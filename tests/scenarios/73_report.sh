@@ -211,6 +211,13 @@ read -r PW PH PCOL PINK <<<"$PNG"
 [ "$PCOL" -ge 50 ] || fail "the screenshot has only $PCOL colours: blank"
 awk -v p="$PINK" 'BEGIN { exit !(p >= 2) }' || fail "the screenshot is $PINK% non-white: blank"
 if [ -n "${REPORT_SCREENSHOT:-}" ]; then cp "$WORK/report.png" "$REPORT_SCREENSHOT"; fi
+# Printable: the browser's PDF has a page per table section (the print rules break before
+# each) and one for the controls, besides the first.
+timeout 120 "${CHROME[@]}" --no-pdf-header-footer --print-to-pdf="$WORK/report.pdf" "file://$H" >"$WORK/chromium.log" 2>&1 \
+  || fail "chromium --print-to-pdf failed: $(tail -n 5 "$WORK/chromium.log")"
+PAGES="$(python3 -c "import re,sys; d=open(sys.argv[1],'rb').read(); assert d[:5] == b'%PDF-'; print(len(re.findall(rb'/Type\s*/Page(?!s)', d)))" "$WORK/report.pdf")" \
+  || fail "the printed report is not a PDF"
+[ "$PAGES" -ge "$(( $(pyj "$J" "len(j['tables'])") + 2 ))" ] || fail "the printed report has $PAGES pages"
 
 # --- tampered: the report names it and exits 1 ---------------------------------------------------
 psql_q <<'SQL' >/dev/null
@@ -246,4 +253,4 @@ eq "tampered: other findings" "$(pyj "$WORK/tampered.json" "len(j['findings'])")
 run_wv report --db "$JANE"
 expect 2 "report without --out"
 
-echo "worm-verify report: 3 protected tables, a partitioned one and a retired one, a purge and a retirement certificate checked, a hold with an HTML reason and a table named with HTML escaped, HTML and JSON agree, signature verified and refused after an edit, rendered by $(chromium --version 2>/dev/null | head -n 1) (${PCOL} colours, ${PINK}% non-white), a tampered row named with exit 1 (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
+echo "worm-verify report: 3 protected tables, a partitioned one and a retired one, a purge and a retirement certificate checked, a hold with an HTML reason and a table named with HTML escaped, HTML and JSON agree, signature verified and refused after an edit, rendered by $(chromium --version 2>/dev/null | head -n 1) (${PCOL} colours, ${PINK}% non-white; printed to a ${PAGES}-page PDF), a tampered row named with exit 1 (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
