@@ -580,7 +580,11 @@ fn checkpoint_ev(e: &LedgerEntry, entries: &[LedgerEntry], roots: Roots<'_>) -> 
 /// A purge or retirement certificate checked as `worm-verify certificate --db` checks it:
 /// offline, against the whole ledger, and against the table (its anchors now and the fresh
 /// verification of its chains; a retired table must be gone).
-fn certificate_ev(e: &LedgerEntry, entries: &[LedgerEntry], table: Option<&CertTable>) -> CertEv {
+fn certificate_ev(
+    e: &LedgerEntry,
+    entries: &[LedgerEntry],
+    table: std::result::Result<&CertTable, String>,
+) -> CertEv {
     let d = &e.document;
     let mut ev = CertEv {
         ledger_seq: e.seq,
@@ -613,8 +617,7 @@ fn certificate_ev(e: &LedgerEntry, entries: &[LedgerEntry], table: Option<&CertT
     };
     let mut checks = c.offline_checks();
     checks.extend(c.ledger_checks(entries));
-    let t = table.ok_or_else(|| "the table is not protected in this database any more".to_owned());
-    checks.extend(c.table_checks(entries, t));
+    checks.extend(c.table_checks(entries, table));
     ev.ok = checks.iter().all(|c| c.status != Status::Problem);
     ev.checks = checks;
     ev
@@ -745,7 +748,13 @@ pub fn gather(
             let certificates: Vec<CertEv> = uid_entries
                 .iter()
                 .filter(|e| matches!(event_of(e).as_str(), "purge" | "retire"))
-                .map(|e| certificate_ev(e, &entries, None))
+                .map(|e| {
+                    certificate_ev(
+                        e,
+                        &entries,
+                        Err("it is not protected in this database any more".into()),
+                    )
+                })
                 .collect();
             for c in certificates.iter().filter(|c| !c.ok) {
                 findings.push(cert_finding(&name, c));
@@ -807,8 +816,10 @@ pub fn gather(
                 // A table that could not be verified: its certificates are checked offline
                 // and against the ledger; the table part says why it could not be.
                 match &cert_table {
-                    Some(t) => certificate_ev(e, &entries, Some(t)),
-                    None => certificate_ev(e, &entries, None),
+                    Some(t) => certificate_ev(e, &entries, Ok(t)),
+                    None => {
+                        certificate_ev(e, &entries, Err(format!("{name} could not be verified")))
+                    }
                 }
             })
             .collect();
