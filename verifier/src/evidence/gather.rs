@@ -708,6 +708,7 @@ pub fn gather(
         first_at: entries.first().and_then(|e| s(&e.document, &["at"])),
         last_at: entries.last().and_then(|e| s(&e.document, &["at"])),
         head_hash: entries.last().map(|e| hex::encode(&e.hash)),
+        head_seq: entries.last().map(|e| e.seq),
     };
 
     // Stored results, when this pg_worm keeps them.

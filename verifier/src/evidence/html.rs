@@ -679,18 +679,19 @@ pub fn render(r: &Report) -> String {
     let l = &r.ledger;
     let _ = write!(
         s,
-        "<h2 id=\"ledger\">Ledger integrity {}</h2><p>{} entries recomputed from entry 1 (each entry's SHA-256 over its document and its predecessor's hash): {}.</p><dl class=\"grid\"><dt>first entry</dt><dd>{}</dd><dt>newest entry</dt><dd>{}</dd><dt>newest hash</dt><dd><code>{}</code></dd></dl><table><tr><th>event</th><th class=\"num\">entries</th></tr>",
+        "<h2 id=\"ledger\">Ledger integrity {}</h2><p>{} entries recomputed from entry 1 (each entry's SHA-256 over its document and its predecessor's hash): {}.</p><dl class=\"grid\"><dt>first entry</dt><dd>{}</dd><dt>newest entry</dt><dd>{}</dd><dt>newest hash</dt><dd>entry {}: <code>{}</code></dd></dl><table><tr><th>event</th><th class=\"num\">entries</th></tr>",
         badge(l.ok),
         l.entries,
         esc(&l.detail),
         opt(&l.first_at),
         opt(&l.last_at),
+        l.head_seq.map_or_else(|| "—".to_owned(), |v| v.to_string()),
         opt(&l.head_hash)
     );
     for (k, n) in &l.events {
         let _ = write!(s, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(k));
     }
-    s.push_str("</table><p class=\"meta\">Like a table's chain, the ledger alone cannot show that its newest entries were removed: note the newest hash above, and compare it with the next report's, or keep checkpoint digests outside the database.</p>");
+    s.push_str("</table><p class=\"meta\">Like a table's chain, the ledger alone cannot show that its newest entries were removed: note the newest entry and hash above; later, <code>SELECT seq FROM worm.ledger WHERE hash = decode('HASH', 'hex')</code> must still find it at that entry (or keep checkpoint digests outside the database).</p>");
     // Keys.
     s.push_str("<h2 id=\"keys\">Trusted keys</h2>");
     if r.trusted_keys.is_empty() {
@@ -849,6 +850,7 @@ pub(crate) mod tests {
                 first_at: None,
                 last_at: None,
                 head_hash: None,
+                head_seq: None,
             },
             trusted_keys: Vec::new(),
             verification_history: HistoryEv {

@@ -229,6 +229,8 @@ pub struct LedgerEv {
     /// The newest entry's hash: writing it down lets a later report show the ledger was
     /// only extended since.
     pub head_hash: Option<String>,
+    /// The newest entry's seq.
+    pub head_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
