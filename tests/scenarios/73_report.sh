@@ -250,7 +250,47 @@ expect 1 "report --jobs 3 of a tampered table"
 eq "--jobs 3: the same findings" "$(pyj "$WORK/tampered3.json" "j['findings']")" "$(pyj "$WORK/tampered.json" "j['findings']")"
 # The purge certificate of another table still verifies; the report is about what is wrong.
 eq "tampered: other findings" "$(pyj "$WORK/tampered.json" "len(j['findings'])")" 1
+
+# --- against the previous report: the ledger rolled back, the ledger edited -----------------------
+run_wv report --db "$JANE" --json --out "$WORK/since.json" --previous "$J"
+expect 1 "report --previous (the row is still tampered)"
+HEAD_SEQ="$(pyj "$J" "j['ledger']['head_seq']")"
+eq "previous: ledger extended" "$(pyj "$WORK/since.json" "[c['status'] for c in j['since_previous']['checks']]")" "['ok', 'ok']"
+pyj "$WORK/since.json" "j['since_previous']['checks'][0]['detail']" | grep -q "^worm.ledger still holds entry $HEAD_SEQ, the newest the previous report saw, with the same hash: it was only extended since (0 entries added)$" \
+  || fail "previous: $(pyj "$WORK/since.json" "j['since_previous']")"
+# A superuser removes the ledger's newest entry (what restoring an older backup of the ledger
+# looks like): the ledger still verifies on its own, the previous report shows the loss.
+ledger_sql() {
+  psql_q <<SQL >/dev/null
+BEGIN;
+CREATE TEMP TABLE evt ON COMMIT DROP AS SELECT evtname, evtenabled FROM pg_event_trigger;
+SELECT format('ALTER EVENT TRIGGER %I DISABLE', evtname) FROM evt
+\\gexec
+ALTER TABLE worm.ledger DISABLE TRIGGER worm_guard;
+$1
+ALTER TABLE worm.ledger ENABLE ALWAYS TRIGGER worm_guard;
+SELECT format('ALTER EVENT TRIGGER %I %s', evtname, CASE evtenabled WHEN 'A' THEN 'ENABLE ALWAYS'
+         WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'D' THEN 'DISABLE' ELSE 'ENABLE' END) FROM evt
+\\gexec
+COMMIT;
+SQL
+}
+ledger_sql "DELETE FROM worm.ledger WHERE seq = $HEAD_SEQ;"
+[ "$(psql_q -c "SELECT max(seq) FROM worm.ledger")" = "$((HEAD_SEQ - 1))" ] || fail "the ledger's newest entry was not removed"
+run_wv report --db "$JANE" --json --out "$WORK/rolled-back.json" --previous "$J"
+expect 1 "report --previous after the ledger lost its newest entry"
+eq "rolled back: ledger verifies alone" "$(pyj "$WORK/rolled-back.json" "j['ledger']['ok']")" True
+pyj "$WORK/rolled-back.json" "j['findings']" | grep -qF "worm.ledger has no entry $HEAD_SEQ any more (it ends at entry $((HEAD_SEQ - 1))), the newest the previous report saw: the ledger was rolled back or an older backup restored" \
+  || fail "rolled back: not found: $(pyj "$WORK/rolled-back.json" "j['findings']")"
+# An entry's document edited: the ledger itself no longer verifies.
+ledger_sql "UPDATE worm.ledger SET document = jsonb_set(document, '{by,session_user}', '\"mallory\"') WHERE seq = 1;"
+run_wv report --db "$JANE" --out "$WORK/ledger-edited.html"
+expect 1 "report after a ledger entry was edited"
+echo "$OUT" | grep -q "PROBLEM  worm.ledger does not verify: entry 1 was changed: its document no longer matches its hash" \
+  || fail "ledger edited: not named: $OUT"
+grep -q '<h2 id="ledger">Ledger integrity <span class="badge bad">PROBLEM</span>' "$WORK/ledger-edited.html" || fail "ledger edited: the HTML section is not marked"
+
 run_wv report --db "$JANE"
 expect 2 "report without --out"
 
-echo "worm-verify report: 3 protected tables, a partitioned one and a retired one, a purge and a retirement certificate checked, a hold with an HTML reason and a table named with HTML escaped, HTML and JSON agree, signature verified and refused after an edit, rendered by $(chromium --version 2>/dev/null | head -n 1) (${PCOL} colours, ${PINK}% non-white; printed to a ${PAGES}-page PDF), a tampered row named with exit 1 (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"
+echo "worm-verify report: 3 protected tables, a partitioned one and a retired one, a purge and a retirement certificate checked, a hold with an HTML reason and a table named with HTML escaped, HTML and JSON agree, signature verified and refused after an edit, rendered by $(chromium --version 2>/dev/null | head -n 1) (${PCOL} colours, ${PINK}% non-white; printed to a ${PAGES}-page PDF), a tampered row named with exit 1, a rolled-back and an edited ledger found (build ${BUILD_SECS}s, total $((SECONDS - T0))s)"

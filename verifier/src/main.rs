@@ -287,6 +287,11 @@ enum Command {
         /// time. Without it only each token's imprint is checked (and the report says so).
         #[arg(long, value_name = "ROOT.pem")]
         tsa_cert: Option<PathBuf>,
+        /// An earlier report of this database, written with --json: the newest ledger entry
+        /// it saw must still be there with the same hash (no rollback, no older backup, no
+        /// replaced ledger), and every table it listed must still be protected or retired.
+        #[arg(long, value_name = "REPORT.json")]
+        previous: Option<PathBuf>,
         /// Verify with this many sessions at once (see `table --help`).
         #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -409,6 +414,7 @@ fn main() -> ExitCode {
             key_id,
             jobs,
             tsa_cert,
+            previous,
         } => evidence::report(&evidence::Options {
             db: db.as_deref(),
             out: &out,
@@ -417,6 +423,7 @@ fn main() -> ExitCode {
             key_id: key_id.as_deref(),
             jobs: usize::from(jobs),
             tsa_cert: tsa_cert.as_deref(),
+            previous: previous.as_deref(),
         }),
         Command::ReportVerify {
             file,

@@ -665,6 +665,7 @@ pub fn gather(
     tx: &mut Transaction<'_>,
     ro: &ReadOpts,
     roots: Roots<'_>,
+    previous: Option<&Json>,
 ) -> std::result::Result<Report, Failure> {
     db::prepare(tx)?;
     pg(
@@ -1006,6 +1007,15 @@ pub fn gather(
     if regs.is_empty() {
         notes.push("no table is protected in this database".into());
     }
+    let since_previous = previous.map(|p| since_previous(p, &entries, &regs));
+    if let Some(p) = &since_previous {
+        for c in p.checks.iter().filter(|c| c.status == Status::Problem) {
+            findings.push(format!(
+                "since the previous report of {}: {}",
+                p.generated_at, c.detail
+            ));
+        }
+    }
     let mut report = Report {
         format: FORMAT,
         format_version: FORMAT_VERSION,
@@ -1022,6 +1032,7 @@ pub fn gather(
         ledger,
         trusted_keys: keys,
         verification_history,
+        since_previous,
         controls: Vec::new(),
     };
     report.controls = controls::controls(&report);
@@ -1045,4 +1056,82 @@ fn cert_finding(table: &str, c: &CertEv) -> String {
         c.ledger_seq,
         bad.join("; ")
     )
+}
+
+/// An earlier report (its JSON) against the ledger and registry now: the newest ledger entry
+/// it saw must still be there with the same hash (else the ledger was rolled back, an older
+/// backup restored, or the ledger replaced), and every table it listed must still be
+/// protected, or retired since with a certificate.
+fn since_previous(p: &Json, entries: &[LedgerEntry], regs: &[Reg]) -> PreviousEv {
+    let generated_at = s(p, &["generated_at"]).unwrap_or_else(|| "?".into());
+    let seq = p
+        .get("ledger")
+        .and_then(|l| l.get("head_seq"))
+        .and_then(Json::as_i64);
+    let hash = s(p, &["ledger", "head_hash"]);
+    let mut checks = Vec::new();
+    if s(p, &["format"]).as_deref() != Some(FORMAT) {
+        checks.push(Check::problem(
+            "previous",
+            "the file given with --previous is not a pg_worm compliance report in JSON (worm-verify report --json)",
+        ));
+    }
+    let now_last = entries.last().map_or(0, |e| e.seq);
+    match (seq, &hash) {
+        (Some(seq), Some(hash)) => match entries.iter().find(|e| e.seq == seq) {
+            None => checks.push(Check::problem(
+                "ledger",
+                format!("worm.ledger has no entry {seq} any more (it ends at entry {now_last}), the newest the previous report saw: the ledger was rolled back or an older backup restored"),
+            )),
+            Some(e) if hex::encode(&e.hash) != *hash => checks.push(Check::problem(
+                "ledger",
+                format!("worm.ledger's entry {seq} is not the one the previous report saw (hash {}…, then {}…): the ledger was rewritten or replaced", &hex::encode(&e.hash)[..16], &hash[..16.min(hash.len())]),
+            )),
+            Some(_) => checks.push(Check::ok(
+                "ledger",
+                format!("worm.ledger still holds entry {seq}, the newest the previous report saw, with the same hash: it was only extended since ({} added)", plural((now_last - seq).max(0) as usize, "entry", "entries")),
+            )),
+        },
+        _ => checks.push(Check::note(
+            "ledger",
+            "the previous report names no ledger entry (its ledger was empty, or it predates head_seq)",
+        )),
+    }
+    let mut gone = 0usize;
+    for t in p
+        .get("tables")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let uid = s(t, &["table_uid"]).unwrap_or_default();
+        let name = s(t, &["name"]).unwrap_or_default();
+        match regs.iter().find(|g| g.uid_text == uid) {
+            Some(g) if g.retired_at.is_none() && g.oid.is_some() => {}
+            Some(g) if g.retired_at.is_some() => checks.push(Check::note(
+                "table",
+                format!("{name} (table_uid {uid}) was retired since ({}): its certificate is checked under Retired tables", g.retired_at.as_deref().unwrap_or("?")),
+            )),
+            _ => {
+                gone += 1;
+                checks.push(Check::problem(
+                    "table",
+                    format!("{name} (table_uid {uid}) of the previous report is neither protected nor retired now: its protection or its registration was removed"),
+                ));
+            }
+        }
+    }
+    if gone == 0 {
+        checks.push(Check::ok(
+            "table",
+            "every table of the previous report is still protected (or was retired since)",
+        ));
+    }
+    PreviousEv {
+        generated_at,
+        ledger_seq: seq,
+        ledger_hash: hash,
+        ok: checks.iter().all(|c| c.status != Status::Problem),
+        checks,
+    }
 }

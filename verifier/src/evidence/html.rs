@@ -692,6 +692,17 @@ pub fn render(r: &Report) -> String {
         let _ = write!(s, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(k));
     }
     s.push_str("</table><p class=\"meta\">Like a table's chain, the ledger alone cannot show that its newest entries were removed: note the newest entry and hash above; later, <code>SELECT seq FROM worm.ledger WHERE hash = decode('HASH', 'hex')</code> must still find it at that entry (or keep checkpoint digests outside the database).</p>");
+    // Since the previous report.
+    if let Some(p) = &r.since_previous {
+        let _ = write!(
+            s,
+            "<h2 id=\"previous\">Since the previous report {}</h2><p>Compared with the report of {} (its newest ledger entry: {}).</p>",
+            badge(p.ok),
+            esc(&p.generated_at),
+            p.ledger_seq.map_or_else(|| "none".to_owned(), |v| v.to_string())
+        );
+        s.push_str(&checks_list(&p.checks));
+    }
     // Keys.
     s.push_str("<h2 id=\"keys\">Trusted keys</h2>");
     if r.trusted_keys.is_empty() {
@@ -861,6 +872,7 @@ pub(crate) mod tests {
                     failed: 1,
                 }],
             },
+            since_previous: None,
             controls: Vec::new(),
         };
         r.controls = super::super::controls::controls(&r);

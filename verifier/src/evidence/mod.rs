@@ -34,6 +34,7 @@ pub struct Options<'a> {
     pub key_id: Option<&'a str>,
     pub jobs: usize,
     pub tsa_cert: Option<&'a Path>,
+    pub previous: Option<&'a Path>,
 }
 
 pub fn report(o: &Options<'_>) -> ExitCode {
@@ -67,11 +68,24 @@ fn run_report(o: &Options<'_>) -> std::result::Result<End, End> {
         Some(p) => Some(crate::tsa::load_roots(p)?),
         None => None,
     };
+    let previous: Option<serde_json::Value> = match o.previous {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not JSON (give a report written with --json)",
+                    p.display()
+                )
+            })?)
+        }
+        None => None,
+    };
     let connector = db::Connector::new(o.db)?;
     let mut client = connector.open()?;
     let mut tx = db::begin_read(&mut client)?;
     let ro = db::ReadOpts::new(std::io::stderr().is_terminal(), &connector, &mut tx, o.jobs)?;
-    let report = gather::gather(&mut tx, &ro, roots.as_deref())?;
+    let report = gather::gather(&mut tx, &ro, roots.as_deref(), previous.as_ref())?;
     tx.commit()
         .map_err(db::pg)
         .context("cannot end the read-only transaction")?;

@@ -32,6 +32,9 @@ pub struct Report {
     pub ledger: LedgerEv,
     pub trusted_keys: Vec<KeyEv>,
     pub verification_history: HistoryEv,
+    /// Compared with an earlier report (`--previous`): its ledger entry still there, its
+    /// tables still protected or retired.
+    pub since_previous: Option<PreviousEv>,
     pub controls: Vec<Control>,
 }
 
@@ -272,4 +275,13 @@ pub struct Control {
     pub does_not_show: String,
     /// The state of that evidence in this report, in one sentence.
     pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviousEv {
+    pub generated_at: String,
+    pub ledger_seq: Option<i64>,
+    pub ledger_hash: Option<String>,
+    pub ok: bool,
+    pub checks: Vec<Check>,
 }
