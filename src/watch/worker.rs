@@ -639,11 +639,17 @@ impl Watcher {
                 "SELECT worm.checkpoint($1::pg_catalog.oid::pg_catalog.regclass) IS NOT NULL"
             }
         };
+        // Read-only SPI on a standby (read-write SPI assigns a transaction
+        // id); read-write on a primary, where the functions store results.
+        let primary = !in_recovery();
         let ran = transaction(|| {
             sql::connect_mut(|client| {
-                client
-                    .update(query, None, &[DatumWithOid::from(relid)])
-                    .map(|_| ())
+                let args = [DatumWithOid::from(relid)];
+                if primary {
+                    client.update(query, None, &args).map(|_| ())
+                } else {
+                    client.select(query, None, &args).map(|_| ())
+                }
             })
         });
         let err = match ran {

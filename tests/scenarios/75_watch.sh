@@ -8,7 +8,8 @@
 # in the data file with the server stopped (as in 40_datafile_tamper.sh):
 # within two intervals of the restart the watcher stores the failure, logs
 # the WARNING, sends NOTIFY worm_alert (received by a listening psql),
-# records it once in the ledger, and worm.status and /metrics show it.
+# records it once in the ledger, and worm.status and /metrics show it. A hot
+# standby made from the primary watches too: the WARNING in its log, nothing stored.
 source "$(dirname "$0")/../lib.sh"
 PORT=55575
 EXPORTER_PORT=59187
@@ -86,7 +87,14 @@ DATA_SOURCE_NAME="host=$PGHOST port=$PORT user=postgres dbname=app sslmode=disab
   --web.listen-address="127.0.0.1:$EXPORTER_PORT" --disable-default-metrics --disable-settings-metrics \
   >"$WORK/exporter.log" 2>&1 &
 EXPORTER_PID=$!
-trap 'kill $EXPORTER_PID 2>/dev/null; cleanup_test' EXIT
+STANDBY="$WORK/standby"
+STANDBY_PORT=55576
+stop_standby() {
+  if [ -f "$STANDBY/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STANDBY" -w stop -m fast >/dev/null 2>&1 || true
+  fi
+}
+trap 'kill $EXPORTER_PID 2>/dev/null; stop_standby; cleanup_test' EXIT
 metric() { curl -s "http://127.0.0.1:$EXPORTER_PORT/metrics" | grep -E "^pg_worm_$1\{" | grep 'table="phi"' | awk '{print $2}'; }
 wait_for "exporter answering" 20 bash -c "curl -sf http://127.0.0.1:$EXPORTER_PORT/metrics >/dev/null"
 eq "metric verification_ok" "$(metric verification_ok)" 1
@@ -186,4 +194,26 @@ old_gone() { app -c "SELECT count(*) FROM worm.verifications WHERE at < now() - 
 wait_for "results past their retention removed" 15 old_gone
 eq "recent results kept" "$(app -c "SELECT count(*) > 0 FROM worm.verifications")" t
 if grep -F 'pg_worm watcher of database "app": could not' "$CLUSTER_DIR/server.log"; then fail "the watcher could not do its work"; fi
+# A hot standby made from this primary (the changed page comes with the base
+# backup) watches too: it verifies, stores nothing, alerts in its log only.
+runuser -u postgres -- "$PG_BIN/pg_basebackup" -h "$PGHOST" -p "$PORT" -U postgres -D "$STANDBY" -R -X stream -c fast \
+  >"$WORK/basebackup.log" 2>&1 || { cat "$WORK/basebackup.log"; fail "pg_basebackup"; }
+{
+  echo "port = $STANDBY_PORT"
+  echo "unix_socket_directories = '$WORK'"
+  echo "hot_standby = on"
+} >>"$STANDBY/postgresql.conf"
+runuser -u postgres -- env RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$PG_BIN/pg_ctl" -D "$STANDBY" -l "$WORK/standby.log" -w start >/dev/null
+on_s() { PGHOST="$WORK" PGPORT="$STANDBY_PORT" psql_q "$@"; }
+eq "standby in recovery" "$(on_s -c "SELECT pg_is_in_recovery()")" t
+standby_watcher() { [ "$(on_s -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_worm watcher' AND datname = 'app'")" = 1 ]; }
+wait_for "watcher on the standby" 30 standby_watcher
+standby_alert() { grep -qF "WARNING:  pg_worm: verification FAILED: table public.phi, chain $CHAIN, first bad seq $SEQ (full verification" "$WORK/standby.log"; }
+wait_for "the standby's watcher logs the failure" 20 standby_alert
+standby_ok_round() { grep -qE 'LOG:  pg_worm: public\.(shortlived|held) has no checkpoint|WARNING:  pg_worm: verification FAILED: table public\.phi' "$WORK/standby.log"; }
+wait_for "the standby verifies" 10 standby_ok_round
+if grep -E 'pg_worm watcher of database "app": could not|result could not be stored|failed: ' "$WORK/standby.log"; then fail "the standby's watcher tried to store or failed"; fi
+grep -F 'WARNING:  pg_worm: verification FAILED' "$WORK/standby.log" | head -1 | sed 's/^.*WARNING/standby: WARNING/'
+stop_standby
+
 echo "watcher: rounds recorded, failure alerted (log, NOTIFY, status, metrics, ledger); reload and restart ok"
