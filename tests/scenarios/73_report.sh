@@ -56,7 +56,8 @@ run_wv keygen --out "$WORK/jane.key" --key-id jane
 expect 0 "keygen"
 JANE_PUB="$(echo "$OUT" | sed -n 's/^public key: //p')"
 psql_q -c "SELECT worm.trust_key('jane', '$JANE_PUB')" >/dev/null
-psql_q -c "SET ROLE jane" -c "SELECT worm.checkpoint('clinical_notes', full => true)" >"$WORK/d.json"
+run_wv checkpoint --db "$JANE" clinical_notes -o "$WORK/d.json"
+expect 0 "checkpoint"
 run_wv sign --key "$WORK/jane.key" --key-id jane "$WORK/d.json" -o "$WORK/d.json"
 expect 0 "sign"
 CP_SEQ="$(pyj "$WORK/d.json" "j['ledger_entry']['seq']")"
