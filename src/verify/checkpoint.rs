@@ -119,8 +119,31 @@ pub(super) fn latest_checkpoint(uid: &[u8; 16]) -> Result<Option<Json>, WormErro
 /// and returns the digest to keep outside the database. Incremental unless
 /// `full`: only the rows since the previous checkpoint are read (see
 /// [`incremental`]).
-#[pg_extern(name = "checkpoint", volatile)]
-fn worm_checkpoint(tbl: PgRelation, full: default!(bool, false)) -> JsonB {
+///
+/// Its SQL is written here rather than generated: `full` is read from
+/// `fcinfo` when the call has it, so that this C symbol also serves 0.1.0's
+/// one-argument `worm.checkpoint(regclass)` between a package upgrade and
+/// `ALTER EXTENSION pg_worm UPDATE` (which is then asked for, instead of an
+/// argument failing to unbox).
+#[pg_extern(
+    name = "checkpoint",
+    volatile,
+    sql = r#"
+CREATE FUNCTION "checkpoint"(
+	"tbl" regclass, /* PgRelation */
+	"full" bool DEFAULT false /* read from fcinfo */
+) RETURNS jsonb /* JsonB */
+STRICT VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'worm_checkpoint_wrapper';
+"#
+)]
+fn worm_checkpoint(tbl: PgRelation, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
+    // SAFETY: `fcinfo` is this call's; argument 1 is read only when the
+    // call has it (STRICT: never NULL then).
+    let full = unsafe {
+        (*fcinfo).nargs >= 2 && pgrx::fcinfo::pg_getarg::<bool>(fcinfo, 1).unwrap_or(false)
+    };
     let doc = if tbl.is_partitioned_table() {
         checkpoint_partitions(tbl, full).or_raise()
     } else {
