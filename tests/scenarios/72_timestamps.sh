@@ -168,6 +168,10 @@ run_wv table --db "$JANE" t --against "$WORK/d.json" --tsa-cert "$CA/root.pem"
 expect 0 "table --against --tsa-cert"
 echo "$OUT" | grep -q "^  ok       time-stamped at $TS_TIME by " || fail "table --against: no time: $OUT"
 last_line | grep -q "^OK: the table still extends the checkpoint of ledger entry $SEQ\.$" || fail "table --against: $(last_line)"
+run_wv table --db "$JANE" t --against "$WORK/d.json"
+expect 0 "table --against without --tsa-cert"
+echo "$OUT" | grep -qxF "  NOTE     $WORK/d.json.tsr (a time-stamp token) was not checked: give --tsa-cert ROOT.pem, the root of the TSA you trust" \
+  || fail "table --against: the token beside the digest is not mentioned: $OUT"
 run_wv table --db "$JANE" t --against "$WORK/d.json" --tsa-cert "$CA/root.pem" --json
 expect 0 "table --against --tsa-cert --json"
 printf '%s' "$OUT" >"$WORK/against.json"

@@ -405,6 +405,14 @@ fn run_table_against(
         let (checks, token) = timestamp_checks(&d, digest_path, tsa.tsr, roots);
         outcome.checks.extend(checks);
         stamp = token;
+    } else if tsr_path(digest_path, None).is_file() {
+        outcome.checks.push(Check::note(
+            "timestamp",
+            format!(
+                "{} (a time-stamp token) was not checked: give --tsa-cert ROOT.pem, the root of the TSA you trust",
+                tsr_path(digest_path, None).display()
+            ),
+        ));
     }
     let cp_problems = problems(&outcome.checks);
     let ok = cp_problems == 0 && all_ok(&data.rows);
