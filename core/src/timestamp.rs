@@ -704,7 +704,7 @@ mod tests {
 
     // A response from `openssl ts -reply` (OpenSSL 3.0) by a throwaway TSA, for the message
     // imprint of "ledger hash" [0x11; 32], nonce 0x0102030405060708, genTime
-    // 2026-11-26T22:00:25Z, and one rejecting an MD5 imprint: made by
+    // 2026-11-26T22:31:48Z, and one rejecting an MD5 imprint: made by
     // tests/fixtures/timestamp/make.sh.
     const FIXTURE_TSR: &[u8] = include_bytes!("../../tests/fixtures/timestamp/granted.tsr");
     const FIXTURE_REJECTED: &[u8] = include_bytes!("../../tests/fixtures/timestamp/rejected.tsr");
@@ -758,7 +758,7 @@ mod tests {
         assert!(!t.imprint_matches(&[0x12; 32]));
         assert_eq!(t.nonce.as_deref(), Some(&[1u8, 2, 3, 4, 5, 6, 7, 8][..]));
         assert_eq!(t.policy, "1.2.3.4.1");
-        assert_eq!(t.time_text(), "2026-11-26T22:00:25Z");
+        assert_eq!(t.time_text(), "2026-11-26T22:31:48Z");
         assert_eq!(t.tsa_name(), "CN=pg_worm test TSA,O=pg_worm tests");
         assert_eq!(t.signed.content_type, OID_TST_INFO.to_string());
         assert_eq!(t.signed.content_type_attr, Some(OID_TST_INFO.to_string()));
@@ -776,6 +776,23 @@ mod tests {
         let bare = parse_any(&t.der).expect("bare token");
         assert_eq!(bare.imprint, t.imprint);
         assert_eq!(bare.serial, t.serial);
+    }
+
+    #[test]
+    fn fractions_of_a_second_and_ecdsa() {
+        // genTime 20261126223148.085Z: RFC 3161 allows it, der's GeneralizedTime does not.
+        let t = parse_any(include_bytes!(
+            "../../tests/fixtures/timestamp/fraction.tsr"
+        ))
+        .expect("fraction");
+        assert!(t.gen_time_der.ends_with(".085Z"), "{}", t.gen_time_der);
+        assert_eq!(t.time_text(), "2026-11-26T22:31:48.085Z");
+        assert_eq!(t.gen_time.timestamp_subsec_micros(), 85_000);
+        let t =
+            parse_any(include_bytes!("../../tests/fixtures/timestamp/ecdsa.tsr")).expect("ecdsa");
+        assert_eq!(t.signed.signature_algorithm, "1.2.840.10045.4.3.2");
+        assert_eq!(t.tsa_name(), "CN=pg_worm test ECDSA TSA,O=pg_worm tests");
+        assert!(t.imprint_matches(&[0x11; 32]));
     }
 
     #[test]

@@ -486,7 +486,48 @@ mod tests {
         let last = checks.last().expect("time");
         assert_eq!(
             last.detail,
-            "time-stamped at 2026-11-26T22:00:25Z by CN=pg_worm test TSA,O=pg_worm tests (serial 02, policy 1.2.3.4.1, accuracy 1 s)"
+            "time-stamped at 2026-11-26T22:31:48Z by CN=pg_worm test TSA,O=pg_worm tests (serial 02, policy 1.2.3.4.1, accuracy 1 s)"
+        );
+    }
+
+    #[test]
+    fn fractional_time_and_ecdsa_tokens_verify() {
+        for (bytes, time, who) in [
+            (
+                &include_bytes!("../../tests/fixtures/timestamp/fraction.tsr")[..],
+                "2026-11-26T22:31:48.085Z",
+                "CN=pg_worm test TSA",
+            ),
+            (
+                &include_bytes!("../../tests/fixtures/timestamp/ecdsa.tsr")[..],
+                "2026-11-26T22:31:48Z",
+                "CN=pg_worm test ECDSA TSA",
+            ),
+        ] {
+            let t = check_reply(bytes, &NONCE, &HASH, 4).expect("granted");
+            let checks = verify(&t, &HASH, 4, &roots());
+            assert!(problems_of(&checks).is_empty(), "{checks:#?}");
+            let last = &checks.last().expect("time").detail;
+            assert!(
+                last.starts_with(&format!("time-stamped at {time} by {who},")),
+                "{last}"
+            );
+        }
+        // The ECDSA signature, altered: refused like an RSA one.
+        let mut b = ts::parse_any(include_bytes!("../../tests/fixtures/timestamp/ecdsa.tsr"))
+            .expect("token")
+            .der;
+        let n = b.len();
+        b[n - 2] ^= 1;
+        let p = problems_of(&verify(
+            &ts::parse_any(&b).expect("parses"),
+            &HASH,
+            4,
+            &roots(),
+        ));
+        assert!(
+            p.iter().any(|s| s.contains("signature does not verify")),
+            "{p:?}"
         );
     }
 
