@@ -3,7 +3,8 @@
 //! A launcher, started by the postmaster once the server is consistent (a
 //! primary, or a hot standby) and restarted by it 10 s after a crash, starts
 //! one dynamic worker per database named in `worm.databases` and starts it
-//! again 10 s after it stops. Each worker connects to its database and, in
+//! again 10 s after it stops (later, up to 5 min, when it keeps stopping at
+//! once: a database dropped). Each worker connects to its database and, in
 //! one short transaction per table:
 //!
 //! - every `worm.checkpoint_interval` (0 = never; on a primary): takes a
@@ -153,7 +154,15 @@ struct Watched {
     db: String,
     handle: Option<DynamicBackgroundWorker>,
     next_start: Instant,
+    started: Instant,
+    /// How long to wait before starting it again when it stops:
+    /// RESTART_DELAY, doubled (up to MAX_DELAY) each time it stops again
+    /// within a minute of its start (a database dropped, or not accepting
+    /// connections), back to RESTART_DELAY after a longer run.
+    delay: Duration,
 }
+
+const MAX_DELAY: Duration = Duration::from_secs(300);
 
 impl Watched {
     fn alive(&self) -> bool {
@@ -204,6 +213,8 @@ pub extern "C-unwind" fn worm_watch_launcher(_arg: pg_sys::Datum) {
                         db: db.clone(),
                         handle: None,
                         next_start: now,
+                        started: now,
+                        delay: RESTART_DELAY,
                     });
                     watched.len() - 1
                 }
@@ -213,17 +224,24 @@ pub extern "C-unwind" fn worm_watch_launcher(_arg: pg_sys::Datum) {
                 continue;
             }
             if w.handle.take().is_some() {
-                w.next_start = now + RESTART_DELAY;
+                if now.duration_since(w.started) >= Duration::from_secs(60) {
+                    w.delay = RESTART_DELAY;
+                }
+                w.next_start = now + w.delay;
                 pgrx::log!(
                     "pg_worm: the watcher of database \"{db}\" stopped; starting it again in {} s",
-                    RESTART_DELAY.as_secs()
+                    w.delay.as_secs()
                 );
+                w.delay = (w.delay * 2).min(MAX_DELAY);
             }
             if now < w.next_start {
                 continue;
             }
             match start_worker(&db) {
-                Ok(h) => w.handle = Some(h),
+                Ok(h) => {
+                    w.handle = Some(h);
+                    w.started = now;
+                }
                 Err(()) => {
                     w.next_start = now + RECHECK;
                     pgrx::warning!(
