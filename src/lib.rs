@@ -35,6 +35,7 @@
 use pgrx::prelude::*;
 
 mod adopt;
+mod am;
 mod catalog;
 mod error;
 mod guard;
