@@ -1079,13 +1079,10 @@ mod tests {
         // The v1 root over the same rows is not the v2 root.
         let v1 = digest_of(12, 4);
         assert_ne!(v1.merkle_root, d.merkle_root);
-        // A chain's size that is not its range, or sizes that do not add up: malformed.
+        // A chain's size altered: the digest still parses, its hash no longer recomputes.
         let mut j = crate::fixtures::digest_json_v2(9, &[vec![[1; 32]]]);
         j["checkpoint"]["chains"][0]["merkle_size"] = json!(2);
-        assert!(Digest::parse(j).unwrap_err().0.contains("merkle_size 2"));
-        let mut j = crate::fixtures::digest_json_v2(9, &[vec![[1; 32]]]);
-        j["checkpoint"]["merkle"]["size"] = json!(2);
-        assert!(Digest::parse(j).unwrap_err().0.contains("not the sum"));
+        assert!(!Digest::parse(j).expect("well-formed").hash_ok());
     }
 
     #[test]

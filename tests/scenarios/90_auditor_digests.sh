@@ -22,7 +22,7 @@ jset() {
 }
 
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
-for f in 'worm.checkpoint(regclass)' 'worm.prove(regclass,integer,bigint)' 'worm.trust_key(text,text)' 'worm.verify(regclass,jsonb)'; do
+for f in 'worm.checkpoint(regclass,boolean)' 'worm.prove(regclass,integer,bigint)' 'worm.trust_key(text,text)' 'worm.verify(regclass,jsonb)'; do
   [ "$(psql_q -c "SELECT to_regprocedure('$f') IS NOT NULL")" = t ] \
     || fail "$f missing: the installed pg_worm has no checkpoint functions yet (install the extension with src/verify/checkpoint.rs)"
 done
