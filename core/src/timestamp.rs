@@ -209,6 +209,8 @@ pub struct Token {
     pub nonce: Option<Vec<u8>>,
     /// The TSTInfo's tsa field, if present, in words (a directory name as RFC 4514 text).
     pub tsa_field: Option<String>,
+    /// The tsa field when it is a directory name (to compare with the certificate's subject).
+    pub tsa_directory_name: Option<String>,
     pub signed: Signed,
 }
 
@@ -585,6 +587,10 @@ pub fn parse_token(bytes: &[u8]) -> Result<Token, TsError> {
         accuracy: tst.accuracy.as_ref().and_then(accuracy_text),
         nonce: tst.nonce.map(|n| n.as_bytes().to_vec()),
         tsa_field: tst.tsa.as_ref().map(general_name_text),
+        tsa_directory_name: match &tst.tsa {
+            Some(GeneralName::DirectoryName(n)) => Some(n.to_string()),
+            _ => None,
+        },
         signed,
     })
 }

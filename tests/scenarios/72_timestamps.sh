@@ -256,6 +256,8 @@ run_wv timestamp --tsa "$TSA/tsa_noeku" "$WORK/d.json" -o "$WORK/noeku.tsr" --ts
 expect 1 "a TSA certificate without timeStamping"
 echo "$OUT" | grep -q "^  PROBLEM  the TSA certificate (CN=pg_worm test noeku,O=pg_worm tests) has no extended key usage: RFC 3161 requires a critical timeStamping usage, so it is not a time-stamping certificate$" \
   || fail "no EKU: not named: $OUT"
+echo "$OUT" | grep -qxF "  PROBLEM  the token names its TSA CN=pg_worm test tsa,O=pg_worm tests, but it is signed with the certificate of CN=pg_worm test noeku,O=pg_worm tests" \
+  || fail "no EKU: the signer that is not the token's TSA is not named: $OUT"
 last_line | grep -q "; nothing was written\.$" || fail "no EKU: $(last_line)"
 [ ! -e "$WORK/noeku.tsr" ] || fail "a token that failed its checks was written"
 run_wv timestamp --tsa "$TSA/tsa_noeku" "$WORK/d.json" -o "$WORK/noeku.tsr"

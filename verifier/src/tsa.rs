@@ -326,6 +326,14 @@ pub fn verify(token: &Token, ledger_hash: &Hash, seq: i64, roots: &[X509]) -> Ve
     // The certificate: timeStamping usage, valid at genTime, chaining to a trusted root.
     if let Ok(c) = <x509_cert::Certificate as der::Decode>::from_der(&signer_der) {
         checks.push(ts::eku_check(&c));
+        // RFC 3161 section 2.4.2: the tsa field, when present, names the signer.
+        let subject = c.tbs_certificate.subject.to_string();
+        if let Some(named) = token.tsa_directory_name.as_ref().filter(|n| **n != subject) {
+            checks.push(Check::problem(
+                C_CERT,
+                format!("the token names its TSA {named}, but it is signed with the certificate of {subject}"),
+            ));
+        }
         let (from, to) = ts::validity(&c);
         let at = token.gen_time.timestamp();
         if at < from || at > to {
