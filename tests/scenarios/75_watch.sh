@@ -187,6 +187,19 @@ grep -qF "Asynchronous notification \"worm_alert\" with payload \"{\"chain\":$CH
   || fail "no NOTIFY worm_alert received: $(cat "$WORK/listen.log")"
 wait_for "exporter shows the failure" 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$EXPORTER_PORT/metrics | grep -E '^pg_worm_verification_ok\\{' | grep 'table=\"phi\"' | awk '{print \$2}')\" = 0 ]"
 eq "metric problems after the failure" "$(metric problems)" 1
+# The health job of docs/operations.md (its body) raises, naming the table.
+set +e
+HEALTH="$(app 2>&1 <<'SQL'
+DO $x$ BEGIN
+  IF EXISTS (SELECT FROM worm.status WHERE NOT ok) THEN
+    RAISE EXCEPTION 'pg_worm: tables failing verification: %',
+      (SELECT string_agg(table_name::text, ', ') FROM worm.status WHERE NOT ok);
+  END IF;
+END $x$;
+SQL
+)"
+set -e
+[[ "$HEALTH" == *"ERROR:  pg_worm: tables failing verification: phi"* ]] || fail "health job: $HEALTH"
 # Later rounds fail the same way: the ledger has the failure once.
 sleep 4
 eq "failure rounds stored" "$(app -c "SELECT count(*) >= 2 FROM worm.verifications WHERE NOT ok AND source = 'watcher'")" t
