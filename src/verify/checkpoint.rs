@@ -23,8 +23,8 @@ use pg_worm_core::against::{
 };
 use pg_worm_core::{
     checkpoint_fields_v2, covered_leaves, inclusion_proof, ledger_check, merkle_root,
-    root_from_tiles, root_from_tiles_and_leaves, tile_roots, verify_chain, Anchor, ChainRow, Check,
-    Comparison, Digest, DigestChain, Hash, LedgerEntry, Proof, Status, TILE,
+    root_from_tiles, root_from_tiles_and_leaves, tile_roots, Anchor, ChainRow, Check, Comparison,
+    Digest, DigestChain, Hash, LedgerEntry, Proof, Status, TILE,
 };
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -522,6 +522,115 @@ fn contiguous_links(rows: &[pg_worm_core::RowRecord], from: i64) -> Option<Vec<H
         .collect()
 }
 
+/// What [`stream_chain`] found.
+struct Streamed {
+    report: pg_worm_core::ChainReport,
+    /// Roots of the complete tiles of the links read (tile 0 = the first 256).
+    tiles: Vec<Hash>,
+    /// The links after the last complete tile.
+    tail: Vec<Hash>,
+    /// The links at positions `keep.0..keep.1` (0 = the first row read).
+    kept: Vec<Hash>,
+    /// Every row was seq from, from + 1, ... in index order, with a 32-byte link.
+    contiguous: bool,
+    /// Rows with a position came out of the index out of seq order.
+    disordered: bool,
+}
+
+impl Streamed {
+    fn len(&self) -> i64 {
+        (self.tiles.len() * TILE + self.tail.len()) as i64
+    }
+    /// Every tile root of the links read, the last partial tile's included.
+    fn all_tiles(&self) -> Vec<Hash> {
+        let mut t = self.tiles.clone();
+        if !self.tail.is_empty() {
+            t.push(merkle_root(&self.tail));
+        }
+        t
+    }
+}
+
+/// Chain `c`'s rows from seq `from` on, read through the chain index and
+/// verified as they come (continuing from `start`), their links folded
+/// into tile roots (and those at positions `keep` kept): memory for one
+/// tile's links and the tile roots, not the rows.
+///
+/// # Safety
+/// `rel` is an open protected table, `plan` built for it and `index` its
+/// (worm_chain, worm_seq) btree.
+#[allow(clippy::too_many_arguments)]
+unsafe fn stream_chain(
+    rel: pg_sys::Relation,
+    plan: &crate::insert::encode::TablePlan,
+    index: pg_sys::Oid,
+    uid: &[u8; 16],
+    c: i32,
+    from: i64,
+    start: Option<Anchor>,
+    keep: (usize, usize),
+) -> Streamed {
+    let keys: [crate::pg::RangeKey; 2] = [
+        (
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::F_INT4EQ,
+            pg_sys::Datum::from(c),
+        ),
+        (
+            2,
+            pg_sys::BTGreaterEqualStrategyNumber as u16,
+            pg_sys::F_INT8GE,
+            pg_sys::Datum::from(from),
+        ),
+    ];
+    let mut verifier = pg_worm_core::table_verify::ChainVerifier::new(uid, c, start.as_ref());
+    let (mut tiles, mut tail, mut kept) = (Vec::new(), Vec::with_capacity(TILE), Vec::new());
+    let (mut n, mut contiguous, mut disordered) = (0usize, true, false);
+    let mut per_row = pgrx::PgMemoryContexts::new("pg_worm checkpoint row");
+    let each = |slot: crate::pg::Slot<'_>| {
+        let (values, nulls) = slot.values();
+        // SAFETY: the slot's deformed row, of the table the plan is for; what
+        // row_record allocates in per_row is read only inside it.
+        let (_, record) = unsafe { per_row.switch_to(|_| super::row_record(plan, values, nulls)) };
+        // SAFETY: nothing allocated in per_row is used after this point.
+        unsafe { per_row.reset() };
+        if verifier.push(&record).is_err() {
+            disordered = true;
+            return ControlFlow::Break(());
+        }
+        let link = record
+            .stored_link
+            .as_deref()
+            .and_then(pg_worm_core::hash_from_slice);
+        match link {
+            Some(l) if contiguous && record.seq == Some(from + n as i64) => {
+                if (keep.0..keep.1).contains(&n) {
+                    kept.push(l);
+                }
+                tail.push(l);
+                if tail.len() == TILE {
+                    tiles.push(merkle_root(&tail));
+                    tail.clear();
+                }
+                n += 1;
+            }
+            _ => contiguous = false,
+        }
+        ControlFlow::Continue(())
+    };
+    // SAFETY: the caller's contract; the keys match (int4, int8).
+    unsafe { crate::pg::index_forward(rel, index, &keys, crate::pg::ScanSnapshot::Active, each) };
+    Streamed {
+        report: verifier.finish(),
+        tiles,
+        tail,
+        kept,
+        contiguous,
+        disordered,
+    }
+}
+
 /// Chain `c` from its stored tiles (see [`incremental`]). Err(why) when the
 /// stored state cannot be used (the caller reads the chain in full);
 /// Ok(Err(problem)) when the rows after the last complete tile fail
@@ -551,24 +660,23 @@ fn from_tiles(
         }));
     }
     let s0 = dc.anchor_seq + 1 + k * tile;
-    let read_from = if k > 0 { s0 - 1 } else { s0 };
-    let mut rows = reader.rows(c, read_from, i64::MAX);
+    let (rel, plan, index) = (reader.rel, reader.plan, reader.index);
     // Where verification continues from: the row before s0 (in a stored
     // tile, its link checked by the next row's), else the chain's anchor.
     let start = if k > 0 {
-        if rows.first().map(|r| r.seq) != Some(Some(s0 - 1)) {
+        let before = reader.rows(c, s0 - 1, s0 - 1);
+        let link = match before.as_slice() {
+            [r] if r.seq == Some(s0 - 1) => r
+                .stored_link
+                .as_deref()
+                .and_then(pg_worm_core::hash_from_slice),
+            _ => None,
+        };
+        let Some(link) = link else {
             return Ok(Err(format!(
-                "row {} is not where the stored tiles end",
+                "row {} (where the stored tiles end) is not there once with a valid link",
                 s0 - 1
             )));
-        }
-        let first = rows.remove(0);
-        let Some(link) = first
-            .stored_link
-            .as_deref()
-            .and_then(pg_worm_core::hash_from_slice)
-        else {
-            return Ok(Err(format!("row {} has no valid link", s0 - 1)));
         };
         if dc.head_seq == s0 - 1 && dc.head_link != Some(link) {
             return Ok(Err(
@@ -579,39 +687,42 @@ fn from_tiles(
     } else {
         anchor
     };
-    // The rows the previous checkpoint covered after the stored tiles.
+    // The rows the previous checkpoint covered after the stored tiles must
+    // give, with them, its chain root.
     let covered = (dc.head_seq - s0 + 1).max(0) as usize;
-    let prior = rows.get(..covered).and_then(|r| contiguous_links(r, s0));
-    match prior {
-        Some(links)
-            if root_from_tiles_and_leaves(&stored, &links) == root
-                && (covered == 0 || links.last() == dc.head_link.as_ref()) => {}
-        _ => {
-            return Ok(Err(
-                "the stored tree state and the rows after it do not give the previous checkpoint's chain root".into(),
-            ))
-        }
+    // SAFETY: the reader's relation is open, its plan and index its own.
+    let got = unsafe { stream_chain(rel, plan, index, uid, c, s0, start, (0, covered)) };
+    if got.disordered {
+        return Ok(Err(
+            "its rows come out of the chain index out of seq order".into()
+        ));
     }
-    let links = contiguous_links(&rows, s0);
-    let report = verify_chain(uid, c, start.as_ref(), rows);
-    let Some(links) = links.filter(|_| report.ok) else {
-        return Ok(Ok(Err(report.detail)));
-    };
-    let new_tiles = tile_roots(&links);
+    if got.kept.len() != covered
+        || root_from_tiles_and_leaves(&stored, &got.kept) != root
+        || (covered > 0 && got.kept.last() != dc.head_link.as_ref())
+    {
+        return Ok(Err(
+            "the stored tree state and the rows after it do not give the previous checkpoint's chain root".into(),
+        ));
+    }
+    if !got.report.ok || !got.contiguous {
+        return Ok(Ok(Err(got.report.detail)));
+    }
+    let new_tiles = got.all_tiles();
     let mut all = stored;
     all.extend_from_slice(&new_tiles);
-    let n = k * tile + links.len() as i64;
+    let n = k * tile + got.len();
     Ok(Ok(Ok(ChainOut {
         head: head_of(
             c,
-            &report,
+            &got.report,
             anchor,
             dc.anchor_seq,
             (n, root_from_tiles(&all)),
         ),
         from_tile: k,
         tiles: new_tiles,
-        rows_checked: report.rows_checked,
+        rows_checked: got.report.rows_checked,
     })))
 }
 
@@ -643,34 +754,56 @@ fn chain_in_full(
     reader: &super::since::ChainReader<'_>,
 ) -> Result<ChainOut, String> {
     let from = anchor.map_or(1, |a| a.seq + 1);
-    let rows = reader.rows(c, from, i64::MAX);
-    let links = contiguous_links(&rows, from);
-    let report = verify_chain(uid, c, anchor.as_ref(), rows);
-    let Some(links) = links.filter(|_| report.ok) else {
-        return Err(report.detail);
+    let prior = recorded.and_then(|dc| dc.tree);
+    // The previous tree's last partial tile is kept to recompute its root.
+    let keep = prior.map_or((0, 0), |(size, _)| {
+        let size = size.max(0) as usize;
+        (size / TILE * TILE, size)
+    });
+    // SAFETY: the reader's relation is open, its plan and index its own.
+    let got = unsafe {
+        stream_chain(
+            reader.rel,
+            reader.plan,
+            reader.index,
+            uid,
+            c,
+            from,
+            anchor,
+            keep,
+        )
     };
-    if let Some((size, root)) = recorded.and_then(|dc| dc.tree) {
-        let covered = links.get(..size.max(0) as usize);
-        if covered.map(merkle_root) != Some(root) {
+    if got.disordered {
+        return Err(
+            "its rows come out of the chain index out of seq order (the index no longer matches the table: worm.verify reads it again and names the rows)".into(),
+        );
+    }
+    if !got.report.ok || !got.contiguous {
+        return Err(got.report.detail);
+    }
+    if let Some((size, root)) = prior {
+        let k = keep.0 / TILE;
+        let recomputed = (got.len() >= size && got.tiles.len() >= k)
+            .then(|| root_from_tiles_and_leaves(&got.tiles[..k], &got.kept));
+        if recomputed != Some(root) {
             return Err(format!(
                 "its rows up to the previous checkpoint's head (seq {}) no longer give that checkpoint's chain root: rows it covered were changed, removed or re-linked since",
                 from + size - 1
             ));
         }
     }
-    let tiles = tile_roots(&links);
-    let n = links.len() as i64;
+    let tiles = got.all_tiles();
     Ok(ChainOut {
         head: head_of(
             c,
-            &report,
+            &got.report,
             anchor,
             anchor.map_or(0, |a| a.seq),
-            (n, merkle_root(&links)),
+            (got.len(), root_from_tiles(&tiles)),
         ),
         from_tile: 0,
         tiles,
-        rows_checked: report.rows_checked,
+        rows_checked: got.report.rows_checked,
     })
 }
 

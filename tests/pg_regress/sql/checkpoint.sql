@@ -50,7 +50,10 @@ SELECT worm.prove('other', 0, 1);
 INSERT INTO other VALUES (1);
 SELECT worm.checkpoint('other') -> 'checkpoint' ->> 'rows' AS rows;
 INSERT INTO other VALUES (2);
-SELECT worm.prove('other', 0, 2);
+-- (The ledger entry's number depends on the tests before: shown as N.)
+DO $$ BEGIN PERFORM worm.prove('other', 0, 2);
+EXCEPTION WHEN OTHERS THEN RAISE NOTICE '% %', SQLSTATE, regexp_replace(SQLERRM, 'ledger entry \d+', 'ledger entry N');
+END $$;
 
 -- Trusted keys: only digests signed by one of them count.
 SELECT worm.trust_key('jane-2026', 'not hex');
