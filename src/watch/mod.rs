@@ -175,13 +175,20 @@ pub fn qualified(relid: pg_sys::Oid) -> String {
     }
 }
 
-/// Where results can be stored: a primary, a read-write transaction, an
-/// extension catalog that has the table.
+/// Where results can be stored: a primary, a read-write transaction not in
+/// parallel mode, an extension catalog that has the table.
 fn can_store() -> bool {
-    // SAFETY: both read backend-global state.
-    let (recovery, read_only) = unsafe { (pg_sys::RecoveryInProgress(), pg_sys::XactReadOnly) };
+    // SAFETY: the three read backend-global state.
+    let (recovery, read_only, parallel) = unsafe {
+        (
+            pg_sys::RecoveryInProgress(),
+            pg_sys::XactReadOnly,
+            pg_sys::IsInParallelMode(),
+        )
+    };
     !recovery
         && !read_only
+        && !parallel
         && meta::require_current_catalog().is_ok()
         && meta::worm_relid("verification_log").is_some()
 }
