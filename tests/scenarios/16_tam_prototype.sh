@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The worm_heap table access method PROTOTYPE (issue 16, src/am/; not used by
+# worm.protect, created by hand as bench/tam_prototype.sh does), not
+# preloaded and then preloaded: rows inserted one by one, by multi-row
+# VALUES, INSERT ... SELECT, COPY (batched multi-insert), after a savepoint
+# rollback, by INSERT ... ON CONFLICT DO NOTHING with conflicts and by 4
+# concurrent sessions get gap-free, fork-free chains whose every link
+# worm.adopt verifies with the verifier's hashing; CREATE INDEX (also
+# CONCURRENTLY) and VACUUM FULL work on the table; UPDATE, DELETE and
+# TRUNCATE (also of a table created in the same transaction) are refused
+# with 42501 by the storage layer on a table with no trigger at all, and on
+# the adopted table after a superuser switched off pg_worm's event triggers
+# and every trigger of the table (plain mode), with no row changed. About 20 s.
+source "$(dirname "$0")/../lib.sh"
+PORT=55716
+
+start_test_cluster --quiet "$PORT"
+
+AM_SQL="CREATE FUNCTION public.worm_heap_handler(internal) RETURNS table_am_handler
+          LANGUAGE c AS '\$libdir/pg_worm', 'worm_heap_handler';
+        CREATE ACCESS METHOD worm_heap TYPE TABLE HANDLER public.worm_heap_handler"
+# sqlstate DB STATEMENT: the SQLSTATE the statement fails with ("" if it succeeds).
+sqlstate() {
+  "$PG_BIN/psql" -X -q -At -d "$1" -v VERBOSITY=verbose -c "$2" 2>&1 >/dev/null \
+    | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -n 1 || true
+}
+q() { psql_q -d "$1" -c "$2"; }
+
+# check_mode DB: the whole battery in a fresh database.
+check_mode() {
+  local db="$1" n state
+  q postgres "CREATE DATABASE $db" >/dev/null
+  q "$db" "CREATE EXTENSION pg_worm" >/dev/null
+  q "$db" "$AM_SQL" >/dev/null
+  q "$db" "CREATE TABLE notes (id bigint, note text, worm_chain integer, worm_seq bigint,
+                               worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap;
+           CREATE UNIQUE INDEX ON notes (worm_chain, worm_seq);
+           CREATE UNIQUE INDEX ON notes (id)" >/dev/null
+  q "$db" "INSERT INTO notes (id, note) VALUES (1, 'one')"
+  q "$db" "INSERT INTO notes (id, note) VALUES (2, 'two'), (3, 'three'), (4, NULL)"
+  q "$db" "INSERT INTO notes (id, note) SELECT i, 'n' || i FROM generate_series(5, 2004) i"
+  seq 2005 5004 | sed 's/.*/&\tcopied &/' | "$PG_BIN/psql" -X -q -d "$db" -c "COPY notes (id, note) FROM STDIN"
+  q "$db" "BEGIN; INSERT INTO notes (id, note) VALUES (5005, 'kept');
+           SAVEPOINT s; INSERT INTO notes (id, note) SELECT i, 'undone' FROM generate_series(5006, 5100) i;
+           ROLLBACK TO SAVEPOINT s; INSERT INTO notes (id, note) VALUES (5006, 'after rollback'); COMMIT"
+  # 10 rows conflict (ids 4995..5004 exist), 10 are new.
+  q "$db" "INSERT INTO notes (id, note) SELECT i, 'upsert' FROM generate_series(4995, 5014) i ON CONFLICT (id) DO NOTHING"
+  for w in 1 2 3 4; do
+    (for b in 0 1 2 3 4; do
+       q "$db" "INSERT INTO notes (id, note) SELECT i, 'writer $w' FROM generate_series(10000 * $w + 100 * $b, 10000 * $w + 100 * $b + 99) i"
+     done) &
+  done
+  wait
+  n=$((5014 + 4 * 500))
+  eq "$db: rows" "$(q "$db" "SELECT count(*) FROM notes")" "$n"
+  eq "$db: rows without worm_ values" "$(q "$db" "SELECT count(*) FROM notes WHERE worm_chain IS NULL OR worm_seq IS NULL OR worm_inserted_at IS NULL OR length(worm_hash) <> 32")" 0
+  eq "$db: chains with gaps" "$(q "$db" "SELECT count(*) FROM (SELECT 1 FROM notes GROUP BY worm_chain HAVING min(worm_seq) <> 1 OR max(worm_seq) <> count(*)) g")" 0
+  [ "$(q "$db" "SELECT count(DISTINCT worm_chain) FROM notes")" -ge 2 ] || fail "$db: the concurrent writers used one chain"
+
+  q "$db" "CREATE INDEX ON notes (note)" >/dev/null
+  q "$db" "CREATE INDEX CONCURRENTLY notes_at ON notes (worm_inserted_at)" >/dev/null
+  q "$db" "VACUUM FULL notes" >/dev/null
+  q "$db" "INSERT INTO notes (id, note) VALUES (99999, 'after vacuum full')"
+  n=$((n + 1))
+  eq "$db: index scan after CREATE INDEX" "$(q "$db" "SET enable_seqscan = off; SELECT count(*) FROM notes WHERE note = 'after vacuum full'")" 1
+
+  for stmt in "UPDATE notes SET note = 'x' WHERE id = 1" "DELETE FROM notes WHERE id = 1" "TRUNCATE notes" \
+              "BEGIN; CREATE TABLE fresh (id int) USING worm_heap; TRUNCATE fresh; COMMIT"; do
+    state="$(sqlstate "$db" "$stmt")"
+    eq "$db: $stmt" "$state" 42501
+  done
+  eq "$db: rows after the refusals" "$(q "$db" "SELECT count(*) || ' ' || count(*) FILTER (WHERE note = 'x') FROM notes")" "$n 0"
+
+  # Every link is the one the verifier expects: worm.adopt verifies them all.
+  q "$db" "SELECT worm.adopt('notes', '00000000-0000-0000-0000-000000000000', 32)" >/dev/null \
+    || fail "$db: worm.adopt refused the prototype's links"
+  eq "$db: verify" "$(q "$db" "SELECT count(*) FILTER (WHERE ok) || '/' || count(*) || ' ' || sum(rows_checked) FROM worm.verify('notes')")" "32/32 $n"
+  # The adopted table has the chain trigger: it chains new rows, the access method leaves them alone.
+  q "$db" "INSERT INTO notes (id, note) SELECT i, 'by the trigger' FROM generate_series(200000, 200099) i"
+  n=$((n + 100))
+  eq "$db: verify after trigger inserts" "$(q "$db" "SELECT count(*) FILTER (WHERE ok) || '/' || count(*) || ' ' || sum(rows_checked) FROM worm.verify('notes')")" "32/32 $n"
+}
+
+check_mode plain_mode
+
+# The attack of issue 16, not preloaded: a superuser switches off pg_worm's
+# event triggers and every trigger of the table; the storage layer refuses.
+db=plain_mode
+evts="$(q "$db" "SELECT string_agg(format('ALTER EVENT TRIGGER %I DISABLE', evtname), '; ') FROM pg_event_trigger WHERE evtname LIKE 'worm%'")"
+[ -n "$evts" ] || fail "no pg_worm event triggers found"
+q "$db" "$evts"
+q "$db" "ALTER TABLE notes DISABLE TRIGGER ALL"
+eq "triggers of notes left enabled" "$(q "$db" "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'notes'::regclass AND tgenabled <> 'D'")" 0
+before="$(q "$db" "SELECT count(*) || ' ' || md5(string_agg(worm_hash::text || coalesce(note, ''), ',' ORDER BY worm_chain, worm_seq)) FROM notes")"
+for stmt in "UPDATE notes SET note = 'x' WHERE id = 1" "DELETE FROM notes WHERE id = 1" "TRUNCATE notes"; do
+  eq "triggers off: $stmt" "$(sqlstate "$db" "$stmt")" 42501
+done
+eq "triggers off: rows unchanged" "$(q "$db" "SELECT count(*) || ' ' || md5(string_agg(worm_hash::text || coalesce(note, ''), ',' ORDER BY worm_chain, worm_seq)) FROM notes")" "$before"
+
+stop_cluster
+echo "shared_preload_libraries = 'pg_worm'" >>"$PGDATA_DIR/postgresql.conf"
+start_again
+check_mode preloaded
+
+echo "OK: 16_tam_prototype"
