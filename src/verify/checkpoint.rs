@@ -23,8 +23,8 @@ use pg_worm_core::against::{
 };
 use pg_worm_core::{
     checkpoint_fields_v2, covered_leaves, inclusion_proof, ledger_check, merkle_root,
-    root_from_tiles, root_from_tiles_and_leaves, tile_roots, Anchor, ChainRow, Check, Comparison,
-    Digest, DigestChain, Hash, LedgerEntry, Proof, Status, TILE,
+    root_from_tiles, root_from_tiles_and_leaves, Anchor, ChainRow, Check, Comparison, Digest,
+    DigestChain, Hash, LedgerEntry, Proof, Status, TILE,
 };
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -264,25 +264,22 @@ fn full_read(tbl: &PgRelation, table: &str, why: &str) -> Result<Trees, WormErro
             what: format!("chain {c} read through its index is not the chain just verified"),
         };
         // SAFETY: `rel` is open, `index` its chain index, `plan` built for it.
-        let links =
-            unsafe { chain_links(rel, &plan, index, c, anchor_seq + 1) }.ok_or_else(changed)?;
-        if links.len() as i64 != head_seq - anchor_seq
-            || (!links.is_empty() && links.last() != head_link.as_ref())
-        {
+        let (t, n, last) =
+            unsafe { chain_tiles(rel, &plan, index, c, anchor_seq + 1) }.ok_or_else(changed)?;
+        if n != head_seq - anchor_seq || (n > 0 && last != head_link) {
             return Err(changed());
         }
-        let t = tile_roots(&links);
         heads.push(DigestChain {
             chain: c,
             head_seq,
-            head_link: if links.is_empty() {
+            head_link: if n == 0 {
                 anchor.map(|a| a.link)
             } else {
                 head_link
             },
             anchor_seq,
             anchor_link: anchor.map(|a| a.link),
-            tree: Some((links.len() as i64, root_from_tiles(&t))),
+            tree: Some((n, root_from_tiles(&t))),
         });
         tiles.push((c, 0, t));
         pgrx::check_for_interrupts!();
@@ -298,20 +295,22 @@ fn full_read(tbl: &PgRelation, table: &str, why: &str) -> Result<Trees, WormErro
     })
 }
 
-/// The links of chain `c`'s rows from seq `from` on, through the chain
-/// index, reading worm_seq and worm_hash only; None when they are not the
-/// seqs from, from + 1, ... each with a 32-byte link.
+/// The tile roots of the links of chain `c`'s rows from seq `from` on
+/// (the last partial tile's included), their number and the last link,
+/// through the chain index, reading worm_seq and worm_hash only and keeping
+/// one tile's links at a time; None when they are not the seqs from,
+/// from + 1, ... each with a 32-byte link.
 ///
 /// # Safety
 /// `rel` is an open protected table, `plan` built for it and `index` its
 /// (worm_chain, worm_seq) btree.
-unsafe fn chain_links(
+unsafe fn chain_tiles(
     rel: pg_sys::Relation,
     plan: &crate::insert::encode::TablePlan,
     index: pg_sys::Oid,
     c: i32,
     from: i64,
-) -> Option<Vec<Hash>> {
+) -> Option<(Vec<Hash>, i64, Option<Hash>)> {
     let keys: [crate::pg::RangeKey; 2] = [
         (
             1,
@@ -330,13 +329,12 @@ unsafe fn chain_links(
         usize::try_from(plan.seq_att - 1).ok()?,
         usize::try_from(plan.hash_att - 1).ok()?,
     );
-    let mut out = Vec::new();
+    let (mut tiles, mut tail, mut n) = (Vec::new(), Vec::with_capacity(TILE), 0i64);
+    let mut last = None;
     let each = |slot: crate::pg::Slot<'_>| {
         let (values, nulls) = slot.values();
         let link = match (nulls.get(seq_i), nulls.get(hash_i)) {
-            (Some(false), Some(false))
-                if values[seq_i].value() as i64 == from + out.len() as i64 =>
-            {
+            (Some(false), Some(false)) if values[seq_i].value() as i64 == from + n => {
                 // SAFETY: worm_hash is a bytea column of this row.
                 pg_worm_core::hash_from_slice(unsafe {
                     crate::insert::encode::varlena_bytes(values[hash_i])
@@ -344,19 +342,26 @@ unsafe fn chain_links(
             }
             _ => None,
         };
-        match link {
-            Some(l) => {
-                out.push(l);
-                ControlFlow::Continue(())
-            }
-            None => ControlFlow::Break(()),
+        let Some(l) = link else {
+            return ControlFlow::Break(());
+        };
+        tail.push(l);
+        if tail.len() == TILE {
+            tiles.push(merkle_root(&tail));
+            tail.clear();
         }
+        n += 1;
+        last = Some(l);
+        ControlFlow::Continue(())
     };
     // SAFETY: the caller's contract; the keys match (int4, int8).
     let broke = unsafe {
         crate::pg::index_forward(rel, index, &keys, crate::pg::ScanSnapshot::Active, each)
     };
-    broke.is_none().then_some(out)
+    if !tail.is_empty() {
+        tiles.push(merkle_root(&tail));
+    }
+    broke.is_none().then_some((tiles, n, last))
 }
 
 /// One chain of an incremental checkpoint.
