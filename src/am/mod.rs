@@ -107,7 +107,11 @@ unsafe fn has_chain_trigger(rel: pg_sys::Relation) -> bool {
         }
         std::slice::from_raw_parts((*td).triggers, (*td).numtriggers as usize)
             .iter()
-            .any(|t| pg::cstr_lossy(t.tgname) == crate::names::TRIGGER_CHAIN)
+            .any(|t| {
+                !t.tgname.is_null()
+                    && std::ffi::CStr::from_ptr(t.tgname).to_bytes()
+                        == crate::names::TRIGGER_CHAIN.as_bytes()
+            })
     }
 }
 
