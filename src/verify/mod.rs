@@ -27,6 +27,11 @@
 //! that is reset after the row, and the encoder hashes a value where it lies,
 //! so a large value costs about its own size, once, not once per row read.
 //! `worm.progress_rows` (0 = off) sends a NOTICE every that many rows.
+//!
+//! Parallel (parallel.rs): the first reading of the chains is shared with
+//! parallel workers when `worm.verify_parallel_workers` (by default
+//! `max_parallel_workers_per_gather`) allows; the results are put together
+//! in chain order, so the report is the serial one.
 
 pub mod checkpoint;
 pub mod columns;
