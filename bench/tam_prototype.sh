@@ -160,17 +160,25 @@ for stmt in "UPDATE t SET note = 'x' WHERE id = 1" "DELETE FROM t WHERE id = 1" 
 done
 
 if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
+  # One backend per (table kind, workload), profiled from before its statement
+  # starts until after it ends; reports in /tmp/tam_perf_KIND_WL.txt.
   for kind in trigger tam; do
     db="p_$kind"; setup_db "$db" "$kind"
-    "$PG_BIN/psql" -X -q -d "$db" -At -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(3)" \
-      -c "COPY c ($COLS) FROM '$DATA'" >"/tmp/tam_prof_$kind.pid" &
-    sleep 1
-    pid="$(head -n 1 "/tmp/tam_prof_$kind.pid")"
-    perf record -F 499 --call-graph dwarf,16384 -p "$pid" -o "/tmp/tam_perf_$kind.data" -- sleep "${PROFILE_SECONDS:-12}" >/dev/null 2>&1 || true
-    wait
-    { perf report -i "/tmp/tam_perf_$kind.data" --no-children --sort dso --stdio -g none 2>/dev/null
-      perf report -i "/tmp/tam_perf_$kind.data" --children --sort symbol --percent-limit 0.8 --stdio -g none 2>/dev/null
-    } | grep -v '^#' | grep -v '^$' >"/tmp/tam_perf_$kind.txt" || true
+    for wl in copy isel; do
+      if [ "$wl" = copy ]; then stmt="COPY c ($COLS) FROM '$DATA'"; else stmt="INSERT INTO t ($COLS) SELECT $COLS FROM src"; fi
+      "$PG_BIN/psql" -X -q -d "$db" -At -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(2)" \
+        -c "$stmt" >"/tmp/tam_prof.pid" &
+      sleep 1
+      pid="$(head -n 1 /tmp/tam_prof.pid)"
+      data="/tmp/tam_perf_${kind}_$wl.data"
+      perf record -F 499 --call-graph dwarf,16384 -p "$pid" -o "$data" -- sleep "${PROFILE_SECONDS:-8}" >/dev/null 2>&1 || true
+      wait
+      { perf report -i "$data" --no-children --sort dso --stdio -g none 2>/dev/null
+        perf report -i "$data" --children --sort symbol --percent-limit 0.8 --stdio -g none 2>/dev/null
+      } | grep -v '^#' | grep -v '^$' >"/tmp/tam_perf_${kind}_$wl.txt" || true
+      # the call stacks, for bench/tam_profile.py (needs the binaries, which go with the private tree)
+      perf script -i "$data" -F ip,sym --no-inline >"/tmp/tam_stacks_${kind}_$wl.txt" 2>/dev/null || true
+    done
   done
 fi
 
@@ -216,4 +224,76 @@ EOF
   echo "- refusals on a worm_heap table (no trigger on it):"
   printf '%s' "$refusals"
 } >>"$OUT"
+if [ "${PROFILE:-0}" = 1 ]; then
+  python3 - >>"$OUT" <<'PY'
+import collections, os
+print()
+print("Profile (perf, 499 Hz, DWARF call stacks; % of the backend's samples during the statement):")
+print()
+print("| what | trigger COPY | worm_heap COPY | trigger INSERT … SELECT | worm_heap INSERT … SELECT |")
+print("|---|---|---|---|---|")
+rows = [
+    ("chaining, all (trigger call or chain_slot)", None),
+    ("… row encoding (encode_datum)", "encode_datum"),
+    ("… of which type output functions (jsonb, uuid, timestamptz text)", "OutputFunctionCall"),
+    ("… SHA-256 (row hash and link)", "sha2::"),
+    ("… tuple rebuilt with the worm_ values", ("heap_modify_tuple", "heap_form_tuple", "ExecForceStoreHeapTuple")),
+    ("… chain lock (chain_for_insert)", "chain_for_insert"),
+    ("heap insert (heap_insert / heap_multi_insert)", ("heap_insert", "heap_multi_insert")),
+    ("index insert (the (worm_chain, worm_seq) btree)", "ExecInsertIndexTuples"),
+    ("input: COPY parsing / the SELECT", ("NextCopyFrom", "ExecScan", "SeqNext")),
+    ("nextval (id bigserial)", "nextval_internal"),
+    ("WAL (XLogInsert)", "XLogInsert"),
+    ("file extension (mdextend)", "mdextend"),
+]
+anchor = {"trigger": "ExecBRInsertTriggers", "tam": "pg_worm::am::chain_slot"}
+def load(path):
+    samples, cur = [], []
+    for line in open(path):
+        line = line.strip()
+        if not line:
+            if cur:
+                samples.append(cur)
+            cur = []
+            continue
+        parts = line.split(None, 1)
+        cur.append(parts[1] if len(parts) > 1 else "?")
+    if cur:
+        samples.append(cur)
+    return samples
+cols = {}
+for wl in ("copy", "isel"):
+    for kind in ("trigger", "tam"):
+        path = f"/tmp/tam_stacks_{kind}_{wl}.txt"
+        if not os.path.exists(path):
+            continue
+        samples = load(path)
+        n = len(samples) or 1
+        res = {}
+        def share(pred):
+            return 100.0 * sum(1 for s in samples if pred(s)) / n
+        a = anchor[kind]
+        def under(s, keys):
+            idx = [i for i, f in enumerate(s) if a in f]
+            if not idx:
+                return False
+            below = s[:idx[-1]]
+            return any(k in f for f in below for k in keys)
+        for label, keys in rows:
+            if keys is None:
+                res[label] = share(lambda s: any(a in f for f in s))
+            elif label.startswith("…"):
+                ks = keys if isinstance(keys, tuple) else (keys,)
+                res[label] = share(lambda s: under(s, ks))
+            else:
+                ks = keys if isinstance(keys, tuple) else (keys,)
+                res[label] = share(lambda s: any(f in ks for f in s))
+        res["samples"] = len(samples)
+        cols[(kind, wl)] = res
+order = [("trigger", "copy"), ("tam", "copy"), ("trigger", "isel"), ("tam", "isel")]
+for label, _ in rows:
+    print(f"| {label} | " + " | ".join(f"{cols[c][label]:.1f}%" if c in cols else "—" for c in order) + " |")
+print("| samples | " + " | ".join(str(cols[c]["samples"]) if c in cols else "—" for c in order) + " |")
+PY
+fi
 cat "$OUT"
