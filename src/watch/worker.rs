@@ -459,6 +459,18 @@ pub extern "C-unwind" fn worm_watch_worker(arg: pg_sys::Datum) {
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
     WATCHER.store(true, Ordering::Relaxed);
+    // The watcher verifies in the background, next to the application's
+    // writers: one process, no parallel workers taking the other cores.
+    // SAFETY: sets a setting pg_worm defined in _PG_init, for this process
+    // only, outside any transaction-scoped state.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"worm.verify_parallel_workers".as_ptr(),
+            c"0".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
     pgrx::log!(
         "pg_worm watcher started for database \"{db}\" (verify every {} s, full every {} s, checkpoint every {} s; 0 = never)",
         VERIFY_INTERVAL.get(),
