@@ -325,11 +325,18 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
             )?
             .into_iter()
             .next();
+            // A success seen through a snapshot older than a stored
+            // failure (REPEATABLE READ begun before it, a cursor, an
+            // imported snapshot) is dated just before that failure: it read
+            // the table as it was then, so it does not clear it.
+            let before = if o.ok { unseen_failure(&uid)? } else { None };
             meta::as_extension_owner(|| {
                 sql::run_with_args(
                     "INSERT INTO worm.verification_log \
                        (at, table_uid, table_label, kind, ok, rows_checked, problems, detail, source, run_by) \
-                     VALUES (pg_catalog.clock_timestamp(), $1, $2, $3, $4, $5, $6, $7, $8, \
+                     VALUES (LEAST(pg_catalog.clock_timestamp(), \
+                                 $9::pg_catalog.timestamptz OPERATOR(pg_catalog.-) '1 microsecond'::pg_catalog.interval), \
+                             $1, $2, $3, $4, $5, $6, $7, $8, \
                              session_user::pg_catalog.text)",
                     &[
                         DatumWithOid::from(uid),
@@ -340,6 +347,7 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
                         DatumWithOid::from(o.problems),
                         DatumWithOid::from(o.detail.as_str()),
                         DatumWithOid::from(source),
+                        DatumWithOid::from(before.as_deref()),
                     ],
                 )?;
                 Ok(())
@@ -367,6 +375,37 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
         }
     }
     Ok(())
+}
+
+/// The earliest stored failure of the table that a fresh snapshot sees and
+/// the statement's snapshot does not (committed after the snapshot the
+/// verification read the table with), as text in the pinned TimeZone.
+fn unseen_failure(uid: &pgrx::Uuid) -> Result<Option<String>, WormError> {
+    const FAILURES: &str = "SELECT v.at::pg_catalog.text FROM worm.verification_log AS v \
+          WHERE v.table_uid OPERATOR(pg_catalog.=) $1 AND NOT v.ok ORDER BY v.at";
+    let args = || [DatumWithOid::from(*uid)];
+    // Read-only SPI runs under the active snapshot.
+    let seen: Vec<String> = sql::column(FAILURES, &args())?;
+    // SAFETY: GetLatestSnapshot returns a valid MVCC snapshot, which
+    // PushActiveSnapshot copies; the matching PopActiveSnapshot runs in
+    // `finally`, on success and on error alike.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+    let latest = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        sql::column::<String>(FAILURES, &args())
+    }))
+    // SAFETY: pops the snapshot pushed above.
+    .finally(|| unsafe { pg_sys::PopActiveSnapshot() })
+    .execute()?;
+    let mut seen = seen;
+    Ok(latest
+        .into_iter()
+        .find(|at| match seen.iter().position(|s| s == at) {
+            Some(i) => {
+                seen.swap_remove(i);
+                false
+            }
+            None => true,
+        }))
 }
 
 /// The WARNING in the server log, and (on a primary) NOTIFY worm_alert.

@@ -2068,3 +2068,38 @@ atk_151() {
   [ "$after" = "$before" ] && good "the stored results are unchanged ($after)" || bad "worm.verification_log: $after, was $before"
   unchanged
 }
+
+attack 152 "clear a stored failure from worm.status with a success read through an older snapshot (REPEATABLE READ begun before the tampering, then worm.verify after the failure was stored)" "application role (after a superuser's tampering)"
+atk_152() {
+  fresh || return
+  local st
+  bg_start old app
+  bg_send old "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t;"
+  bg_wait old "state = 'idle in transaction'" || { bad "the REPEATABLE READ session did not start"; bg_end old; return; }
+  evt_off || { bg_end old; return; }
+  if plain; then
+    succeeds postgres "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID; $REARM" || { bg_end old; return; }
+    succeeds postgres "SELECT count(*) FROM worm.verify('t')" || { bg_end old; return; }
+    st="$(val postgres "$DB" "SELECT ok FROM worm.status WHERE table_name = 't'::regclass")"
+    [ "$st" = f ] || bad "worm.status ok = '$st' after the stored failure, expected f"
+  else
+    refused postgres 42501 "$RT" "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID"
+    succeeds postgres "SELECT count(*) FROM worm.verify('t')" || { bg_end old; return; }
+  fi
+  bg_send old "SELECT 'stale:' || bool_and(ok) FROM worm.verify('t'); COMMIT;"
+  bg_end old
+  [ "$BG_RC" = 0 ] && [[ "$BG_OUT" == *stale:true* ]] \
+    || { bad "the old snapshot's worm.verify: rc $BG_RC, '$BG_OUT'"; return; }
+  good "worm.verify through the older snapshot says ok (it reads the rows as they were)"
+  st="$(val postgres "$DB" "SELECT ok || ':' || last_verification_ok FROM worm.status WHERE table_name = 't'::regclass")"
+  if plain; then
+    [ "$st" = "false:false" ] && good "worm.status still ok = f, last verification the failure ($st)" \
+      || bad "worm.status = '$st' (ok:last_verification_ok), expected false:false: the failure was cleared"
+    expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+    st="$(val postgres "$DB" "SELECT ok FROM worm.status WHERE table_name = 't'::regclass")"
+    [ "$st" = f ] && good "a fresh worm.verify keeps it failed" || bad "worm.status ok = '$st' after a fresh verify"
+  else
+    [ "$st" = "true:true" ] && good "nothing to hide: worm.status $st" || bad "worm.status = '$st', expected true:true"
+    unchanged
+  fi
+}
