@@ -19,7 +19,8 @@ use crate::pg::rel_display_name;
 use crate::sql;
 use crate::verify::{to_row, verify_rel, Verified, VerifyRow};
 use pg_worm_core::against::{
-    compare_at, parse_history_file, previous_checkpoint_seq, shared_previous, WalPosition,
+    compare_gathered, gather_state, parse_history_file, previous_checkpoint_seq, shared_previous,
+    Gather, Gathered, WalPosition,
 };
 use pg_worm_core::{
     checkpoint_fields_v2, covered_leaves, inclusion_proof, ledger_check, merkle_root,
@@ -1119,7 +1120,8 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
     let d = parse_digest(j)?;
     // SAFETY: `tbl` is an open relation for the duration of the call.
     let table = unsafe { rel_display_name(tbl.as_ptr()) };
-    let verified: Verified = verify_rel(tbl.as_ptr(), true)?;
+    // Streaming verification (memory bounded by the chains and the largest row).
+    let mut verified: Verified = verify_rel(tbl.as_ptr(), false)?;
     let uid = verified.meta.uid;
     if d.table_uid != uid {
         return Err(bad_digest(format!(
@@ -1133,22 +1135,37 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
     }
     let signer = check_signatures(&d)?;
     let (stored, last) = ledger_at(d.entry.seq)?;
-    let state = verified.chain_states();
     // The digest's previous checkpoint, when this ledger holds it too: forks part after it.
     let previous = match previous_checkpoint_seq(&d) {
         Some(seq) => shared_previous(&d, ledger_at(seq)?.0.as_ref()),
         None => None,
     };
-    let cmp = compare_at(
+    // An intact table: each chain's positions and links stream through the chain index
+    // into the comparison. A table that failed verification (rows the index may not show
+    // among them) is read into memory as before, so that its report stays word for word.
+    let streamed = if verified.ok() {
+        // SAFETY: `tbl` is an open protected table for the duration of the call.
+        unsafe { gather_streamed(tbl.as_ptr(), &table, &d, previous.as_ref(), &verified)? }
+    } else {
+        None
+    };
+    let gathered = match streamed {
+        Some(g) => g,
+        None => {
+            verified = verify_rel(tbl.as_ptr(), true)?;
+            gather_state(&d, previous.as_ref(), &verified.chain_states())
+        }
+    };
+    let cmp = compare_gathered(
         &d,
         &uid,
         verified.meta.chains,
-        &state,
+        &gathered,
         server_wal().as_ref(),
         previous.as_ref(),
     );
     let ledger = cmp.ledger_finding(ledger_check(stored.as_ref(), last, &d));
-    let covered = covered_leaves(&d, &state).len() as i64;
+    let covered = gathered.covered();
     let note = match &signer {
         Some(k) => format!(
             "; extends the checkpoint of ledger entry {} (signed by {k})",
@@ -1157,6 +1174,69 @@ fn verify_against(tbl: &PgRelation, j: &Json) -> Result<Vec<VerifyRow>, WormErro
         None => format!("; extends the checkpoint of ledger entry {}", d.entry.seq),
     };
     Ok(against_rows(verified.rows, &ledger, &cmp, covered, &note))
+}
+
+/// What the comparison with `d` needs of every chain of the table, read chain by chain
+/// through the chain index (seq and link of each row, nothing kept): None when the table
+/// has no chain index (then it is read into memory).
+///
+/// # Safety
+/// `rel` is an open protected table, held open by the caller for the call.
+unsafe fn gather_streamed(
+    rel: pg_sys::Relation,
+    table: &str,
+    d: &Digest,
+    previous: Option<&Digest>,
+    verified: &Verified,
+) -> Result<Option<Gathered>, WormError> {
+    // SAFETY: the caller's contract.
+    let plan = unsafe { crate::insert::encode::build_plan(rel, table, true)? };
+    let Some(index) = plan.index else {
+        return Ok(None);
+    };
+    let (seq_att, hash_att) = (plan.seq_att, plan.hash_att);
+    let mut g = Gather::new(d, previous);
+    for dc in &d.chains {
+        let c = dc.chain;
+        if c < 0 || c >= verified.meta.chains {
+            continue;
+        }
+        g.chain(
+            c,
+            verified
+                .anchor_entries
+                .get(&c)
+                .and_then(pg_worm_core::AnchorEntry::position),
+        );
+        let keys: [crate::pg::RangeKey; 1] = [(
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::F_INT4EQ,
+            pg_sys::Datum::from(c),
+        )];
+        let each = |slot: crate::pg::Slot<'_>| {
+            let (values, nulls) = slot.values();
+            let get = |att: i16| {
+                let i = usize::try_from(att - 1).ok()?;
+                (!*nulls.get(i)?).then(|| values[i])
+            };
+            // Rows with a NULL seq come last in the index and are not positions.
+            if let Some(seq) = get(seq_att).map(|v| v.value() as i64) {
+                // SAFETY: worm_hash is a bytea column of this row; a 32-byte link is
+                // stored inline (short header), so nothing is allocated for it.
+                let link = get(hash_att).and_then(|v| {
+                    pg_worm_core::hash_from_slice(unsafe { crate::pg::varlena_bytes(v) })
+                });
+                g.row(seq, link);
+            }
+            ControlFlow::<()>::Continue(())
+        };
+        // SAFETY: `rel` is open, `index` its (worm_chain, worm_seq) btree; the key is int4.
+        unsafe {
+            crate::pg::index_forward(rel, index, &keys, crate::pg::ScanSnapshot::Active, each)
+        };
+    }
+    Ok(Some(g.finish()))
 }
 
 /// Registers an auditor's Ed25519 public key (hex): from then on
