@@ -1030,25 +1030,97 @@ impl Gathered {
     }
 }
 
-struct Current {
+/// What the comparison needs of one chain, gathered from its rows as they come (ascending by
+/// seq, rows with a NULL seq left out, as [`ChainState::rows`] holds them). Independent of the
+/// other chains, so chains can be read in any order or at once; for a digest of format version
+/// 1 it also keeps the chain's covered links (that format's root runs over all chains' links
+/// in (chain, seq) order), see [`Gathered::from_chains`].
+#[derive(Debug, Clone)]
+pub struct ChainGather {
     chain: i32,
     head: (i64, Option<Hash>),
     anchor_seq: i64,
     previous_head: Option<(i64, Option<Hash>)>,
     summary: ChainSummary,
     tree: Frontier,
+    keep_leaves: bool,
+    leaves: Vec<Hash>,
 }
 
-/// Gathers what [`compare_gathered`] needs while each chain's rows stream by: memory for the
-/// chains and O(log n) hashes, not the rows. Chains are given in the digest's order (0, 1, 2
-/// ...; only those the table has), each chain's rows ascending by seq (rows with a NULL seq
-/// left out), as [`ChainState::rows`] holds them.
+impl ChainGather {
+    /// Chain `c` of `d` (None when the digest does not list it: its rows are not needed),
+    /// with its purge anchor now; `previous`: as for [`compare_gathered`].
+    pub fn new(
+        d: &Digest,
+        previous: Option<&Digest>,
+        c: i32,
+        anchor: Option<(i64, Option<Hash>)>,
+    ) -> Option<ChainGather> {
+        let dc = d.chains.iter().find(|x| x.chain == c)?;
+        let previous_head = previous
+            .and_then(|p| p.chains.iter().find(|x| x.chain == c))
+            .map(|pc| (pc.head_seq, pc.head_link));
+        Some(ChainGather {
+            chain: c,
+            head: (dc.head_seq, dc.head_link),
+            anchor_seq: dc.anchor_seq,
+            previous_head,
+            summary: ChainSummary {
+                anchor,
+                ..ChainSummary::default()
+            },
+            tree: Frontier::new(),
+            keep_leaves: d.format_version < 2,
+            leaves: Vec::new(),
+        })
+    }
+
+    /// The next row: its seq and link (None when NULL or not 32 bytes). Returns the link when
+    /// the checkpoint covered the row.
+    pub fn row(&mut self, seq: i64, link: Option<Hash>) -> Option<Hash> {
+        let s = &mut self.summary;
+        s.newest = Some(s.newest.map_or(seq, |n| n.max(seq)));
+        let (h, head_link) = self.head;
+        if seq == h {
+            s.at_head = true;
+            if link.is_some() && link == head_link {
+                s.head_held = true;
+            }
+        }
+        if let Some((p, p_link)) = self.previous_head {
+            if seq == p && link.is_some() && link == p_link {
+                s.previous_held = true;
+            }
+        }
+        let l = link.filter(|_| seq > self.anchor_seq && seq <= h)?;
+        self.tree.push(&l);
+        if self.keep_leaves {
+            self.leaves.push(l);
+        }
+        Some(l)
+    }
+
+    pub fn chain(&self) -> i32 {
+        self.chain
+    }
+
+    fn summary(mut self) -> ChainSummary {
+        self.summary.covered = self.tree.size();
+        self.summary.root = self.tree.root();
+        self.summary
+    }
+}
+
+/// Gathers what [`compare_gathered`] needs while each chain's rows stream by, chains in the
+/// digest's order (0, 1, 2 ...; only those the table has): memory for the chains and O(log n)
+/// hashes, not the rows (for format version 1 too: its table-wide root is folded as the
+/// chains come in order).
 pub struct Gather<'a> {
     d: &'a Digest,
     previous: Option<&'a Digest>,
     chains: BTreeMap<i32, ChainSummary>,
     table: Frontier,
-    current: Option<Current>,
+    current: Option<ChainGather>,
 }
 
 impl<'a> Gather<'a> {
@@ -1064,10 +1136,8 @@ impl<'a> Gather<'a> {
     }
 
     fn end_chain(&mut self) {
-        if let Some(mut cur) = self.current.take() {
-            cur.summary.covered = cur.tree.size();
-            cur.summary.root = cur.tree.root();
-            self.chains.insert(cur.chain, cur.summary);
+        if let Some(cur) = self.current.take() {
+            self.chains.insert(cur.chain, cur.summary());
         }
     }
 
@@ -1075,50 +1145,16 @@ impl<'a> Gather<'a> {
     /// does not list is not needed: its rows are ignored.
     pub fn chain(&mut self, c: i32, anchor: Option<(i64, Option<Hash>)>) {
         self.end_chain();
-        let Some(dc) = self.d.chains.iter().find(|x| x.chain == c) else {
-            return;
-        };
-        let previous_head = self
-            .previous
-            .and_then(|p| p.chains.iter().find(|x| x.chain == c))
-            .map(|pc| (pc.head_seq, pc.head_link));
-        self.current = Some(Current {
-            chain: c,
-            head: (dc.head_seq, dc.head_link),
-            anchor_seq: dc.anchor_seq,
-            previous_head,
-            summary: ChainSummary {
-                anchor,
-                ..ChainSummary::default()
-            },
-            tree: Frontier::new(),
+        self.current = ChainGather::new(self.d, self.previous, c, anchor).map(|mut g| {
+            g.keep_leaves = false;
+            g
         });
     }
 
     /// The next row of the current chain: its seq and link (None when NULL or not 32 bytes).
     pub fn row(&mut self, seq: i64, link: Option<Hash>) {
-        let Some(cur) = self.current.as_mut() else {
-            return;
-        };
-        let s = &mut cur.summary;
-        s.newest = Some(s.newest.map_or(seq, |n| n.max(seq)));
-        let (h, head_link) = cur.head;
-        if seq == h {
-            s.at_head = true;
-            if link.is_some() && link == head_link {
-                s.head_held = true;
-            }
-        }
-        if let Some((p, p_link)) = cur.previous_head {
-            if seq == p && link.is_some() && link == p_link {
-                s.previous_held = true;
-            }
-        }
-        if let Some(l) = link {
-            if seq > cur.anchor_seq && seq <= h {
-                cur.tree.push(&l);
-                self.table.push(&l);
-            }
+        if let Some(l) = self.current.as_mut().and_then(|cur| cur.row(seq, link)) {
+            self.table.push(&l);
         }
     }
 
@@ -1129,6 +1165,40 @@ impl<'a> Gather<'a> {
             empty: ChainSummary::default(),
             table_root: self.table.root(),
             table_size: self.table.size(),
+        }
+    }
+}
+
+impl Gathered {
+    /// From chains gathered each on its own ([`ChainGather`], in any order): the table-wide
+    /// root of format version 1 is folded over their kept links in the digest's chain order.
+    pub fn from_chains(d: &Digest, chains: Vec<ChainGather>) -> Gathered {
+        let mut by_chain: BTreeMap<i32, ChainGather> =
+            chains.into_iter().map(|g| (g.chain, g)).collect();
+        let mut table = Frontier::new();
+        let mut out = BTreeMap::new();
+        let mut covered = 0i64;
+        for dc in &d.chains {
+            let Some(g) = by_chain.remove(&dc.chain) else {
+                continue;
+            };
+            for l in &g.leaves {
+                table.push(l);
+            }
+            let s = g.summary();
+            covered += s.covered;
+            out.insert(dc.chain, s);
+        }
+        let v1 = d.format_version < 2;
+        Gathered {
+            chains: out,
+            empty: ChainSummary::default(),
+            table_root: if v1 {
+                table.root()
+            } else {
+                crate::merkle::empty_root()
+            },
+            table_size: if v1 { table.size() } else { covered },
         }
     }
 }
@@ -1857,6 +1927,23 @@ mod tests {
                 let new = compare_at(&d, &uid(), chains_now, &s, here.as_ref(), previous.as_ref());
                 let old = oracle::compare_at(&d, &uid(), chains_now, &s, here.as_ref(), previous.as_ref());
                 prop_assert_eq!(&new, &old);
+                // Chains gathered each on their own, in reverse order (as parallel readers finish).
+                let mut each: Vec<ChainGather> = d
+                    .chains
+                    .iter()
+                    .rev()
+                    .filter_map(|dc| {
+                        let cs = s.get(&dc.chain)?;
+                        let mut g = ChainGather::new(&d, previous.as_ref(), dc.chain, cs.anchor)?;
+                        for (q, l) in &cs.rows {
+                            g.row(*q, *l);
+                        }
+                        Some(g)
+                    })
+                    .collect();
+                let g = Gathered::from_chains(&d, each);
+                let by_chains = compare_gathered(&d, &uid(), chains_now, &g, here.as_ref(), previous.as_ref());
+                prop_assert_eq!(&by_chains, &old);
                 prop_assert_eq!(gather_state(&d, previous.as_ref(), &s).covered(), oracle::covered_leaves(&d, &s).len() as i64);
             }
         }
