@@ -1928,7 +1928,7 @@ mod tests {
                 let old = oracle::compare_at(&d, &uid(), chains_now, &s, here.as_ref(), previous.as_ref());
                 prop_assert_eq!(&new, &old);
                 // Chains gathered each on their own, in reverse order (as parallel readers finish).
-                let mut each: Vec<ChainGather> = d
+                let each: Vec<ChainGather> = d
                     .chains
                     .iter()
                     .rev()
