@@ -48,6 +48,11 @@ const WORKER_TYPE: &str = "pg_worm watcher";
 const RESTART_DELAY: Duration = Duration::from_secs(10);
 /// How often a database without the extension is looked at again.
 const RECHECK: Duration = Duration::from_secs(60);
+/// How long the watcher waits for a lock (its lock_timeout): a table locked
+/// by someone else (LOCK TABLE by its owner held open, a long DDL) is left
+/// for the next round instead of stopping the watching of every table of
+/// the database behind it.
+const LOCK_TIMEOUT: &CStr = c"5s";
 
 static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static VERIFY_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
@@ -368,28 +373,37 @@ fn ext_state() -> ExtState {
 fn list_tables() -> Result<Vec<Table>, String> {
     let rows = sql::connect(|client| {
         let rows = client.select(
-            "SELECT t.table_uid, t.table_name::pg_catalog.oid FROM worm.tables AS t \
-              WHERE t.table_name IS NOT NULL ORDER BY t.table_name::pg_catalog.oid",
+            // The qualified name from the catalog, without locking the
+            // table: one locked by someone else must not keep the watcher
+            // from listing (and verifying) the others.
+            "SELECT t.table_uid, c.oid, \
+                    pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                      OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
+               FROM worm.tables AS t \
+               JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) t.table_name::pg_catalog.oid \
+               JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+              ORDER BY c.oid",
             None,
             &[],
         )?;
         let mut out = Vec::new();
         for r in rows {
-            if let (Some(u), Some(o)) = (r.get::<pgrx::Uuid>(1)?, r.get::<pg_sys::Oid>(2)?) {
-                out.push((*u.as_bytes(), o));
+            if let (Some(u), Some(o), Some(name)) = (
+                r.get::<pgrx::Uuid>(1)?,
+                r.get::<pg_sys::Oid>(2)?,
+                r.get::<String>(3)?,
+            ) {
+                out.push(Table {
+                    uid: *u.as_bytes(),
+                    relid: o,
+                    name,
+                });
             }
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })
     .map_err(|e| e.to_string())?;
-    Ok(rows
-        .into_iter()
-        .map(|(uid, relid)| Table {
-            uid,
-            relid,
-            name: super::qualified(relid),
-        })
-        .collect())
+    Ok(rows)
 }
 
 /// When each kind of verification of a table was last stored (PostgreSQL
@@ -458,6 +472,16 @@ pub extern "C-unwind" fn worm_watch_worker(arg: pg_sys::Datum) {
     let launcher = arg.value() as i32;
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    // SAFETY: both strings are NUL-terminated constants; lock_timeout is a
+    // user-settable integer GUC, set for this process's session.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"lock_timeout".as_ptr(),
+            LOCK_TIMEOUT.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        )
+    };
     WATCHER.store(true, Ordering::Relaxed);
     // The watcher verifies in the background, next to the application's
     // writers: one process, no parallel workers taking the other cores.

@@ -2103,3 +2103,32 @@ atk_152() {
     unchanged
   fi
 }
+
+attack 153 "LOCK TABLE t IN ACCESS EXCLUSIVE MODE held open, so that the background watcher waits on it for ever and no table of the database is verified any more" "table owner"
+atk_153() {
+  if plain; then good "n/a: the watcher runs only when preloaded"; return; fi
+  fresh || return
+  local n0 n1 i w
+  wcount() { val postgres "$DB" "SELECT count(*) FROM worm.verifications WHERE source = 'watcher' AND table_label = '$1'"; }
+  succeeds postgres "ALTER SYSTEM SET worm.databases = '$DB'; ALTER SYSTEM SET worm.verify_interval = 1; ALTER SYSTEM SET worm.full_verify_interval = 0; SELECT pg_reload_conf()" || return
+  for ((i = 0; i < 300; i++)); do [ "$(wcount s.st)" -gt 0 ] && break; sleep 0.1; done
+  if [ "$(wcount s.st)" = 0 ]; then bad "the watcher verified nothing in 30 s"; else
+    bg_start lk owner_role
+    bg_send lk "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT 'locked';"
+    if bg_wait lk "state = 'idle in transaction'"; then
+      # The watcher is now (or soon) waiting for t; s.st must still be verified.
+      sleep 2
+      n0="$(wcount s.st)"
+      for ((i = 0; i < 200; i++)); do [ "$(wcount s.st)" -gt "$n0" ] && break; sleep 0.1; done
+      n1="$(wcount s.st)"
+      w="$(val postgres "$DB" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_worm watcher' AND wait_event_type = 'Lock'")"
+      [ "$n1" -gt "$n0" ] && good "s.st still verified by the watcher while t is locked ($n0 -> $n1 results)" \
+        || bad "no verification of s.st in 20 s while t is locked by its owner (watcher waiting on a lock: $w)"
+    else
+      bad "the owner's LOCK TABLE session did not start"
+    fi
+    bg_end lk 5
+  fi
+  succeeds postgres "ALTER SYSTEM RESET worm.databases; ALTER SYSTEM RESET worm.verify_interval; ALTER SYSTEM RESET worm.full_verify_interval; SELECT pg_reload_conf()"
+  unchanged
+}
