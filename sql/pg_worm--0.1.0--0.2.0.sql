@@ -286,7 +286,11 @@ CREATE TABLE worm.verification_log (
     problems     bigint NOT NULL,
     detail       text NOT NULL,
     source       text NOT NULL CHECK (source IN ('manual', 'watcher')),
-    run_by       text NOT NULL
+    run_by       text NOT NULL,
+    -- A row dated in the future would stay the latest result for ever (a
+    -- restore into the empty table is the one INSERT not pg_worm's own).
+    CONSTRAINT verification_log_at_not_future
+        CHECK (at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
 );
 CREATE INDEX verification_log_table_at ON worm.verification_log (table_uid, at);
 CREATE INDEX verification_log_at ON worm.verification_log (at);

@@ -2132,3 +2132,28 @@ atk_153() {
   succeeds postgres "ALTER SYSTEM RESET worm.databases; ALTER SYSTEM RESET worm.verify_interval; ALTER SYSTEM RESET worm.full_verify_interval; SELECT pg_reload_conf()"
   unchanged
 }
+
+attack 154 "a result dated in the future put into the still empty worm.verification_log (the restore path), so that it stays the latest 'full ok' of the table whatever fails later" "superuser"
+atk_154() {
+  FRESH_N=$((FRESH_N + 1))
+  DB="a_${CUR}_${FRESH_N}"
+  val postgres postgres "CREATE DATABASE $DB" >/dev/null || { bad "could not create database $DB"; return; }
+  succeeds postgres "CREATE EXTENSION pg_worm; CREATE TABLE ft (id int PRIMARY KEY, note text); SELECT worm.protect('ft'); INSERT INTO ft SELECT g, 'n' || g FROM generate_series(1, 6) g" || return
+  [ "$(val postgres "$DB" "SELECT count(*) FROM worm.verification_log")" = 0 ] || { bad "worm.verification_log is not empty"; return; }
+  refused postgres 23514 'verification_log_at_not_future' \
+    "INSERT INTO worm.verification_log SELECT now() + interval '100 years', table_uid, 'public.ft', 'full', true, 6, 0, 'ok', 'watcher', 'postgres' FROM worm.tables"
+  local n
+  n="$(val postgres "$DB" "SELECT count(*) FROM worm.verification_log")"
+  [ "$n" = 0 ] && good "nothing stored" || bad "worm.verification_log has $n row(s)"
+  # A restore (rows dated in the past) into the empty log is still possible.
+  sql postgres "$DB" "INSERT INTO worm.verification_log SELECT now() - interval '1 day', table_uid, 'public.ft', 'full', true, 6, 0, 'ok', 'manual', 'postgres' FROM worm.tables"
+  if [ "$RC" = 0 ]; then good "a past-dated row (a restore) is taken"; else good "(a past-dated row: $(first_error))"; fi
+  if plain; then
+    succeeds postgres "$EVT_OFF ALTER TABLE ft DISABLE TRIGGER ALL; UPDATE ft SET note = 'tampered' WHERE id = 3;
+ALTER TABLE ft ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change; $EVT_ON" || return
+    n="$(val postgres "$DB" "SELECT count(*) FROM worm.verify('ft') WHERE NOT ok")"
+    [ "$n" = 1 ] || bad "verify(ft) reports $n failing row(s), expected 1"
+    n="$(val postgres "$DB" "SELECT ok || ':' || last_verification_ok FROM worm.status WHERE table_name = 'ft'::regclass")"
+    [ "$n" = "false:false" ] && good "worm.status shows the failure ($n)" || bad "worm.status = '$n' (ok:last_verification_ok), expected false:false"
+  fi
+}
