@@ -204,7 +204,7 @@ fn run_table(db_url: Option<&str>, table: &str, json: bool, jobs: usize) -> Run 
         end_read(tx)?;
         return Ok(print_parent(&report, json));
     }
-    let data = db::verify_table_in(&mut tx, TableSel::Name(table), ro, false)?;
+    let data = db::verify_table_in(&mut tx, TableSel::Name(table), ro, None)?;
     end_read(tx)?;
     if json {
         print_out(&format!("{}\n", report::to_json(&data.rows)));
@@ -237,11 +237,19 @@ fn against_checks(
     sigs: Option<(&[SigResult], &[[u8; 32]])>,
 ) -> AgainstOutcome {
     let previous = core::against::shared_previous(d, read.previous.as_ref());
-    let comparison = core::against::compare_at(
+    let none;
+    let gathered = match &data.gathered {
+        Some(g) => g,
+        None => {
+            none = core::against::Gathered::from_chains(d, Vec::new());
+            &none
+        }
+    };
+    let comparison = core::against::compare_gathered(
         d,
         &data.uid,
         data.chains,
-        &data.state,
+        gathered,
         read.wal.as_ref(),
         previous.as_ref(),
     );
@@ -312,8 +320,11 @@ fn read_against(
     ro: &db::ReadOpts,
     with_last: bool,
 ) -> std::result::Result<(TableData, AgainstRead), Failure> {
-    let data = db::verify_table_in(tx, TableSel::Name(table), ro, true)?;
+    // The ledger first (the same snapshot): the digest's previous checkpoint, when this ledger
+    // holds it, is gathered for while the rows stream by.
     let mut read = read_ledger_side(tx, d, with_last)?;
+    let previous = core::against::shared_previous(d, read.previous.as_ref());
+    let data = db::verify_table_in(tx, TableSel::Name(table), ro, Some((d, previous.as_ref())))?;
     read.wal = db::server_wal(tx)?;
     Ok((data, read))
 }
@@ -754,11 +765,22 @@ fn verify_part(
         .transaction()
         .map_err(db::pg)
         .context("cannot start a savepoint")?;
-    match db::verify_table_in(&mut sp, sel, ro, cp.is_some()) {
+    let read = match cp {
+        Some(d) => Some(read_ledger_side(
+            &mut sp,
+            d,
+            matches!(mode, ParentMode::Against { .. }),
+        )?),
+        None => None,
+    };
+    let previous = match (cp, &read) {
+        (Some(d), Some(r)) => core::against::shared_previous(d, r.previous.as_ref()),
+        _ => None,
+    };
+    let against = cp.map(|d| (d, previous.as_ref()));
+    match db::verify_table_in(&mut sp, sel, ro, against) {
         Ok(mut data) => {
-            if let Some(d) = cp {
-                let mut read =
-                    read_ledger_side(&mut sp, d, matches!(mode, ParentMode::Against { .. }))?;
+            if let (Some(d), Some(mut read)) = (cp, read) {
                 read.wal = wal.cloned();
                 let required: &[[u8; 32]] = match mode {
                     ParentMode::Against { required, .. } => required,

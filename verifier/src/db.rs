@@ -11,12 +11,13 @@ use crate::plan::{self, Column, TypeInfo};
 use crate::report::Summary;
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pg_worm_core::against::{ChainGather, Gathered};
 use pg_worm_core::table_verify::{
     table_report, unindexed_rows_problem, ChainStream, StrayCount, Strays,
 };
 use pg_worm_core::{
     columns_mismatch, format_uuid, hash_from_slice, table, AnchorEntry, ByChain, ChainRow,
-    ChainState, ColumnDef, Hash, LedgerEntry, RowEncoder, RowRecord,
+    ColumnDef, Hash, LedgerEntry, RowEncoder, RowRecord,
 };
 use postgres::{Client, IsolationLevel, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -694,15 +695,21 @@ pub fn anchor_of(o: &Opened, chain: i32) -> Option<(i64, Option<Hash>)> {
     o.anchors.as_ref()?.get(&chain)?.position()
 }
 
-/// A verified table: the report rows (like `worm.verify`), a summary, and per chain the
-/// positions and links of its rows (what a checkpoint is compared with).
+/// A verified table: the report rows (like `worm.verify`), a summary, and when read against a
+/// digest what the comparison with it needs of every chain.
 pub struct TableData {
     pub summary: Summary,
     pub rows: Vec<ChainRow>,
     pub uid: [u8; 16],
     pub chains: i32,
-    pub state: BTreeMap<i32, ChainState>,
+    /// The purge anchor of every chain that has one: (seq, link; None when unusable).
+    pub anchors: BTreeMap<i32, (i64, Option<Hash>)>,
+    pub gathered: Option<Gathered>,
 }
+
+/// A digest to gather for while reading (see [`verify_table_in`]), with its previous
+/// checkpoint when this server's ledger holds it too.
+pub type Against<'a> = Option<(&'a pg_worm_core::Digest, Option<&'a pg_worm_core::Digest>)>;
 
 /// How a table's rows are read: whether a progress bar is drawn (on stderr), and by how
 /// many sessions.
@@ -867,7 +874,8 @@ fn chain_index(tx: &mut Transaction<'_>, oid: u32) -> Result<Option<String>> {
 struct ChainOut {
     row: ChainRow,
     read: i64,
-    positions: Vec<(i64, Option<Hash>)>,
+    /// What a comparison with a digest needs of the chain (when one is wanted).
+    gathered: Option<ChainGather>,
 }
 
 /// Why a chain read through the index has to be read again in heap order.
@@ -879,21 +887,24 @@ enum Reread {
 
 /// Reads chain `chain` in worm_seq order through a portal, fetching at most
 /// [`FETCH_BYTES`] of payload at a time, and verifies it as it comes: what is held is the
-/// fetch, the stream's window, and with `positions` every row's (seq, link).
+/// fetch, the stream's window, and with `against` what the comparison with that digest
+/// needs of the chain ([`ChainGather`]: a few flags, a count and O(log n) hashes).
 fn stream_chain(
     tx: &mut Transaction<'_>,
     o: &Opened,
     query: &str,
     chain: i32,
-    positions: bool,
+    against: Against<'_>,
     pb: &ProgressBar,
 ) -> Result<std::result::Result<ChainOut, Reread>> {
     let portal = tx.bind(query, &[&chain]).pg("cannot read the table")?;
     let anchor = o.anchors.as_ref().and_then(|a| a.get(&chain));
+    let mut gather = against.and_then(|(d, previous)| {
+        ChainGather::new(d, previous, chain, anchor.and_then(AnchorEntry::position))
+    });
     let mut stream = ChainStream::new(&o.uid, chain, anchor);
     let mut enc = RowEncoder::hashing();
     let mut data: Vec<ColData> = Vec::with_capacity(o.cols.len());
-    let mut pos = Vec::new();
     let mut fetch = 1;
     loop {
         let batch = tx
@@ -909,10 +920,8 @@ fn stream_chain(
             if c != Some(chain) {
                 return Ok(Err(Reread::Misfit));
             }
-            if positions {
-                if let Some(seq) = rec.seq {
-                    pos.push((seq, rec.stored_link.as_deref().and_then(hash_from_slice)));
-                }
+            if let (Some(g), Some(seq)) = (gather.as_mut(), rec.seq) {
+                g.row(seq, rec.stored_link.as_deref().and_then(hash_from_slice));
             }
             if stream.push(&rec).is_err() {
                 return Ok(Err(Reread::Misfit));
@@ -926,7 +935,7 @@ fn stream_chain(
     Ok(Ok(ChainOut {
         read: stream.rows(),
         row: stream.finish(),
-        positions: pos,
+        gathered: gather,
     }))
 }
 
@@ -938,7 +947,7 @@ struct ChainReader<'a> {
     query: String,
     counts: &'a [i64],
     index: Option<&'a str>,
-    positions: bool,
+    against: Against<'a>,
 }
 
 impl ChainReader<'_> {
@@ -951,7 +960,7 @@ impl ChainReader<'_> {
             .and_then(|i| self.counts.get(i))
             .copied()
             .unwrap_or(0);
-        let first = stream_chain(tx, self.o, &self.query, c, self.positions, pb)?;
+        let first = stream_chain(tx, self.o, &self.query, c, self.against, pb)?;
         if let Ok(out) = first {
             if out.read == expected || self.index.is_none() {
                 return Ok(out);
@@ -975,7 +984,7 @@ impl ChainReader<'_> {
 
     fn sorted(&self, tx: &mut Transaction<'_>, c: i32, pb: &ProgressBar) -> Result<ChainOut> {
         plan_for(tx, false)?;
-        let out = stream_chain(tx, self.o, &self.query, c, self.positions, pb)?;
+        let out = stream_chain(tx, self.o, &self.query, c, self.against, pb)?;
         plan_for(tx, true)?;
         out.map_err(|_| {
             anyhow!(
@@ -988,14 +997,14 @@ impl ChainReader<'_> {
 
 /// Verifies one protected table inside `tx` (which the caller commits), chain by chain in
 /// worm_seq order with bounded memory (see [`stream_chain`]); with `par`, several chains at
-/// once in other sessions sharing the snapshot. With `positions`, also keeps every row's
-/// (seq, link) per chain in `state` (what a checkpoint is compared with; about 50 bytes per
-/// row), else `state` has only the anchors.
+/// once in other sessions sharing the snapshot. With `against` (a digest, and its previous
+/// checkpoint when this server's ledger holds it too), also gathers per chain what the
+/// comparison with that digest needs ([`TableData::gathered`]; no row is kept).
 pub fn verify_table_in(
     tx: &mut Transaction<'_>,
     sel: TableSel<'_>,
     ro: &ReadOpts,
-    positions: bool,
+    against: Against<'_>,
 ) -> Result<TableData, Failure> {
     let (show_progress, par) = (ro.progress, &ro.par);
     let o = open_table(tx, sel)?;
@@ -1026,7 +1035,7 @@ pub fn verify_table_in(
         ),
         counts: &counts,
         index: index.as_deref(),
-        positions,
+        against,
     };
     plan_for(tx, true)?;
     let outs = read_chains(tx, &reader, par, &pb);
@@ -1035,24 +1044,14 @@ pub fn verify_table_in(
     let outs = outs?;
 
     let mut chain_rows = Vec::with_capacity(outs.len());
-    let mut state = BTreeMap::new();
+    let mut gathered = Vec::new();
     let mut rows_read: u64 = 0;
-    for (c, out) in (0..o.chains).zip(outs) {
+    for out in outs {
         rows_read += u64::try_from(out.read).unwrap_or(0);
         chain_rows.push(out.row);
-        let anchor = o
-            .anchors
-            .as_ref()
-            .and_then(|a| a.get(&c))
-            .and_then(AnchorEntry::position);
-        state.insert(
-            c,
-            ChainState {
-                anchor,
-                rows: out.positions,
-            },
-        );
+        gathered.extend(out.gathered);
     }
+    let gathered = against.map(|(d, _)| Gathered::from_chains(d, gathered));
     rows_read += strays
         .values()
         .map(|s| u64::try_from(s.rows).unwrap_or(0))
@@ -1071,7 +1070,10 @@ pub fn verify_table_in(
         rows,
         uid: o.uid,
         chains: o.chains,
-        state,
+        anchors: (0..o.chains)
+            .filter_map(|c| anchor_of(&o, c).map(|a| (c, a)))
+            .collect(),
+        gathered,
     })
 }
 

@@ -805,7 +805,8 @@ pub(crate) mod tests {
             rows: vec![r],
             uid: u,
             chains: 1,
-            state: BTreeMap::new(),
+            anchors: BTreeMap::new(),
+            gathered: None,
         }
     }
 

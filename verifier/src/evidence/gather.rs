@@ -773,9 +773,7 @@ pub fn gather(
         let oid = g.oid.unwrap_or(0);
         // The fresh, independent verification.
         let verification = if g.relkind.as_deref() == Some("r") {
-            in_savepoint(tx, |t| {
-                db::verify_table_in(t, TableSel::Oid(oid), ro, false)
-            })?
+            in_savepoint(tx, |t| db::verify_table_in(t, TableSel::Oid(oid), ro, None))?
         } else {
             Err(format!(
                 "{name} is not an ordinary table (relkind {})",
@@ -803,11 +801,7 @@ pub fn gather(
         let cert_table = data.as_ref().map(|d| CertTable {
             display: name.clone(),
             uid: d.uid,
-            anchors: d
-                .state
-                .iter()
-                .filter_map(|(c, st)| st.anchor.map(|a| (*c, a)))
-                .collect(),
+            anchors: d.anchors.clone(),
             first_rows: None,
             chain_rows: Some(d.rows.clone()),
         });
