@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Memory and speed of worm.verify(tbl, against) (verification against a checkpoint's
+# digest), appended as a section to docs/verify-memory.md (replacing the one before).
+#
+# A table of the benchmark's shape (as bench/verify_memory.sh: 32 chains, loaded by 4
+# sessions), PG_WORM_VERIFY_ROWS rows (3,000,000 by default), a checkpoint of it, then
+# worm.verify(tbl, digest): one warm-up, the median of 3 timed runs, and the growth of
+# the verifying backend's private memory (RssAnon, sampled every 20 ms) over its value
+# after pg_worm was loaded. With PG_WORM_BEFORE=REV a release build of REV is measured
+# on the same table in the same cluster first. Needs root.
+#
+#   PG_WORM_BEFORE=a834cf4 bash bench/verify_against_memory.sh
+source "$(dirname "$0")/../tests/lib.sh"
+PORT="${PG_WORM_BENCH_PORT:-55712}"
+ROWS="${PG_WORM_VERIFY_ROWS:-3000000}"
+BEFORE="${PG_WORM_BEFORE:-}"
+OUT="$ROOT/docs/verify-memory.md"
+LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
+chmod 755 "$LIB"
+TEST_DIRS+=("$LIB")
+
+build() {
+  local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"
+  if [ -n "$rev" ]; then
+    src="$(mktemp -d /tmp/pg_worm_benchsrc.XXXXXX)"
+    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
+    target="${PG_WORM_BENCH_TARGET:-$ROOT/target/bench-before}"
+  fi
+  log "release build of ${rev:-the working tree}"
+  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p pg_worm)
+  install -m 0644 "$target/release/libpg_worm.so" "$LIB/$name.so"
+  [ -z "$rev" ] || rm -rf "$src"
+}
+use() {
+  install -m 0644 "$LIB/$1.so" "$LIB/pg_worm.so.tmp"
+  mv -f "$LIB/pg_worm.so.tmp" "$LIB/pg_worm.so"
+}
+
+build after
+[ -z "$BEFORE" ] || build before "$BEFORE"
+use after
+start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
+  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
+
+PER=$((ROWS / 4)); ROWS=$((PER * 4))
+psql_q >/dev/null <<SQL
+CREATE TABLE worm_notes (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+SELECT worm.protect('worm_notes');
+CREATE TABLE tiny (x int);
+SELECT worm.protect('tiny', chains => 1);
+CREATE TABLE digests (j jsonb);
+SQL
+log "loading $ROWS rows with 4 sessions"
+for _ in 1 2 3 4; do
+  psql_q -c "INSERT INTO worm_notes (patient_id, author, note, recorded_at, vitals)
+    SELECT gen_random_uuid(), 'dr.' || (i % 500),
+           'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
+           now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
+      FROM generate_series(1, $PER) AS i" >/dev/null &
+done
+wait
+psql_q -c "VACUUM (ANALYZE) worm_notes" >/dev/null
+[ "$(psql_q -c "SELECT count(*) FROM worm_notes")" = "$ROWS" ] || fail "rows loaded"
+log "checkpoint"
+psql_q -c "INSERT INTO digests SELECT worm.checkpoint('worm_notes')" >/dev/null
+# 10,000 rows after the checkpoint, as an auditor would find them.
+psql_q -c "INSERT INTO worm_notes (patient_id, author, note, recorded_at, vitals)
+  SELECT gen_random_uuid(), 'dr.x', 'later note ' || i, now(), '{}' FROM generate_series(1, 10000) i" >/dev/null
+TOTAL=$((ROWS + 10000))
+
+# run NAME: "median_s growth_mib" of worm.verify(worm_notes, digest) with NAME.so.
+run() {
+  use "$1"
+  local q="SELECT sum(rows_checked)::text || ' ' || bool_and(ok)::text FROM worm.verify('worm_notes', (SELECT j FROM digests))"
+  local times=() res="" i s e
+  psql_q -c "$q" >/dev/null
+  for i in 1 2 3; do
+    s=$(date +%s.%N); res="$(psql_q -c "$q")"; e=$(date +%s.%N)
+    times+=("$(echo "$e - $s" | bc)")
+  done
+  [ "$res" = "$TOTAL true" ] || fail "worm.verify against the digest with the $1 build: $res"
+  local med
+  med="$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)"
+  PGAPPNAME=against_probe psql_q -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" -c "$q" >/dev/null &
+  local probe=$! pid="" base="" peak=0 v
+  for _ in $(seq 1 50); do
+    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'against_probe'")"
+    [ -n "$pid" ] && break
+    sleep 0.02
+  done
+  [ -n "$pid" ] || fail "probe backend not found"
+  sleep 0.5
+  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
+  while kill -0 "$probe" 2>/dev/null; do
+    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
+    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
+    sleep 0.02
+  done
+  wait "$probe" || fail "probe session failed"
+  printf '%.3f %.1f\n' "$med" "$(echo "($peak - $base) / 1024" | bc -l)"
+}
+thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+
+rows_md=()
+if [ -n "$BEFORE" ]; then
+  read -r s mib <<<"$(run before)"
+  rows_md+=("| before: \`$BEFORE\` | $s s | $mib MiB |")
+fi
+read -r s mib <<<"$(run after)"
+rows_md+=("| this build | $s s | $mib MiB |")
+
+section="$(
+  echo "## worm.verify(tbl, against), $(thousands "$ROWS") rows"
+  echo
+  echo "<!-- Written by bench/verify_against_memory.sh; do not edit by hand. -->"
+  echo
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD)$( [ -z "$(git -C "$ROOT" status --porcelain -- src core)" ] || echo ' (with uncommitted changes)'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
+  echo
+  echo '```sh'
+  [ -z "$BEFORE" ] && echo 'bash bench/verify_against_memory.sh' || echo "PG_WORM_BEFORE=$BEFORE bash bench/verify_against_memory.sh"
+  echo '```'
+  echo
+  echo "The same table shape and load as above (4 sessions, 32 chains), a checkpoint of it,"
+  echo "then 10,000 rows more; verification against the checkpoint's digest checks all"
+  echo "$(thousands "$TOTAL") rows and compares the $(thousands "$ROWS") it covered with its heads and Merkle root."
+  echo "Median of 3 runs after a warm-up; memory as above (RssAnon growth of the backend)."
+  echo
+  echo "| build | worm.verify(tbl, digest) | backend memory growth |"
+  echo "|---|---|---|"
+  printf '%s\n' "${rows_md[@]}"
+  echo
+  echo "An intact table is verified chain by chain through the chain index, then each chain's"
+  echo "positions and links are read through the index again into the comparison, which keeps"
+  echo "per chain a few flags, a count and an O(log n) Merkle frontier (pg_worm_core's"
+  echo "\`against::Gather\`). A table that fails verification is still read into memory, so that"
+  echo "its report stays word for word as before (about 150 bytes per row)."
+)"
+# Replace this script's section (from its heading to the end) or append it.
+if grep -q '^## worm.verify(tbl, against)' "$OUT"; then
+  sed -i '/^## worm.verify(tbl, against)/,$d' "$OUT"
+fi
+printf '\n%s\n' "$section" >>"$OUT"
+echo "$section"
