@@ -442,7 +442,8 @@ fn alert(kind: Kind, o: &Outcome, notify: bool) -> Result<(), WormError> {
     Ok(())
 }
 
-/// Removes results older than `keep_secs` seconds (the watcher, on a primary).
+/// Removes results older than `keep_secs` seconds (the watcher, on a
+/// primary), except failures no successful full verification followed.
 pub fn prune(keep_secs: i32) -> Result<(), WormError> {
     if keep_secs <= 0 || !can_store() {
         return Ok(());
@@ -451,9 +452,16 @@ pub fn prune(keep_secs: i32) -> Result<(), WormError> {
     let r = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
         meta::as_extension_owner(|| {
             Ok(sql::run_with_args(
-                "DELETE FROM worm.verification_log \
-                  WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() \
-                        OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))",
+                // A failure stays until a successful full verification of
+                // its table came after it (what worm.status counts): a short
+                // retention must not make an unresolved failure vanish.
+                "DELETE FROM worm.verification_log AS v \
+                  WHERE v.at OPERATOR(pg_catalog.<) (pg_catalog.now() \
+                        OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8)) \
+                    AND (v.ok OR v.at OPERATOR(pg_catalog.<) \
+                         (SELECT pg_catalog.max(x.at) FROM worm.verification_log AS x \
+                           WHERE x.table_uid OPERATOR(pg_catalog.=) v.table_uid \
+                             AND x.kind OPERATOR(pg_catalog.=) 'full' AND x.ok))",
                 &[DatumWithOid::from(f64::from(keep_secs))],
             )?)
         })

@@ -208,8 +208,12 @@ eq "ledger still verifies" "$(app -c "SELECT ok FROM worm.verify_ledger()")" t
 # Results older than worm.verification_retention are removed by the watcher.
 eq "results older than 10 s before" "$(app -c "SELECT count(*) > 0 FROM worm.verifications WHERE at < now() - interval '10 s'")" t
 app -c "ALTER SYSTEM SET worm.verification_retention = '4s'" -c "SELECT pg_reload_conf()" >/dev/null
-old_gone() { app -c "SELECT count(*) FROM worm.verifications WHERE at < now() - interval '6 s'" | grep -qx 0; }
+old_gone() { app -c "SELECT count(*) FROM worm.verifications WHERE at < now() - interval '6 s' AND ok" | grep -qx 0; }
 wait_for "results past their retention removed" 15 old_gone
+# Failures no successful full verification followed stay (phi still fails):
+# a short retention does not make them vanish from worm.status.
+eq "old unresolved failures kept" "$(app -c "SELECT count(*) > 0 FROM worm.verifications WHERE at < now() - interval '6 s' AND NOT ok AND table_name = 'phi'::regclass")" t
+eq "status still shows the failure" "$(app -c "SELECT ok FROM worm.status WHERE table_name = 'phi'::regclass")" f
 eq "recent results kept" "$(app -c "SELECT count(*) > 0 FROM worm.verifications")" t
 if grep -F 'pg_worm watcher of database "app": could not' "$CLUSTER_DIR/server.log"; then fail "the watcher could not do its work"; fi
 # A hot standby made from this primary (the changed page comes with the base
