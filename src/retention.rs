@@ -13,13 +13,15 @@ use crate::error::{OrRaise, WormError};
 use crate::pg::rel_display_name;
 use crate::sql;
 use crate::verify::verify_rel;
-use pg_worm_core::{merkle_root, CertTable, Certificate, Check, Period, Status};
+use pg_worm_core::against::Frontier;
+use pg_worm_core::{CertTable, Certificate, Check, Hash, Period, Status};
 use pgrx::datum::{DatumWithOid, Interval};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgRelation};
 use serde_json::{json, Map, Value as Json};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
 /// Rows deleted per DELETE statement of a purge (progress is reported per batch).
 const PURGE_BATCH: i64 = 10_000;
@@ -718,7 +720,8 @@ fn purge_locked(
         |table, problems| WormError::PurgeRefusedDamaged { table, problems },
     )?;
     let cutoff = purge_cutoff(&retention)?;
-    let (purges, leaves) = expired_prefixes(&verified, t.meta.chains, cutoff)?;
+    let expired = expired_prefixes(&tbl, &t, &verified, cutoff, false)?;
+    let purges = &expired.purges;
     if purges.is_empty() {
         // Nothing expired: nothing to certify, and nothing in the ledger (a
         // daily purge job would otherwise fill it with empty certificates).
@@ -733,14 +736,14 @@ fn purge_locked(
     }
     // SAFETY: `tbl` holds the relation open; rd_rel is its pg_class row.
     let owner = unsafe { (*(*tbl.as_ptr()).rd_rel).relowner };
-    delete_expired(&t, owner, &purges)?;
-    record_anchors(&t.meta.uid, &purges)?;
+    delete_expired(&t, owner, purges)?;
+    record_anchors(&t.meta.uid, purges)?;
     let mut fields = certificate_fields(
         &t,
         Some(&retention),
         cutoff,
-        &purges,
-        &leaves,
+        purges,
+        &expired.root,
         &verified,
         verified_at,
     )?;
@@ -781,10 +784,11 @@ fn not_on_hold(t: &Target) -> Result<(), WormError> {
     })
 }
 
-/// Locks the table in `lockmode`, then verifies it with its rows kept: a
-/// purge or a retirement never removes rows of a table that fails
-/// verification (`damaged` words the refusal). Returns the verification and
-/// when it ended.
+/// Locks the table in `lockmode`, then verifies it: a purge or a retirement
+/// never removes rows of a table that fails verification (`damaged` words the
+/// refusal). Streaming (nothing per row kept) when the table has its chain
+/// index, which [`expired_prefixes`] then reads again; else with its rows
+/// kept. Returns the verification and when it ended.
 fn lock_and_verify(
     tbl: &PgRelation,
     t: &Target,
@@ -793,6 +797,7 @@ fn lock_and_verify(
 ) -> Result<(crate::verify::Verified, i64), WormError> {
     // SAFETY: locks a relation the caller holds open.
     unsafe { pg_sys::LockRelationOid(t.relid, lockmode as _) };
+    let keep = chain_index(tbl, t)?.is_none();
     let verified = if lockmode == pg_sys::AccessExclusiveLock {
         // A retirement drops every row there is: it verifies and certifies
         // what a snapshot taken after the lock sees, which includes rows
@@ -802,12 +807,12 @@ fn lock_and_verify(
         // SAFETY: the latest snapshot is copied onto the active stack and
         // popped below; an ERROR meanwhile pops it with the (sub)transaction.
         unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
-        let verified = verify_rel(tbl.as_ptr(), true);
+        let verified = verify_rel(tbl.as_ptr(), keep);
         // SAFETY: pops the snapshot pushed above.
         unsafe { pg_sys::PopActiveSnapshot() };
         verified?
     } else {
-        verify_rel(tbl.as_ptr(), true)?
+        verify_rel(tbl.as_ptr(), keep)?
     };
     if !verified.ok() {
         return Err(damaged(t.table.clone(), verified.problems_text()));
@@ -832,46 +837,156 @@ pub(crate) fn purge_cutoff(retention: &Interval) -> Result<i64, WormError> {
     Ok(cutoff)
 }
 
-/// Per chain, the prefix of verified rows inserted at or before the cut-off,
-/// and the links of all of them (the certificate's Merkle leaves, ordered by
-/// chain then seq).
-pub(crate) fn expired_prefixes(
-    verified: &crate::verify::Verified,
-    chains: i32,
+/// The table's (worm_chain, worm_seq) index, when it has one.
+fn chain_index(tbl: &PgRelation, t: &Target) -> Result<Option<pg_sys::Oid>, WormError> {
+    // SAFETY: `tbl` is held open by the caller.
+    Ok(unsafe { crate::insert::encode::build_plan(tbl.as_ptr(), &t.table, true)? }.index)
+}
+
+/// What a purge or a retirement removes: per chain the expired prefix, the
+/// RFC 9162 root over the removed rows' links (ordered by chain then seq: the
+/// certificate's Merkle root), and each chain's last removed row.
+pub(crate) struct Expired {
+    pub purges: Vec<ChainPurge>,
+    pub root: Hash,
+    /// chain -> (seq, link) of its last removed row.
+    pub last: BTreeMap<i32, (i64, Hash)>,
+}
+
+/// One chain's expired prefix, folded as its rows come in seq order.
+struct Prefix<'a> {
     cutoff: i64,
-) -> Result<(Vec<ChainPurge>, Vec<Vec<u8>>), WormError> {
-    let mut purges: Vec<ChainPurge> = Vec::new();
-    let mut leaves: Vec<Vec<u8>> = Vec::new();
-    for c in 0..chains {
-        let mut recs = verified.records.get(&Some(c)).cloned().unwrap_or_default();
-        recs.sort_by_key(|r| r.seq);
-        let mut expired = Vec::new();
-        for r in recs {
-            match (r.seq, r.inserted_at, r.stored_link) {
-                (Some(seq), Some(at), Some(link)) if at <= cutoff => expired.push((seq, at, link)),
-                _ => break,
+    tree: &'a mut Frontier,
+    first_seq: Option<i64>,
+    last: Option<(i64, i64)>,
+    last_link: Vec<u8>,
+    count: i64,
+}
+
+impl Prefix<'_> {
+    /// The next row; false once the prefix has ended (this row is not in it).
+    fn take(&mut self, seq: Option<i64>, at: Option<i64>, link: Option<&[u8]>) -> bool {
+        match (seq, at, link) {
+            (Some(seq), Some(at), Some(link)) if at <= self.cutoff => {
+                self.tree.push(link);
+                self.first_seq.get_or_insert(seq);
+                self.last = Some((seq, at));
+                self.last_link.clear();
+                self.last_link.extend_from_slice(link);
+                self.count += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Per chain, the prefix of verified rows inserted at or before the cut-off,
+/// and the Merkle root over the links of all of them (ordered by chain then
+/// seq). Read chain by chain through the chain index, each chain only up to
+/// its first row not expired, holding O(log n) hashes, not the rows (or from
+/// the rows [`lock_and_verify`] kept when there is no index). `latest`: read
+/// in a snapshot taken now (a retirement, whose lock admits no writer).
+pub(crate) fn expired_prefixes(
+    tbl: &PgRelation,
+    t: &Target,
+    verified: &crate::verify::Verified,
+    cutoff: i64,
+    latest: bool,
+) -> Result<Expired, WormError> {
+    let index = chain_index(tbl, t)?;
+    // SAFETY: `tbl` is held open by the caller.
+    let plan = unsafe { crate::insert::encode::build_plan(tbl.as_ptr(), &t.table, true)? };
+    let mut tree = Frontier::new();
+    let mut out = Expired {
+        purges: Vec::new(),
+        root: [0; 32],
+        last: BTreeMap::new(),
+    };
+    for c in 0..t.meta.chains {
+        let mut p = Prefix {
+            cutoff,
+            tree: &mut tree,
+            first_seq: None,
+            last: None,
+            last_link: Vec::new(),
+            count: 0,
+        };
+        match index {
+            Some(index) => {
+                let keys: [crate::pg::RangeKey; 1] = [(
+                    1,
+                    pg_sys::BTEqualStrategyNumber as u16,
+                    pg_sys::F_INT4EQ,
+                    pg_sys::Datum::from(c),
+                )];
+                let each = |slot: crate::pg::Slot<'_>| {
+                    let (values, nulls) = slot.values();
+                    let get = |att: i16| {
+                        let i = usize::try_from(att - 1).ok()?;
+                        (!*nulls.get(i)?).then(|| values[i])
+                    };
+                    let seq = get(plan.seq_att).map(|d| d.value() as i64);
+                    let at = get(plan.inserted_at_att).map(|d| d.value() as i64);
+                    // SAFETY: worm_hash is a bytea column of this row.
+                    let link = get(plan.hash_att).map(|d| unsafe { crate::pg::varlena_bytes(d) });
+                    if p.take(seq, at, link) {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                };
+                if latest {
+                    // SAFETY: as in lock_and_verify; popped right after the scan.
+                    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+                }
+                // SAFETY: `tbl` is open, `index` its (worm_chain, worm_seq)
+                // btree; the key is int4.
+                unsafe {
+                    crate::pg::index_forward(
+                        tbl.as_ptr(),
+                        index,
+                        &keys,
+                        crate::pg::ScanSnapshot::Active,
+                        each,
+                    )
+                };
+                if latest {
+                    // SAFETY: pops the snapshot pushed above.
+                    unsafe { pg_sys::PopActiveSnapshot() };
+                }
+            }
+            None => {
+                let mut recs = verified.records.get(&Some(c)).cloned().unwrap_or_default();
+                recs.sort_by_key(|r| r.seq);
+                for r in recs {
+                    if !p.take(r.seq, r.inserted_at, r.stored_link.as_deref()) {
+                        break;
+                    }
+                }
             }
         }
-        let (Some(first), Some(last)) = (expired.first(), expired.last()) else {
+        let (Some(first_seq), Some((last_seq, last_at))) = (p.first_seq, p.last) else {
             continue;
         };
-        let anchor_link: [u8; 32] = last
-            .2
+        let anchor_link: [u8; 32] = p
+            .last_link
             .as_slice()
             .try_into()
             .map_err(|_| WormError::Internal("a verified link is not 32 bytes".into()))?;
-        purges.push(ChainPurge {
+        out.purges.push(ChainPurge {
             chain: c,
-            first_seq: first.0,
-            last_seq: last.0,
-            count: expired.len() as i64,
+            first_seq,
+            last_seq,
+            count: p.count,
             anchor_link,
-            anchor_inserted_at: last.1,
+            anchor_inserted_at: last_at,
             previous_anchor_seq: verified.anchors.get(&c).map_or(0, |a| a.seq),
         });
-        leaves.extend(expired.into_iter().map(|e| e.2));
+        out.last.insert(c, (last_seq, anchor_link));
     }
-    Ok((purges, leaves))
+    out.root = tree.root();
+    Ok(out)
 }
 
 /// Deletes exactly the planned prefixes, in bounded batches, through a plan
@@ -965,7 +1080,7 @@ pub(crate) fn certificate_fields(
     retention: Option<&Interval>,
     cutoff: i64,
     purges: &[ChainPurge],
-    leaves: &[Vec<u8>],
+    removed_root: &Hash,
     verified: &crate::verify::Verified,
     verified_at: i64,
 ) -> Result<Map<String, Json>, WormError> {
@@ -1006,7 +1121,7 @@ pub(crate) fn certificate_fields(
         "removed".into(),
         json!({
             "rows": total,
-            "merkle_root": hex::encode(merkle_root(leaves)),
+            "merkle_root": hex::encode(removed_root),
             "merkle_leaves": "the links (worm_hash) of the removed rows, ordered by chain then seq; RFC 9162 leaf and node hashing",
         }),
     );
@@ -1183,7 +1298,8 @@ pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
             })
         }
     };
-    let (purges, leaves) = expired_prefixes(&verified, t.meta.chains, cutoff)?;
+    let expired = expired_prefixes(tbl, &t, &verified, cutoff, true)?;
+    let purges = &expired.purges;
     let removed: i64 = purges.iter().map(|p| p.count).sum();
     if removed != rows {
         return Err(WormError::NotExpired {
@@ -1195,8 +1311,8 @@ pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
         &t,
         t.meta.retention.as_ref(),
         cutoff,
-        &purges,
-        &leaves,
+        purges,
+        &expired.root,
         &verified,
         verified_at,
     )?;
@@ -1208,23 +1324,27 @@ pub(crate) fn retire_records(tbl: &PgRelation) -> Result<Retired, WormError> {
         "remaining".into(),
         json!("The table's data files are removed when the dropping transaction commits; its rows remain in WAL segments and in backups taken before the drop, until those expire under their own retention."),
     );
-    // Each chain's last link when the table went: its last row, else its
-    // purge anchor, else the genesis (a chain that never held a row).
-    let final_heads: Vec<serde_json::Value> = verified
-        .chain_states()
-        .iter()
-        .map(|(c, st)| {
-            let (seq, link) = st
-                .rows
-                .last()
-                .copied()
-                .or(st.anchor)
+    // Each chain's last link when the table went: its last row (every row
+    // was removed, so its last removed row), else its purge anchor, else the
+    // genesis (a chain that never held a row).
+    let final_heads: Vec<serde_json::Value> = (0..t.meta.chains)
+        .map(|c| {
+            let (seq, link) = expired
+                .last
+                .get(&c)
+                .map(|(s, l)| (*s, Some(*l)))
+                .or_else(|| {
+                    verified
+                        .anchor_entries
+                        .get(&c)
+                        .and_then(pg_worm_core::AnchorEntry::position)
+                })
                 .unwrap_or((0, Some(pg_worm_core::GENESIS)));
             json!({ "chain": c, "seq": seq, "link": link.map(hex::encode) })
         })
         .collect();
     fields.insert("final_heads".into(), json!(final_heads));
-    record_anchors(&t.meta.uid, &purges)?;
+    record_anchors(&t.meta.uid, purges)?;
     let uid = pgrx::Uuid::from_bytes(t.meta.uid);
     meta::internal_update(
         "UPDATE worm.tables SET table_name = NULL, retired_at = pg_catalog.transaction_timestamp() \
