@@ -472,16 +472,27 @@ pub extern "C-unwind" fn worm_watch_worker(arg: pg_sys::Datum) {
     let launcher = arg.value() as i32;
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
-    // SAFETY: both strings are NUL-terminated constants; lock_timeout is a
-    // user-settable integer GUC, set for this process's session.
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"lock_timeout".as_ptr(),
-            LOCK_TIMEOUT.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        )
-    };
+    // The watcher's own settings, at session level: above what the
+    // database's owner may set for the database (ALTER DATABASE ... SET
+    // default_transaction_read_only = on would keep every result and alert
+    // from being stored).
+    for (name, value) in [
+        (c"lock_timeout", LOCK_TIMEOUT),
+        (c"default_transaction_read_only", c"off"),
+        (c"default_transaction_isolation", c"read committed"),
+        (c"statement_timeout", c"0"),
+    ] {
+        // SAFETY: NUL-terminated constants naming user-settable GUCs, set
+        // for this process's session.
+        unsafe {
+            pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+            )
+        };
+    }
     WATCHER.store(true, Ordering::Relaxed);
     // The watcher verifies in the background, next to the application's
     // writers: one process, no parallel workers taking the other cores.

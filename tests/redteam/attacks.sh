@@ -2157,3 +2157,23 @@ ALTER TABLE ft ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_r
     [ "$n" = "false:false" ] && good "worm.status shows the failure ($n)" || bad "worm.status = '$n' (ok:last_verification_ok), expected false:false"
   fi
 }
+
+attack 155 "ALTER DATABASE ... SET default_transaction_read_only = on by the database's owner, so that the background watcher stores no result, no ledger entry and sends no NOTIFY" "database owner (the table owner)"
+atk_155() {
+  if plain; then good "n/a: the watcher runs only when preloaded"; return; fi
+  fresh || return
+  local i n
+  succeeds postgres "ALTER DATABASE $DB OWNER TO owner_role" || return
+  succeeds owner_role "ALTER DATABASE $DB SET default_transaction_read_only = on" || return
+  good "the database's owner set default_transaction_read_only = on for the database"
+  succeeds postgres "ALTER SYSTEM SET worm.databases = '$DB'; ALTER SYSTEM SET worm.verify_interval = 1; ALTER SYSTEM SET worm.full_verify_interval = 0; SELECT pg_reload_conf()" || return
+  for ((i = 0; i < 300; i++)); do
+    n="$(val postgres "$DB" "SELECT count(*) FROM worm.verifications WHERE source = 'watcher' AND table_label = 's.st'")"
+    [ "$n" -gt 0 ] && break
+    sleep 0.1
+  done
+  [ "$n" -gt 0 ] && good "the watcher still stores its results ($n for s.st)" \
+    || bad "no result stored by the watcher in 30 s (read-only by the database's setting)"
+  succeeds postgres "ALTER SYSTEM RESET worm.databases; ALTER SYSTEM RESET worm.verify_interval; ALTER SYSTEM RESET worm.full_verify_interval; SELECT pg_reload_conf()"
+  unchanged
+}
