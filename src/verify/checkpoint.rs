@@ -1194,7 +1194,6 @@ unsafe fn gather_streamed(
     let Some(index) = plan.index else {
         return Ok(None);
     };
-    let (seq_att, hash_att) = (plan.seq_att, plan.hash_att);
     let mut g = Gather::new(d, previous);
     for dc in &d.chains {
         let c = dc.chain;
@@ -1208,35 +1207,206 @@ unsafe fn gather_streamed(
                 .get(&c)
                 .and_then(pg_worm_core::AnchorEntry::position),
         );
-        let keys: [crate::pg::RangeKey; 1] = [(
-            1,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::F_INT4EQ,
-            pg_sys::Datum::from(c),
-        )];
-        let each = |slot: crate::pg::Slot<'_>| {
-            let (values, nulls) = slot.values();
-            let get = |att: i16| {
-                let i = usize::try_from(att - 1).ok()?;
-                (!*nulls.get(i)?).then(|| values[i])
-            };
-            // Rows with a NULL seq come last in the index and are not positions.
-            if let Some(seq) = get(seq_att).map(|v| v.value() as i64) {
-                // SAFETY: worm_hash is a bytea column of this row; a 32-byte link is
-                // stored inline (short header), so nothing is allocated for it.
-                let link = get(hash_att).and_then(|v| {
-                    pg_worm_core::hash_from_slice(unsafe { crate::pg::varlena_bytes(v) })
-                });
-                g.row(seq, link);
-            }
-            ControlFlow::<()>::Continue(())
-        };
-        // SAFETY: `rel` is open, `index` its (worm_chain, worm_seq) btree; the key is int4.
-        unsafe {
-            crate::pg::index_forward(rel, index, &keys, crate::pg::ScanSnapshot::Active, each)
-        };
+        // SAFETY: the caller's contract; `index` is the table's chain index.
+        unsafe { chain_positions(rel, &plan, index, c, |seq, link| g.row(seq, link)) };
     }
     Ok(Some(g.finish()))
+}
+
+/// Calls `f` with the (seq, link) of every row of chain `c` in index order
+/// (link None when NULL or not 32 bytes; rows with a NULL seq, last in the
+/// index, left out), keeping nothing.
+///
+/// # Safety
+/// `rel` is an open protected table, `plan` built for it and `index` its
+/// (worm_chain, worm_seq) btree.
+unsafe fn chain_positions(
+    rel: pg_sys::Relation,
+    plan: &crate::insert::encode::TablePlan,
+    index: pg_sys::Oid,
+    c: i32,
+    mut f: impl FnMut(i64, Option<Hash>),
+) {
+    let (seq_att, hash_att) = (plan.seq_att, plan.hash_att);
+    let keys: [crate::pg::RangeKey; 1] = [(
+        1,
+        pg_sys::BTEqualStrategyNumber as u16,
+        pg_sys::F_INT4EQ,
+        pg_sys::Datum::from(c),
+    )];
+    let each = |slot: crate::pg::Slot<'_>| {
+        let (values, nulls) = slot.values();
+        let get = |att: i16| {
+            let i = usize::try_from(att - 1).ok()?;
+            (!*nulls.get(i)?).then(|| values[i])
+        };
+        if let Some(seq) = get(seq_att).map(|v| v.value() as i64) {
+            // SAFETY: worm_hash is a bytea column of this row; a 32-byte link is
+            // stored inline (short header), so nothing is allocated for it.
+            let link = get(hash_att).and_then(|v| {
+                pg_worm_core::hash_from_slice(unsafe { crate::pg::varlena_bytes(v) })
+            });
+            f(seq, link);
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    // SAFETY: the caller's contract; the key is int4.
+    unsafe { crate::pg::index_forward(rel, index, &keys, crate::pg::ScanSnapshot::Active, each) };
+}
+
+/// Leaves folded into [`TILE`]-leaf tile roots as they come, keeping the
+/// leaves of the one tile that holds the wanted leaf (the first pushed as
+/// wanted): memory for the tile roots and two tiles, not the leaves.
+#[derive(Default)]
+struct TileFold {
+    tiles: Vec<Hash>,
+    tail: Vec<Hash>,
+    n: usize,
+    want: Option<usize>,
+    kept: Vec<Hash>,
+}
+
+impl TileFold {
+    fn push(&mut self, l: Hash, wanted: bool) {
+        if wanted && self.want.is_none() {
+            self.want = Some(self.n);
+        }
+        self.tail.push(l);
+        self.n += 1;
+        if self.tail.len() == TILE {
+            if self.want.is_some_and(|w| w / TILE == self.tiles.len()) {
+                self.kept = self.tail.clone();
+            }
+            self.tiles.push(merkle_root(&self.tail));
+            self.tail.clear();
+        }
+    }
+
+    /// Every tile root (the last partial tile's included).
+    fn finish(&mut self) {
+        if !self.tail.is_empty() {
+            if self.want.is_some_and(|w| w / TILE == self.tiles.len()) {
+                self.kept = self.tail.clone();
+            }
+            self.tiles.push(merkle_root(&self.tail));
+            self.tail.clear();
+        }
+    }
+
+    /// The wanted leaf's index, link and audit path (equal to
+    /// `inclusion_proof` over all the leaves).
+    fn proof(&self) -> Option<(usize, Hash, Vec<Hash>)> {
+        let w = self.want?;
+        let at = w % TILE;
+        let link = *self.kept.get(at)?;
+        let path = pg_worm_core::inclusion_proof_from_tiles(&self.kept, at, &self.tiles, w / TILE)
+            .unwrap_or_default();
+        Some((w, link, path))
+    }
+}
+
+/// `prove` reading the whole table without keeping it (an intact table with
+/// its chain index): the covered links of every chain streamed into tile
+/// roots (one tree over all chains for format version 1, one per chain for
+/// version 2), the proved row and the one before it read through the index.
+/// None when the table cannot be read that way (the caller keeps the rows).
+fn prove_streamed(
+    tbl: &PgRelation,
+    table: &str,
+    d: &Digest,
+    verified: &Verified,
+    pos: (i32, i64),
+) -> Result<Option<Result<Proof, WormError>>, WormError> {
+    let (chain, seq) = pos;
+    let rel = tbl.as_ptr();
+    // SAFETY: `tbl` holds the relation open for the call.
+    let plan = unsafe { crate::insert::encode::build_plan(rel, table, true)? };
+    let Some(index) = plan.index else {
+        return Ok(None);
+    };
+    let stale = || WormError::CheckpointStale {
+        table: table.to_string(),
+        ledger_seq: d.entry.seq,
+    };
+    let not_in = || WormError::NotInCheckpoint {
+        table: table.to_string(),
+        chain,
+        seq,
+        ledger_seq: d.entry.seq,
+    };
+    let v1 = d.format_version < 2;
+    let mut all = TileFold::default();
+    let mut trees = Vec::with_capacity(d.chains.len());
+    let mut mine = TileFold::default();
+    let mut covered = 0i64;
+    for dc in &d.chains {
+        let mut one = TileFold::default();
+        if (0..verified.meta.chains).contains(&dc.chain) {
+            let fold = |s: i64, l: Option<Hash>| {
+                if let Some(l) = l.filter(|_| s > dc.anchor_seq && s <= dc.head_seq) {
+                    let wanted = dc.chain == chain && s == seq;
+                    covered += 1;
+                    if v1 {
+                        all.push(l, wanted);
+                    } else {
+                        one.push(l, wanted);
+                    }
+                }
+            };
+            // SAFETY: `rel` is open, `plan` built for it, `index` its chain index.
+            unsafe { chain_positions(rel, &plan, index, dc.chain, fold) };
+        }
+        if !v1 {
+            one.finish();
+            trees.push((one.n as i64, root_from_tiles(&one.tiles)));
+            if dc.chain == chain {
+                mine = one;
+            }
+        }
+    }
+    if covered != d.merkle_size {
+        return Ok(Some(Err(stale())));
+    }
+    let fold = if v1 {
+        all.finish();
+        if root_from_tiles(&all.tiles) != d.merkle_root {
+            return Ok(Some(Err(stale())));
+        }
+        all
+    } else {
+        if pg_worm_core::table_root_v2(&trees) != d.merkle_root {
+            return Ok(Some(Err(stale())));
+        }
+        mine
+    };
+    let Some((index_in, link, path)) = fold.proof() else {
+        return Ok(Some(Err(not_in())));
+    };
+    let tree = if v1 {
+        None
+    } else {
+        match chain_tree(&trees, chain) {
+            Some(t) => Some(t),
+            None => return Ok(Some(Err(not_in()))),
+        }
+    };
+    let reader = super::since::ChainReader {
+        rel,
+        plan: &plan,
+        index,
+    };
+    let recs = reader.rows(chain, seq - 1, seq);
+    Ok(Some(proof_of(
+        &recs,
+        &verified.anchors,
+        d,
+        table,
+        (chain, seq),
+        index_in,
+        link,
+        path,
+        tree,
+    )))
 }
 
 /// Registers an auditor's Ed25519 public key (hex): from then on
@@ -1307,7 +1477,13 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
     }
     // No usable stored tree state (none kept, or it does not give the
     // checkpoint's root), or a checkpoint of format version 1: the whole
-    // table is read.
+    // table is read, streaming when it is intact and has its chain index.
+    let verified = verify_rel(tbl.as_ptr(), false)?;
+    if verified.ok() {
+        if let Some(proof) = prove_streamed(tbl, &table, &d, &verified, (chain, seq))? {
+            return Ok(JsonB(proof?.to_json()));
+        }
+    }
     let verified = verify_rel(tbl.as_ptr(), true)?;
     let leaves = covered_leaves(&d, &verified.chain_states());
     let stale = || WormError::CheckpointStale {
@@ -1334,7 +1510,8 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
             .ok_or_else(not_in)?;
         let path = inclusion_proof(&links, index).unwrap_or_default();
         let proof = proof_of(
-            &verified,
+            records_of(&verified, chain),
+            &verified.anchors,
             &d,
             &table,
             (chain, seq),
@@ -1369,7 +1546,8 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
     let tree = chain_tree(&trees, chain).ok_or_else(not_in)?;
     let path = inclusion_proof(&mine, index).unwrap_or_default();
     let proof = proof_of(
-        &verified,
+        records_of(&verified, chain),
+        &verified.anchors,
         &d,
         &table,
         (chain, seq),
@@ -1379,6 +1557,15 @@ fn prove(tbl: &PgRelation, chain: i32, seq: i64) -> Result<JsonB, WormError> {
         Some(tree),
     )?;
     Ok(JsonB(proof.to_json()))
+}
+
+/// The rows of chain `chain` a verification kept.
+fn records_of(verified: &Verified, chain: i32) -> &[pg_worm_core::RowRecord] {
+    verified
+        .records
+        .get(&Some(chain))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// The part of a version-2 proof above chain `chain`.
@@ -1504,7 +1691,8 @@ fn prove_from_tiles(
 /// version 1, of its chain's in version 2) with `link` and audit `path`.
 #[allow(clippy::too_many_arguments)]
 fn proof_of(
-    verified: &Verified,
+    recs: &[pg_worm_core::RowRecord],
+    anchors: &std::collections::HashMap<i32, Anchor>,
     d: &Digest,
     table: &str,
     pos: (i32, i64),
@@ -1514,14 +1702,9 @@ fn proof_of(
     chain_tree: Option<pg_worm_core::proof::ChainTree>,
 ) -> Result<Proof, WormError> {
     let (chain, seq) = pos;
-    let recs = verified
-        .records
-        .get(&Some(chain))
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let at = |s: i64| recs.iter().find(|r| r.seq == Some(s));
     let row = at(seq).ok_or_else(|| WormError::Internal("proved row vanished".into()))?;
-    let prev: Hash = match (at(seq - 1), verified.anchors.get(&chain)) {
+    let prev: Hash = match (at(seq - 1), anchors.get(&chain)) {
         (Some(p), _) => p
             .stored_link
             .as_deref()
