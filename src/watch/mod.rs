@@ -309,6 +309,13 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
     let storing = can_store();
     let source = if in_watcher() { "watcher" } else { "manual" };
     for o in outcomes {
+        // The WARNING first: it reaches the server log even when storing
+        // fails or waits (a session holding the ledger's append lock, e.g.
+        // an open transaction after worm.checkpoint, makes the append below
+        // time out and this transaction abort).
+        if !o.ok && in_watcher() {
+            warn(kind, o);
+        }
         if storing {
             let uid = pgrx::Uuid::from_bytes(o.uid);
             // The latest failure since the last successful full verification.
@@ -370,8 +377,8 @@ pub fn record(kind: Kind, outcomes: &[Outcome]) -> Result<(), WormError> {
                 ledger::append("verification_failed", Some(&o.uid), Some(&o.table), fields)?;
             }
         }
-        if !o.ok && in_watcher() {
-            alert(kind, o, storing)?;
+        if !o.ok && in_watcher() && storing {
+            notify(kind, o)?;
         }
     }
     Ok(())
@@ -408,12 +415,16 @@ fn unseen_failure(uid: &pgrx::Uuid) -> Result<Option<String>, WormError> {
         }))
 }
 
-/// The WARNING in the server log, and (on a primary) NOTIFY worm_alert.
-fn alert(kind: Kind, o: &Outcome, notify: bool) -> Result<(), WormError> {
-    let (chain, seq, what) = o
-        .first_bad
+/// The first failing chain, its first bad seq and what is wrong there.
+fn first_bad(o: &Outcome) -> (Option<i32>, Option<i64>, String) {
+    o.first_bad
         .clone()
-        .unwrap_or((None, None, o.detail.clone()));
+        .unwrap_or((None, None, o.detail.clone()))
+}
+
+/// The WARNING in the server log.
+fn warn(kind: Kind, o: &Outcome) {
+    let (chain, seq, _) = first_bad(o);
     let show = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     pgrx::warning!(
         "pg_worm: verification FAILED: table {}, chain {}, first bad seq {} ({} verification, {} problem(s)): {}",
@@ -424,21 +435,24 @@ fn alert(kind: Kind, o: &Outcome, notify: bool) -> Result<(), WormError> {
         o.problems,
         clip(o.detail.clone(), 1000)
     );
-    if notify {
-        // NOTIFY payloads must stay below 8000 bytes.
-        let payload = json!({
-            "table": o.table,
-            "chain": chain,
-            "seq": seq,
-            "detail": clip(what, 1500),
-            "kind": kind.as_str(),
-            "problems": o.problems,
-        });
-        sql::run_with_args(
-            "SELECT pg_catalog.pg_notify('worm_alert', $1)",
-            &[DatumWithOid::from(payload.to_string().as_str())],
-        )?;
-    }
+}
+
+/// NOTIFY worm_alert (on a primary: sent when the transaction commits).
+fn notify(kind: Kind, o: &Outcome) -> Result<(), WormError> {
+    let (chain, seq, what) = first_bad(o);
+    // NOTIFY payloads must stay below 8000 bytes.
+    let payload = json!({
+        "table": o.table,
+        "chain": chain,
+        "seq": seq,
+        "detail": clip(what, 1500),
+        "kind": kind.as_str(),
+        "problems": o.problems,
+    });
+    sql::run_with_args(
+        "SELECT pg_catalog.pg_notify('worm_alert', $1)",
+        &[DatumWithOid::from(payload.to_string().as_str())],
+    )?;
     Ok(())
 }
 

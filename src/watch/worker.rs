@@ -731,11 +731,22 @@ impl Watcher {
                 | PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
                 | PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE
         ) {
-            pgrx::log!(
-                "pg_worm watcher: {} verification of {} did not finish: {msg}",
-                kind.as_str(),
-                t.name
-            );
+            if code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
+                // Another session holds a lock the verification needs (the
+                // table's, or the ledger's append lock): said at WARNING,
+                // as it keeps the table unverified for as long as it lasts.
+                pgrx::warning!(
+                    "pg_worm watcher: {} verification of {} did not finish: {msg} (another session holds a lock it needs: see pg_locks); trying again next round",
+                    kind.as_str(),
+                    t.name
+                );
+            } else {
+                pgrx::log!(
+                    "pg_worm watcher: {} verification of {} did not finish: {msg}",
+                    kind.as_str(),
+                    t.name
+                );
+            }
             return;
         }
         let outcome = Outcome {
