@@ -138,7 +138,8 @@ section="$(
 )"
 # Replace this script's section (from its heading to the end) or append it.
 if grep -q '^## worm.verify(tbl, against)' "$OUT"; then
-  sed -i '/^## worm.verify(tbl, against)/,$d' "$OUT"
+  # Only this section: up to the next heading of another section.
+  awk 'BEGIN {skip = 0} /^## worm.verify\(tbl, against\)/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 fi
 printf '\n%s\n' "$section" >>"$OUT"
 echo "$section"

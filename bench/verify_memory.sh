@@ -198,7 +198,7 @@ for spec in "64 8" "4 256"; do
   results+=("| $rows × $mb MB | $plain MB | $verify MB |")
 done
 
-KEEP="$(sed -n '/^## worm.verify(tbl, against)/,$p' "$OUT" 2>/dev/null)"
+KEEP="$(awk '/^## worm.verify\(tbl, against\)/ || /^## worm.purge_expired/ {keep = 1} keep' "$OUT" 2>/dev/null)"
 {
   echo "# Memory and speed of worm.verify"
   echo
@@ -250,6 +250,6 @@ KEEP="$(sed -n '/^## worm.verify(tbl, against)/,$p' "$OUT" 2>/dev/null)"
   echo "|---|---|---|"
   printf '%s\n' "${results[@]}"
 } >"$OUT"
-# The section bench/verify_against_memory.sh writes is kept.
+# The sections bench/verify_against_memory.sh and bench/purge_memory.sh write are kept.
 [ -z "$KEEP" ] || printf '\n%s\n' "$KEEP" >>"$OUT"
 cat "$OUT"

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Memory and time of worm.purge_expired removing every row of a table of the benchmark's
+# shape (as bench/verify_memory.sh: 32 chains, loaded by 4 sessions), PG_WORM_VERIFY_ROWS
+# rows (3,000,000 by default): the growth of the purging backend's private memory
+# (RssAnon, sampled every 20 ms) over its value after pg_worm was loaded. With
+# PG_WORM_BEFORE=REV, a release build of REV purges a table of its own first (a purge
+# removes the rows, so each build gets a fresh table). Appends (replaces) its section of
+# docs/verify-memory.md. Needs root.
+#
+#   PG_WORM_BEFORE=a834cf4 bash bench/purge_memory.sh
+source "$(dirname "$0")/../tests/lib.sh"
+PORT="${PG_WORM_BENCH_PORT:-55714}"
+ROWS="${PG_WORM_VERIFY_ROWS:-3000000}"
+BEFORE="${PG_WORM_BEFORE:-}"
+OUT="$ROOT/docs/verify-memory.md"
+LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
+chmod 755 "$LIB"
+TEST_DIRS+=("$LIB")
+
+build() {
+  local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"
+  if [ -n "$rev" ]; then
+    src="$(mktemp -d /tmp/pg_worm_benchsrc.XXXXXX)"
+    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
+    target="${PG_WORM_BENCH_TARGET:-$ROOT/target/bench-before}"
+  fi
+  log "release build of ${rev:-the working tree}"
+  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p pg_worm)
+  install -m 0644 "$target/release/libpg_worm.so" "$LIB/$name.so"
+  [ -z "$rev" ] || rm -rf "$src"
+}
+use() {
+  install -m 0644 "$LIB/$1.so" "$LIB/pg_worm.so.tmp"
+  mv -f "$LIB/pg_worm.so.tmp" "$LIB/pg_worm.so"
+}
+
+build after
+[ -z "$BEFORE" ] || build before "$BEFORE"
+use after
+start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
+  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
+psql_q -c "CREATE TABLE tiny (x int); SELECT worm.protect('tiny', chains => 1)" >/dev/null
+PER=$((ROWS / 4)); ROWS=$((PER * 4))
+thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+
+# load T: a fresh table T of $ROWS rows, retention 1 second.
+load() {
+  psql_q >/dev/null <<SQL
+CREATE TABLE $1 (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+SELECT worm.protect('$1');
+SQL
+  log "loading $ROWS rows into $1 with 4 sessions"
+  for _ in 1 2 3 4; do
+    psql_q -c "INSERT INTO $1 (patient_id, author, note, recorded_at, vitals)
+      SELECT gen_random_uuid(), 'dr.' || (i % 500),
+             'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
+             now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
+        FROM generate_series(1, $PER) AS i" >/dev/null &
+  done
+  wait
+  psql_q -c "VACUUM (ANALYZE) $1" -c "SELECT worm.set_retention('$1', '1 second')" >/dev/null
+}
+
+# purge NAME T: "seconds growth_mib" of worm.purge_expired(T) with NAME.so.
+purge() {
+  use "$1"
+  sleep 2
+  local q="SELECT (worm.purge_expired('$2') ->> 'rows_removed')"
+  PGAPPNAME=purge_probe psql_q -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" \
+    -c '\timing on' -c "$q" >"$CLUSTER_DIR/purge.out" &
+  local probe=$! pid="" base="" peak=0 v
+  for _ in $(seq 1 50); do
+    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'purge_probe'")"
+    [ -n "$pid" ] && break
+    sleep 0.02
+  done
+  [ -n "$pid" ] || fail "probe backend not found"
+  sleep 0.5
+  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
+  while kill -0 "$probe" 2>/dev/null; do
+    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
+    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
+    sleep 0.02
+  done
+  wait "$probe" || fail "purge with the $1 build failed"
+  grep -qx " *$ROWS" "$CLUSTER_DIR/purge.out" || { cat "$CLUSTER_DIR/purge.out"; fail "purge with the $1 build did not remove $ROWS rows"; }
+  local ms; ms="$(awk '/^Time:/ {t = $2} END {print t}' "$CLUSTER_DIR/purge.out")"
+  printf '%.1f %.1f\n' "$(echo "$ms / 1000" | bc -l)" "$(echo "($peak - $base) / 1024" | bc -l)"
+}
+
+rows_md=()
+if [ -n "$BEFORE" ]; then
+  load notes_before
+  read -r s mib <<<"$(purge before notes_before)"
+  rows_md+=("| before: \`$BEFORE\` | $s s | $mib MiB |")
+fi
+load notes_after
+read -r s mib <<<"$(purge after notes_after)"
+rows_md+=("| this build | $s s | $mib MiB |")
+
+section="$(
+  echo "## worm.purge_expired, $(thousands "$ROWS") rows"
+  echo
+  echo "<!-- Written by bench/purge_memory.sh; do not edit by hand. -->"
+  echo
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
+  echo
+  echo '```sh'
+  [ -z "$BEFORE" ] && echo 'bash bench/purge_memory.sh' || echo "PG_WORM_BEFORE=$BEFORE bash bench/purge_memory.sh"
+  echo '```'
+  echo
+  echo "A table as above (4 sessions, 32 chains), retention 1 second, then one"
+  echo "worm.purge_expired that verifies it, deletes every row (in batches of 10,000) and"
+  echo "writes the certificate; memory: RssAnon growth of the purging backend."
+  echo
+  echo "| build | worm.purge_expired | backend memory growth |"
+  echo "|---|---|---|"
+  printf '%s\n' "${rows_md[@]}"
+  echo
+  echo "The purge verifies the table without keeping its rows, then reads each chain through"
+  echo "the chain index up to its first row not expired, folding the links into an O(log n)"
+  echo "Merkle frontier for the certificate's root (worm.retire the same)."
+)"
+if grep -q '^## worm.purge_expired' "$OUT"; then
+  # Only this section: up to the next heading of another section.
+  awk 'BEGIN {skip = 0} /^## worm.purge_expired/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
+fi
+printf '\n%s\n' "$section" >>"$OUT"
+echo "$section"
