@@ -9,8 +9,11 @@
 #
 # both in the benchmark's shape (bench/bench.py: id bigserial, patient_id
 # uuid, author text, note text, recorded_at timestamptz, vitals jsonb) with a
-# short note, about 100 bytes of user data per row. Every repetition runs the
-# three tables back to back, in a rotated order, each in a fresh database;
+# short note, about 100 bytes of user data per row. Tables: plain; "columns"
+# (plain + the four worm_ columns filled by defaults); "layout" (columns + the
+# unique (worm_chain, worm_seq) index: a protected table's storage without
+# chaining); "trigger" (worm.protect); "tam" (the worm_heap prototype). Every
+# repetition runs the tables back to back, in a rotated order, each in a fresh database;
 # the report gives medians and ratios to plain.
 #
 #   bash bench/tam_prototype.sh              REPS=3 (environment: REPS,
@@ -64,9 +67,11 @@ rm -rf "$PKG"
 
 log "private PostgreSQL tree in $PRIV"
 mkdir -p "$PRIV$(dirname "$SYS_LIB")" "$PRIV$(dirname "$SYS_SHARE")"
-cp -a "$(dirname "$SYS_LIB")" "$PRIV$(dirname "$(dirname "$SYS_LIB")")/"
-cp -a "$SYS_SHARE" "$PRIV$(dirname "$SYS_SHARE")/"
-rm -f "$PRIV$SYS_SHARE"/extension/pg_worm*
+# pg_worm's own files are left out: other sessions may be installing them
+# (a file renamed away mid-copy), and the package's are copied below.
+copy_tree() { mkdir -p "$2" && tar -C "$1" --exclude='pg_worm*' -cf - . | tar -C "$2" -xf -; }
+copy_tree "$(dirname "$SYS_LIB")" "$PRIV$(dirname "$SYS_LIB")"
+copy_tree "$SYS_SHARE" "$PRIV$SYS_SHARE"
 cp "$PKG$SYS_LIB/pg_worm.so" "$PRIV$SYS_LIB/pg_worm.so"
 cp "$PKG$SYS_SHARE"/extension/pg_worm* "$PRIV$SYS_SHARE/extension/"
 chmod -R a+rX "$PRIV"
@@ -100,6 +105,14 @@ setup_db() { # db kind
     plain) q "$1" "CREATE TABLE t ($DDL); CREATE TABLE c ($DDL)" ;;
     trigger) q "$1" "CREATE TABLE t ($DDL); CREATE TABLE c ($DDL)"
              q "$1" "SELECT worm.protect('t'); SELECT worm.protect('c')" >/dev/null ;;
+    columns) # layout without the index
+            for tb in t c; do
+              q "$1" "CREATE SEQUENCE ${tb}_seq;
+                      CREATE TABLE $tb ($DDL, worm_chain integer NOT NULL DEFAULT 0,
+                        worm_seq bigint NOT NULL DEFAULT nextval('${tb}_seq'),
+                        worm_inserted_at timestamptz NOT NULL DEFAULT now(),
+                        worm_hash bytea NOT NULL DEFAULT sha256('x'))"
+            done ;;
     layout) # the storage of a protected table without its chaining: the four
             # columns (filled by defaults) and the unique (worm_chain, worm_seq) index
             for tb in t c; do
@@ -123,10 +136,10 @@ setup_db() { # db kind
 }
 
 : >"$RAW"
-KINDS=(plain layout trigger tam)
+KINDS=(plain columns layout trigger tam)
 for rep in $(seq 1 "$REPS"); do
-  for k in 0 1 2 3; do
-    kind="${KINDS[$(( (k + rep - 1) % 4 ))]}"
+  for k in 0 1 2 3 4; do
+    kind="${KINDS[$(( (k + rep - 1) % 5 ))]}"
     db="b_${kind}_$rep"
     setup_db "$db" "$kind"
     q "$db" "CHECKPOINT"
@@ -191,27 +204,27 @@ for line in open(raw):
     res.setdefault(f[1], {"copy": [], "isel": []})
     res[f[1]]["copy"].append(float(f[3])); res[f[1]]["isel"].append(float(f[5]))
 med = {k: {w: statistics.median(v) for w, v in d.items()} for k, d in res.items()}
-print(f"| workload | plain (s) | layout (s) | trigger (s) | worm_heap (s) | layout / plain | trigger / plain | worm_heap / plain |")
-print("|---|---|---|---|---|---|---|---|")
+print(f"| workload | plain (s) | columns (s) | layout (s) | trigger (s) | worm_heap (s) | columns / plain | layout / plain | trigger / plain | worm_heap / plain |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for w, label in (("copy", f"COPY {copy_rows:,} rows"), ("isel", f"INSERT … SELECT {isel_rows:,} rows")):
-    p, l, t, a = med["plain"][w], med["layout"][w], med["trigger"][w], med["tam"][w]
+    p, c, l, t, a = med["plain"][w], med["columns"][w], med["layout"][w], med["trigger"][w], med["tam"][w]
     # throughput ratios: plain time / other time
-    print(f"| {label} | {p/1000:.2f} | {l/1000:.2f} | {t/1000:.2f} | {a/1000:.2f} | {p/l:.2f}x | {p/t:.2f}x | {p/a:.2f}x |")
+    print(f"| {label} | {p/1000:.2f} | {c/1000:.2f} | {l/1000:.2f} | {t/1000:.2f} | {a/1000:.2f} | {p/c:.2f}x | {p/l:.2f}x | {p/t:.2f}x | {p/a:.2f}x |")
 print()
-print("The same ratios taken within each repetition (the four tables run back to back), median over the repetitions:")
+print("The same ratios taken within each repetition (the tables run back to back), median over the repetitions:")
 reps = {}
 for line in open(raw):
     f = line.split()
     reps.setdefault(f[0], {})[f[1]] = {"copy": float(f[3]), "isel": float(f[5])}
 for w, label in (("copy", "COPY"), ("isel", "INSERT … SELECT")):
     parts = []
-    for k, name in (("layout", "layout"), ("trigger", "trigger"), ("tam", "worm_heap")):
+    for k, name in (("columns", "columns"), ("layout", "layout"), ("trigger", "trigger"), ("tam", "worm_heap")):
         parts.append(f"{name} {statistics.median(r['plain'][w] / r[k][w] for r in reps.values()):.2f}x")
     up = statistics.median(r["trigger"][w] / r["tam"][w] for r in reps.values())
     print(f"- {label}: " + ", ".join(parts) + f"; worm_heap is {up:.2f}x the trigger's throughput")
 print()
 print("runs (ms):")
-for k in ("plain", "layout", "trigger", "tam"):
+for k in ("plain", "columns", "layout", "trigger", "tam"):
     print(f"- {k}: COPY {res[k]['copy']}, INSERT … SELECT {res[k]['isel']}")
 EOF
 {
