@@ -194,7 +194,7 @@ COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD)"
   done
   echo
   echo "verify_since / verify: $(awk -v a="$SINCE_MS" -v b="$VERIFY_MS" 'BEGIN { printf "%.4f", a / b }');"
-  echo "checkpoint after $NEW_ROWS rows / full checkpoint: $(awk -v a="$CP2_MS" -v b="$CP_MS" 'BEGIN { printf "%.2f", a / b }')."
+  echo "checkpoint after $NEW_ROWS rows / full checkpoint: $(awk -v a="$CP2_MS" -v b="$CP_MS" 'BEGIN { printf "%.4f", a / b }')."
   echo
   echo "How to read it: peak memory counts the shared buffers a backend touched, so a statement that"
   echo "reads the whole table shows about the table's size; what verification itself holds is the"
