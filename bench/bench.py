@@ -102,7 +102,17 @@ workload, stops and removes the cluster (also on failure or Ctrl-C) and rewrites
 about 40 minutes; run it on an otherwise idle machine. `bash bench/run.sh --quick` (about 5 minutes) checks
 the harness with 2 short repetitions and writes bench/results-quick.md instead, never this file. The
 harness is bench/bench.py (Python 3, standard library, driving psql and pgbench) and the
-do-it-yourself baseline is bench/diy_chain.sql."""
+do-it-yourself baseline is bench/diy_chain.sql.
+
+Measured by their own scripts, each writing its own page (every figure there comes from its run):
+verification at scale — verify, verify_since, checkpoints, prove, parallel workers, worm-verify —
+in docs/verify-scale.md (`bash bench/verify_scale.sh`, 3M rows) and docs/verify-scale-30m.md
+(`ROWS=30000000`); the incremental checkpoint in docs/checkpoint-incremental.md
+(`bash bench/checkpoint_incremental.sh`); backend memory of verify, verify against a checkpoint and
+purge in docs/verify-memory.md (`bash bench/verify_memory.sh`, `bench/verify_against_memory.sh`,
+`bench/purge_memory.sh`); worm-verify's memory in docs/worm-verify-memory.md
+(`bash bench/worm_verify_memory.sh`); the table access method prototype in docs/tam-prototype.md
+(`bash bench/tam_prototype.sh`)."""
 
 
 class BenchError(Exception):
