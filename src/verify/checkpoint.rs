@@ -689,6 +689,17 @@ fn from_tiles(
                 "the previous checkpoint's head no longer has its link".into()
             ));
         }
+        // The previous checkpoint's head is the last row of the stored
+        // tiles: its content is checked as worm.verify_since checks it (the
+        // rows read below start after it, and no later checkpoint looks at
+        // it again).
+        if dc.head_seq == s0 - 1 {
+            let mut problems = Vec::new();
+            super::since::check_head(uid, c, dc.head_seq, &link, anchor, reader, &mut problems);
+            if let Some((_, why)) = problems.into_iter().next() {
+                return Ok(Ok(Err(why)));
+            }
+        }
         Some(Anchor { seq: s0 - 1, link })
     } else {
         anchor

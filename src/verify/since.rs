@@ -359,8 +359,9 @@ fn since_chain(
 
 /// The checkpoint's head row of chain `c`: still there, with the link the
 /// checkpoint recorded, and that link still the hash of its content and of
-/// the link before it.
-fn check_head(
+/// the link before it. Also used by the incremental checkpoint
+/// (checkpoint.rs), whose stored tiles end at that head.
+pub(super) fn check_head(
     uid: &[u8; 16],
     c: i32,
     head_seq: i64,

@@ -2177,3 +2177,28 @@ atk_155() {
   succeeds postgres "ALTER SYSTEM RESET worm.databases; ALTER SYSTEM RESET worm.verify_interval; ALTER SYSTEM RESET worm.full_verify_interval; SELECT pg_reload_conf()"
   unchanged
 }
+
+attack 156 "change the previous checkpoint's head row when it ends a complete 256-row tile, then let an incremental checkpoint move the head past it (incremental rounds then check only the new head)" "superuser"
+atk_156() {
+  fresh || return
+  succeeds postgres "CREATE TABLE ic (id int PRIMARY KEY, note text); SELECT worm.protect('ic', chains => 1);
+INSERT INTO ic SELECT g, 'n' || g FROM generate_series(1, 256) g; SELECT worm.checkpoint('ic', true) IS NOT NULL" || return
+  local tamper="ALTER TABLE ic DISABLE TRIGGER ALL; UPDATE ic SET note = 'tampered' WHERE worm_seq = 256;
+ALTER TABLE ic ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change;"
+  evt_off || return
+  if plain; then
+    succeeds postgres "$tamper" || return
+    succeeds postgres "$EVT_ON INSERT INTO ic SELECT g, 'm' FROM generate_series(300, 309) g" || return
+    refused postgres XX001 'table public\.ic failed verification; no checkpoint was taken' "SELECT worm.checkpoint('ic')"
+    [[ "$OUT" == *"chain 0: row 256, the checkpoint's head, was changed since the checkpoint"* ]] \
+      && good "the incremental checkpoint names row 256" || bad "checkpoint refusal does not name row 256: $OUT"
+    local n
+    n="$(val postgres "$DB" "SELECT count(*) FROM worm.ledger WHERE event = 'checkpoint' AND table_uid = (SELECT table_uid FROM worm.tables WHERE table_name = 'ic'::regclass)")"
+    [ "$n" = 1 ] && good "no second checkpoint recorded" || bad "$n checkpoints of ic in the ledger, expected 1"
+  else
+    refused postgres 42501 'public\.ic' "$tamper"
+    succeeds postgres "INSERT INTO ic SELECT g, 'm' FROM generate_series(300, 309) g; SELECT worm.checkpoint('ic') IS NOT NULL" \
+      && good "untouched: the incremental checkpoint is taken"
+    unchanged
+  fi
+}
