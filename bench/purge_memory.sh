@@ -48,7 +48,7 @@ thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 load() {
   psql_q >/dev/null <<SQL
 CREATE TABLE $1 (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
-SELECT worm.protect('$1');
+SELECT worm.protect('$1', retention => '1 second');
 SQL
   log "loading $ROWS rows into $1 with 4 sessions"
   for _ in 1 2 3 4; do
@@ -59,7 +59,7 @@ SQL
         FROM generate_series(1, $PER) AS i" >/dev/null &
   done
   wait
-  psql_q -c "VACUUM (ANALYZE) $1" -c "SELECT worm.set_retention('$1', '1 second')" >/dev/null
+  psql_q -c "VACUUM (ANALYZE) $1" >/dev/null
 }
 
 # purge NAME T: "seconds growth_mib" of worm.purge_expired(T) with NAME.so.
