@@ -93,13 +93,17 @@ pub unsafe extern "C-unwind" fn worm_heap_handler(
     pg_sys::Datum::from(routine())
 }
 
-/// Whether the relation has pg_worm's chain trigger (then the trigger
-/// chains its rows, and the prototype leaves them alone).
+/// Whether the relation has pg_worm's chain trigger, enabled (then the
+/// trigger chains its rows, and the prototype leaves them alone). The
+/// trigger counts by its function, worm.worm_chain_insert, not by its name:
+/// a user's trigger named like ours, or ours disabled, must not turn
+/// chaining off (found by red-team review).
 ///
 /// # Safety
 /// `rel` is open.
 unsafe fn has_chain_trigger(rel: pg_sys::Relation) -> bool {
-    // SAFETY: `rel` is open; trigdesc, when set, holds numtriggers triggers.
+    // SAFETY: `rel` is open; trigdesc, when set, holds numtriggers triggers;
+    // the lsyscache lookups return palloc'd copies or NULL.
     unsafe {
         let td = (*rel).trigdesc;
         if td.is_null() {
@@ -108,9 +112,15 @@ unsafe fn has_chain_trigger(rel: pg_sys::Relation) -> bool {
         std::slice::from_raw_parts((*td).triggers, (*td).numtriggers as usize)
             .iter()
             .any(|t| {
-                !t.tgname.is_null()
-                    && std::ffi::CStr::from_ptr(t.tgname).to_bytes()
-                        == crate::names::TRIGGER_CHAIN.as_bytes()
+                if t.tgenabled as u8 == pg_sys::TRIGGER_DISABLED {
+                    return false;
+                }
+                let name = pg_sys::get_func_name(t.tgfoid);
+                let schema = pg_sys::get_namespace_name(pg_sys::get_func_namespace(t.tgfoid));
+                !name.is_null()
+                    && !schema.is_null()
+                    && std::ffi::CStr::from_ptr(name).to_bytes() == b"worm_chain_insert"
+                    && std::ffi::CStr::from_ptr(schema).to_bytes() == b"worm"
             })
     }
 }

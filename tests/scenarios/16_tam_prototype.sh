@@ -96,6 +96,18 @@ for stmt in "UPDATE notes SET note = 'x' WHERE id = 1" "DELETE FROM notes WHERE 
   eq "triggers off: $stmt" "$(sqlstate "$db" "$stmt")" 42501
 done
 eq "triggers off: rows unchanged" "$(q "$db" "SELECT count(*) || ' ' || md5(string_agg(worm_hash::text || coalesce(note, ''), ',' ORDER BY worm_chain, worm_seq)) FROM notes")" "$before"
+# With pg_worm's chain trigger disabled no unchained row goes in: the adopted
+# table's worm_ columns are NOT NULL, which the executor checks before the
+# access method could fill them (a phase-2 item of docs/tam-prototype.md).
+eq "triggers off: INSERT" "$(sqlstate "$db" "INSERT INTO notes (id, note) VALUES (300000, 'chain trigger disabled')")" 23502
+# A user's trigger named like pg_worm's chain trigger does not turn chaining off:
+# the access method recognises the trigger by its function.
+q "$db" "CREATE TABLE decoy (id int, worm_chain integer, worm_seq bigint, worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap;
+         CREATE UNIQUE INDEX ON decoy (worm_chain, worm_seq);
+         CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER zz_worm_chain BEFORE INSERT ON decoy FOR EACH ROW EXECUTE FUNCTION noop()" >/dev/null
+q "$db" "INSERT INTO decoy (id) VALUES (1)"
+eq "decoy trigger: the row is chained" "$(q "$db" "SELECT count(*) FROM decoy WHERE worm_chain IS NOT NULL AND length(worm_hash) = 32")" 1
 
 stop_cluster
 echo "shared_preload_libraries = 'pg_worm'" >>"$PGDATA_DIR/postgresql.conf"
