@@ -2,7 +2,15 @@
 -- Retention counts from each row's insertion time against the purging
 -- transaction's start, so this file commits (each statement on its own)
 -- and waits for a 2-second retention to pass.
+-- A database of its own, so that the ledger it prints holds only this
+-- file's entries, alone or in the schedule.
 \set SHOW_CONTEXT never
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE pg_worm_retention;
+\c pg_worm_retention
+SET client_min_messages = warning;
+CREATE EXTENSION pg_worm;
+RESET client_min_messages;
 CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE sql; RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM;
@@ -123,3 +131,5 @@ ALTER TABLE discharge_notes ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS T
                             ENABLE ALWAYS TRIGGER worm_refuse_row_change;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE;
 SELECT worm.purge_expired('discharge_notes');
+\c :regress_db
+DROP DATABASE pg_worm_retention;
