@@ -55,7 +55,10 @@ build after
 [ -z "$BEFORE" ] || build before "$BEFORE"
 use after
 start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
-  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
+  "max_parallel_workers_per_gather = 0"
+# (no parallel workers: worm.verify follows max_parallel_workers_per_gather by
+# default since parallel verification; this measures one backend, before and after)
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 
 # ---- 1. the benchmark's table
@@ -211,7 +214,7 @@ KEEP="$(awk '/^## worm.verify\(tbl, against\)/ || /^## worm.purge_expired/ {keep
   echo '```'
   echo
   echo "Release builds (\`cargo build --release\`), loaded through \`dynamic_library_path\` in a"
-  echo "throwaway cluster (\`shared_buffers = 1GB\`)."
+  echo "throwaway cluster (\`shared_buffers = 1GB\`, \`max_parallel_workers_per_gather = 0\`)."
   echo
   echo "## The benchmark's table, $(thousands "$ROWS") rows"
   echo
