@@ -19,6 +19,7 @@
 #   ROWS=300000 bash bench/checkpoint_incremental.sh
 #   BENCH_SKIP_INSTALL=1 ...                          use the pg_worm installed (no release build)
 source "$(dirname "$0")/../tests/lib.sh"
+source "$(dirname "$0")/lib.sh"
 PORT="${PG_WORM_BENCH_PORT:-55721}"
 ROWS="${ROWS:-3000000}"
 RUNS="${RUNS:-3}"
@@ -26,15 +27,11 @@ NEW_ROWS="${NEW_ROWS:-10000}"
 OUT="${OUT:-$ROOT/docs/checkpoint-incremental.md}"
 
 # A release build of the working tree, loaded from a private directory first in
-# dynamic_library_path (as bench/verify_memory.sh does): the pg_worm installed for
-# everyone else (its SQL scripts are used) is left alone.
-LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
-chmod 755 "$LIB"
-TEST_DIRS+=("$LIB")
+# dynamic_library_path (bench/lib.sh): the pg_worm installed for everyone else
+# (its SQL scripts are used) is left alone.
 if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-  log "release build of the working tree"
-  (cd "$ROOT" && cargo build --release -q -p pg_worm) || fail "cargo build --release failed"
-  install -m 0644 "${CARGO_TARGET_DIR:-$ROOT/target}/release/libpg_worm.so" "$LIB/pg_worm.so"
+  build after
+  use after
 fi
 start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
   "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
@@ -88,23 +85,9 @@ best() { printf '%s\n' "$@" | sort -n | head -1; }
 # loaded (a checkpoint of a 0-row table first), in MiB.
 psql_q -c "CREATE TABLE tiny (x int)" -c "SELECT worm.protect('tiny', chains => 1)" >/dev/null
 rss_growth() {
-  PGAPPNAME=cp_probe psql_q -c "SELECT worm.checkpoint('tiny') IS NULL" -c "SELECT pg_sleep(1)" -c "INSERT INTO digests (d) $1" >/dev/null &
-  local probe=$! pid="" base="" peak=0 v
-  for _ in $(seq 1 100); do
-    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'cp_probe'")"
-    [ -n "$pid" ] && break
-    sleep 0.02
-  done
-  [ -n "$pid" ] || fail "probe backend not found"
-  sleep 0.5
-  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
-  while kill -0 "$probe" 2>/dev/null; do
-    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
-    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
-    sleep 0.02
-  done
-  wait "$probe" || fail "probe session failed"
-  awk -v p="$peak" -v b="$base" 'BEGIN { printf "%.1f", (p - b) / 1024 }'
+  local kib
+  kib="$(rss_growth_kib /dev/null -c "SELECT worm.checkpoint('tiny') IS NULL" -c "SELECT pg_sleep(1)" -c "INSERT INTO digests (d) $1")"
+  awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
 log "worm.verify, for reference"

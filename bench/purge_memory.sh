@@ -13,26 +13,8 @@ PORT="${PG_WORM_BENCH_PORT:-55714}"
 ROWS="${PG_WORM_VERIFY_ROWS:-3000000}"
 BEFORE="${PG_WORM_BEFORE:-}"
 OUT="$ROOT/docs/verify-memory.md"
-LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
-chmod 755 "$LIB"
-TEST_DIRS+=("$LIB")
+source "$(dirname "$0")/lib.sh"
 
-build() {
-  local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"
-  if [ -n "$rev" ]; then
-    src="$(mktemp -d /tmp/pg_worm_benchsrc.XXXXXX)"
-    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
-    target="${PG_WORM_BENCH_TARGET:-$ROOT/target/bench-before}"
-  fi
-  log "release build of ${rev:-the working tree}"
-  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p pg_worm)
-  install -m 0644 "$target/release/libpg_worm.so" "$LIB/$name.so"
-  [ -z "$rev" ] || rm -rf "$src"
-}
-use() {
-  install -m 0644 "$LIB/$1.so" "$LIB/pg_worm.so.tmp"
-  mv -f "$LIB/pg_worm.so.tmp" "$LIB/pg_worm.so"
-}
 
 build after
 [ -z "$BEFORE" ] || build before "$BEFORE"
@@ -42,7 +24,6 @@ start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 psql_q -c "CREATE TABLE tiny (x int); SELECT worm.protect('tiny', chains => 1)" >/dev/null
 PER=$((ROWS / 4)); ROWS=$((PER * 4))
-thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 # load T: a fresh table T of $ROWS rows, retention 1 second.
 load() {
@@ -67,26 +48,12 @@ purge() {
   use "$1"
   sleep 2
   local q="SELECT (worm.purge_expired('$2') ->> 'rows_removed')"
-  PGAPPNAME=purge_probe psql_q -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" \
-    -c '\timing on' -c "$q" >"$CLUSTER_DIR/purge.out" &
-  local probe=$! pid="" base="" peak=0 v
-  for _ in $(seq 1 50); do
-    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'purge_probe'")"
-    [ -n "$pid" ] && break
-    sleep 0.02
-  done
-  [ -n "$pid" ] || fail "probe backend not found"
-  sleep 0.5
-  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
-  while kill -0 "$probe" 2>/dev/null; do
-    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
-    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
-    sleep 0.02
-  done
-  wait "$probe" || fail "purge with the $1 build failed"
+  local kib
+  kib="$(rss_growth_kib "$CLUSTER_DIR/purge.out" -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" \
+    -c '\timing on' -c "$q")"
   grep -qx " *$ROWS" "$CLUSTER_DIR/purge.out" || { cat "$CLUSTER_DIR/purge.out"; fail "purge with the $1 build did not remove $ROWS rows"; }
   local ms; ms="$(awk '/^Time:/ {t = $2} END {print t}' "$CLUSTER_DIR/purge.out")"
-  printf '%.1f %.1f\n' "$(echo "$ms / 1000" | bc -l)" "$(echo "($peak - $base) / 1024" | bc -l)"
+  printf '%.1f %.1f\n' "$(echo "$ms / 1000" | bc -l)" "$(echo "$kib / 1024" | bc -l)"
 }
 
 rows_md=()

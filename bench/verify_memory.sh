@@ -27,29 +27,8 @@ PORT="${PG_WORM_BENCH_PORT:-55710}"
 ROWS="${PG_WORM_VERIFY_ROWS:-3000000}"
 BEFORE="${PG_WORM_BEFORE:-}"
 OUT="$ROOT/docs/verify-memory.md"
-LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
-chmod 755 "$LIB"
-TEST_DIRS+=("$LIB")
+source "$(dirname "$0")/lib.sh"
 
-# build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
-build() {
-  local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"
-  if [ -n "$rev" ]; then
-    src="$(mktemp -d /tmp/pg_worm_benchsrc.XXXXXX)"
-    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
-    target="${PG_WORM_BENCH_TARGET:-$ROOT/target/bench-before}"
-  fi
-  log "release build of ${rev:-the working tree}"
-  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p pg_worm)
-  install -m 0644 "$target/release/libpg_worm.so" "$LIB/$name.so"
-  [ -z "$rev" ] || rm -rf "$src"
-}
-# use NAME: backends started from now on load $LIB/NAME.so (renamed into
-# place: a backend that has the old one mapped keeps it).
-use() {
-  install -m 0644 "$LIB/$1.so" "$LIB/pg_worm.so.tmp"
-  mv -f "$LIB/pg_worm.so.tmp" "$LIB/pg_worm.so"
-}
 
 build after
 [ -z "$BEFORE" ] || build before "$BEFORE"
@@ -129,27 +108,11 @@ verify_run() {
   med="$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)"
   # Memory: a session that loads pg_worm (verify of a 0-row table), sleeps,
   # then verifies; RssAnon sampled from /proc while it runs.
-  PGAPPNAME=verify_probe psql_q -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" -c "$q" >/dev/null &
-  local probe=$! pid="" base="" peak=0 v
-  for _ in $(seq 1 50); do
-    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'verify_probe'")"
-    [ -n "$pid" ] && break
-    sleep 0.02
-  done
-  [ -n "$pid" ] || fail "probe backend not found"
-  sleep 0.5
-  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
-  while kill -0 "$probe" 2>/dev/null; do
-    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
-    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
-    sleep 0.02
-  done
-  wait "$probe" || fail "probe session failed"
-  printf '%.3f %s %.1f\n' "$med" "$(echo "$rows / $med" | bc)" "$(echo "($peak - $base) / 1024" | bc -l)"
+  local kib
+  kib="$(rss_growth_kib /dev/null -c "SELECT count(*) FROM worm.verify('tiny')" -c "SELECT pg_sleep(1)" -c "$q")"
+  printf '%.3f %s %.1f\n' "$med" "$(echo "$rows / $med" | bc)" "$(echo "$kib / 1024" | bc -l)"
 }
 
-# 1234567 -> 1,234,567
-thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 # Plain count(*) in one process, for reference.
 COUNT_S="$(psql_q <<SQL | awk '/^Time:/ {t = $2} END {printf "%.3f", t / 1000}'

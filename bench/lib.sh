@@ -1,0 +1,60 @@
+# Shared by the memory benchmarks (bench/verify_memory.sh, verify_against_memory.sh,
+# purge_memory.sh, checkpoint_incremental.sh); sourced after tests/lib.sh.
+#
+# Release builds loaded from a private directory put first in the cluster's
+# dynamic_library_path ("dynamic_library_path = '$LIB:\$libdir'"), so a test
+# run installing a debug build for everyone meanwhile does not change what is
+# measured, and a build of an older revision can be measured in the same cluster.
+LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
+chmod 755 "$LIB"
+TEST_DIRS+=("$LIB")
+
+# build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
+build() {
+  local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"
+  if [ -n "$rev" ]; then
+    src="$(mktemp -d /tmp/pg_worm_benchsrc.XXXXXX)"
+    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
+    target="${PG_WORM_BENCH_TARGET:-$ROOT/target/bench-before}"
+  fi
+  log "release build of ${rev:-the working tree}"
+  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p pg_worm)
+  install -m 0644 "$target/release/libpg_worm.so" "$LIB/$name.so"
+  [ -z "$rev" ] || rm -rf "$src"
+}
+
+# use NAME: backends started from now on load $LIB/NAME.so (renamed into
+# place: a backend that has the old one mapped keeps it).
+use() {
+  install -m 0644 "$LIB/$1.so" "$LIB/pg_worm.so.tmp"
+  mv -f "$LIB/pg_worm.so.tmp" "$LIB/pg_worm.so"
+}
+
+# 1234567 -> 1,234,567
+thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+
+# rss_growth_kib OUTFILE PSQL_ARGS...: runs one psql session (its output to
+# OUTFILE) whose first statement loads pg_worm and whose second sleeps a second;
+# prints how many KiB the backend's private memory (RssAnon, sampled from /proc
+# every 20 ms) grew over its value after that sleep, at its peak.
+rss_growth_kib() {
+  local out="$1" app="pg_worm_rss_probe_$$_$RANDOM"
+  shift
+  PGAPPNAME="$app" psql_q "$@" >"$out" &
+  local probe=$! pid="" base="" peak=0 v
+  for _ in $(seq 1 100); do
+    pid="$(psql_q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'")"
+    [ -n "$pid" ] && break
+    sleep 0.02
+  done
+  [ -n "$pid" ] || fail "probe backend not found"
+  sleep 0.5
+  base="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")"
+  while kill -0 "$probe" 2>/dev/null; do
+    v="$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
+    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak="$v"
+    sleep 0.02
+  done
+  wait "$probe" || { cat "$out" >&2; fail "probe session failed"; }
+  echo $((peak - base))
+}
