@@ -67,18 +67,9 @@ pub type VerifyRow = (
 );
 
 /// A result row of worm.verify: a report row and the table it is about
-/// (a partition, when a partitioned table is verified).
-pub type NamedRow = (
-    Option<i32>,
-    i64,
-    bool,
-    Option<i64>,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    String,
-);
+/// (a partition, when a partitioned table is verified). Defined beside the
+/// recording of results (crate::watch), which every verify entry point calls.
+pub use crate::watch::NamedRow;
 
 /// Report rows of one table, named.
 pub fn named(rows: Vec<VerifyRow>, table: &str) -> Vec<NamedRow> {

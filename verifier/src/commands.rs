@@ -1646,7 +1646,7 @@ pub fn checkpoint_and_stamp(
 }
 
 /// Writes bytes atomically (a temporary file in the same directory, then a rename).
-fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),

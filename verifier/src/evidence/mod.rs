@@ -17,7 +17,7 @@ pub mod html;
 pub mod model;
 pub mod signing;
 
-use crate::commands::{exit_code, End};
+use crate::commands::{exit_code, write_bytes, End};
 use crate::db;
 use crate::report::plural;
 use anyhow::{anyhow, Context};
@@ -96,7 +96,7 @@ fn run_report(o: &Options<'_>) -> std::result::Result<End, End> {
     } else {
         html::render(&report).into_bytes()
     };
-    write_file(o.out, &bytes)?;
+    write_bytes(o.out, &bytes)?;
     let mut text = summary_text(&report);
     text.push_str(&format!(
         "report written to {} ({} bytes, {})\n",
@@ -115,7 +115,7 @@ fn run_report(o: &Options<'_>) -> std::result::Result<End, End> {
         let doc = signing::sign_file(k, &key_id, o.out, &bytes);
         let mut s = serde_json::to_string_pretty(&doc).context("cannot serialise the signature")?;
         s.push('\n');
-        write_file(&sig_path, s.as_bytes())?;
+        write_bytes(&sig_path, s.as_bytes())?;
         text.push_str(&format!(
             "signed as {key_id} (public key {}): {}; check it with `worm-verify report-verify {}`\n",
             hex::encode(k.verifying_key().to_bytes()),
@@ -208,30 +208,6 @@ pub fn verdict_line(r: &model::Report) -> String {
         plural(r.problems, "problem", "problems"),
         places.join("; ")
     )
-}
-
-/// Writes `bytes` to `path` atomically (a temporary file in the same directory, then a
-/// rename).
-fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
-    let tmp = dir.join(format!(".{name}.worm-verify.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow!("cannot write {}: {e}", path.display())
-    })
 }
 
 /// `worm-verify report-verify FILE [--sig FILE.sig] [--public-key HEX ...]`.
