@@ -58,3 +58,24 @@ rss_growth_kib() {
   wait "$probe" || { cat "$out" >&2; fail "probe session failed"; }
   echo $((peak - base))
 }
+
+# build_worm_verify [REV]: release builds of worm-verify: the working tree's
+# as $WV (and $WV_REV: its commit, "+changes" when verifier/ or core/ differ
+# from it), and with REV that revision's as $WV_BASE (target/wv-baseline).
+build_worm_verify() {
+  local rev="${1:-}"
+  log "building worm-verify (release) from the working tree"
+  (cd "$ROOT" && cargo build --release --quiet -p worm-verify)
+  WV="$ROOT/target/release/worm-verify"
+  WV_REV="$(git -C "$ROOT" rev-parse --short=12 HEAD)$(git -C "$ROOT" diff --quiet HEAD -- verifier core || echo '+changes')"
+  [ -n "$rev" ] || return 0
+  log "building worm-verify of $rev"
+  local src
+  src="$ROOT/target/wv-baseline/src-$(git -C "$ROOT" rev-parse --short=12 "$rev")"
+  if [ ! -d "$src" ]; then
+    mkdir -p "$src"
+    git -C "$ROOT" archive "$rev" | tar -x -C "$src"
+  fi
+  (cd "$src" && CARGO_TARGET_DIR="$ROOT/target/wv-baseline" cargo build --release --quiet -p worm-verify)
+  WV_BASE="$ROOT/target/wv-baseline/release/worm-verify"
+}

@@ -9,31 +9,18 @@
 #
 #   PG_WORM_BEFORE=a834cf4 bash bench/worm_verify_against_memory.sh
 source "$(dirname "$0")/../tests/lib.sh"
+source "$(dirname "$0")/lib.sh"
 PORT="${PG_WORM_BENCH_PORT:-55722}"
 ROWS="${PG_WORM_VERIFY_ROWS:-3000000}"
 BEFORE="${PG_WORM_BEFORE:-}"
 OUT="$ROOT/docs/worm-verify-memory.md"
 [ -x /usr/bin/time ] || { ensure_packages; apt-get install -y -qq time >/dev/null; }
 
-log "building worm-verify (release) from the working tree"
-(cd "$ROOT" && cargo build --release --quiet -p worm-verify)
-WV="$ROOT/target/release/worm-verify"
-WV_REV="$(git -C "$ROOT" rev-parse --short=12 HEAD)$(git -C "$ROOT" diff --quiet HEAD -- verifier core || echo '+changes')"
-if [ -n "$BEFORE" ]; then
-  log "building worm-verify of $BEFORE"
-  BASE_SRC="$ROOT/target/wv-baseline/src-$(git -C "$ROOT" rev-parse --short=12 "$BEFORE")"
-  if [ ! -d "$BASE_SRC" ]; then
-    mkdir -p "$BASE_SRC"
-    git -C "$ROOT" archive "$BEFORE" | tar -x -C "$BASE_SRC"
-  fi
-  (cd "$BASE_SRC" && CARGO_TARGET_DIR="$ROOT/target/wv-baseline" cargo build --release --quiet -p worm-verify)
-  WV_BASE="$ROOT/target/wv-baseline/release/worm-verify"
-fi
+build_worm_verify "$BEFORE"
 
 start_test_cluster --quiet "$PORT" "shared_buffers = 512MB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 DB="host=$PGHOST port=$PGPORT user=postgres dbname=postgres"
-thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 PER=$((ROWS / 4)); ROWS=$((PER * 4))
 psql_q >/dev/null <<SQL

@@ -14,6 +14,7 @@
 # --rows: the table sizes, each loaded afresh and measured (default 3000000); the issue's
 # figures are --rows 3000000,30000000 (30M rows: about 13 GB on disk and 15 minutes to load).
 source "$(dirname "$0")/../tests/lib.sh"
+source "$(dirname "$0")/lib.sh"
 PORT="${PG_WORM_BENCH_PORT:-55720}"
 OUT="$ROOT/docs/worm-verify-memory.md"
 ROWS_LIST=3000000
@@ -29,26 +30,11 @@ done
 [ -x /usr/bin/time ] || { ensure_packages; apt-get install -y -qq time >/dev/null; }
 SESSIONS=4
 
-log "building worm-verify (release) from the working tree"
-(cd "$ROOT" && cargo build --release --quiet -p worm-verify)
-WV="$ROOT/target/release/worm-verify"
-WV_REV="$(git -C "$ROOT" rev-parse --short=12 HEAD)$(git -C "$ROOT" diff --quiet HEAD -- verifier core || echo '+changes')"
-if [ -n "$BASELINE" ]; then
-  log "building worm-verify of $BASELINE"
-  BASE_SRC="$ROOT/target/wv-baseline/src-$(git -C "$ROOT" rev-parse --short=12 "$BASELINE")"
-  if [ ! -d "$BASE_SRC" ]; then
-    mkdir -p "$BASE_SRC"
-    git -C "$ROOT" archive "$BASELINE" | tar -x -C "$BASE_SRC"
-  fi
-  (cd "$BASE_SRC" && CARGO_TARGET_DIR="$ROOT/target/wv-baseline" cargo build --release --quiet -p worm-verify)
-  WV_BASE="$ROOT/target/wv-baseline/release/worm-verify"
-fi
+build_worm_verify "$BASELINE"
 
 start_test_cluster --quiet "$PORT" "shared_buffers = 512MB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 DB="host=$PGHOST port=$PGPORT user=postgres dbname=postgres"
-# thousands N: N with thousands separators.
-thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 # load N: a fresh worm_notes of N rows, loaded by $SESSIONS concurrent sessions in
 # statements of at most 500 000 rows; sets T (worm_notes_N), ROWS, LOAD_S, CHAINS_USED,
