@@ -234,7 +234,7 @@ PGB=$?
 wait "$MAINT"; MRC=$?
 for p in "${PSQLS[@]}"; do wait "$p" || fail "a psql writer failed: $(cat "$WORK"/psql_*.log)"; done
 set -e
-[ $PGB = 0 ] || fail "pgbench failed (exit $PGB): $(tail -20 "$WORK/pgbench.out")"
+[ $PGB = 0 ] || fail "pgbench failed (exit $PGB): $(grep -i -m 10 "error\|abort" "$WORK/pgbench.out"; tail -20 "$WORK/pgbench.out")"
 [ $MRC = 0 ] || fail "maintenance during the load failed: $(cat "$WORK/maint.log")"
 grep -q "chains not ok" "$WORK/maint.log" || fail "no verification ran during the load"
 if grep "verify during the load" "$WORK/maint.log" | grep -qv ": 0 chains not ok"; then fail "verify failed during the load: $(cat "$WORK/maint.log")"; fi
