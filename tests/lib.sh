@@ -48,7 +48,10 @@ crash() {
 }
 
 # script_tx FILE SCRIPT: successful (acknowledged) transactions of pgbench
-# script SCRIPT.sql in pgbench's output FILE.
+# script SCRIPT.sql in pgbench's output FILE. Only exact when pgbench ran with
+# one thread (-j 1): its per-script counters are shared by the threads and
+# updated without a lock ("XXX could use a mutex here, but we choose not to",
+# pgbench.c), so with -j 2 a count can come out a few transactions short.
 script_tx() {
   awk -v s="/$2.sql" '
     /^SQL script [0-9]+:/ { cur = ($NF ~ s"$") }

@@ -104,7 +104,7 @@ run_case() {
   local vpid=$!
 
   set +e
-  "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$dur" --max-tries=0 \
+  "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 1 -T "$dur" --max-tries=0 \
     -f "$d/rc.sql@3" -f "$d/rr.sql@2" -f "$d/ser.sql@2" -f "$d/sp.sql@2" -f "$d/rb.sql@1" -f "$d/oc.sql@2" \
     postgres >"$out" 2>&1
   local rc=$?

@@ -229,7 +229,7 @@ for c in 1 2 3; do
   PSQLS+=($!)
 done
 set +e
-"$PG_BIN/pgbench" -n -c 4 -j 2 -R 400 -T "$DURATION" -f "$WORK/past.sql@3" -f "$WORK/newest.sql@1" "$DB" >"$WORK/pgbench.out" 2>&1
+"$PG_BIN/pgbench" -n -c 4 -j 1 -R 400 -T "$DURATION" -f "$WORK/past.sql@3" -f "$WORK/newest.sql@1" "$DB" >"$WORK/pgbench.out" 2>&1
 PGB=$?
 wait "$MAINT"; MRC=$?
 for p in "${PSQLS[@]}"; do wait "$p" || fail "a psql writer failed: $(cat "$WORK"/psql_*.log)"; done

@@ -56,7 +56,7 @@ check_chains() {
 crash_cycle() {
   local n="$1"
   local out="$B/pgbench.$n.out"
-  "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -T 120 -D cycle="$n" \
+  "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 1 -T 120 -D cycle="$n" \
     -f "$B/one.sql@2" -f "$B/multi.sql@1" -f "$B/sp.sql@1" postgres >"$out" 2>&1 &
   local bench=$!
   # A huge single statement, interrupted by the crash half-way.
@@ -97,7 +97,7 @@ heads_now() { psql_q -c "SELECT string_agg(chain || ':' || head_seq, ' ' ORDER B
 continue_after() {
   local n="$1" before after
   before="$(heads_now)"
-  "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 2 -t 50 -D cycle="$n" -f "$B/one.sql" -f "$B/multi.sql" -f "$B/sp.sql" postgres >"$B/after.$n.out" 2>&1 \
+  "$PG_BIN/pgbench" -n -c "$CLIENTS" -j 1 -t 50 -D cycle="$n" -f "$B/one.sql" -f "$B/multi.sql" -f "$B/sp.sql" postgres >"$B/after.$n.out" 2>&1 \
     || { cat "$B/after.$n.out"; fail "writes after recovery $n failed"; }
   # Every chain's first post-recovery row is its recovered head + 1.
   local c h first
