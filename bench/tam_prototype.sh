@@ -123,12 +123,12 @@ setup_db() { # db kind
                         worm_hash bytea NOT NULL DEFAULT sha256('x'));
                       CREATE UNIQUE INDEX ON $tb (worm_chain, worm_seq)"
             done ;;
-    tam) q "$1" "CREATE FUNCTION public.worm_heap_handler(internal) RETURNS table_am_handler
-                   LANGUAGE c AS '\$libdir/pg_worm', 'worm_heap_handler';
-                 CREATE ACCESS METHOD worm_heap TYPE TABLE HANDLER public.worm_heap_handler"
+    tam) q "$1" "CREATE FUNCTION public.worm_heap_prototype_handler(internal) RETURNS table_am_handler
+                   LANGUAGE c AS '\$libdir/pg_worm', 'worm_heap_prototype_handler';
+                 CREATE ACCESS METHOD worm_heap_prototype TYPE TABLE HANDLER public.worm_heap_prototype_handler"
          for tb in t c; do
            q "$1" "CREATE TABLE $tb ($DDL, worm_chain integer, worm_seq bigint,
-                     worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap;
+                     worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap_prototype;
                    CREATE UNIQUE INDEX ON $tb (worm_chain, worm_seq)"
          done ;;
   esac

@@ -381,3 +381,33 @@ CREATE FUNCTION worm.attach_timestamp(checkpoint jsonb, token bytea)
 RETURNS jsonb
 STRICT VOLATILE
 LANGUAGE c AS 'MODULE_PATHNAME', 'worm_attach_timestamp_wrapper';
+
+-- The table access method of every protected table: heap's storage, with
+-- UPDATE, DELETE (but a running worm.purge_expired's) and TRUNCATE refused in
+-- the storage layer, whatever triggers are disabled (src/am/).
+CREATE FUNCTION worm.worm_heap_handler(internal) RETURNS table_am_handler
+    LANGUAGE c AS 'MODULE_PATHNAME', 'worm_heap_handler';
+CREATE ACCESS METHOD worm_heap TYPE TABLE HANDLER worm.worm_heap_handler;
+COMMENT ON ACCESS METHOD worm_heap IS 'pg_worm: heap storage that refuses UPDATE, DELETE and TRUNCATE (protected tables)';
+
+-- Tables protected by 0.1.0 move to it (each is rewritten once, like VACUUM
+-- FULL: an ACCESS EXCLUSIVE lock for the time it takes). The guards let
+-- SET ACCESS METHOD worm_heap through; rows are copied as they are.
+DO $switch$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN
+        SELECT w.table_name
+          FROM worm.tables AS w
+          JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) w.table_name::pg_catalog.oid
+         WHERE w.retired_at IS NULL
+           AND c.relkind OPERATOR(pg_catalog.=) 'r'
+           AND c.relam OPERATOR(pg_catalog.<>) (SELECT a.oid FROM pg_catalog.pg_am AS a
+                                                 WHERE a.amname OPERATOR(pg_catalog.=) 'worm_heap')
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s SET ACCESS METHOD worm_heap', t);
+    END LOOP;
+END
+$switch$;

@@ -116,6 +116,14 @@ GRANT SELECT ON worm.tables, worm.anchors, worm.ledger, worm.trusted_keys, worm.
 -- The fallback enforcement that works without shared_preload_libraries: the
 -- same checks as the ProcessUtility hook on ddl_command_start, and a refusal of
 -- drops that reach protected objects by CASCADE or DROP OWNED on sql_drop.
+-- The table access method of every protected table: heap's storage, with
+-- UPDATE, DELETE (but a running worm.purge_expired's) and TRUNCATE refused in
+-- the storage layer, whatever triggers are disabled (src/am/).
+CREATE FUNCTION worm.worm_heap_handler(internal) RETURNS table_am_handler
+    LANGUAGE c AS 'MODULE_PATHNAME', 'worm_heap_handler';
+CREATE ACCESS METHOD worm_heap TYPE TABLE HANDLER worm.worm_heap_handler;
+COMMENT ON ACCESS METHOD worm_heap IS 'pg_worm: heap storage that refuses UPDATE, DELETE and TRUNCATE (protected tables)';
+
 CREATE FUNCTION worm.guard_ddl() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'worm_guard_ddl';
 CREATE FUNCTION worm.guard_drop() RETURNS event_trigger

@@ -146,7 +146,7 @@ fn adopt(
     let uid_bytes: [u8; 16] = *uid.as_bytes();
     meta::as_role(owner, || {
         drop_chain_triggers(relid)?;
-        protect::finish_chain(&table, &uid_bytes, chains, !has_index)
+        protect::finish_chain(relid, &table, &uid_bytes, chains, !has_index)
     })?;
     {
         // SAFETY: the table exists and is locked by this transaction; the

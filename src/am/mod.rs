@@ -1,40 +1,45 @@
-//! `worm_heap`: a MEASURED PROTOTYPE of a table access method (issue 16),
-//! not used by worm.protect. See docs/tam-prototype.md.
+//! `worm_heap`: the table access method of every protected table (the
+//! extension's SQL creates it; `worm.protect`, `worm.adopt` and the
+//! protection of new partitions switch tables to it). It is heapam's
+//! routine (same pages, same WAL, same tools) with the changes below, so
+//! that a protected table refuses to be changed in the storage layer,
+//! whatever triggers or event triggers a superuser disables and whether or
+//! not pg_worm is preloaded: opening the table calls this module's handler,
+//! which loads pg_worm into the backend.
 //!
-//! heapam's routine with three changes:
+//! * `tuple_update` refuses. `tuple_delete` refuses, except the rows a
+//!   running `worm.purge_expired` of this table may delete (its plan, held
+//!   in backend memory by `retention`; no SQL can set it).
+//! * `relation_nontransactional_truncate` and `relation_set_new_filenode`
+//!   (TRUNCATE) refuse, unless the relation holds no block (nothing to lose:
+//!   `pg_restore --jobs` truncates the tables it has just created before
+//!   loading them) or, for `relation_set_new_filenode`, the relation is
+//!   being created by the running subtransaction (CREATE TABLE, the new heap
+//!   of VACUUM FULL, CLUSTER or an ALTER TABLE rewrite).
+//! * `index_build_range_scan` and `index_validate_scan` run heap's with the
+//!   relation presenting heapam's routine (heap_getnext refuses any other).
+//! * Inserts are heap's: the chain trigger computes the links.
 //!
-//! * `tuple_insert`, `tuple_insert_speculative` and `multi_insert` compute
-//!   the row's `worm_` values in the slot (the same chain lock, head, row
-//!   hash and link as the chain trigger, src/insert/, so the hashing is
-//!   unchanged) and then hand the slot to heap. No BEFORE ROW trigger is
-//!   involved, so COPY keeps its batched multi-insert.
-//! * `tuple_update` and `tuple_delete` refuse; `relation_nontransactional_truncate`
-//!   refuses, and so does `relation_set_new_filenode` on a relation that was
-//!   not created by the running transaction (that is TRUNCATE; CREATE TABLE
-//!   and the new relation of a table rewrite are created by it).
-//!   These refusals hold whatever triggers are disabled.
+//! [`check_new_relation`] (called from pg_worm's object access hook, which
+//! is installed whether preloaded or not) refuses a rewrite that would move
+//! a worm_heap table to another access method (`ALTER TABLE … SET ACCESS
+//! METHOD heap`).
 //!
-//! What the prototype does NOT do (phase 2 of issue 16): it has no entry in
-//! the extension's SQL (bench/tam_prototype.sh creates the handler function
-//! and the access method by hand); it chains only tables without pg_worm's
-//! chain trigger (a table with it, i.e. every table worm.protect or
-//! worm.adopt made, is left to the trigger), under a fixed identity (table
-//! uid all zeros) and [`PROTOTYPE_CHAINS`] chains, because such a table is
-//! not in worm.tables; the worm_ columns must be nullable (NOT NULL is
-//! checked before the access method is reached); a purge's DELETE is
-//! refused like any other.
+//! `prototype` holds phase 1's measured prototype, `worm_heap_prototype`,
+//! which also chains rows itself (docs/tam-prototype.md); the extension's
+//! SQL does not create it.
+
+mod prototype;
 
 use crate::error::WormError;
-use crate::insert::{chain, encode};
+use crate::insert::encode;
 use crate::pg;
+use crate::retention;
 use pgrx::pg_sys;
-use pgrx::IntoDatum;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// The identity of a table the prototype chains (it is not registered).
-pub const PROTOTYPE_UID: [u8; 16] = [0; 16];
-/// The number of chains of a table the prototype chains (worm.protect's default).
-pub const PROTOTYPE_CHAINS: i32 = 32;
+/// The access method's name (sql/schema.sql creates it).
+pub const AM_NAME: &str = "worm_heap";
 
 /// heapam's routine (static in the server).
 static HEAP: AtomicPtr<pg_sys::TableAmRoutine> = AtomicPtr::new(std::ptr::null_mut());
@@ -43,33 +48,48 @@ static HEAP: AtomicPtr<pg_sys::TableAmRoutine> = AtomicPtr::new(std::ptr::null_m
 static ROUTINE: AtomicPtr<pg_sys::TableAmRoutine> = AtomicPtr::new(std::ptr::null_mut());
 
 fn heap() -> &'static pg_sys::TableAmRoutine {
-    // SAFETY: set (to heapam's static routine) before ROUTINE is published,
-    // and every callback below is reached through ROUTINE.
+    // SAFETY: set (to heapam's static routine) by `refusing_routine` before
+    // any routine of this module is published, and every callback below is
+    // reached through one of them.
     unsafe { &*HEAP.load(Ordering::Relaxed) }
 }
 
-fn routine() -> *mut pg_sys::TableAmRoutine {
-    let p = ROUTINE.load(Ordering::Relaxed);
-    if !p.is_null() {
-        return p;
-    }
+/// heapam's routine with the refusals of the module comment.
+fn refusing_routine() -> pg_sys::TableAmRoutine {
     // SAFETY: returns a pointer to heapam's static routine.
     let heap = unsafe { pg_sys::GetHeapamTableAmRoutine() } as *mut pg_sys::TableAmRoutine;
     HEAP.store(heap, Ordering::Relaxed);
     // SAFETY: heapam's routine is a valid, static struct; copied by value.
     let mut r: pg_sys::TableAmRoutine = unsafe { *heap };
-    r.tuple_insert = Some(worm_tuple_insert);
-    r.tuple_insert_speculative = Some(worm_tuple_insert_speculative);
-    r.multi_insert = Some(worm_multi_insert);
     r.tuple_update = Some(worm_tuple_update);
     r.tuple_delete = Some(worm_tuple_delete);
     r.relation_nontransactional_truncate = Some(worm_nontransactional_truncate);
     r.relation_set_new_filenode = Some(worm_set_new_filenode);
     r.index_build_range_scan = Some(worm_index_build_range_scan);
     r.index_validate_scan = Some(worm_index_validate_scan);
-    let p = Box::into_raw(Box::new(r));
-    ROUTINE.store(p, Ordering::Relaxed);
+    r
+}
+
+/// Publishes a routine once per backend (relcache entries keep the pointer).
+fn publish(
+    slot: &AtomicPtr<pg_sys::TableAmRoutine>,
+    build: impl FnOnce() -> pg_sys::TableAmRoutine,
+) -> *mut pg_sys::TableAmRoutine {
+    let p = slot.load(Ordering::Relaxed);
+    if !p.is_null() {
+        return p;
+    }
+    let p = Box::into_raw(Box::new(build()));
+    slot.store(p, Ordering::Relaxed);
     p
+}
+
+/// Whether a relation's routine is one of pg_worm's (worm_heap or the
+/// prototype): such a table refuses UPDATE, DELETE and TRUNCATE.
+fn is_ours(am: *const pg_sys::TableAmRoutine) -> bool {
+    !am.is_null()
+        && (std::ptr::eq(am, ROUTINE.load(Ordering::Relaxed))
+            || std::ptr::eq(am, prototype::routine_ptr()))
 }
 
 /// The V1 calling-convention record of [`worm_heap_handler`].
@@ -80,8 +100,8 @@ pub extern "C" fn pg_finfo_worm_heap_handler() -> &'static pg_sys::Pg_finfo_reco
     &V1
 }
 
-/// `worm_heap_handler(internal) RETURNS table_am_handler`; created by hand
-/// (bench/tam_prototype.sh), not by the extension's SQL.
+/// `worm.worm_heap_handler(internal) RETURNS table_am_handler`, the handler
+/// of `ACCESS METHOD worm_heap` (sql/schema.sql).
 ///
 /// # Safety
 /// Called by PostgreSQL's function manager only.
@@ -90,180 +110,74 @@ pub extern "C" fn pg_finfo_worm_heap_handler() -> &'static pg_sys::Pg_finfo_reco
 pub unsafe extern "C-unwind" fn worm_heap_handler(
     _fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    pg_sys::Datum::from(routine())
+    pg_sys::Datum::from(publish(&ROUTINE, refusing_routine))
 }
 
-/// Whether the relation has pg_worm's chain trigger, enabled (then the
-/// trigger chains its rows, and the prototype leaves them alone). The
-/// trigger counts by its function, worm.worm_chain_insert, not by its name:
-/// a user's trigger named like ours, or ours disabled, must not turn
-/// chaining off (found by red-team review).
+/// The OID of ACCESS METHOD worm_heap in this database, if the extension
+/// created it.
+pub fn am_oid() -> Option<pg_sys::Oid> {
+    let name = std::ffi::CString::new(AM_NAME).ok()?;
+    // SAFETY: a syscache lookup by name; missing_ok returns InvalidOid.
+    let oid = unsafe { pg_sys::get_table_am_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// Whether table `relid` uses ACCESS METHOD worm_heap.
+pub fn uses_worm_heap(relid: pg_sys::Oid) -> bool {
+    let Some(am) = am_oid() else {
+        return false;
+    };
+    pg::Rel::cached(relid).is_some_and(|r| r.form().relam == am)
+}
+
+/// Object access hook, OAT_POST_CREATE of relation `relid` created
+/// internally: refuses the new heap of a rewrite that would take a table off
+/// pg_worm's access method. make_new_heap names that heap
+/// `pg_temp_<oid of the table rewritten>` and gives it the target access
+/// method; its relcache entry exists already (RelationBuildLocalRelation).
 ///
 /// # Safety
-/// `rel` is open.
-unsafe fn has_chain_trigger(rel: pg_sys::Relation) -> bool {
-    // SAFETY: `rel` is open; trigdesc, when set, holds numtriggers triggers;
-    // the lsyscache lookups return palloc'd copies or NULL.
-    unsafe {
-        let td = (*rel).trigdesc;
-        if td.is_null() {
-            return false;
+/// Called from the object access hook while `relid` is being created.
+pub unsafe fn check_new_relation(relid: pg_sys::Oid) {
+    // SAFETY: the relation being created has a local relcache entry, opened
+    // and closed here; the name is read while it is open.
+    let (name, new_am) = unsafe {
+        let new = pg_sys::RelationIdGetRelation(relid);
+        if new.is_null() {
+            return;
         }
-        std::slice::from_raw_parts((*td).triggers, (*td).numtriggers as usize)
-            .iter()
-            .any(|t| {
-                if t.tgenabled as u8 == pg_sys::TRIGGER_DISABLED {
-                    return false;
-                }
-                let name = pg_sys::get_func_name(t.tgfoid);
-                let schema = pg_sys::get_namespace_name(pg_sys::get_func_namespace(t.tgfoid));
-                !name.is_null()
-                    && !schema.is_null()
-                    && std::ffi::CStr::from_ptr(name).to_bytes() == b"worm_chain_insert"
-                    && std::ffi::CStr::from_ptr(schema).to_bytes() == b"worm"
-            })
-    }
-}
-
-/// Sets the `worm_` values of the row in `slot`: the next row of a chain
-/// this transaction holds. `local` carries the head across the slots of one
-/// multi_insert (rows not yet in the heap nor in the index).
-///
-/// # Safety
-/// `rel` is open and `slot` holds a row of it.
-unsafe fn chain_slot(
-    rel: pg_sys::Relation,
-    slot: *mut pg_sys::TupleTableSlot,
-    local: &mut Option<(i32, chain::Head)>,
-) {
-    // SAFETY: `rel` is open (caller).
-    if unsafe { has_chain_trigger(rel) } {
+        let name = pg::cstr_lossy((*(*new).rd_rel).relname.data.as_ptr());
+        let am = (*new).rd_tableam;
+        pg_sys::RelationClose(new);
+        (name, am)
+    };
+    let Some(old) = name
+        .strip_prefix("pg_temp_")
+        .and_then(|n| n.parse::<u32>().ok())
+    else {
+        return;
+    };
+    if is_ours(new_am) {
         return;
     }
-    // SAFETY: `rel` is open (caller).
-    let plan = match unsafe { encode::plan_for(rel) } {
-        Ok(p) => p,
-        Err(e) => e.raise(),
-    };
-    // SAFETY: `rel` is open; `slot` holds a row of it (caller).
-    let (relid, tupdesc) = unsafe { ((*rel).rd_id, (*rel).rd_att) };
-    // SAFETY: as above: fills tts_values/tts_isnull for every attribute.
-    unsafe { pg_sys::slot_getallattrs(slot) };
-    // SAFETY: the descriptor is the relation's.
-    let natts = unsafe { (*tupdesc).natts } as usize;
-    // SAFETY: slot_getallattrs filled natts entries of both arrays.
-    let (values, nulls) = unsafe {
-        (
-            std::slice::from_raw_parts((*slot).tts_values, natts),
-            std::slice::from_raw_parts((*slot).tts_isnull, natts),
-        )
-    };
-    // SAFETY: a deformed row of the plan's relation.
-    let row_hash = unsafe { encode::row_hash_deformed(&plan, values, nulls) };
-    let chains = PROTOTYPE_CHAINS;
-    let uid = &PROTOTYPE_UID;
-    let c = chain::chain_for_insert(relid, chains);
-    let head = match local {
-        Some((lc, h)) if *lc == c => Some(*h),
-        _ => chain::cached_head(relid, c),
-    };
-    let head = match head {
-        Some(h) => h,
-        // SAFETY: the relation is open and the plan was built for it.
-        None => match unsafe { chain::read_head(rel, &plan, uid, c, None) } {
-            Ok(h) => h,
-            Err(e) => e.raise(),
-        },
-    };
-    let seq = head.seq + 1;
-    // SAFETY: reads the clock.
-    let now = unsafe { pg_sys::GetCurrentTimestamp() };
-    let inserted_at = now.max(head.inserted_at);
-    let link = pg_worm_core::link(uid, c, seq, inserted_at, &head.link, &row_hash);
-    let head = chain::Head {
-        seq,
-        link,
-        inserted_at,
-    };
-    chain::remember_head(relid, c, head);
-    *local = Some((c, head));
-
-    let mut v = values.to_vec();
-    let mut n = nulls.to_vec();
-    let set = |v: &mut Vec<pg_sys::Datum>, n: &mut Vec<bool>, att: i16, d: pg_sys::Datum| {
-        v[(att - 1) as usize] = d;
-        n[(att - 1) as usize] = false;
-    };
-    set(&mut v, &mut n, plan.chain_att, pg_sys::Datum::from(c));
-    set(&mut v, &mut n, plan.seq_att, pg_sys::Datum::from(seq));
-    set(
-        &mut v,
-        &mut n,
-        plan.inserted_at_att,
-        pg_sys::Datum::from(inserted_at),
-    );
-    let hash = link
-        .as_slice()
-        .into_datum()
-        .unwrap_or(pg_sys::Datum::from(0));
-    set(&mut v, &mut n, plan.hash_att, hash);
-    // SAFETY: natts values and nulls of the relation's descriptor; the new
-    // tuple is copied into the slot's memory and freed here (shouldFree).
-    unsafe {
-        let tuple = pg_sys::heap_form_tuple(tupdesc, v.as_mut_ptr(), n.as_mut_ptr());
-        pg_sys::ExecForceStoreHeapTuple(tuple, slot, true);
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn worm_tuple_insert(
-    rel: pg_sys::Relation,
-    slot: *mut pg_sys::TupleTableSlot,
-    cid: pg_sys::CommandId,
-    options: std::ffi::c_int,
-    bistate: *mut pg_sys::BulkInsertStateData,
-) {
-    // SAFETY: PostgreSQL passes an open relation and a slot holding its row.
-    unsafe {
-        chain_slot(rel, slot, &mut None);
-        (heap().tuple_insert.unwrap_unchecked())(rel, slot, cid, options, bistate)
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn worm_tuple_insert_speculative(
-    rel: pg_sys::Relation,
-    slot: *mut pg_sys::TupleTableSlot,
-    cid: pg_sys::CommandId,
-    options: std::ffi::c_int,
-    bistate: *mut pg_sys::BulkInsertStateData,
-    spec_token: u32,
-) {
-    // SAFETY: as in worm_tuple_insert.
-    unsafe {
-        chain_slot(rel, slot, &mut None);
-        (heap().tuple_insert_speculative.unwrap_unchecked())(
-            rel, slot, cid, options, bistate, spec_token,
-        )
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn worm_multi_insert(
-    rel: pg_sys::Relation,
-    slots: *mut *mut pg_sys::TupleTableSlot,
-    nslots: std::ffi::c_int,
-    cid: pg_sys::CommandId,
-    options: std::ffi::c_int,
-    bistate: *mut pg_sys::BulkInsertStateData,
-) {
-    let mut local = None;
-    // SAFETY: PostgreSQL passes an open relation and nslots slots of its rows.
-    unsafe {
-        for s in std::slice::from_raw_parts(slots, nslots as usize) {
-            chain_slot(rel, *s, &mut local);
+    // SAFETY: the table being rewritten is locked by the rewriting command;
+    // its relcache entry is opened and closed here.
+    let refused = unsafe {
+        let rel = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(old));
+        if rel.is_null() {
+            return;
         }
-        (heap().multi_insert.unwrap_unchecked())(rel, slots, nslots, cid, options, bistate)
+        let ours = is_ours((*rel).rd_tableam);
+        let table = pg::rel_display_name(rel);
+        pg_sys::RelationClose(rel);
+        ours.then_some(table)
+    };
+    if let Some(table) = refused {
+        crate::guard::refused(
+            &table,
+            "changing the access method (worm_heap refuses UPDATE, DELETE and TRUNCATE below every trigger)",
+        )
+        .raise()
     }
 }
 
@@ -300,21 +214,93 @@ unsafe extern "C-unwind" fn worm_tuple_update(
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn worm_tuple_delete(
     rel: pg_sys::Relation,
-    _tid: pg_sys::ItemPointer,
-    _cid: pg_sys::CommandId,
-    _snapshot: pg_sys::Snapshot,
-    _crosscheck: pg_sys::Snapshot,
-    _wait: bool,
-    _tmfd: *mut pg_sys::TM_FailureData,
-    _changing_part: bool,
+    tid: pg_sys::ItemPointer,
+    cid: pg_sys::CommandId,
+    snapshot: pg_sys::Snapshot,
+    crosscheck: pg_sys::Snapshot,
+    wait: bool,
+    tmfd: *mut pg_sys::TM_FailureData,
+    changing_part: bool,
 ) -> pg_sys::TM_Result::Type {
+    // SAFETY: PostgreSQL passes an open relation and the row's TID.
+    if unsafe { purge_may_delete(rel, tid) } {
+        // SAFETY: heap's callback with PostgreSQL's own arguments.
+        return unsafe {
+            (heap().tuple_delete.unwrap_unchecked())(
+                rel,
+                tid,
+                cid,
+                snapshot,
+                crosscheck,
+                wait,
+                tmfd,
+                changing_part,
+            )
+        };
+    }
     // SAFETY: PostgreSQL passes an open relation.
     unsafe { refuse(rel, "DELETE") }
 }
 
+/// Whether the running `worm.purge_expired` of this table may delete the
+/// row at `tid` (its chain and position are in the purge's plan).
+///
+/// # Safety
+/// `rel` is open and `tid` is a row of it.
+unsafe fn purge_may_delete(rel: pg_sys::Relation, tid: pg_sys::ItemPointer) -> bool {
+    // SAFETY: `rel` is open (caller).
+    let relid = unsafe { (*rel).rd_id };
+    if !retention::purge_allows_statement(relid) {
+        return false;
+    }
+    // SAFETY: as above.
+    let Ok(plan) = (unsafe { encode::plan_for(rel) }) else {
+        return false;
+    };
+    // SAFETY: a slot of the relation, filled by heap with the row version at
+    // `tid` (any snapshot: the DELETE has already found it) and dropped here.
+    unsafe {
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let found = (heap().tuple_fetch_row_version.unwrap_unchecked())(
+            rel,
+            tid,
+            &raw mut pg_sys::SnapshotAnyData,
+            slot,
+        );
+        let mut allowed = false;
+        if found {
+            pg_sys::slot_getallattrs(slot);
+            let get = |att: i16| {
+                let i = (att - 1) as usize;
+                (!*(*slot).tts_isnull.add(i)).then(|| *(*slot).tts_values.add(i))
+            };
+            if let (Some(chain), Some(seq)) = (get(plan.chain_att), get(plan.seq_att)) {
+                allowed =
+                    retention::purge_allows(relid, chain.value() as i32, seq.value() as i64);
+            }
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        allowed
+    }
+}
+
+/// Whether emptying the relation loses nothing: it holds no block.
+///
+/// # Safety
+/// `rel` is open and has storage.
+unsafe fn holds_nothing(rel: pg_sys::Relation) -> bool {
+    // SAFETY: `rel` is open with storage (caller).
+    unsafe { pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM) == 0 }
+}
+
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn worm_nontransactional_truncate(rel: pg_sys::Relation) {
-    // SAFETY: PostgreSQL passes an open relation.
+    // SAFETY: PostgreSQL passes an open relation with storage.
+    if unsafe { holds_nothing(rel) } {
+        // SAFETY: heap's callback with PostgreSQL's own argument.
+        return unsafe { (heap().relation_nontransactional_truncate.unwrap_unchecked())(rel) };
+    }
+    // SAFETY: as above.
     unsafe { refuse(rel, "TRUNCATE") }
 }
 
@@ -326,10 +312,14 @@ unsafe extern "C-unwind" fn worm_set_new_filenode(
     freeze_xid: *mut pg_sys::TransactionId,
     minmulti: *mut pg_sys::MultiXactId,
 ) {
-    // A relation created by this transaction (CREATE TABLE, the new heap of
-    // a rewrite) gets its first storage; any other is emptied: TRUNCATE.
-    // SAFETY: PostgreSQL passes an open relation.
-    if unsafe { (*rel).rd_createSubid } == 0 {
+    // A relation created by this subtransaction (CREATE TABLE, the new heap
+    // of a rewrite) gets its first storage; any other is emptied: TRUNCATE,
+    // let through only when there is nothing to lose.
+    // SAFETY: PostgreSQL passes an open relation; one not being created has
+    // storage.
+    let creating = unsafe { (*rel).rd_createSubid == pg_sys::GetCurrentSubTransactionId() };
+    // SAFETY: as above.
+    if !creating && !unsafe { holds_nothing(rel) } {
         // SAFETY: as above.
         unsafe { refuse(rel, "TRUNCATE") }
     }

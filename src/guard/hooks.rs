@@ -60,6 +60,11 @@ pub fn init() {
     // saved and called by ours.
     guard::database::define_setting();
     unsafe {
+        // Installed whether preloaded or not: loading pg_worm without
+        // preloading happens when a worm_heap table is first opened, before
+        // a rewrite of it creates its new heap (see am::check_new_relation).
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
         if !pg_sys::process_shared_preload_libraries_in_progress {
             return;
         }
@@ -68,8 +73,6 @@ pub fn init() {
         pg_sys::ProcessUtility_hook = Some(process_utility);
         PREV_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
         pg_sys::ExecutorCheckPerms_hook = Some(check_perms);
-        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
-        pg_sys::object_access_hook = Some(object_access);
         PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
         guard_allow_system_table_mods();
@@ -389,7 +392,9 @@ fn guard_catalog_dml(relid: pg_sys::Oid, op: &'static str) -> ! {
     .raise();
 }
 
-/// Object access hook: refuses drops of protected objects (OAT_DROP).
+/// Object access hook: refuses drops of protected objects (OAT_DROP, when
+/// preloaded), and, preloaded or not, a rewrite that would take a table off
+/// worm_heap (OAT_POST_CREATE of the rewrite's new heap).
 ///
 /// # Safety
 /// Called by PostgreSQL only, with the arguments of object_access_hook.
@@ -401,7 +406,18 @@ unsafe extern "C-unwind" fn object_access(
     sub_id: std::ffi::c_int,
     arg: *mut std::ffi::c_void,
 ) {
-    if access == pg_sys::ObjectAccessType::OAT_DROP && can_check() {
+    if access == pg_sys::ObjectAccessType::OAT_POST_CREATE
+        && class_id == pg_sys::RelationRelationId
+        && sub_id == 0
+        // SAFETY: for OAT_POST_CREATE, a non-NULL `arg` is an
+        // ObjectAccessPostCreate.
+        && !arg.is_null()
+        && unsafe { (*(arg as *mut pg_sys::ObjectAccessPostCreate)).is_internal }
+    {
+        // SAFETY: the hook runs while `object_id` is being created.
+        unsafe { crate::am::check_new_relation(object_id) };
+    }
+    if access == pg_sys::ObjectAccessType::OAT_DROP && preloaded() && can_check() {
         // SAFETY: for OAT_DROP, a non-NULL `arg` is an ObjectAccessDrop.
         let internal = !arg.is_null()
             && unsafe { (*(arg as *mut pg_sys::ObjectAccessDrop)).dropflags }

@@ -283,6 +283,7 @@ pub fn guarded_catalog(relid: Oid) -> bool {
         Oid::from(2611u32), // pg_inherits
         Oid::from(3256u32), // pg_policy
         Oid::from(2617u32), // pg_operator
+        Oid::from(2601u32), // pg_am (worm_heap's handler)
     ]
     .contains(&relid)
 }

@@ -215,7 +215,7 @@ pub(crate) fn install_chain(
          ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
     ))?;
     let chained = backfill(relid, table, uid, chains)?;
-    finish_chain(table, uid, chains, true)?;
+    finish_chain(relid, table, uid, chains, true)?;
     Ok(chained)
 }
 
@@ -223,18 +223,26 @@ pub(crate) fn own_ddl(statement: &str) -> Result<(), WormError> {
     Ok(crate::guard::internal_ddl(|| sql::run(statement))?)
 }
 
-/// The columns' NOT NULL, the chain index (unless `index` is false: it
-/// exists) and the three ENABLE ALWAYS triggers.
+/// ACCESS METHOD worm_heap (which refuses UPDATE, DELETE and TRUNCATE below
+/// the triggers; a rewrite, done with the NOT NULL checks in one pass), the
+/// columns' NOT NULL, the chain index (unless `index` is false: it exists)
+/// and the three ENABLE ALWAYS triggers.
 pub(crate) fn finish_chain(
+    relid: pg_sys::Oid,
     table: &str,
     uid: &[u8; 16],
     chains: i32,
     index: bool,
 ) -> Result<(), WormError> {
     let uid_text = hex::encode(uid);
+    let access_method = if crate::am::uses_worm_heap(relid) {
+        String::new()
+    } else {
+        format!("SET ACCESS METHOD {}, ", crate::am::AM_NAME)
+    };
     let mut statements = vec![
         format!(
-            "ALTER TABLE {table} ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
+            "ALTER TABLE {table} {access_method}ALTER COLUMN {COL_CHAIN} SET NOT NULL, ALTER COLUMN {COL_SEQ} SET NOT NULL, \
              ALTER COLUMN {COL_INSERTED_AT} SET NOT NULL, ALTER COLUMN {COL_HASH} SET NOT NULL"
         ),
         format!("CREATE UNIQUE INDEX ON {table} ({COL_CHAIN}, {COL_SEQ})"),

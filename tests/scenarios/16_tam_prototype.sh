@@ -16,9 +16,9 @@ PORT=55716
 
 start_test_cluster --quiet "$PORT"
 
-AM_SQL="CREATE FUNCTION public.worm_heap_handler(internal) RETURNS table_am_handler
-          LANGUAGE c AS '\$libdir/pg_worm', 'worm_heap_handler';
-        CREATE ACCESS METHOD worm_heap TYPE TABLE HANDLER public.worm_heap_handler"
+AM_SQL="CREATE FUNCTION public.worm_heap_prototype_handler(internal) RETURNS table_am_handler
+          LANGUAGE c AS '\$libdir/pg_worm', 'worm_heap_prototype_handler';
+        CREATE ACCESS METHOD worm_heap_prototype TYPE TABLE HANDLER public.worm_heap_prototype_handler"
 # sqlstate DB STATEMENT: the SQLSTATE the statement fails with ("" if it succeeds).
 sqlstate() {
   "$PG_BIN/psql" -X -q -At -d "$1" -v VERBOSITY=verbose -c "$2" 2>&1 >/dev/null \
@@ -33,7 +33,7 @@ check_mode() {
   q "$db" "CREATE EXTENSION pg_worm" >/dev/null
   q "$db" "$AM_SQL" >/dev/null
   q "$db" "CREATE TABLE notes (id bigint, note text, worm_chain integer, worm_seq bigint,
-                               worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap;
+                               worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap_prototype;
            CREATE UNIQUE INDEX ON notes (worm_chain, worm_seq);
            CREATE UNIQUE INDEX ON notes (id)" >/dev/null
   q "$db" "INSERT INTO notes (id, note) VALUES (1, 'one')"
@@ -65,7 +65,7 @@ check_mode() {
   eq "$db: index scan after CREATE INDEX" "$(q "$db" "SET enable_seqscan = off; SELECT count(*) FROM notes WHERE note = 'after vacuum full'")" 1
 
   for stmt in "UPDATE notes SET note = 'x' WHERE id = 1" "DELETE FROM notes WHERE id = 1" "TRUNCATE notes" \
-              "BEGIN; CREATE TABLE fresh (id int) USING worm_heap; TRUNCATE fresh; COMMIT"; do
+              "BEGIN; CREATE TABLE fresh (id int) USING worm_heap_prototype; TRUNCATE fresh; COMMIT"; do
     state="$(sqlstate "$db" "$stmt")"
     eq "$db: $stmt" "$state" 42501
   done
@@ -102,7 +102,7 @@ eq "triggers off: rows unchanged" "$(q "$db" "SELECT count(*) || ' ' || md5(stri
 eq "triggers off: INSERT" "$(sqlstate "$db" "INSERT INTO notes (id, note) VALUES (300000, 'chain trigger disabled')")" 23502
 # A user's trigger named like pg_worm's chain trigger does not turn chaining off:
 # the access method recognises the trigger by its function.
-q "$db" "CREATE TABLE decoy (id int, worm_chain integer, worm_seq bigint, worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap;
+q "$db" "CREATE TABLE decoy (id int, worm_chain integer, worm_seq bigint, worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap_prototype;
          CREATE UNIQUE INDEX ON decoy (worm_chain, worm_seq);
          CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
          CREATE TRIGGER zz_worm_chain BEFORE INSERT ON decoy FOR EACH ROW EXECUTE FUNCTION noop()" >/dev/null
