@@ -130,6 +130,26 @@ pub fn uses_worm_heap(relid: pg_sys::Oid) -> bool {
     pg::Rel::cached(relid).is_some_and(|r| r.form().relam == am)
 }
 
+/// A NOTICE when a protected table does not use worm_heap: restored from a
+/// dump taken without table access methods (`--no-table-access-method`, or
+/// by 0.1.0), its rows are intact but UPDATE and DELETE are refused only by
+/// its triggers. The fix is one statement, which the guards allow.
+///
+/// # Safety
+/// `rel` is open.
+pub unsafe fn notice_if_not_worm_heap(rel: pg_sys::Relation) {
+    // SAFETY: `rel` is open (caller).
+    let (kind, am) = unsafe { ((*(*rel).rd_rel).relkind as u8, (*rel).rd_tableam) };
+    if kind != pg_sys::RELKIND_RELATION || is_ours(am) {
+        return;
+    }
+    // SAFETY: as above.
+    let table = unsafe { pg::rel_display_name(rel) };
+    pgrx::notice!(
+        "table {table} does not use pg_worm's access method {AM_NAME}: UPDATE, DELETE and TRUNCATE are refused only by its triggers; run ALTER TABLE {table} SET ACCESS METHOD {AM_NAME}"
+    );
+}
+
 /// Object access hook, OAT_POST_CREATE of relation `relid` created
 /// internally: refuses the new heap of a rewrite that would take a table off
 /// pg_worm's access method. make_new_heap names that heap

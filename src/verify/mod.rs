@@ -303,6 +303,8 @@ impl Verified {
 }
 
 fn verify_table(rel: pg_sys::Relation) -> Result<Vec<VerifyRow>, WormError> {
+    // SAFETY: the caller holds `rel` open.
+    unsafe { crate::am::notice_if_not_worm_heap(rel) };
     Ok(verify_rel(rel, false)?
         .rows
         .into_iter()
