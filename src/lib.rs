@@ -17,7 +17,7 @@
 //! | making a table protected? | `protect.rs`, and `adopt.rs` (a table restored or replicated with its links) |
 //! | partitioned tables? | `protect/partition.rs` (protect a parent; protect new partitions at ddl_command_end; attach/detach records) |
 //! | watching? | `watch/`: stored results, alerts, worm.status's helpers; `worker` (the background watcher) |
-//! | a table access method? | `am/`: `worm_heap`, a measured prototype (docs/tam-prototype.md), not used by worm.protect; calls `insert` |
+//! | the storage layer? | `am/`: `worm_heap`, the access method of protected tables (refuses UPDATE/DELETE/TRUNCATE below the triggers); `am/prototype.rs`: phase 1's chaining prototype (docs/tam-prototype.md), calls `insert` |
 //! | foundations | `sql.rs` (the one door for internal SQL), `pg.rs` (PostgreSQL helpers), `names.rs`, `mode.rs`, `error.rs` |
 //!
 //! Who may call whom: foundations call no other part of the crate (but
