@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The worm_heap table access method PROTOTYPE (issue 16, src/am/; not used by
-# worm.protect, created by hand as bench/tam_prototype.sh does), not
-# preloaded and then preloaded: rows inserted one by one, by multi-row
-# VALUES, INSERT ... SELECT, COPY (batched multi-insert), after a savepoint
-# rollback, by INSERT ... ON CONFLICT DO NOTHING with conflicts and by 4
-# concurrent sessions get gap-free, fork-free chains whose every link
-# worm.adopt verifies with the verifier's hashing; CREATE INDEX (also
-# CONCURRENTLY) and VACUUM FULL work on the table; UPDATE, DELETE and
-# TRUNCATE (also of a table created in the same transaction) are refused
-# with 42501 by the storage layer on a table with no trigger at all, and on
-# the adopted table after a superuser switched off pg_worm's event triggers
-# and every trigger of the table (plain mode), with no row changed. About 20 s.
+# The chaining table access method PROTOTYPE worm_heap_prototype (issue 16
+# phase 1, src/am/prototype.rs; not used by worm.protect, created by hand as
+# bench/tam_prototype.sh does), not preloaded and then preloaded: rows
+# inserted one by one, by multi-row VALUES, INSERT ... SELECT, COPY (batched
+# multi-insert), after a savepoint rollback, by INSERT ... ON CONFLICT DO
+# NOTHING with conflicts and by 4 concurrent sessions get gap-free, fork-free
+# chains whose every link worm.adopt verifies with the verifier's hashing;
+# CREATE INDEX (also CONCURRENTLY) and VACUUM FULL work on the table; UPDATE,
+# DELETE and TRUNCATE (also of a table created in the same transaction and
+# holding a row) are refused with 42501 by the storage layer on a table with
+# no trigger at all, while an EMPTY relation (no block) may be truncated.
+# worm.adopt switches the table to pg_worm's worm_heap (pg_am checked), and
+# SET ACCESS METHOD heap is refused. In plain mode, after a superuser switched
+# off pg_worm's event triggers and every trigger of the adopted table, SET
+# ACCESS METHOD heap is refused in a fresh session (the table stays on
+# worm_heap) and UPDATE/DELETE/TRUNCATE still fail, with no row changed.
+# About 20 s.
 source "$(dirname "$0")/../lib.sh"
 PORT=55716
 
@@ -24,7 +29,13 @@ sqlstate() {
   "$PG_BIN/psql" -X -q -At -d "$1" -v VERBOSITY=verbose -c "$2" 2>&1 >/dev/null \
     | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -n 1 || true
 }
+# errline DB STATEMENT: "SQLSTATE: message" of the statement's error ("" if it succeeds).
+errline() {
+  "$PG_BIN/psql" -X -q -At -d "$1" -v VERBOSITY=verbose -c "$2" 2>&1 >/dev/null \
+    | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}: .*\)$/\1/p' | head -n 1 || true
+}
 q() { psql_q -d "$1" -c "$2"; }
+AM_OF_NOTES="SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid = c.relam WHERE c.oid = 'notes'::regclass"
 
 # check_mode DB: the whole battery in a fresh database.
 check_mode() {
@@ -64,18 +75,31 @@ check_mode() {
   n=$((n + 1))
   eq "$db: index scan after CREATE INDEX" "$(q "$db" "SET enable_seqscan = off; SELECT count(*) FROM notes WHERE note = 'after vacuum full'")" 1
 
+  # fresh holds a row (the prototype chains it) when it is truncated in the
+  # transaction that created it; an empty relation (no block) may be.
   for stmt in "UPDATE notes SET note = 'x' WHERE id = 1" "DELETE FROM notes WHERE id = 1" "TRUNCATE notes" \
-              "BEGIN; CREATE TABLE fresh (id int) USING worm_heap_prototype; TRUNCATE fresh; COMMIT"; do
+              "BEGIN; CREATE TABLE fresh (id int, worm_chain integer, worm_seq bigint, worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap_prototype;
+               CREATE UNIQUE INDEX ON fresh (worm_chain, worm_seq); INSERT INTO fresh (id) VALUES (1); TRUNCATE fresh; COMMIT"; do
     state="$(sqlstate "$db" "$stmt")"
     eq "$db: $stmt" "$state" 42501
   done
+  eq "$db: the refused fresh table was rolled back" "$(q "$db" "SELECT count(*) FROM pg_class WHERE relname = 'fresh'")" 0
+  eq "$db: TRUNCATE of an empty relation" \
+    "$(sqlstate "$db" "BEGIN; CREATE TABLE empty_t (id int, worm_chain integer, worm_seq bigint, worm_inserted_at timestamptz, worm_hash bytea) USING worm_heap_prototype;
+                       CREATE UNIQUE INDEX ON empty_t (worm_chain, worm_seq); TRUNCATE empty_t; COMMIT")" ""
+  eq "$db: the empty relation, truncated" "$(q "$db" "SELECT count(*) FROM empty_t")" 0
+  eq "$db: an empty, already existing relation may be truncated too" "$(sqlstate "$db" "TRUNCATE empty_t")" ""
   eq "$db: rows after the refusals" "$(q "$db" "SELECT count(*) || ' ' || count(*) FILTER (WHERE note = 'x') FROM notes")" "$n 0"
 
   # Every link is the one the verifier expects: worm.adopt verifies them all.
   q "$db" "SELECT worm.adopt('notes', '00000000-0000-0000-0000-000000000000', 32)" >/dev/null \
     || fail "$db: worm.adopt refused the prototype's links"
   eq "$db: verify" "$(q "$db" "SELECT count(*) FILTER (WHERE ok) || '/' || count(*) || ' ' || sum(rows_checked) FROM worm.verify('notes')")" "32/32 $n"
-  # The adopted table has the chain trigger: it chains new rows, the access method leaves them alone.
+  # worm.adopt switched the table to pg_worm's worm_heap, which it keeps.
+  eq "$db: access method after adopt" "$(q "$db" "$AM_OF_NOTES")" worm_heap
+  eq "$db: SET ACCESS METHOD heap" "$(sqlstate "$db" "ALTER TABLE notes SET ACCESS METHOD heap")" 42501
+  eq "$db: access method after the refused switch" "$(q "$db" "$AM_OF_NOTES")" worm_heap
+  # The adopted table has the chain trigger: it chains new rows, worm_heap stores them.
   q "$db" "INSERT INTO notes (id, note) SELECT i, 'by the trigger' FROM generate_series(200000, 200099) i"
   n=$((n + 100))
   eq "$db: verify after trigger inserts" "$(q "$db" "SELECT count(*) FILTER (WHERE ok) || '/' || count(*) || ' ' || sum(rows_checked) FROM worm.verify('notes')")" "32/32 $n"
@@ -92,6 +116,12 @@ q "$db" "$evts"
 q "$db" "ALTER TABLE notes DISABLE TRIGGER ALL"
 eq "triggers of notes left enabled" "$(q "$db" "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'notes'::regclass AND tgenabled <> 'D'")" 0
 before="$(q "$db" "SELECT count(*) || ' ' || md5(string_agg(worm_hash::text || coalesce(note, ''), ',' ORDER BY worm_chain, worm_seq)) FROM notes")"
+# Taking the table off worm_heap is refused by pg_worm's object access hook,
+# also in a fresh session (sqlstate runs each statement in a new psql) where
+# the ALTER is the first statement, with every event trigger off.
+err="$(errline "$db" "ALTER TABLE notes SET ACCESS METHOD heap")"
+[[ "$err" == "42501: "*"public.notes"*"changing the access method"* ]] || fail "triggers off: SET ACCESS METHOD heap: got '$err'"
+eq "triggers off: access method after the refused switch" "$(q "$db" "$AM_OF_NOTES")" worm_heap
 for stmt in "UPDATE notes SET note = 'x' WHERE id = 1" "DELETE FROM notes WHERE id = 1" "TRUNCATE notes"; do
   eq "triggers off: $stmt" "$(sqlstate "$db" "$stmt")" 42501
 done

@@ -165,6 +165,9 @@ check_same legacy $((3 * N + 1)) 2
 #    -0, jsonb 1.10, interval 1 day vs 24 h, timetz zone, array lower bounds,
 #    NFC vs NFD). A superuser changes one value with triggers disabled inside
 #    a transaction, verify must flag exactly that row, then it is rolled back.
+#    worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+#    catalog (pg_class.relam) to get past it — detected by verify, not
+#    prevented. The ROLLBACK puts relam back.
 # tamper MARKER "SET clause"
 tampered=0
 tamper() {
@@ -175,6 +178,7 @@ tamper() {
 BEGIN;
 SELECT format('ALTER EVENT TRIGGER %I DISABLE', evtname) FROM pg_event_trigger
 \\gexec
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'typed'::regclass;
 ALTER TABLE typed DISABLE TRIGGER ALL;
 UPDATE typed SET $set WHERE marker = '$marker';
 SELECT count(*) FILTER (WHERE NOT ok) || '|' || string_agg(CASE WHEN NOT ok THEN chain || '|' || first_bad_seq || '|' || problems || '|' || detail END, ';')
@@ -234,12 +238,15 @@ eq "identical rewrite is not a change" "$(psql_q <<'SQL'
 BEGIN;
 SELECT format('ALTER EVENT TRIGGER %I DISABLE', evtname) FROM pg_event_trigger
 \gexec
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'typed'::regclass;
 ALTER TABLE typed DISABLE TRIGGER ALL;
 UPDATE typed SET t = t, big = big || '', jb = jb, n = n, fa = fa WHERE marker IN ('A-typical', 'A-toast');
 SELECT count(*) FILTER (WHERE NOT ok) FROM worm.verify('typed');
 ROLLBACK;
 SQL
 )" 0
+eq "typed's access method after the rolled-back catalog edits" \
+  "$(psql_q -c "SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid = c.relam WHERE c.oid = 'typed'::regclass")" worm_heap
 check_same typed $((3 * N + 2)) 3
 
 # verify_all under the three sets.

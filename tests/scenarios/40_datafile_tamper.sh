@@ -2,9 +2,10 @@
 # Tampering below SQL: with the server stopped, one byte of one row's text and
 # one byte of another row's stored link are flipped in the table's data file,
 # and one byte of a third row's out-of-line (TOAST) value in the TOAST file;
-# then a superuser, with the triggers disabled, deletes a row from the middle
-# of a chain and forges rows (out-of-range chain, appended row, duplicate
-# position). worm.verify must name exactly the tampered chains, the first bad
+# then a superuser, with the triggers disabled (and, for the DELETE, the
+# table's access method set to heap in pg_class, since worm_heap refuses it),
+# deletes a row from the middle of a chain and forges rows (out-of-range
+# chain, appended row, duplicate position). worm.verify must name exactly the tampered chains, the first bad
 # sequence number of each and what happened, and leave the other chains ok.
 source "$(dirname "$0")/../lib.sh"
 PORT=55540
@@ -134,13 +135,20 @@ eq "chain $C_TOAST detail (TOAST)" "$(psql_q -c "SELECT detail FROM worm.verify(
   "row $SEQ_TOAST was changed: its content no longer matches its stored link"
 
 # 4. A superuser disables the triggers and deletes a row in the middle of chain C_DEL.
+#    worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+#    catalog (pg_class.relam) to get past it — detected by verify, not
+#    prevented — and puts it back.
 psql_q >/dev/null <<SQL
 BEGIN;
 $SU_OFF
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'phi'::regclass;
 DELETE FROM phi WHERE worm_chain = $C_DEL AND worm_seq = $SEQ_DEL;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'phi'::regclass;
 $SU_ON
 COMMIT;
 SQL
+eq "phi's access method after the catalog edit was put back" \
+  "$(psql_q -c "SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid = c.relam WHERE c.oid = 'phi'::regclass")" worm_heap
 eq "triggers re-enabled ALWAYS" "$(psql_q -c "SELECT string_agg(DISTINCT tgenabled::text, ',') FROM pg_trigger WHERE tgrelid = 'phi'::regclass AND NOT tgisinternal")" A
 eq "chain $C_DEL after delete" "$(psql_q -c "SELECT ok || '|' || first_bad_seq || '|' || problems || '|' || rows_checked || '|' || detail FROM worm.verify('phi') WHERE chain = $C_DEL")" \
   "false|$SEQ_DEL|1|$((PER_WRITER - 1))|row $SEQ_DEL is missing"
