@@ -98,6 +98,8 @@ check_restored() {
 $trg
 (a session with session_replication_role = replica now skips them)"
   eq "$how: verify_all not ok" "$(psql_q -d "$db" -c "SELECT count(*) FROM worm.verify_all() WHERE NOT ok")" 0
+  # pg_dump names each table's access method: every protected table is back on worm_heap.
+  eq "$how: protected tables not on worm_heap" "$(psql_q -d "$db" -c "SELECT count(*) FROM worm.tables w JOIN pg_class c ON c.oid = w.table_name JOIN pg_am a ON a.oid = c.relam WHERE a.amname <> 'worm_heap'")" 0
   [ "$(psql_q -d "$db" -f - <<<"$AUDIT")" = "$SRC_AUDIT" ] || fail "$how: the partitioned table's partitions, heads or registry differ from the source"
   # Still a protected parent: a new partition is protected, writes through
   # the parent are refused.

@@ -68,11 +68,12 @@ eq "verify against the digest taken before" \
   "$(echo "SELECT bool_and(ok) FROM worm.verify('visits', :'d'::jsonb)" | psql_q -v d="$(cat "$WORK/digest.json")")" t
 eq "ledger verifies" "$(psql_q -c "SELECT ok FROM worm.verify_ledger()")" t
 eq "enforcement" "$(psql_q -c "SELECT worm.enforcement() LIKE 'hooks:%'")" t
+eq "access method after pg_upgrade" "$(psql_q -c "SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'visits'::regclass")" worm_heap
 state="$(psql_q -c "UPDATE visits SET note = 'x' WHERE id = 50" 2>&1 || true)"
 [[ "$state" == *"is protected by pg_worm"* ]] || fail "UPDATE after pg_upgrade: $state"
 psql_q -c "INSERT INTO visits VALUES (61, 'after the upgrade', 1, now())" >/dev/null
 eq "verify after a new insert" "$(psql_q -c "SELECT bool_and(ok) || ':' || sum(rows_checked) FROM worm.verify('visits')")" "true:21"
-echo "ok - same links, anchors and ledger; the earlier digest verifies; UPDATE refused; inserts chain on"
+echo "ok - same links, anchors and ledger; the earlier digest verifies; still on worm_heap; UPDATE refused; inserts chain on"
 
 # A physical standby of the upgraded cluster.
 STANDBY="$WORK/standby"
