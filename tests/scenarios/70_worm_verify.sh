@@ -184,11 +184,15 @@ BEGIN;
 CREATE TEMP TABLE evt ON COMMIT DROP AS SELECT evtname, evtenabled FROM pg_event_trigger;
 SELECT format('ALTER EVENT TRIGGER %I DISABLE', evtname) FROM evt
 \gexec
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the catalog
+-- (pg_class.relam) to get past it — detected by verify, not prevented.
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'rec'::regclass;
 ALTER TABLE rec DISABLE TRIGGER ALL;
 UPDATE rec SET note = 'tampered' WHERE worm_chain = 1 AND worm_seq = 3;
 DELETE FROM rec WHERE worm_chain = 2 AND worm_seq = 5;
 UPDATE rec SET worm_chain = 77 WHERE worm_chain = 3 AND worm_seq = 10;
 ALTER TABLE rec ENABLE TRIGGER ALL;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'rec'::regclass;
 SELECT format('ALTER EVENT TRIGGER %I %s', evtname, CASE evtenabled WHEN 'A' THEN 'ENABLE ALWAYS'
          WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'D' THEN 'DISABLE' ELSE 'ENABLE' END) FROM evt
 \gexec
@@ -196,6 +200,8 @@ COMMIT;
 SQL
 [ "$(psql_q -c "SELECT count(*) FROM rec WHERE note = 'tampered' OR worm_chain = 77")" = 2 ] \
   || fail "the superuser's edits did not happen"
+eq "rec's access method after the catalog edit was put back" \
+  "$(psql_q -c "SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid = c.relam WHERE c.oid = 'rec'::regclass")" worm_heap
 run_wv table --db "$AUDITOR" rec --json
 [ "$RC" = 1 ] || fail "tampered table: exit $RC, expected 1; $ERR"
 D="$(differ rec "$OUT")"
@@ -355,9 +361,12 @@ run_wv table --db "$SU" audit_2024_02 --against "$WORK/audit.json"
   || fail "parent digest against a partition: exit $RC: $ERR"
 
 # A superuser changes a row of one partition and drops another behind pg_worm's back.
-superuser_sql "ALTER TABLE audit_2024_02 DISABLE TRIGGER ALL;
+# (The leaf's relam is edited, as for rec above.)
+superuser_sql "UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'audit_2024_02'::regclass;
+ALTER TABLE audit_2024_02 DISABLE TRIGGER ALL;
 UPDATE audit_2024_02 SET what = 'tampered' WHERE worm_chain = 1 AND worm_seq = 4;
-ALTER TABLE audit_2024_02 ENABLE TRIGGER ALL;"
+ALTER TABLE audit_2024_02 ENABLE TRIGGER ALL;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'audit_2024_02'::regclass;"
 [ "$(psql_q -c "SELECT count(*) FROM audit WHERE what = 'tampered'")" = 1 ] || fail "the partition was not tampered with"
 run_wv table --db "$SU" audit
 [ "$RC" = 1 ] || fail "tampered partition: exit $RC, expected 1; $OUT $ERR"

@@ -226,9 +226,13 @@ BEGIN;
 CREATE TEMP TABLE evt ON COMMIT DROP AS SELECT evtname, evtenabled FROM pg_event_trigger;
 SELECT format('ALTER EVENT TRIGGER %I DISABLE', evtname) FROM evt
 \gexec
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the catalog
+-- (pg_class.relam) to get past it — detected by verify, not prevented.
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'clinical_notes'::regclass;
 ALTER TABLE clinical_notes DISABLE TRIGGER ALL;
 UPDATE clinical_notes SET note = 'rewritten' WHERE worm_chain = 2 AND worm_seq = 7;
 ALTER TABLE clinical_notes ENABLE TRIGGER ALL;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'clinical_notes'::regclass;
 SELECT format('ALTER EVENT TRIGGER %I %s', evtname, CASE evtenabled WHEN 'A' THEN 'ENABLE ALWAYS'
          WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'D' THEN 'DISABLE' ELSE 'ENABLE' END) FROM evt
 \gexec

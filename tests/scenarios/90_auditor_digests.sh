@@ -216,11 +216,15 @@ echo "$OUT" | grep -q "PROBLEM  chain [01] is shorter than its checkpoint: rows 
 psql_q <<'SQL' >/dev/null
 ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
 ALTER EVENT TRIGGER worm_guard_drop DISABLE;
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the catalog
+-- (pg_class.relam) to get past it — detected by verify, not prevented.
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 't'::regclass;
 ALTER TABLE t DISABLE TRIGGER ALL;
 DELETE FROM t WHERE worm_chain = 0 AND worm_seq > 5;
 ALTER TABLE t ENABLE ALWAYS TRIGGER zz_worm_chain;
 ALTER TABLE t ENABLE ALWAYS TRIGGER worm_refuse_change;
 ALTER TABLE t ENABLE ALWAYS TRIGGER worm_refuse_row_change;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 't'::regclass;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE;
 ALTER EVENT TRIGGER worm_guard_drop ENABLE;
 SQL
