@@ -37,9 +37,13 @@ SELECT worm.protect('other', chains => 1);
 SELECT * FROM worm.verify('other', (SELECT d FROM digest));
 
 -- A removed tail: invisible to verify alone, shown against the digest.
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+-- catalog (pg_class.relam) to get past it: detected by verify, not prevented.
 ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'referrals'::regclass;   -- 2 = heap: worm_heap's refusals off
 ALTER TABLE referrals DISABLE TRIGGER ALL;
 DELETE FROM referrals WHERE worm_seq > 7;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'referrals'::regclass;
 SELECT chain, ok, detail FROM worm.verify('referrals');
 -- (Merkle roots depend on insertion times: shown as H.)
 SELECT chain, ok, first_bad_seq, regexp_replace(detail, '[0-9a-f]{16}…', 'H…', 'g') AS detail

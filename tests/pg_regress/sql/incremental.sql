@@ -36,12 +36,17 @@ CREATE FUNCTION pg_temp.same(a int, b int) RETURNS boolean LANGUAGE sql AS $$
        = (SELECT jsonb_agg(c -> 'merkle_root') FROM jsonb_array_elements(y.d -> 'checkpoint' -> 'chains') c)
   FROM cp x, cp y WHERE x.n = a AND y.n = b $$;
 -- Switches the guards off (as a superuser could) and runs one statement.
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+-- catalog (pg_class.relam) to get past it: detected by verify, not prevented.
 CREATE FUNCTION pg_temp.unguarded(sql text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
   ALTER TABLE worm.merkle_tiles DISABLE TRIGGER worm_guard;
   ALTER TABLE admissions DISABLE TRIGGER ALL;
+  UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'admissions'::regclass;   -- 2 = heap: worm_heap's refusals off
   EXECUTE sql;
+  UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap')
+   WHERE oid = 'admissions'::regclass;
   ALTER TABLE admissions ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change,
     ENABLE ALWAYS TRIGGER worm_refuse_row_change;
   ALTER TABLE worm.merkle_tiles ENABLE ALWAYS TRIGGER worm_guard;

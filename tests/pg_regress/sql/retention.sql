@@ -123,10 +123,15 @@ SELECT pg_temp.try($$DELETE FROM worm.ledger$$) AS replica_delete;
 RESET session_replication_role;
 
 -- A damaged table is not purged: the evidence stays. (A superuser disables
--- the event triggers to be able to switch the table's triggers off.)
+-- the event triggers to be able to switch the table's triggers off. worm_heap
+-- refuses UPDATE/DELETE below the triggers; an insider edits the catalog
+-- (pg_class.relam) to get past it: detected by verify, not prevented.)
 ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
 ALTER TABLE discharge_notes DISABLE TRIGGER ALL;
+UPDATE discharge_notes SET note = 'quietly edited' WHERE id = 7;   -- refused by the storage layer
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'discharge_notes'::regclass;   -- 2 = heap: worm_heap's refusals off
 UPDATE discharge_notes SET note = 'quietly edited' WHERE id = 7;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'discharge_notes'::regclass;
 ALTER TABLE discharge_notes ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change,
                             ENABLE ALWAYS TRIGGER worm_refuse_row_change;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE;

@@ -1,6 +1,8 @@
 -- worm.verify finds every kind of damage and reports each broken chain, in
 -- plain words. A superuser can switch the triggers off when pg_worm is not
--- preloaded; that is exactly what verification is for.
+-- preloaded; the table's access method still refuses UPDATE, DELETE and
+-- TRUNCATE, but a superuser who edits the catalog gets past that too: that is
+-- what verification is for.
 \set ON_ERROR_ROLLBACK on
 \set SHOW_CONTEXT never
 BEGIN;
@@ -18,13 +20,29 @@ SELECT table_name, chain, rows_checked, ok, detail FROM worm.verify_all() ORDER 
 -- The insider's edits. Switching the triggers off is refused (here by the
 -- event trigger: pg_worm is not preloaded) ...
 ALTER TABLE ledger DISABLE TRIGGER ALL;
--- ... but a superuser can disable the event triggers first. What the
--- insider then does to rows is detected.
+-- ... but a superuser can disable the event triggers first. The rows still
+-- cannot be changed or removed: the table's access method, worm_heap, refuses
+-- UPDATE, DELETE (also through MERGE) and TRUNCATE in the storage layer, below
+-- the triggers, and the table cannot be moved off it.
 ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
 ALTER EVENT TRIGGER worm_guard_drop DISABLE;
 ALTER TABLE ledger DISABLE TRIGGER ALL;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ledger'::regclass ORDER BY 1;
+UPDATE ledger SET entry = 'entry 3 (altered)' WHERE id = 3;
+DELETE FROM ledger WHERE id IN (6, 7);
+MERGE INTO ledger l USING (VALUES (3)) s(id) ON l.id = s.id WHEN MATCHED THEN DELETE;
+TRUNCATE ledger;
+ALTER TABLE ledger SET ACCESS METHOD heap;
+SELECT count(*) AS rows, count(*) FILTER (WHERE entry = 'entry ' || id) AS unchanged, max(id) AS max_id FROM ledger;
+SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'ledger'::regclass;
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+-- catalog (pg_class.relam) to get past it: detected by verify, not prevented
+-- (preloaded, pg_worm refuses DML on pg_class). What the insider then does to
+-- rows is detected.
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'ledger'::regclass;   -- 2 = heap: worm_heap's refusals off
 UPDATE ledger SET entry = 'entry 3 (altered)' WHERE id = 3;        -- content changed
 DELETE FROM ledger WHERE id IN (6, 7);                              -- rows removed from the middle
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'ledger'::regclass;
 ALTER TABLE ledger ENABLE TRIGGER ALL;
 SELECT chain, rows_checked, ok, first_bad_seq, problems, detail FROM worm.verify('ledger');
 
@@ -32,9 +50,12 @@ ALTER TABLE ledger2 DISABLE TRIGGER ALL;
 -- A forged row at position 11 with a made-up link, and one claiming a chain the table does not have.
 INSERT INTO ledger2 VALUES (11, 'forged', 0, 11, now(), decode(repeat('ab', 32), 'hex'));
 INSERT INTO ledger2 VALUES (12, 'stray', 7, 1, now(), decode(repeat('cd', 32), 'hex'));
--- Two rows swapped: each keeps its link, but the order no longer matches.
+-- Two rows swapped: each keeps its link, but the order no longer matches
+-- (an UPDATE: through the catalog edit again).
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'ledger2'::regclass;
 UPDATE ledger2 SET worm_seq = -worm_seq WHERE worm_seq IN (4, 5);
 UPDATE ledger2 SET worm_seq = 9 + worm_seq WHERE worm_seq IN (-4, -5);
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'ledger2'::regclass;
 ALTER TABLE ledger2 ENABLE TRIGGER ALL;
 SELECT chain, rows_checked, ok, first_bad_seq, problems, detail FROM worm.verify('ledger2') ORDER BY chain;
 

@@ -48,9 +48,13 @@ SELECT count(*) AS results FROM worm.verifications WHERE table_label = 'public.w
 -- A failure is recorded with the problems (no ledger entry: the caller has
 -- the report; the watcher's failures go to the ledger).
 BEGIN;
+-- worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+-- catalog (pg_class.relam) to get past it: detected by verify, not prevented.
 ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
 ALTER TABLE w_visits DISABLE TRIGGER ALL;
+UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = 'w_visits'::regclass;   -- 2 = heap: worm_heap's refusals off
 UPDATE w_visits SET ward = 'ward X' WHERE id = 3;
+UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = 'w_visits'::regclass;
 ALTER TABLE w_visits ENABLE TRIGGER ALL;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE;
 -- (the changed row's chain depends on the session's process id: compare, do not print)
