@@ -15,7 +15,7 @@
 # off pg_worm's event triggers and every trigger of the adopted table, SET
 # ACCESS METHOD heap is refused in a fresh session (the table stays on
 # worm_heap) and UPDATE/DELETE/TRUNCATE still fail, with no row changed.
-# About 20 s.
+# About 6 s (PG_WORM_NO_INSTALL=1 bash scripts/test.sh scenario 16).
 source "$(dirname "$0")/../lib.sh"
 PORT=55716
 
