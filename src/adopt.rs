@@ -146,7 +146,7 @@ fn adopt(
     let uid_bytes: [u8; 16] = *uid.as_bytes();
     meta::as_role(owner, || {
         drop_chain_triggers(relid)?;
-        protect::finish_chain(relid, &table, &uid_bytes, chains, !has_index)
+        protect::finish_chain(relid, &table, &uid_bytes, chains, !has_index, false)
     })?;
     {
         // SAFETY: the table exists and is locked by this transaction; the
@@ -190,6 +190,9 @@ fn adopt(
             problems: verified.problems_text(),
         });
     }
+    // Verified first: the rewrite makes new row versions the statement's
+    // snapshot does not see (protect::finish_chain).
+    meta::as_role(owner, || protect::use_worm_heap(relid, &table))?;
     protect::grant_auditors(owner, &table)?;
     let mut fields =
         protect::protection_fields(relid, chains, rows, retention.as_ref(), legal_basis)?;

@@ -215,30 +215,48 @@ pub(crate) fn install_chain(
          ADD COLUMN {COL_INSERTED_AT} timestamptz, ADD COLUMN {COL_HASH} bytea"
     ))?;
     let chained = backfill(relid, table, uid, chains)?;
-    finish_chain(relid, table, uid, chains, true)?;
+    finish_chain(relid, table, uid, chains, true, true)?;
     Ok(chained)
+}
+
+/// Moves a protected table to ACCESS METHOD worm_heap (a rewrite), unless
+/// it uses it already.
+pub(crate) fn use_worm_heap(relid: pg_sys::Oid, table: &str) -> Result<(), WormError> {
+    if crate::am::uses_worm_heap(relid) {
+        return Ok(());
+    }
+    own_ddl(&format!(
+        "ALTER TABLE {table} SET ACCESS METHOD {}",
+        crate::am::AM_NAME
+    ))
 }
 
 pub(crate) fn own_ddl(statement: &str) -> Result<(), WormError> {
     Ok(crate::guard::internal_ddl(|| sql::run(statement))?)
 }
 
-/// ACCESS METHOD worm_heap (which refuses UPDATE, DELETE and TRUNCATE below
-/// the triggers; a rewrite, done with the NOT NULL checks in one pass), the
-/// columns' NOT NULL, the chain index (unless `index` is false: it exists)
-/// and the three ENABLE ALWAYS triggers.
+/// ACCESS METHOD worm_heap when `switch` (it refuses UPDATE, DELETE and
+/// TRUNCATE below the triggers; a rewrite, done with the NOT NULL checks in
+/// one pass), the columns' NOT NULL, the chain index (unless `index` is
+/// false: it exists) and the three ENABLE ALWAYS triggers.
+///
+/// The rewrite gives every row a new version written by this command, which
+/// a scan with the statement's snapshot no longer sees: a caller that still
+/// reads the table in the same statement (worm.adopt verifies it) switches
+/// afterwards with [`use_worm_heap`].
 pub(crate) fn finish_chain(
     relid: pg_sys::Oid,
     table: &str,
     uid: &[u8; 16],
     chains: i32,
     index: bool,
+    switch: bool,
 ) -> Result<(), WormError> {
     let uid_text = hex::encode(uid);
-    let access_method = if crate::am::uses_worm_heap(relid) {
-        String::new()
-    } else {
+    let access_method = if switch && !crate::am::uses_worm_heap(relid) {
         format!("SET ACCESS METHOD {}, ", crate::am::AM_NAME)
+    } else {
+        String::new()
     };
     let mut statements = vec![
         format!(

@@ -283,7 +283,7 @@ fn finish_leaf(
     parent: &str,
 ) -> Result<(), WormError> {
     meta::as_role(leaf_owner, || {
-        protect::finish_chain(leaf, name, uid, settings.chains, true)
+        protect::finish_chain(leaf, name, uid, settings.chains, true, true)
     })?;
     {
         let rel = Rel::open(leaf, pg_sys::AccessShareLock);

@@ -303,9 +303,10 @@ impl Verified {
 }
 
 fn verify_table(rel: pg_sys::Relation) -> Result<Vec<VerifyRow>, WormError> {
-    // SAFETY: the caller holds `rel` open.
+    let verified = verify_rel(rel, false)?;
+    // SAFETY: the caller holds `rel` open; it is protected (verify_rel).
     unsafe { crate::am::notice_if_not_worm_heap(rel) };
-    Ok(verify_rel(rel, false)?
+    Ok(verified
         .rows
         .into_iter()
         .map(to_row)
