@@ -36,8 +36,9 @@ SELECT amname, amhandler, amtype, obj_description(oid, 'pg_am') AS description
 
 -- Every protected table uses it: an empty one, one protected with rows (they
 -- are chained and the table switched in the same statement), every partition
--- of a protected partitioned table, also one created after protect (the
--- partitioned table itself has no storage, so no access method).
+-- of a protected partitioned table, also those created or attached after
+-- protect and the leaves of a partitioned partition (a partitioned table has
+-- no storage, so no access method).
 CREATE TABLE empty_notes (id int, note text);
 SELECT worm.protect('empty_notes', chains => 1);
 CREATE TABLE notes (id int PRIMARY KEY, note text);
@@ -47,10 +48,15 @@ CREATE TABLE events (id int, day date NOT NULL) PARTITION BY RANGE (day);
 CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
 SELECT worm.protect('events', chains => 1);
 CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+CREATE TABLE events_3 (LIKE events);
+ALTER TABLE events ATTACH PARTITION events_3 FOR VALUES FROM ('2026-03-01') TO ('2026-04-01');
+CREATE TABLE events_q2 PARTITION OF events FOR VALUES FROM ('2026-04-01') TO ('2026-07-01') PARTITION BY RANGE (day);
+CREATE TABLE events_q2_4 PARTITION OF events_q2 FOR VALUES FROM ('2026-04-01') TO ('2026-05-01');
 INSERT INTO events VALUES (1, '2026-01-02'), (2, '2026-02-02');
 SELECT c.relname, c.relkind, a.amname
   FROM pg_class c LEFT JOIN pg_am a ON a.oid = c.relam
- WHERE c.relname IN ('empty_notes', 'notes', 'events', 'events_1', 'events_2') ORDER BY 1;
+ WHERE c.relname IN ('empty_notes', 'notes', 'events', 'events_1', 'events_2', 'events_3', 'events_q2', 'events_q2_4')
+ ORDER BY 1;
 SELECT pg_temp.verified('notes') AS notes, pg_temp.verified('events') AS events;
 
 -- Taking a protected table off worm_heap is refused: by the event trigger ...
@@ -58,27 +64,31 @@ SELECT pg_temp.try($$ALTER TABLE notes SET ACCESS METHOD heap$$);
 SELECT pg_temp.try($$ALTER TABLE events_2 SET ACCESS METHOD heap$$);
 
 -- ... and with every pg_worm event trigger and every trigger of the tables
--- disabled (which a superuser can do when pg_worm is not preloaded), by the
--- storage layer: UPDATE, DELETE (also through MERGE, ON CONFLICT DO UPDATE,
--- a CTE and the partitioned table) and TRUNCATE of a table holding rows fail
--- with 42501, and no row changes.
+-- in schema public disabled (which a superuser can do when pg_worm is not
+-- preloaded), by the storage layer: UPDATE, DELETE (also through MERGE,
+-- ON CONFLICT DO UPDATE, a CTE and the partitioned table) and TRUNCATE of a
+-- table holding rows fail with 42501, and no row changes.
+SELECT tgrelid::regclass::text AS table_name, count(*) AS triggers, count(*) FILTER (WHERE tgenabled = 'A') AS always_enabled
+  FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid
+ WHERE NOT tgisinternal AND relnamespace = 'public'::regnamespace GROUP BY 1 ORDER BY 1;
 CREATE TEMP TABLE before AS
   SELECT pg_temp.rows_of('notes') AS notes, pg_temp.rows_of('events_1') AS events_1,
          pg_temp.rows_of('events_2') AS events_2;
 ALTER EVENT TRIGGER worm_guard_ddl DISABLE;
 ALTER EVENT TRIGGER worm_guard_ddl_end DISABLE;
 ALTER EVENT TRIGGER worm_guard_drop DISABLE;
-ALTER TABLE notes DISABLE TRIGGER ALL;
-ALTER TABLE empty_notes DISABLE TRIGGER ALL;
-ALTER TABLE events DISABLE TRIGGER ALL;
-ALTER TABLE events_1 DISABLE TRIGGER ALL;
-ALTER TABLE events_2 DISABLE TRIGGER ALL;
+DO $$
+DECLARE t regclass;
+BEGIN
+  FOR t IN SELECT DISTINCT tgrelid::regclass FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid
+            WHERE NOT tgisinternal AND relnamespace = 'public'::regnamespace LOOP
+    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER ALL', t);
+  END LOOP;
+END $$;
 SELECT evtname, evtenabled FROM pg_event_trigger ORDER BY 1;
-SELECT tgrelid::regclass AS table_name, count(*) AS triggers, count(*) FILTER (WHERE tgenabled = 'D') AS disabled
-  FROM pg_trigger
- WHERE tgrelid IN ('notes'::regclass, 'empty_notes'::regclass, 'events'::regclass, 'events_1'::regclass, 'events_2'::regclass)
-   AND NOT tgisinternal
- GROUP BY 1 ORDER BY 1;
+SELECT tgrelid::regclass::text AS table_name, count(*) AS triggers, count(*) FILTER (WHERE tgenabled = 'D') AS disabled
+  FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid
+ WHERE NOT tgisinternal AND relnamespace = 'public'::regnamespace GROUP BY 1 ORDER BY 1;
 SELECT pg_temp.try($$UPDATE notes SET note = 'changed' WHERE id = 1$$);
 SELECT pg_temp.try($$DELETE FROM notes WHERE id = 2$$);
 SELECT pg_temp.try($$WITH d AS (DELETE FROM notes RETURNING *) SELECT count(*) FROM d$$);
@@ -100,23 +110,21 @@ SELECT pg_temp.am_of('notes') AS notes, pg_temp.am_of('empty_notes') AS empty_no
 -- (as pg_restore --jobs does to a table it has just created).
 SELECT pg_relation_size('empty_notes') AS empty_notes_bytes;
 SELECT pg_temp.try($$TRUNCATE empty_notes$$);
-ALTER TABLE notes ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change,
-                  ENABLE ALWAYS TRIGGER worm_refuse_row_change;
-ALTER TABLE empty_notes ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change,
-                        ENABLE ALWAYS TRIGGER worm_refuse_row_change;
-ALTER TABLE events ENABLE ALWAYS TRIGGER worm_refuse_change;
-ALTER TABLE events_1 ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change,
-                     ENABLE ALWAYS TRIGGER worm_refuse_row_change;
-ALTER TABLE events_2 ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change,
-                     ENABLE ALWAYS TRIGGER worm_refuse_row_change;
+-- (put back as pg_worm made them: every trigger ENABLE ALWAYS)
+DO $$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT tgrelid::regclass AS rel, tgname FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid
+            WHERE NOT tgisinternal AND relnamespace = 'public'::regnamespace LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+  END LOOP;
+END $$;
 ALTER EVENT TRIGGER worm_guard_ddl ENABLE ALWAYS;
 ALTER EVENT TRIGGER worm_guard_ddl_end ENABLE ALWAYS;
 ALTER EVENT TRIGGER worm_guard_drop ENABLE ALWAYS;
-SELECT tgrelid::regclass AS table_name, count(*) FILTER (WHERE tgenabled = 'A') AS always_enabled
-  FROM pg_trigger
- WHERE tgrelid IN ('notes'::regclass, 'empty_notes'::regclass, 'events'::regclass, 'events_1'::regclass, 'events_2'::regclass)
-   AND NOT tgisinternal
- GROUP BY 1 ORDER BY 1;
+SELECT tgrelid::regclass::text AS table_name, count(*) AS triggers, count(*) FILTER (WHERE tgenabled = 'A') AS always_enabled
+  FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid
+ WHERE NOT tgisinternal AND relnamespace = 'public'::regnamespace GROUP BY 1 ORDER BY 1;
 SELECT pg_temp.verified('notes') AS notes, pg_temp.verified('events') AS events,
        pg_temp.verified('empty_notes') AS empty_notes;
 
