@@ -12,21 +12,63 @@ TRIGS="zz_worm_chain worm_refuse_change worm_refuse_row_change"
 REARM="ALTER TABLE t ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change;"
 
 # evt_attack SQL [REGEX]: a superuser first switches pg_worm's event triggers
-# off, then runs SQL. Plain mode: SQL succeeds (returns 0, the caller then
-# asserts what verify detects). Preload mode: SQL is refused with 42501 by the
-# hooks and the data is unchanged (returns 1, nothing more to check).
+# off, then runs SQL. Plain mode: if SQL succeeds, returns 0 (the caller then
+# asserts what verify detects); if the storage layer refuses it (worm_heap
+# refuses UPDATE, DELETE and TRUNCATE below every trigger: 42501 naming the
+# table), records that, checks the data unchanged and returns 1, as in
+# preload mode. Preload mode: SQL is refused with 42501 by the hooks and the
+# data is unchanged (returns 1, nothing more to check).
 evt_attack() {
   fresh || return 1
   evt_off || return 1
   if plain; then
-    succeeds postgres "$1" || return 1
-    good "superuser succeeded with event triggers off"
-    return 0
+    sql postgres "$DB" "$1"
+    if [ "$RC" = 0 ]; then
+      good "superuser succeeded with event triggers off"
+      return 0
+    fi
+    local e on
+    e="$(first_error)"
+    if [[ "$e" == "ERROR:  42501: "* ]] && [[ "${e#ERROR:  42501: }" =~ (${2:-$RT}).*(UPDATE|DELETE|TRUNCATE)\ is\ not\ allowed ]]; then
+      # Said only if no refusing trigger of the table could have fired.
+      on="$(val postgres "$DB" "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = '${VICTIMS[0]}'::regclass AND tgname LIKE 'worm\\_refuse%' AND tgenabled <> 'D'")"
+      if [ "$on" = 0 ]; then good "superuser refused 42501 by the storage layer (worm_heap; no refusing trigger enabled)"; else good "superuser refused 42501"; fi
+      unchanged "${VICTIMS[@]}"
+      return 1
+    fi
+    bad "superuser with event triggers off: got '${e:-rc $RC: $OUT}'"
+    return 1
   fi
   refused postgres 42501 "${2:-$RT}" "$1"
   unchanged "${VICTIMS[@]}"
   return 1
 }
+
+# evt_tamper SQL [REGEX]: evt_attack for an attack that exists to prove
+# DETECTION: in plain mode the tampering must succeed (a refusal there would
+# leave nothing to detect, so it fails the attack instead of skipping it).
+evt_tamper() {
+  evt_attack "$@" && return 0
+  plain && bad "plain mode: the tampering was refused, so its detection is not shown"
+  return 1
+}
+
+# worm_heap refuses UPDATE/DELETE below the triggers; an insider edits the
+# catalog (pg_class.relam) to get past it -- detected by verify, not
+# prevented (preloaded, pg_worm refuses DML on pg_class). am_off TABLE sets
+# the table's access method to heap (oid 2: worm_heap's refusals off), am_on
+# TABLE puts worm_heap back; am_back TABLE asserts it is back.
+am_off() { echo "UPDATE pg_catalog.pg_class SET relam = 2 WHERE oid = '$1'::regclass;"; }
+am_on() { echo "UPDATE pg_catalog.pg_class SET relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'worm_heap') WHERE oid = '$1'::regclass;"; }
+am_of() { val postgres "$DB" "SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid = c.relam WHERE c.oid = '$1'::regclass"; }
+am_back() {
+  local am; am="$(am_of "$1")"
+  if [ "$am" = worm_heap ]; then good "$1 back on worm_heap"; return 0; fi
+  bad "$1 uses access method '$am', expected worm_heap"; return 1
+}
+# The catalog route's tampering of t: triggers off, relam = heap, SQL,
+# triggers re-armed, relam = worm_heap.
+via_catalog() { echo "ALTER TABLE t DISABLE TRIGGER ALL; $(am_off t) $1 $REARM $(am_on t)"; }
 
 # count_t: rows in t now.
 count_t() { val postgres "$DB" "SELECT count(*) FROM ${1:-t}"; }
@@ -457,7 +499,11 @@ atk_67() {
 # =====================================================================
 # D. A superuser switches pg_worm's event triggers off first. Plain mode: the
 #    attack then succeeds and its effect on rows is DETECTED by worm.verify
-#    (or pinned as a known limitation). Preload mode: refused by the hooks.
+#    (or pinned as a known limitation), or worm_heap refuses it in the
+#    storage layer (UPDATE, DELETE, TRUNCATE). The attacks that exist to show
+#    detection of changed or removed rows take the route past worm_heap that
+#    remains to a superuser in plain mode, the catalog edit of pg_class.relam
+#    (via_catalog). Preload mode: refused by the hooks.
 
 attack 68 "ALTER EVENT TRIGGER worm_guard_ddl / worm_guard_drop DISABLE" "superuser (and owner)"
 atk_68() {
@@ -477,40 +523,48 @@ atk_68() {
   unchanged
 }
 
-attack 69 "event triggers off, DISABLE TRIGGER ALL, UPDATE a middle row" "superuser"
+attack 69 "event triggers off, DISABLE TRIGGER ALL, catalog route past worm_heap (pg_class.relam = heap), UPDATE a middle row" "superuser"
 atk_69() {
-  evt_attack "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID; $REARM" \
-    && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+  evt_tamper "$(via_catalog "UPDATE t SET note = 'tampered' WHERE id = $VID;")" \
+    && am_back t && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
 }
 
-attack 70 "event triggers off, DISABLE TRIGGER ALL, DELETE a middle row" "superuser"
+attack 70 "event triggers off, DISABLE TRIGGER ALL, catalog route past worm_heap (pg_class.relam = heap), DELETE a middle row" "superuser"
 atk_70() {
-  evt_attack "ALTER TABLE t DISABLE TRIGGER ALL; DELETE FROM t WHERE id = $VID; $REARM" \
-    && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS is missing"
+  evt_tamper "$(via_catalog "DELETE FROM t WHERE id = $VID;")" \
+    && am_back t && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS is missing"
 }
 
-attack 71 "event triggers off, DISABLE TRIGGER ALL, DELETE the tail row of a chain" "superuser"
+attack 71 "event triggers off, DISABLE TRIGGER ALL, catalog route past worm_heap (pg_class.relam = heap), DELETE the tail row of a chain" "superuser"
 atk_71() {
-  evt_attack "ALTER TABLE t DISABLE TRIGGER ALL; DELETE FROM t WHERE id = $TID; $REARM" || return
+  evt_tamper "$(via_catalog "DELETE FROM t WHERE id = $TID;")" && am_back t || return
   [ "$(count_t)" = $(($(BASE_ROWS) - 1)) ] || bad "row count $(count_t), the tail delete did not happen"
   expect_verify t "0:true:- 1:true:-" \
     && good "NOT detected by verify alone: chain 0 now ends at seq $((H0 - 1)) (known limitation: needs a checkpoint kept outside the database)"
 }
 
-attack 72 "event triggers off, DELETE the tail row, re-arm, INSERT a replacement" "superuser"
+attack 72 "event triggers off, catalog route past worm_heap (pg_class.relam = heap), DELETE the tail row, re-arm, INSERT a replacement" "superuser"
 atk_72() {
-  evt_attack "ALTER TABLE t DISABLE TRIGGER ALL; DELETE FROM t WHERE id = $TID; $REARM
-INSERT INTO t (id, note) VALUES ($TID, 'rewritten tail');" || return
+  evt_tamper "$(via_catalog "DELETE FROM t WHERE id = $TID;")
+INSERT INTO t (id, note) VALUES ($TID, 'rewritten tail');" && am_back t || return
   [ "$(val postgres "$DB" "SELECT note FROM t WHERE id = $TID")" = "rewritten tail" ] || bad "replacement not stored"
   expect_verify t "0:true:- 1:true:-" \
     && good "NOT detected by verify alone: the replacement is chained as a new row (known limitation: needs a checkpoint kept outside the database)"
 }
 
-attack 73 "event triggers off, DROP the refusing triggers, UPDATE a middle row" "superuser"
+attack 73 "event triggers off, DROP the refusing triggers, UPDATE a middle row; then the catalog route past worm_heap (pg_class.relam = heap)" "superuser"
 atk_73() {
-  evt_attack "DROP TRIGGER worm_refuse_change ON t; DROP TRIGGER worm_refuse_row_change ON t;
-UPDATE t SET note = 'tampered' WHERE id = $VID;" \
-    && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+  # Plain mode: the triggers go, worm_heap still refuses the UPDATE.
+  if evt_attack "DROP TRIGGER worm_refuse_change ON t; DROP TRIGGER worm_refuse_row_change ON t;
+UPDATE t SET note = 'tampered' WHERE id = $VID;"; then
+    bad "the UPDATE succeeded with the refusing triggers dropped: worm_heap did not refuse it"
+    return
+  fi
+  plain || return
+  # The same database (triggers dropped): the catalog route gets past it.
+  succeeds postgres "$(am_off t) UPDATE t SET note = 'tampered' WHERE id = $VID; $(am_on t)" || return
+  good "catalog route (pg_class.relam = heap), then the UPDATE succeeded"
+  am_back t && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
 }
 
 attack 74 "event triggers off, CREATE TRIGGER zzz_late that rewrites rows after hashing" "superuser"
@@ -546,12 +600,19 @@ atk_77() {
   good "detected: verify_all reports '$r'"
 }
 
-attack 78 "event triggers off, DROP EXTENSION pg_worm CASCADE, UPDATE, CREATE EXTENSION again" "superuser"
+attack 78 "event triggers off, DROP EXTENSION pg_worm CASCADE (t goes with it: its access method worm_heap is the extension's), CREATE EXTENSION again" "superuser"
 atk_78() {
-  evt_attack "DROP EXTENSION pg_worm CASCADE; UPDATE t SET note = 'after extension drop' WHERE id = $VID; CREATE EXTENSION pg_worm;" "$RT|extension pg_worm" || return
+  evt_attack "DROP EXTENSION pg_worm CASCADE" "$RT|extension pg_worm" || return
+  local n
+  n="$(val postgres "$DB" "SELECT count(*) FROM pg_catalog.pg_class WHERE relname IN ('t', 'st', 'c') AND relkind = 'r'")"
+  [ "$n" = 0 ] && good "t, s.st and c dropped with the extension (each depended on the access method worm_heap): their rows are gone" \
+    || { bad "$n of t, s.st, c still exist after DROP EXTENSION pg_worm CASCADE"; return; }
+  succeeds postgres "CREATE EXTENSION pg_worm" || return
   sql postgres "$DB" "SELECT * FROM worm.verify('t')"
-  [[ "$(first_error)" == "ERROR:  42704: "* ]] || { bad "verify after re-creating the extension: ${OUT}"; return; }
-  good "NOT detectable inside the database: registry, ledger and triggers went with the extension; verify says '$(first_error | sed 's/^ERROR:  //')' (needs a checkpoint kept outside the database)"
+  [[ "$(first_error)" == "ERROR:  42P01: "* ]] || { bad "verify after re-creating the extension: ${OUT}"; return; }
+  n="$(val postgres "$DB" "SELECT count(*) FROM worm.verify_all()")"
+  [ "$n" = 0 ] || { bad "verify_all after re-creating the extension returns $n rows"; return; }
+  good "NOT detectable inside the database: registry, ledger and tables went with the extension; verify says '$(first_error | sed 's/^ERROR:  //')', verify_all returns nothing (needs a checkpoint kept outside the database)"
 }
 
 attack 79 "UPDATE pg_trigger SET tgenabled = 'D', then UPDATE a middle row" "superuser"
@@ -559,10 +620,11 @@ atk_79() {
   fresh || return
   if plain; then
     succeeds postgres "UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 't'::regclass" || return
-    good "catalog edit allowed"
-    succeeds postgres "UPDATE t SET note = 'tampered' WHERE id = $VID" || return
-    good "UPDATE then succeeded"
-    expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+    good "catalog edit allowed (no hooks)"
+    # Every trigger of t is off now; worm_heap refuses in the storage layer.
+    refused postgres 42501 "$RT.*UPDATE is not allowed" "UPDATE t SET note = 'tampered' WHERE id = $VID" \
+      && good "the UPDATE refused by the storage layer (worm_heap)"
+    unchanged
   else
     refused postgres 42501 'pg_trigger' "UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 't'::regclass"
     unchanged
@@ -680,9 +742,10 @@ SQL
   local e
   e="$(printf '%s\n' "$out" | grep -m1 -oE '(ERROR|FATAL):  .*' | sed -E 's/^(ERROR|FATAL):  //')"
   if plain; then
-    [ -z "$e" ] || { bad "single-user: $e"; return; }
-    good "succeeded in single-user mode (event triggers do not fire there)"
-    expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+    # DISABLE TRIGGER ALL succeeds (no event triggers in single-user mode);
+    # worm_heap refuses the UPDATE in the storage layer.
+    if [[ "$e" == "42501: "* ]] && [[ "$e" =~ $RT.*UPDATE\ is\ not\ allowed ]]; then good "UPDATE refused 42501 by the storage layer (worm_heap) in single-user mode"; else bad "single-user: '${e:-no error}'"; fi
+    unchanged
   else
     if [[ "$e" == "42501: "* ]] && [[ "$e" =~ $RT ]]; then good "refused 42501 in single-user mode (the preloaded hooks are active there)"; else bad "single-user: '${e:-no error}'"; fi
     unchanged
@@ -2078,7 +2141,9 @@ atk_152() {
   bg_wait old "state = 'idle in transaction'" || { bad "the REPEATABLE READ session did not start"; bg_end old; return; }
   evt_off || { bg_end old; return; }
   if plain; then
-    succeeds postgres "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID; $REARM" || { bg_end old; return; }
+    succeeds postgres "$(via_catalog "UPDATE t SET note = 'tampered' WHERE id = $VID;")" || { bg_end old; return; }
+    good "tampered by the catalog route past worm_heap (pg_class.relam = heap)"
+    am_back t
     succeeds postgres "SELECT count(*) FROM worm.verify('t')" || { bg_end old; return; }
     st="$(val postgres "$DB" "SELECT ok FROM worm.status WHERE table_name = 't'::regclass")"
     [ "$st" = f ] || bad "worm.status ok = '$st' after the stored failure, expected f"
@@ -2149,8 +2214,10 @@ atk_154() {
   sql postgres "$DB" "INSERT INTO worm.verification_log SELECT now() - interval '1 day', table_uid, 'public.ft', 'full', true, 6, 0, 'ok', 'manual', 'postgres' FROM worm.tables"
   if [ "$RC" = 0 ]; then good "a past-dated row (a restore) is taken"; else good "(a past-dated row: $(first_error))"; fi
   if plain; then
-    succeeds postgres "$EVT_OFF ALTER TABLE ft DISABLE TRIGGER ALL; UPDATE ft SET note = 'tampered' WHERE id = 3;
-ALTER TABLE ft ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change; $EVT_ON" || return
+    # The catalog route past worm_heap (pg_class.relam = heap).
+    succeeds postgres "$EVT_OFF ALTER TABLE ft DISABLE TRIGGER ALL; $(am_off ft) UPDATE ft SET note = 'tampered' WHERE id = 3;
+ALTER TABLE ft ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change; $(am_on ft) $EVT_ON" || return
+    am_back ft
     n="$(val postgres "$DB" "SELECT count(*) FROM worm.verify('ft') WHERE NOT ok")"
     [ "$n" = 1 ] || bad "verify(ft) reports $n failing row(s), expected 1"
     n="$(val postgres "$DB" "SELECT ok || ':' || last_verification_ok FROM worm.status WHERE table_name = 'ft'::regclass")"
@@ -2183,11 +2250,13 @@ atk_156() {
   fresh || return
   succeeds postgres "CREATE TABLE ic (id int PRIMARY KEY, note text); SELECT worm.protect('ic', chains => 1);
 INSERT INTO ic SELECT g, 'n' || g FROM generate_series(1, 256) g; SELECT worm.checkpoint('ic', true) IS NOT NULL" || return
-  local tamper="ALTER TABLE ic DISABLE TRIGGER ALL; UPDATE ic SET note = 'tampered' WHERE worm_seq = 256;
-ALTER TABLE ic ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change;"
+  # The catalog route past worm_heap (pg_class.relam = heap).
+  local tamper="ALTER TABLE ic DISABLE TRIGGER ALL; $(am_off ic) UPDATE ic SET note = 'tampered' WHERE worm_seq = 256;
+ALTER TABLE ic ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_refuse_change, ENABLE ALWAYS TRIGGER worm_refuse_row_change; $(am_on ic)"
   evt_off || return
   if plain; then
     succeeds postgres "$tamper" || return
+    am_back ic
     succeeds postgres "$EVT_ON INSERT INTO ic SELECT g, 'm' FROM generate_series(300, 309) g" || return
     refused postgres XX001 'table public\.ic failed verification; no checkpoint was taken' "SELECT worm.checkpoint('ic')"
     [[ "$OUT" == *"chain 0: row 256, the checkpoint's head, was changed since the checkpoint"* ]] \
@@ -2201,4 +2270,126 @@ ALTER TABLE ic ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_r
       && good "untouched: the incremental checkpoint is taken"
     unchanged
   fi
+}
+
+# =====================================================================
+# F. The storage layer: worm_heap, the access method of every protected
+#    table, refuses UPDATE, DELETE and TRUNCATE below every trigger, also in
+#    plain mode with pg_worm's event triggers off.
+
+# am_still TABLE: the table still uses worm_heap.
+am_still() {
+  local am; am="$(am_of "$1")"
+  if [ "$am" = worm_heap ]; then good "$1 still on worm_heap"; return 0; fi
+  bad "$1 uses access method '$am', expected worm_heap"; return 1
+}
+
+attack 157 "every pg_worm event trigger and every trigger of t disabled, then UPDATE, DELETE, TRUNCATE [CASCADE], MERGE ... DELETE / UPDATE, INSERT ... ON CONFLICT DO UPDATE, bulk DELETE ... USING" "superuser"
+atk_157() {
+  fresh || return
+  local n
+  evt_off || return
+  if plain; then
+    succeeds postgres "ALTER TABLE t DISABLE TRIGGER ALL" || return
+    n="$(val postgres "$DB" "SELECT count(*) FILTER (WHERE tgenabled <> 'D') || '/' || count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = 't'::regclass")"
+    [[ "$n" == 0/* ]] && [ "${n#0/}" -ge 3 ] && good "every trigger of t disabled (${n#0/} triggers, none enabled)" \
+      || bad "triggers of t (enabled/all) after DISABLE TRIGGER ALL: $n"
+    n="$(val postgres "$DB" "SELECT count(*) FILTER (WHERE evtenabled <> 'D') || '/' || count(*) FROM pg_catalog.pg_event_trigger WHERE evtname LIKE 'worm\\_%'")"
+    [[ "$n" == 0/* ]] && [ "${n#0/}" -ge 2 ] && good "every pg_worm event trigger disabled (${n#0/})" \
+      || bad "pg_worm's event triggers (enabled/all): $n"
+  else
+    # Preloaded, the hooks refuse the DISABLE already; the statements below
+    # meet the triggers and worm_heap.
+    refused postgres 42501 "$RT" "ALTER TABLE t DISABLE TRIGGER ALL"
+  fi
+  refused postgres 42501 "$RT.*UPDATE is not allowed" "UPDATE t SET note = 'tampered' WHERE id = $VID"
+  refused postgres 42501 "$RT.*UPDATE is not allowed" "UPDATE t SET note = note"
+  refused postgres 42501 "$RT.*DELETE is not allowed" "DELETE FROM t WHERE id = $VID"
+  refused postgres 42501 "$RT.*TRUNCATE is not allowed" "TRUNCATE t"
+  refused postgres 42501 "$RT.*TRUNCATE is not allowed" "TRUNCATE t CASCADE"
+  refused postgres 42501 "$RT.*DELETE is not allowed" "MERGE INTO t USING (VALUES ($VID)) AS src(id) ON t.id = src.id WHEN MATCHED THEN DELETE"
+  refused postgres 42501 "$RT.*UPDATE is not allowed" "MERGE INTO t USING (VALUES ($VID)) AS src(id) ON t.id = src.id WHEN MATCHED THEN UPDATE SET note = 'merged'"
+  # With the chain trigger off the row must carry its worm_ values, or the
+  # NOT NULL checks refuse it before the conflict is found.
+  refused postgres 42501 "$RT.*UPDATE is not allowed" "INSERT INTO t (id, note, worm_chain, worm_seq, worm_inserted_at, worm_hash) VALUES ($VID, 'upsert', 0, 999, now(), '\\x00') ON CONFLICT (id) DO UPDATE SET note = excluded.note"
+  refused postgres 42501 "$RT.*DELETE is not allowed" "DELETE FROM t USING (SELECT id FROM t) AS every_row WHERE t.id = every_row.id"
+  am_still t
+  unchanged
+}
+
+attack 158 "ALTER TABLE t SET ACCESS METHOD heap (and heap2, heap's handler under another name), then in a new session DISABLE TRIGGER ALL and UPDATE" "superuser"
+atk_158() {
+  fresh || return
+  evt_off || return
+  # Each statement runs in a new session: in plain mode pg_worm is loaded
+  # only when the ALTER TABLE opens t (its access method's handler).
+  refused postgres 42501 "$RT.*changing the access method" "ALTER TABLE t SET ACCESS METHOD heap"
+  refused postgres 42501 "$RT.*changing the access method" "ALTER TABLE t SET ACCESS METHOD heap2"
+  am_still t
+  if plain; then
+    refused postgres 42501 "$RT.*UPDATE is not allowed" "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID"
+  else
+    refused postgres 42501 "$RT" "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID"
+  fi
+  unchanged
+}
+
+attack 159 "UPDATE pg_catalog.pg_class SET relam = heap for t, then UPDATE a row (with the triggers on, then with event triggers and triggers off)" "superuser"
+atk_159() {
+  fresh || return
+  if preload; then
+    refused postgres 42501 'pg_catalog\.pg_class' "$(am_off t)"
+    am_still t
+    refused postgres 42501 "$RT" "UPDATE t SET note = 'tampered' WHERE id = $VID"
+    unchanged
+    return
+  fi
+  succeeds postgres "$(am_off t)" || return
+  [ "$(am_of t)" = heap ] && good "catalog edit allowed (no hooks): t reads as heap" || { bad "t's access method after the edit: '$(am_of t)'"; return; }
+  # The triggers still refuse (defence in depth).
+  refused postgres 42501 "$RT.*UPDATE is not allowed" "UPDATE t SET note = 'tampered' WHERE id = $VID"
+  unchanged
+  sql postgres "$DB" "SELECT count(*) FROM worm.verify('t')"
+  [[ "$OUT" == *"does not use pg_worm's access method worm_heap"* ]] && good "worm.verify's NOTICE names the table off worm_heap" \
+    || bad "no NOTICE from worm.verify about t off worm_heap: $OUT"
+  evt_off || return
+  succeeds postgres "ALTER TABLE t DISABLE TRIGGER ALL; UPDATE t SET note = 'tampered' WHERE id = $VID; $REARM $(am_on t)" || return
+  good "with every trigger off too, the UPDATE succeeded (the documented limit: a superuser editing catalogs is detected, not prevented)"
+  am_back t && expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+}
+
+attack 160 "UPDATE pg_am SET amhandler = 'heap_tableam_handler' WHERE amname = 'worm_heap', then UPDATE t in a new session" "superuser"
+atk_160() {
+  fresh || return
+  local h0 h
+  h0="$(val postgres "$DB" "SELECT amhandler::regproc::text FROM pg_catalog.pg_am WHERE amname = 'worm_heap'")"
+  local to_heap="UPDATE pg_catalog.pg_am SET amhandler = 'pg_catalog.heap_tableam_handler'::regproc WHERE amname = 'worm_heap';"
+  local back="UPDATE pg_catalog.pg_am SET amhandler = '$h0'::regproc WHERE amname = 'worm_heap';"
+  if preload; then
+    refused postgres 42501 'pg_catalog\.pg_am' "$to_heap"
+    h="$(val postgres "$DB" "SELECT amhandler::regproc::text FROM pg_catalog.pg_am WHERE amname = 'worm_heap'")"
+    [ "$h" = "$h0" ] && good "worm_heap's handler is still $h" || bad "worm_heap's handler is now '$h', was '$h0'"
+    refused postgres 42501 "$RT" "UPDATE t SET note = 'tampered' WHERE id = $VID"
+    unchanged
+    return
+  fi
+  evt_off || return
+  succeeds postgres "ALTER TABLE t DISABLE TRIGGER ALL; $to_heap" || return
+  good "catalog edit allowed (no hooks): worm_heap's handler is heap's"
+  succeeds postgres "UPDATE t SET note = 'tampered' WHERE id = $VID" || return
+  good "the UPDATE in a new session succeeded (the documented limit: a superuser editing catalogs is detected, not prevented)"
+  succeeds postgres "$back $REARM" || return
+  h="$(val postgres "$DB" "SELECT amhandler::regproc::text FROM pg_catalog.pg_am WHERE amname = 'worm_heap'")"
+  [ "$h" = "$h0" ] || bad "worm_heap's handler is '$h' after putting back '$h0'"
+  expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+}
+
+attack 161 "pg_surgery's heap_force_kill / heap_force_freeze on a row of t (removes or freezes a tuple below every trigger)" "superuser"
+atk_161() {
+  fresh || return
+  succeeds postgres "CREATE EXTENSION pg_surgery" || return
+  refused postgres 0A000 'only heap AM is supported' "SELECT heap_force_kill('t'::regclass, ARRAY[(SELECT ctid FROM t WHERE id = $VID)])"
+  refused postgres 0A000 'only heap AM is supported' "SELECT heap_force_freeze('t'::regclass, ARRAY[(SELECT ctid FROM t WHERE id = $VID)])"
+  good "refused by pg_surgery itself: t is on worm_heap, not heap"
+  unchanged
 }
