@@ -7,9 +7,11 @@
 //! not pg_worm is preloaded: opening the table calls this module's handler,
 //! which loads pg_worm into the backend.
 //!
-//! * `tuple_update` refuses. `tuple_delete` refuses, except the rows a
+//! * `tuple_update` refuses, except worm.protect's own UPDATE giving the
+//!   existing rows of a table created `USING worm_heap` their `worm_` values
+//!   ([`chaining_existing_rows`]). `tuple_delete` refuses, except the rows a
 //!   running `worm.purge_expired` of this table may delete (its plan, held
-//!   in backend memory by `retention`; no SQL can set it).
+//!   in backend memory by `retention`; no SQL can set either).
 //! * `relation_nontransactional_truncate` and `relation_set_new_filenode`
 //!   (TRUNCATE) refuse, unless the relation holds no block (nothing to lose:
 //!   `pg_restore --jobs` truncates the tables it has just created before
@@ -82,6 +84,26 @@ fn publish(
     let p = Box::into_raw(Box::new(build()));
     slot.store(p, Ordering::Relaxed);
     p
+}
+
+thread_local! {
+    /// The table whose existing rows worm.protect is chaining (its one
+    /// UPDATE of them), or InvalidOid. Set only by [`chaining_existing_rows`].
+    static BACKFILL: std::cell::Cell<pg_sys::Oid> = const { std::cell::Cell::new(pg_sys::InvalidOid) };
+}
+
+/// Runs `f`, worm.protect's UPDATE that gives a table's existing rows their
+/// `worm_` values, letting that UPDATE through when the table is on
+/// worm_heap already (created `USING worm_heap`); nothing else is.
+pub fn chaining_existing_rows<R>(relid: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Reset(pg_sys::Oid);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BACKFILL.with(|b| b.set(self.0));
+        }
+    }
+    let _reset = Reset(BACKFILL.with(|b| b.replace(relid)));
+    f()
 }
 
 /// Whether a relation's routine is one of pg_worm's (worm_heap or the
@@ -216,16 +238,34 @@ unsafe fn refuse(rel: pg_sys::Relation, operation: &'static str) -> ! {
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn worm_tuple_update(
     rel: pg_sys::Relation,
-    _otid: pg_sys::ItemPointer,
-    _slot: *mut pg_sys::TupleTableSlot,
-    _cid: pg_sys::CommandId,
-    _snapshot: pg_sys::Snapshot,
-    _crosscheck: pg_sys::Snapshot,
-    _wait: bool,
-    _tmfd: *mut pg_sys::TM_FailureData,
-    _lockmode: *mut pg_sys::LockTupleMode::Type,
-    _update_indexes: *mut bool,
+    otid: pg_sys::ItemPointer,
+    slot: *mut pg_sys::TupleTableSlot,
+    cid: pg_sys::CommandId,
+    snapshot: pg_sys::Snapshot,
+    crosscheck: pg_sys::Snapshot,
+    wait: bool,
+    tmfd: *mut pg_sys::TM_FailureData,
+    lockmode: *mut pg_sys::LockTupleMode::Type,
+    update_indexes: *mut bool,
 ) -> pg_sys::TM_Result::Type {
+    // SAFETY: PostgreSQL passes an open relation.
+    if BACKFILL.with(|b| b.get()) == unsafe { (*rel).rd_id } {
+        // SAFETY: heap's callback with PostgreSQL's own arguments.
+        return unsafe {
+            (heap().tuple_update.unwrap_unchecked())(
+                rel,
+                otid,
+                slot,
+                cid,
+                snapshot,
+                crosscheck,
+                wait,
+                tmfd,
+                lockmode,
+                update_indexes,
+            )
+        };
+    }
     // SAFETY: PostgreSQL passes an open relation.
     unsafe { refuse(rel, "UPDATE") }
 }

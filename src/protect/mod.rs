@@ -476,7 +476,7 @@ pub(crate) fn backfill(
         links.push(l.to_vec());
     }
     let n = rows.len() as i64;
-    sql::run_with_args(
+    crate::am::chaining_existing_rows(relid, || sql::run_with_args(
         &format!(
             "UPDATE {table} AS t SET {COL_CHAIN} = u.c, {COL_SEQ} = u.s, \
              {COL_INSERTED_AT} = pg_catalog.transaction_timestamp(), {COL_HASH} = u.h \
@@ -491,6 +491,6 @@ pub(crate) fn backfill(
             DatumWithOid::from(seqs),
             DatumWithOid::from(links),
         ],
-    )?;
+    ))?;
     Ok(n)
 }

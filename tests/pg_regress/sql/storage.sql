@@ -189,6 +189,15 @@ CREATE TABLE born_worm (id int) USING worm_heap;
 SELECT worm.protect('born_worm', chains => 1);
 INSERT INTO born_worm VALUES (1);
 SELECT pg_temp.am_of('born_worm') AS am, pg_temp.verified('born_worm') AS verified;
+-- One created on worm_heap and filled before it is protected: protect's own
+-- UPDATE that chains the existing rows goes through (and only it).
+CREATE TABLE born_full (id int, note text) USING worm_heap;
+INSERT INTO born_full SELECT g, 'row ' || g FROM generate_series(1, 5) g;
+SELECT pg_temp.try($$UPDATE born_full SET note = 'x'$$);
+SELECT worm.protect('born_full', chains => 2);
+SELECT pg_temp.am_of('born_full') AS am, pg_temp.verified('born_full') AS verified,
+       (SELECT count(*) FROM born_full WHERE note LIKE 'row %') AS unchanged_rows;
+SELECT pg_temp.try($$UPDATE born_full SET note = 'x'$$);
 
 -- A protected table taken off worm_heap by a catalog edit (what a superuser
 -- still can do; preloaded, pg_worm refuses DML on pg_catalog.pg_class):
