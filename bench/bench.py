@@ -41,6 +41,8 @@ WL_LABEL = {
     "isel20k": "INSERT … SELECT 20K",
     "isel200k": "INSERT … SELECT 200K",
     "copy": "COPY",
+    "isel_small": "small rows (~100 B): INSERT … SELECT 200K from a table",
+    "copy_small": "small rows (~100 B): COPY",
     "verify": "worm.verify",
 }
 LABEL = {"plain": "plain", "worm": "pg_worm", "diy": "DIY"}
@@ -85,6 +87,25 @@ def values_select(n):
             f"FROM generate_series(1, {n}) AS i")
 
 
+# The small-row variant of the bulk workloads, where per-row overhead weighs
+# most: about 100 bytes of user data per row (8 id + 16 uuid + ~6 author +
+# 61 note + 8 timestamptz), no jsonb; the report states the heap bytes per row
+# it measured.
+SMALL_COLUMNS = "patient_id, author, note, recorded_at"
+
+
+def small_table_ddl(name):
+    return f"CREATE TABLE {name} (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz);"
+
+
+def small_select(n):
+    """SELECT producing n small rows of SMALL_COLUMNS: a 60-byte note."""
+    note = ("'Note ' || lpad((i % 100000)::text, 5, '0') || ': ' || "
+            "left(md5(random()::text) || md5(random()::text), 48)")
+    return (f"SELECT gen_random_uuid() AS patient_id, 'dr.' || (i % 500) AS author, {note} AS note, "
+            f"now() AS recorded_at FROM generate_series(1, {n}) AS i")
+
+
 def insert_line(table):
     """One single-row INSERT for a pgbench script (the variable :i is set by \\set)."""
     i = ":i::int"
@@ -96,9 +117,11 @@ HOWTO = """\
 ## Running it
 
 `bash bench/run.sh` (as root, from the repository) installs whatever is missing (Debian's PostgreSQL 15
-packages, cargo-pgrx; see scripts/lib.sh), builds and installs pg_worm in release mode, starts a
-throwaway cluster as the `postgres` user on port 55700 (`PG_WORM_BENCH_PORT` to change it), runs every
-workload, stops and removes the cluster (also on failure or Ctrl-C) and rewrites this file. It takes
+packages, cargo-pgrx; see scripts/lib.sh), builds pg_worm in release mode and installs it into a
+private copy of the PostgreSQL 15 tree under /tmp (never the system's, so other installs meanwhile
+cannot change what is measured), starts a throwaway cluster from it as the `postgres` user on port
+55700 (`PG_WORM_BENCH_PORT` to change it), runs every workload, stops and removes the cluster and the
+tree (also on failure or Ctrl-C) and rewrites this file. It takes
 about 40 minutes; run it on an otherwise idle machine. `bash bench/run.sh --quick` (about 5 minutes) checks
 the harness with 2 short repetitions and writes bench/results-quick.md instead, never this file. The
 harness is bench/bench.py (Python 3, standard library, driving psql and pgbench) and the
@@ -170,25 +193,49 @@ class Bench:
     def checkpoint(self):
         self.psql("CHECKPOINT;")
 
-    def new_db(self, name, tables):
+    def new_db(self, name, tables, small=False):
+        """A fresh database with the tables named (plain_notes, worm_notes, the
+        DIY table), of the small-row shape when `small`."""
+        ddl = small_table_ddl if small else table_ddl
         self.psql(f"DROP DATABASE IF EXISTS {name};")
         self.psql(f"CREATE DATABASE {name};")
         sql = ["CREATE EXTENSION pg_worm;"]
         if "plain" in tables:
-            sql.append(table_ddl("plain_notes"))
+            sql.append(ddl("plain_notes"))
         if "worm" in tables:
-            sql.append(table_ddl("worm_notes"))
-            sql.append("SELECT worm.protect('worm_notes');")
+            sql.append(ddl("worm_notes"))
+            # A 1-second retention, so that drop_db can retire the table (the
+            # inserts do not look at it; it only makes the table retirable).
+            sql.append("SELECT worm.protect('worm_notes', retention => interval '1 second');")
         if "diy" in tables:
             sql.append(open(os.path.join(HERE, "diy_chain.sql")).read())
         self.psql("\n".join(sql), name)
 
     def drop_db(self, name):
+        """Drops a benchmark database. With pg_worm preloaded, DROP DATABASE is
+        refused while the database holds a protected table, so worm_notes is
+        retired first (worm.retire verifies it, certifies its removal and drops
+        it), once its rows are past their 1-second retention."""
+        for attempt in range(3):
+            if self.q("SELECT to_regclass('public.worm_notes') IS NULL;", name) == "t":
+                break
+            # Wait until the newest row is past its retention (a refused
+            # retire would be an ERROR in the server log, which the report counts).
+            wait = float(self.q("SELECT coalesce(extract(epoch FROM max(worm_inserted_at) + interval '1.2 s' "
+                                "- clock_timestamp()), 0) FROM public.worm_notes;", name))
+            if wait > 0:
+                time.sleep(wait)
+            p = self.psql("SELECT worm.retire('public.worm_notes');", name, check=False)
+            if p.returncode == 0:
+                break
+            if "have not passed their retention" not in p.stderr or attempt == 2:
+                raise BenchError(f"worm.retire('worm_notes') in database {name} failed:\n{p.stderr.strip()}")
+            time.sleep(1.1)
         self.psql(f"DROP DATABASE IF EXISTS {name};")
 
-    def rotated(self, rep):
-        k = rep % len(TABLES)
-        return TABLES[k:] + TABLES[:k]
+    def rotated(self, rep, tables=TABLES):
+        k = rep % len(tables)
+        return tables[k:] + tables[:k]
 
     def record(self, workload, table, value, rep, text):
         self.results.setdefault(workload, {}).setdefault(table, []).append(value)
@@ -313,6 +360,59 @@ class Bench:
                 self.timed_load("copy", rep, db, t, f"COPY {t}_notes ({COLUMNS}) FROM '{path}';")
             self.drop_db(db)
         os.remove(path)
+
+    def run_small_rows(self):
+        """The bulk workloads with small rows, plain and pg_worm only (the DIY
+        chain's big statements are quadratic whatever the row size). INSERT …
+        SELECT reads a table of the same rows, loaded and vacuumed beforehand,
+        so that the time is the insert path rather than generating rows; COPY
+        reads a file written once. The storage added per row is measured on the
+        last COPY repetition's two tables."""
+        pair = ("plain", "worm")
+        n = ISEL_BIG
+        for rep in range(self.cfg["reps"]):
+            db = f"bench_isel_small_r{rep + 1}"
+            self.new_db(db, pair, small=True)
+            self.psql(f"CREATE TABLE small_src AS {small_select(n)};\nVACUUM (ANALYZE) small_src;", db)
+            for t in self.rotated(rep, pair):
+                self.timed_load("isel_small", rep, db, t,
+                                f"INSERT INTO {t}_notes ({SMALL_COLUMNS}) SELECT {SMALL_COLUMNS} FROM small_src;")
+            self.drop_db(db)
+
+        n = self.cfg["copy_rows"]
+        path = os.path.join(self.args.data_dir, f"small_{n}.tsv")
+        self.log(f"writing the small-row COPY file once: {n} rows to {path}")
+        self.psql(f"COPY ({small_select(n)}) TO '{path}';")
+        self.info["small_copy_file_bytes"] = os.path.getsize(path)
+        for rep in range(self.cfg["reps"]):
+            db = f"bench_copy_small_r{rep + 1}"
+            self.new_db(db, pair, small=True)
+            for t in self.rotated(rep, pair):
+                self.timed_load("copy_small", rep, db, t, f"COPY {t}_notes ({SMALL_COLUMNS}) FROM '{path}';")
+            if rep == self.cfg["reps"] - 1:
+                self.small_storage(db, n)
+            self.drop_db(db)
+        os.remove(path)
+
+    def small_storage(self, db, n):
+        """Sizes of the small-row tables after COPY of n rows and VACUUM."""
+        self.psql("VACUUM (ANALYZE) plain_notes; VACUUM (ANALYZE) worm_notes;", db)
+        for t in ("plain", "worm"):
+            rows, total, heap, idx = self.q(
+                f"SELECT count(*), pg_total_relation_size('{t}_notes'), pg_relation_size('{t}_notes'), "
+                f"pg_indexes_size('{t}_notes') FROM {t}_notes;", db).split("|")
+            if int(rows) != n:
+                raise BenchError(f"small rows: {t}_notes holds {rows} rows after COPY of {n}")
+            self.info[f"small_size_{t}"] = (int(total), int(heap), int(idx))
+        # Average user data per row as stored (column values, headers of short varlenas included).
+        self.info["small_data_bytes"] = float(self.q(
+            f"SELECT avg(pg_column_size(id) + pg_column_size(patient_id) + pg_column_size(author) "
+            f"+ pg_column_size(note) + pg_column_size(recorded_at)) FROM plain_notes;", db))
+        self.info["small_rows"] = n
+        sp, sw = self.info["small_size_plain"], self.info["small_size_worm"]
+        self.log(f"small rows: {self.info['small_data_bytes']:.1f} B of user data per row; heap "
+                 f"{sp[1] / n:.1f} B/row plain, {sw[1] / n:.1f} B/row pg_worm; pg_worm adds "
+                 f"{(sw[0] - sp[0]) / n:.1f} B/row in all")
 
     def run_verify_and_storage(self):
         n = self.cfg["verify_rows"]
@@ -511,7 +611,7 @@ class Bench:
         self.log(f"mode {self.mode}: {self.cfg}")
         self.write_scripts()
         for step in (self.run_pgbench_workloads, self.run_insert_select, self.run_copy,
-                     self.run_verify_and_storage):
+                     self.run_small_rows, self.run_verify_and_storage):
             try:
                 step()
             finally:
@@ -607,12 +707,12 @@ class Report:
         m = info["machine"]
         rows = []
 
-        def add(name, wl, unit, target_text, target=None, floor=None, time_metric=False, diy_target=None):
+        def add(name, wl, unit, target_text, target=None, floor=None, time_metric=False, diy=True):
             r, rtxt = self.tput_ratio(wl, "worm", "plain", time_metric)
             rd, rdtxt = self.tput_ratio(wl, "worm", "diy", time_metric)
             met = self.verdict(r, target, floor) if target is not None else "—"
-            rows.append([name, self.cell(wl, "plain", unit), self.cell(wl, "worm", unit), self.cell(wl, "diy", unit),
-                         rtxt, rdtxt, target_text, met])
+            rows.append([name, self.cell(wl, "plain", unit), self.cell(wl, "worm", unit),
+                         self.cell(wl, "diy", unit) if diy else "not run", rtxt, rdtxt, target_text, met])
             return r, rd
 
         s = cfg["seconds"]
@@ -649,6 +749,15 @@ class Report:
         rows.append([f"COPY {cr:,} rows (rows/s, from the medians)"] +
                      [("< " + fnum(cr / b.timeouts[("copy", t)]) if ("copy", t) in b.timeouts else fnum(copy_rps[t]))
                       for t in TABLES] + ["", "", "", ""])
+        # the bulk workloads with small rows (plain and pg_worm only)
+        add(f"small rows (~100 B): INSERT … SELECT {ISEL_BIG:,} rows from a table (s)", "isel_small", "s",
+            "≥ 0.80x", 0.80, time_metric=True, diy=False)
+        add(f"small rows (~100 B): COPY {cr:,} rows from a file (s)", "copy_small", "s", "≥ 0.60x", 0.60,
+            time_metric=True, diy=False)
+        small_rps = [fnum(cr / med(self.res["copy_small"][t])) if med(self.res.get("copy_small", {}).get(t, []))
+                     else "—" for t in ("plain", "worm")]
+        rows.append([f"small rows (~100 B): COPY {cr:,} rows (rows/s, from the medians)"] + small_rps +
+                    ["", "", "", "", ""])
         # verify
         n = info["verify_rows"]
         vm, c1m, cpm = med(self.res["verify"]["worm"]), med(self.res["count1"]["plain"]), med(self.res["countp"]["plain"])
@@ -674,6 +783,12 @@ class Report:
                      f"+{bpr:.1f} B/row (heap +{(sw[1] - sp[1]) / n:.1f}, indexes +{(sw[2] - sp[2]) / n:.1f})",
                      "", "", "", "≤ 64 B/row",
                      self.verdict(bpr, 64.0, higher_is_better=False)])
+        sn, ssp, ssw = info["small_rows"], info["small_size_plain"], info["small_size_worm"]
+        sbpr = (ssw[0] - ssp[0]) / sn
+        rows.append([f"small rows (~100 B): storage added per row, {sn:,} rows after COPY and VACUUM (bytes)",
+                     f"{ssp[0] / sn:.1f} B/row in all (heap {ssp[1] / sn:.1f})",
+                     f"+{sbpr:.1f} B/row (heap +{(ssw[1] - ssp[1]) / sn:.1f}, indexes +{(ssw[2] - ssp[2]) / sn:.1f})",
+                     "", "", "", "≤ 64 B/row", self.verdict(sbpr, 64.0, higher_is_better=False)])
 
         L = []
         w = L.append
@@ -703,7 +818,7 @@ class Report:
         w(f"- {m['pg']}")
         w(f"- {m['pgbench']}")
         so = os.environ.get("BENCH_SO_SHA256", "")
-        w(f"- pg_worm commit {m['commit']}, built with `cargo pgrx install --release`"
+        w(f"- pg_worm commit {m['commit']}, built with `cargo pgrx package` (release)"
           + (f"; pg_worm.so sha256 {so[:16]}…, unchanged throughout the run" if so else ""))
         w(f"- load average (1/5/15 min) at the start: {' '.join(info['load_start'])}; at the end: "
           f"{' '.join(info['load_end'])} (anything well above 0 means something else was running)")
@@ -729,9 +844,19 @@ class Report:
           "synchronous_commit=off is set per run through `PGOPTIONS`.")
         w("- Table shape (all three): `id bigserial, patient_id uuid, author text, note text, recorded_at "
           "timestamptz, vitals jsonb`, no index of its own; the notes are 200 bytes of random-ish text, "
-          "`vitals` a 4-key jsonb object. The pg_worm table is `worm.protect('worm_notes')` (32 chains, "
-          "which adds 4 columns and a unique index on (worm_chain, worm_seq)); the DIY table is "
+          "`vitals` a 4-key jsonb object. The pg_worm table is `worm.protect('worm_notes', retention => "
+          "interval '1 second')` (32 chains, which adds 4 columns and a unique index on (worm_chain, worm_seq); "
+          "the short retention only lets the harness `worm.retire` the table after its runs, since DROP DATABASE "
+          "of a database holding a protected table is refused); the DIY table is "
           "[bench/diy_chain.sql](../bench/diy_chain.sql).")
+        w(f"- Small rows (~100 B), the bulk workloads where per-row overhead weighs most: `id bigserial, "
+          f"patient_id uuid, author text, note text, recorded_at timestamptz` with a 60-byte note, "
+          f"{info['small_data_bytes']:.1f} bytes of user data and {info['small_size_plain'][1] / info['small_rows']:.1f} "
+          "heap bytes per row (measured, plain table after COPY). Plain and pg_worm only (the DIY chain's big "
+          "statements are quadratic whatever the row size). INSERT … SELECT reads a table of the same rows in "
+          "the same database, loaded and vacuumed beforehand, so it times the insert path rather than generating "
+          "rows; COPY reads a file written once. Storage is measured on the last COPY repetition's two tables "
+          "(one session, so one chain), after `VACUUM (ANALYZE)`.")
         w(f"- DIY's single big statements (INSERT … SELECT, COPY) run under `statement_timeout = {cfg['diy_budget']}s`: "
           "its per-row UPDATE of one head row inside one transaction grows quadratically, so a run that hits "
           "the budget is reported as `> budget`, and its later repetitions are skipped.")
@@ -785,6 +910,10 @@ class Report:
           f"plain {sp[0]:,} / {sp[1]:,} / {sp[2]:,}; pg_worm {sw[0]:,} / {sw[1]:,} / {sw[2]:,}. "
           f"Loading {n:,} rows with {LOAD_SESSIONS} sessions took {info['load_plain_s']:.1f} s (plain) and "
           f"{info['load_worm_s']:.1f} s (pg_worm). The COPY file was {info['copy_file_bytes']:,} bytes.")
+        w("")
+        w(f"Small rows, {sn:,} rows after COPY and VACUUM (total / heap / indexes, bytes): "
+          f"plain {ssp[0]:,} / {ssp[1]:,} / {ssp[2]:,}; pg_worm {ssw[0]:,} / {ssw[1]:,} / {ssw[2]:,}. "
+          f"The small-row COPY file was {info['small_copy_file_bytes']:,} bytes.")
         w("")
         w("## Every run")
         w("")

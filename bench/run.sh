@@ -2,25 +2,30 @@
 # pg_worm benchmark: a plain table, a pg_worm table and a do-it-yourself
 # PL/pgSQL hash chain (bench/diy_chain.sql), under single-row durable INSERTs
 # from 1, 8 and 32 clients, asynchronous commits, 100-row transactions,
-# INSERT ... SELECT, COPY, plus worm.verify speed and storage per row.
+# INSERT ... SELECT, COPY (also with ~100-byte rows), plus worm.verify speed
+# and storage per row.
 #
 #   bash bench/run.sh           full run (5 repetitions, about 40 minutes);
 #                               writes docs/benchmarks.md
 #   bash bench/run.sh --quick   check of the harness (2 repetitions, short runs);
 #                               writes bench/results-quick.md
 #
-# Installs what is missing (scripts/lib.sh: ensure_toolchain), builds and
-# installs pg_worm in release mode, starts a throwaway cluster as the postgres
-# user on port ${PG_WORM_BENCH_PORT:-55700} and stops and removes it at the
-# end, also on failure or Ctrl-C. Run as root, on a quiet machine: every
+# Installs what is missing (scripts/lib.sh: ensure_toolchain), builds pg_worm
+# in release mode (cargo pgrx package) and installs it into a private copy of
+# the PostgreSQL 15 tree under /tmp (PostgreSQL is relocatable), never into the
+# system's, so that builds other work installs meanwhile cannot change what is
+# measured; starts a throwaway cluster from that tree as the postgres user on
+# port ${PG_WORM_BENCH_PORT:-55700} and stops and removes it and the tree at
+# the end, also on failure or Ctrl-C. Run as root, on a quiet machine: every
 # number in the report comes from this run.
 #
 # Environment: PG_WORM_BENCH_PORT (default 55700), BENCH_SKIP_INSTALL=1 to use
-# the pg_worm already installed (harness development only; the report says
-# so), KEEP_CLUSTER=1 to keep the cluster directory for inspection.
+# (a copy of) the pg_worm installed in the system's tree instead of a fresh
+# build (harness development only; the report says so), KEEP_CLUSTER=1 to keep
+# the cluster directory for inspection.
 source "$(dirname "$0")/../scripts/lib.sh"
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 MODE=full
 for arg in "$@"; do
@@ -53,15 +58,38 @@ SETTINGS=(
 
 START=$(date +%s)
 ensure_toolchain
+SYS_LIB="$("$PG_CONFIG" --pkglibdir)"
+SYS_SHARE="$("$PG_CONFIG" --sharedir)"
+SYS_BIN="$("$PG_CONFIG" --bindir)"
+PRIV="$(mktemp -d /tmp/pg_worm_bench_pg.XXXXXX)"
 if [ -n "${BENCH_SKIP_INSTALL:-}" ]; then
-  log "BENCH_SKIP_INSTALL set: using the pg_worm already installed in $("$PG_CONFIG" --pkglibdir)"
+  log "BENCH_SKIP_INSTALL set: using a copy of the pg_worm installed in $SYS_LIB"
   SETTINGS+=("# BENCH_SKIP_INSTALL: the installed pg_worm was used, not a fresh release build")
+  PKG="$PRIV/pkg"
+  mkdir -p "$PKG$SYS_LIB" "$PKG$SYS_SHARE/extension"
+  cp "$SYS_LIB/pg_worm.so" "$PKG$SYS_LIB/"
+  cp "$SYS_SHARE"/extension/pg_worm* "$PKG$SYS_SHARE/extension/"
 else
-  install_extension release
+  log "building pg_worm (release), packaged into target/package-bench"
+  PKG="$ROOT/target/package-bench"
+  rm -rf "$PKG"
+  (cd "$ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$PKG")
 fi
 BUILT=$(date +%s)
-# What was installed; bench.py stops if another install replaces it mid-run.
-export BENCH_SO_PATH="$("$PG_CONFIG" --pkglibdir)/pg_worm.so"
+log "private PostgreSQL tree in $PRIV"
+# pg_worm's own files are left out of the copy (another session may be
+# installing them: a file renamed away mid-copy); the package's are added.
+copy_tree() { mkdir -p "$2" && tar -C "$1" --exclude='pg_worm*' -cf - . | tar -C "$2" -xf -; }
+copy_tree "$(dirname "$SYS_LIB")" "$PRIV$(dirname "$SYS_LIB")"
+copy_tree "$SYS_SHARE" "$PRIV$SYS_SHARE"
+cp "$PKG$SYS_LIB/pg_worm.so" "$PRIV$SYS_LIB/pg_worm.so"
+cp "$PKG$SYS_SHARE"/extension/pg_worm* "$PRIV$SYS_SHARE/extension/"
+chmod -R a+rX "$PRIV"
+PG_BIN="$PRIV$SYS_BIN"
+[ "$("$PG_BIN/pg_config" --pkglibdir)" = "$PRIV$SYS_LIB" ] \
+  || { echo "bench/run.sh: the private PostgreSQL tree is not relocatable" >&2; exit 1; }
+# What is measured; bench.py checks that it stays the same throughout.
+export BENCH_SO_PATH="$PRIV$SYS_LIB/pg_worm.so"
 BENCH_SO_SHA256="$(sha256sum "$BENCH_SO_PATH" | cut -d' ' -f1)"
 export BENCH_SO_SHA256
 
@@ -81,6 +109,7 @@ on_exit() {
     fi
   fi
   cleanup_cluster
+  [ -z "${PRIV:-}" ] || rm -rf "$PRIV"
   exit "$rc"
 }
 trap on_exit EXIT
