@@ -122,7 +122,7 @@ private copy of the PostgreSQL 15 tree under /tmp (never the system's, so other 
 cannot change what is measured), starts a throwaway cluster from it as the `postgres` user on port
 55700 (`PG_WORM_BENCH_PORT` to change it), runs every workload, stops and removes the cluster and the
 tree (also on failure or Ctrl-C) and rewrites this file. It takes
-about 40 minutes; run it on an otherwise idle machine. `bash bench/run.sh --quick` (about 5 minutes) checks
+about 40 minutes; run it on an otherwise idle machine. `bash bench/run.sh --quick` (about 6 minutes) checks
 the harness with 2 short repetitions and writes bench/results-quick.md instead, never this file. The
 harness is bench/bench.py (Python 3, standard library, driving psql and pgbench) and the
 do-it-yourself baseline is bench/diy_chain.sql.
@@ -883,7 +883,9 @@ class Report:
           "there is whether writers wait for each other (they take different chains), while the DIY chain "
           "serializes every writer behind one lock held until its commit is flushed. Without durable commits "
           "(synchronous_commit=off) and in big statements, the CPU cost of hashing each row shows instead. "
-          "The 200K/20K time ratio shows whether a big statement stays linear (10× is linear). Storage is the "
+          "The 200K/20K time ratio shows whether a big statement stays linear (10× is linear). "
+          "The \"small rows (~100 B)\" rows repeat the two bulk workloads with rows a third the size, where "
+          "what pg_worm adds to every row (its 4 columns, the hashing, an index entry) weighs most. Storage is the "
           "difference in `pg_total_relation_size` (heap, TOAST and indexes) between the pg_worm and the plain "
           "table of the same rows, per row: the 4 `worm_` columns and the (worm_chain, worm_seq) index. "
           "On a machine shared with other work, the min–max spread shows how far to trust a median.")
