@@ -18,6 +18,14 @@
 //!   loading them) or, for `relation_set_new_filenode`, the relation is
 //!   being created by the running subtransaction (CREATE TABLE, the new heap
 //!   of VACUUM FULL, CLUSTER or an ALTER TABLE rewrite).
+//! * `tuple_insert` refuses a row for the new heap of an ALTER TABLE
+//!   rewrite of a worm_heap table (`ALTER COLUMN … TYPE … USING`, a
+//!   volatile DEFAULT, SET LOGGED / UNLOGGED): such a rewrite writes changed
+//!   rows in place of the table's without any UPDATE. VACUUM FULL and
+//!   CLUSTER copy rows unchanged through `relation_copy_for_cluster`, not
+//!   this callback; a rewrite onto worm_heap from another access method
+//!   (`worm.protect`'s switch from heap, `worm.adopt`'s from the prototype)
+//!   is let through.
 //! * `index_build_range_scan` and `index_validate_scan` run heap's with the
 //!   relation presenting heapam's routine (heap_getnext refuses any other).
 //! * Inserts are heap's: the chain trigger computes the links.
@@ -63,6 +71,7 @@ fn refusing_routine() -> pg_sys::TableAmRoutine {
     HEAP.store(heap, Ordering::Relaxed);
     // SAFETY: heapam's routine is a valid, static struct; copied by value.
     let mut r: pg_sys::TableAmRoutine = unsafe { *heap };
+    r.tuple_insert = Some(worm_tuple_insert);
     r.tuple_update = Some(worm_tuple_update);
     r.tuple_delete = Some(worm_tuple_delete);
     r.relation_nontransactional_truncate = Some(worm_nontransactional_truncate);
@@ -193,34 +202,81 @@ pub unsafe fn check_new_relation(relid: pg_sys::Oid) {
         pg_sys::RelationClose(new);
         (name, am)
     };
-    let Some(old) = name
-        .strip_prefix("pg_temp_")
-        .and_then(|n| n.parse::<u32>().ok())
-    else {
-        return;
-    };
     if is_ours(new_am) {
         return;
     }
-    // SAFETY: the table being rewritten is locked by the rewriting command;
-    // its relcache entry is opened and closed here.
-    let refused = unsafe {
-        let rel = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(old));
-        if rel.is_null() {
-            return;
-        }
-        let ours = is_ours((*rel).rd_tableam);
-        let table = pg::rel_display_name(rel);
-        pg_sys::RelationClose(rel);
-        ours.then_some(table)
-    };
-    if let Some(table) = refused {
+    // SAFETY: called while the rewrite's new heap is being created.
+    if let Some((table, _)) = unsafe { rewritten_table(&name) }.filter(|(_, am)| is_ours(*am)) {
         crate::guard::refused(
             &table,
             "changing the access method (worm_heap refuses UPDATE, DELETE and TRUNCATE below every trigger)",
         )
         .raise()
     }
+}
+
+/// When `name` is that of the new heap of a rewrite (make_new_heap names it
+/// `pg_temp_<oid of the table rewritten>`): the name of the table rewritten
+/// and its access method's routine.
+///
+/// # Safety
+/// Called while a relation of that name is being created or filled by this
+/// transaction.
+unsafe fn rewritten_table(name: &str) -> Option<(String, *const pg_sys::TableAmRoutine)> {
+    let old = name.strip_prefix("pg_temp_")?.parse::<u32>().ok()?;
+    // SAFETY: the table being rewritten is locked by the rewriting command;
+    // its relcache entry is opened and closed here.
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(old));
+        if rel.is_null() {
+            return None;
+        }
+        let am = (*rel).rd_tableam;
+        let table = pg::rel_display_name(rel);
+        pg_sys::RelationClose(rel);
+        Some((table, am))
+    }
+}
+
+thread_local! {
+    /// The last relation created by the running transaction that
+    /// [`worm_tuple_insert`] found not to be the new heap of a rewrite that
+    /// keeps a table on worm_heap (one lookup per relation, not per row).
+    static NOT_A_REWRITE: std::cell::Cell<pg_sys::Oid> = const { std::cell::Cell::new(pg_sys::InvalidOid) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn worm_tuple_insert(
+    rel: pg_sys::Relation,
+    slot: *mut pg_sys::TupleTableSlot,
+    cid: pg_sys::CommandId,
+    options: std::ffi::c_int,
+    bistate: *mut pg_sys::BulkInsertStateData,
+) {
+    // Only a relation created by the running transaction (InvalidSub-
+    // TransactionId is 0) can be a rewrite's new heap.
+    // SAFETY: PostgreSQL passes an open relation.
+    let (created, relid) = unsafe { ((*rel).rd_createSubid != 0, (*rel).rd_id) };
+    if created && NOT_A_REWRITE.with(|c| c.get()) != relid {
+        // SAFETY: `rel` is open; its name is read while it is.
+        let name = unsafe { pg::cstr_lossy((*(*rel).rd_rel).relname.data.as_ptr()) };
+        // A rewrite from worm_heap to worm_heap (ALTER COLUMN … TYPE, …);
+        // one onto it from another access method (worm.protect's switch
+        // from heap, worm.adopt's from the prototype) is let through.
+        // SAFETY: `rel`, of that name, is being filled by this transaction.
+        let rewritten = unsafe { rewritten_table(&name) }
+            .filter(|(_, am)| std::ptr::eq(*am, ROUTINE.load(Ordering::Relaxed)));
+        match rewritten {
+            Some((table, _)) => crate::guard::refused(
+                &table,
+                "rewriting its rows (ALTER TABLE … ALTER COLUMN … TYPE … USING, a volatile DEFAULT, SET LOGGED / UNLOGGED: worm_heap refuses to write changed rows in place of the table's)",
+            )
+            .raise(),
+            None => NOT_A_REWRITE.with(|c| c.set(relid)),
+        }
+    }
+    // SAFETY: heap's callback with PostgreSQL's own arguments.
+    unsafe { (heap().tuple_insert.unwrap_unchecked())(rel, slot, cid, options, bistate) }
 }
 
 /// # Safety

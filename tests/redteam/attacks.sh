@@ -2273,7 +2273,7 @@ ALTER TABLE ic ENABLE ALWAYS TRIGGER zz_worm_chain, ENABLE ALWAYS TRIGGER worm_r
 }
 
 # =====================================================================
-# F. The storage layer: worm_heap, the access method of every protected
+# I. The storage layer: worm_heap, the access method of every protected
 #    table, refuses UPDATE, DELETE and TRUNCATE below every trigger, also in
 #    plain mode with pg_worm's event triggers off.
 
@@ -2391,5 +2391,27 @@ atk_161() {
   refused postgres 0A000 'only heap AM is supported' "SELECT heap_force_kill('t'::regclass, ARRAY[(SELECT ctid FROM t WHERE id = $VID)])"
   refused postgres 0A000 'only heap AM is supported' "SELECT heap_force_freeze('t'::regclass, ARRAY[(SELECT ctid FROM t WHERE id = $VID)])"
   good "refused by pg_surgery itself: t is on worm_heap, not heap"
+  unchanged
+}
+
+attack 162 "event triggers off, rows changed by an ALTER TABLE rewrite instead of an UPDATE: ALTER COLUMN note TYPE text USING (a CASE rewriting one row), ADD COLUMN DEFAULT random(), SET UNLOGGED; VACUUM FULL and CLUSTER still allowed" "superuser"
+atk_162() {
+  fresh || return
+  local re="$RT"
+  evt_off || return
+  # Plain mode: no event trigger stops the ALTER; worm_heap refuses the rows
+  # of the rewrite's new heap (VACUUM FULL and CLUSTER copy rows unchanged,
+  # another way).
+  plain && re="$RT.*rewriting its rows"
+  # View v reads note (a column a view uses cannot change type): it goes first.
+  succeeds postgres "DROP VIEW v" || return
+  refused postgres 42501 "$re" "ALTER TABLE t ALTER COLUMN note TYPE text USING CASE WHEN id = $VID THEN 'tampered' ELSE note END"
+  refused postgres 42501 "$re" "ALTER TABLE t ADD COLUMN x float8 DEFAULT random()"
+  refused postgres 42501 "$re" "ALTER TABLE t SET UNLOGGED"
+  [ "$(cols t)" = "id integer, note text, amount numeric, worm_chain integer, worm_seq bigint, worm_inserted_at timestamp with time zone, worm_hash bytea" ] \
+    && good "columns unchanged" || bad "columns of t: $(cols t)"
+  [ "$(val postgres "$DB" "SELECT relpersistence FROM pg_catalog.pg_class WHERE oid = 't'::regclass")" = p ] && good "t still logged" || bad "t is no longer a logged table"
+  am_still t
+  succeeds postgres "VACUUM FULL t; CLUSTER t USING $CHAIN_IDX" && good "VACUUM FULL and CLUSTER allowed"
   unchanged
 }
