@@ -2415,3 +2415,34 @@ atk_162() {
   succeeds postgres "VACUUM FULL t; CLUSTER t USING $CHAIN_IDX" && good "VACUUM FULL and CLUSTER allowed"
   unchanged
 }
+
+attack 163 "worm_heap's handler and access method: CREATE OR REPLACE FUNCTION worm.worm_heap_handler AS heap_tableam_handler, ALTER FUNCTION ... RENAME, ALTER EXTENSION pg_worm DROP ACCESS METHOD worm_heap, DROP ACCESS METHOD worm_heap CASCADE; then (plain) with the event triggers off the handler replaced and UPDATE in a new session" "superuser"
+atk_163() {
+  fresh || return
+  local fn="worm.worm_heap_handler(internal)" src0 src
+  local to_heap="CREATE OR REPLACE FUNCTION worm.worm_heap_handler(internal) RETURNS table_am_handler LANGUAGE internal AS 'heap_tableam_handler';"
+  local q="SELECT l.lanname || ' ' || coalesce(p.probin, '-') || ' ' || p.prosrc FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE p.oid = '$fn'::regprocedure"
+  src0="$(val postgres "$DB" "$q")"
+  refused postgres 42501 'schema worm.*replacing' "$to_heap"
+  refused postgres 42501 'schema worm' "ALTER FUNCTION $fn RENAME TO x"
+  refused postgres 42501 'extension pg_worm' "ALTER EXTENSION pg_worm DROP ACCESS METHOD worm_heap"
+  refused_one_of postgres "2BP01 42501" 'worm_heap|extension pg_worm|public\.t' "DROP ACCESS METHOD worm_heap CASCADE"
+  src="$(val postgres "$DB" "$q")"
+  [ "$src" = "$src0" ] && good "worm_heap's handler unchanged ($src)" || bad "worm_heap's handler is now '$src', was '$src0'"
+  am_still t
+  unchanged
+  plain || return
+  # With the event triggers off, the handler is replaced by DDL (no
+  # catalog DML): new sessions open t with heap's routine. Detected.
+  evt_off || return
+  succeeds postgres "ALTER TABLE t DISABLE TRIGGER ALL; $to_heap" || return
+  good "with the event triggers off, the handler replaced by CREATE OR REPLACE FUNCTION"
+  succeeds postgres "UPDATE t SET note = 'tampered' WHERE id = $VID" || return
+  good "the UPDATE in a new session succeeded (a superuser's DDL on pg_worm's objects with the event triggers off: detected, not prevented)"
+  local lib sym
+  read -r _ lib sym <<<"$src0"
+  succeeds postgres "CREATE OR REPLACE FUNCTION worm.worm_heap_handler(internal) RETURNS table_am_handler LANGUAGE c AS '$lib', '$sym'; $REARM" || return
+  src="$(val postgres "$DB" "$q")"
+  [ "$src" = "$src0" ] || bad "worm_heap's handler is '$src' after putting back '$src0'"
+  expect_verify t "$(bad_at $VC $VS)" $VC "^row $VS was changed"
+}
