@@ -10,6 +10,9 @@ pub const COL_CHAIN: &str = "worm_chain";
 pub const COL_SEQ: &str = "worm_seq";
 pub const COL_INSERTED_AT: &str = "worm_inserted_at";
 pub const COL_HASH: &str = "worm_hash";
+
+/// The table access method of protected tables (src/am/, sql/views.sql).
+pub const AM_NAME: &str = "worm_heap";
 /// No user column may carry this prefix.
 pub const RESERVED_PREFIX: &str = "worm_";
 

@@ -48,8 +48,7 @@ use crate::retention;
 use pgrx::pg_sys;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// The access method's name (sql/schema.sql creates it).
-pub const AM_NAME: &str = "worm_heap";
+pub use crate::names::AM_NAME;
 
 /// heapam's routine (static in the server).
 static HEAP: AtomicPtr<pg_sys::TableAmRoutine> = AtomicPtr::new(std::ptr::null_mut());
@@ -161,26 +160,6 @@ pub fn uses_worm_heap(relid: pg_sys::Oid) -> bool {
     pg::Rel::cached(relid).is_some_and(|r| r.form().relam == am)
 }
 
-/// A NOTICE when a protected table does not use worm_heap: restored from a
-/// dump taken without table access methods (`--no-table-access-method`, or
-/// by 0.1.0), its rows are intact but UPDATE and DELETE are refused only by
-/// its triggers. The fix is one statement, which the guards allow.
-///
-/// # Safety
-/// `rel` is open.
-pub unsafe fn notice_if_not_worm_heap(rel: pg_sys::Relation) {
-    // SAFETY: `rel` is open (caller).
-    let (kind, am) = unsafe { ((*(*rel).rd_rel).relkind as u8, (*rel).rd_tableam) };
-    if kind != pg_sys::RELKIND_RELATION || is_ours(am) {
-        return;
-    }
-    // SAFETY: as above.
-    let table = unsafe { pg::rel_display_name(rel) };
-    pgrx::notice!(
-        "table {table} does not use pg_worm's access method {AM_NAME}: UPDATE, DELETE and TRUNCATE are refused only by its triggers; run ALTER TABLE {table} SET ACCESS METHOD {AM_NAME}"
-    );
-}
-
 /// Object access hook, OAT_POST_CREATE of relation `relid` created
 /// internally: refuses the new heap of a rewrite that would take a table off
 /// pg_worm's access method. make_new_heap names that heap
@@ -207,10 +186,10 @@ pub unsafe fn check_new_relation(relid: pg_sys::Oid) {
     }
     // SAFETY: called while the rewrite's new heap is being created.
     if let Some((table, _)) = unsafe { rewritten_table(&name) }.filter(|(_, am)| is_ours(*am)) {
-        crate::guard::refused(
-            &table,
-            "changing the access method (worm_heap refuses UPDATE, DELETE and TRUNCATE below every trigger)",
-        )
+        WormError::Protected {
+            target: table,
+            what: "changing the access method (worm_heap refuses UPDATE, DELETE and TRUNCATE below every trigger)".into(),
+        }
         .raise()
     }
 }
@@ -267,10 +246,10 @@ unsafe extern "C-unwind" fn worm_tuple_insert(
         let rewritten = unsafe { rewritten_table(&name) }
             .filter(|(_, am)| std::ptr::eq(*am, ROUTINE.load(Ordering::Relaxed)));
         match rewritten {
-            Some((table, _)) => crate::guard::refused(
-                &table,
-                "rewriting its rows (ALTER TABLE … ALTER COLUMN … TYPE … USING, a volatile DEFAULT, SET LOGGED / UNLOGGED: worm_heap refuses to write changed rows in place of the table's)",
-            )
+            Some((table, _)) => WormError::Protected {
+                target: table,
+                what: "rewriting its rows (ALTER TABLE … ALTER COLUMN … TYPE … USING, a volatile DEFAULT, SET LOGGED / UNLOGGED: worm_heap refuses to write changed rows in place of the table's)".into(),
+            }
             .raise(),
             None => NOT_A_REWRITE.with(|c| c.set(relid)),
         }
@@ -391,8 +370,7 @@ unsafe fn purge_may_delete(rel: pg_sys::Relation, tid: pg_sys::ItemPointer) -> b
                 (!*(*slot).tts_isnull.add(i)).then(|| *(*slot).tts_values.add(i))
             };
             if let (Some(chain), Some(seq)) = (get(plan.chain_att), get(plan.seq_att)) {
-                allowed =
-                    retention::purge_allows(relid, chain.value() as i32, seq.value() as i64);
+                allowed = retention::purge_allows(relid, chain.value() as i32, seq.value() as i64);
             }
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);

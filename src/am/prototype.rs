@@ -234,4 +234,3 @@ unsafe extern "C-unwind" fn worm_multi_insert(
         (heap().multi_insert.unwrap_unchecked())(rel, slots, nslots, cid, options, bistate)
     }
 }
-

@@ -213,7 +213,7 @@ unsafe fn alter_cmd_problem(cmd: *mut pg_sys::AlterTableCmd) -> Option<String> {
         AT_SetUnLogged => Some("SET UNLOGGED (an unlogged table is lost in a crash)".into()),
         // pg_worm's own access method is where a protected table belongs
         // (a table protected before 0.2 is switched to it).
-        AT_SetAccessMethod if name == crate::am::AM_NAME => None,
+        AT_SetAccessMethod if name == crate::names::AM_NAME => None,
         AT_SetAccessMethod => Some("changing the access method".into()),
         AT_DisableTrig | AT_DisableTrigAll | AT_DisableTrigUser => {
             Some("disabling triggers (they enforce the protection)".into())

@@ -476,21 +476,23 @@ pub(crate) fn backfill(
         links.push(l.to_vec());
     }
     let n = rows.len() as i64;
-    crate::am::chaining_existing_rows(relid, || sql::run_with_args(
-        &format!(
-            "UPDATE {table} AS t SET {COL_CHAIN} = u.c, {COL_SEQ} = u.s, \
+    crate::am::chaining_existing_rows(relid, || {
+        sql::run_with_args(
+            &format!(
+                "UPDATE {table} AS t SET {COL_CHAIN} = u.c, {COL_SEQ} = u.s, \
              {COL_INSERTED_AT} = pg_catalog.transaction_timestamp(), {COL_HASH} = u.h \
              FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]::pg_catalog.tid[]), \
              pg_catalog.unnest($2::pg_catalog.int4[]), pg_catalog.unnest($3::pg_catalog.int8[]), \
              pg_catalog.unnest($4::pg_catalog.bytea[])) AS u(tid, c, s, h) \
              WHERE t.ctid OPERATOR(pg_catalog.=) u.tid"
-        ),
-        &[
-            DatumWithOid::from(tids),
-            DatumWithOid::from(cs),
-            DatumWithOid::from(seqs),
-            DatumWithOid::from(links),
-        ],
-    ))?;
+            ),
+            &[
+                DatumWithOid::from(tids),
+                DatumWithOid::from(cs),
+                DatumWithOid::from(seqs),
+                DatumWithOid::from(links),
+            ],
+        )
+    })?;
     Ok(n)
 }

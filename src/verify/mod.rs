@@ -305,12 +305,34 @@ impl Verified {
 fn verify_table(rel: pg_sys::Relation) -> Result<Vec<VerifyRow>, WormError> {
     let verified = verify_rel(rel, false)?;
     // SAFETY: the caller holds `rel` open; it is protected (verify_rel).
-    unsafe { crate::am::notice_if_not_worm_heap(rel) };
-    Ok(verified
-        .rows
-        .into_iter()
-        .map(to_row)
-        .collect())
+    unsafe { notice_if_not_worm_heap(rel) };
+    Ok(verified.rows.into_iter().map(to_row).collect())
+}
+
+/// A NOTICE when a protected table does not use worm_heap: restored from a
+/// dump taken without table access methods (`--no-table-access-method`, or
+/// by 0.1.0), its rows are intact but UPDATE and DELETE are refused only by
+/// its triggers. The fix is one statement, which the guards allow.
+///
+/// # Safety
+/// `rel` is open.
+unsafe fn notice_if_not_worm_heap(rel: pg_sys::Relation) {
+    use crate::names::AM_NAME;
+    // SAFETY: `rel` is open (caller).
+    let (kind, relam) = unsafe { ((*(*rel).rd_rel).relkind as u8, (*(*rel).rd_rel).relam) };
+    let Ok(name) = std::ffi::CString::new(AM_NAME) else {
+        return;
+    };
+    // SAFETY: a syscache lookup by name; missing_ok returns InvalidOid.
+    let am = unsafe { pg_sys::get_table_am_oid(name.as_ptr(), true) };
+    if kind != pg_sys::RELKIND_RELATION || relam == am {
+        return;
+    }
+    // SAFETY: as above.
+    let table = unsafe { rel_display_name(rel) };
+    pgrx::notice!(
+        "table {table} does not use pg_worm's access method {AM_NAME}: UPDATE, DELETE and TRUNCATE are refused only by its triggers; run ALTER TABLE {table} SET ACCESS METHOD {AM_NAME}"
+    );
 }
 
 /// The purge anchors of a table as stored, unusable ones included (a malformed anchor is a
