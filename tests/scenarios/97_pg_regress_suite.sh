@@ -7,7 +7,8 @@
 #       regression database (pg_regress --load-extension) and in template1.
 # Every test must print the same in (b) as in (a) (so none fails in (b)
 # that passes in (a)), except the tests listed in ALLOWED below, whose every
-# changed line must name pg_worm's event triggers (the diff lines are
+# changed line must name pg_worm's event triggers or its access method
+# worm_heap (the diff lines are
 # printed for a reviewer). With no protected table in a database pg_worm
 # changes nothing of PostgreSQL's behaviour.
 #
@@ -18,10 +19,13 @@ source "$(dirname "$0")/../lib.sh"
 PORT=55970
 T_START=$SECONDS
 
-# Tests whose output differs only because pg_worm's event triggers exist:
-# each one's diff may change only lines naming them (checked below).
+# Tests whose output differs only because pg_worm's event triggers or its
+# table access method worm_heap exist: each one's diff may change only lines
+# naming them (checked below).
 ALLOWED=(
   event_trigger # lists every event trigger of the database
+  create_am     # lists every table access method (pg_am)
+  psql          # \dA lists every access method
 )
 
 # Where scripts/setup.sh unpacked the suite.
@@ -101,18 +105,19 @@ while read -r name _; do
   for t in "${ALLOWED[@]}"; do [ "$t" = "$name" ] && allowed=1; done
   if [ $allowed = 0 ]; then bad+=("$name"); diff -U2 "$a" "$b" | head -60 || true; continue; fi
   # The difference as it is, for a reviewer...
-  echo "allowed difference in $name (pg_worm's event triggers listed):"
+  echo "allowed difference in $name (pg_worm's event triggers or access method listed):"
   { diff -U0 "$a" "$b" || true; } | grep -E '^[-+][^-+]' | sed 's/^/    /'
-  # ...and the check: with the lines naming pg_worm's event triggers left
+  # ...and the check: with the lines naming pg_worm's event triggers or
+  # worm_heap left
   # out and column padding, separator widths and row counts ignored (psql
   # pads every line of a listing to its widest value), both runs printed
   # the same.
-  normalize() { grep -vE 'worm_guard_(ddl|ddl_end|drop)' "$1" | sed -E 's/ +/ /g; s/ $//; s/-+/-/g; s/^\([0-9]+ rows?\)$/(rows)/'; }
+  normalize() { grep -vE 'worm_guard_(ddl|ddl_end|drop)|worm_heap' "$1" | sed -E 's/ +/ /g; s/ $//; s/-+/-/g; s/^\([0-9]+ rows?\)$/(rows)/'; }
   others="$(diff <(normalize "$a") <(normalize "$b") || true)"
-  [ -z "$others" ] || { echo "$others"; bad+=("$name (differs in more than pg_worm's event triggers)"); }
+  [ -z "$others" ] || { echo "$others"; bad+=("$name (differs in more than pg_worm's event triggers and access method)"); }
 done <"$WORK/preloaded.results"
 
 # PG_WORM_KEEP_RESULTS=DIR keeps both runs' outputs (regression.diffs, results/).
 if [ -n "${PG_WORM_KEEP_RESULTS:-}" ]; then mkdir -p "$PG_WORM_KEEP_RESULTS"; cp -r "$WORK/baseline" "$WORK/preloaded" "$PG_WORM_KEEP_RESULTS/"; fi
 [ ${#bad[@]} = 0 ] || fail "tests whose output differs with pg_worm preloaded and created: ${bad[*]}"
-echo "ok - PostgreSQL's regression suite: every test prints the same with pg_worm preloaded and created as without it, but for pg_worm's event triggers listed ($((SECONDS - T_START)) s in all)"
+echo "ok - PostgreSQL's regression suite: every test prints the same with pg_worm preloaded and created as without it, but for pg_worm's event triggers and access method listed ($((SECONDS - T_START)) s in all)"
