@@ -60,7 +60,6 @@ START=$(date +%s)
 ensure_toolchain
 SYS_LIB="$("$PG_CONFIG" --pkglibdir)"
 SYS_SHARE="$("$PG_CONFIG" --sharedir)"
-SYS_BIN="$("$PG_CONFIG" --bindir)"
 PRIV="$(mktemp -d /tmp/pg_worm_bench_pg.XXXXXX)"
 if [ -n "${BENCH_SKIP_INSTALL:-}" ]; then
   log "BENCH_SKIP_INSTALL set: using a copy of the pg_worm installed in $SYS_LIB"
@@ -77,17 +76,7 @@ else
 fi
 BUILT=$(date +%s)
 log "private PostgreSQL tree in $PRIV"
-# pg_worm's own files are left out of the copy (another session may be
-# installing them: a file renamed away mid-copy); the package's are added.
-copy_tree() { mkdir -p "$2" && tar -C "$1" --exclude='pg_worm*' -cf - . | tar -C "$2" -xf -; }
-copy_tree "$(dirname "$SYS_LIB")" "$PRIV$(dirname "$SYS_LIB")"
-copy_tree "$SYS_SHARE" "$PRIV$SYS_SHARE"
-cp "$PKG$SYS_LIB/pg_worm.so" "$PRIV$SYS_LIB/pg_worm.so"
-cp "$PKG$SYS_SHARE"/extension/pg_worm* "$PRIV$SYS_SHARE/extension/"
-chmod -R a+rX "$PRIV"
-PG_BIN="$PRIV$SYS_BIN"
-[ "$("$PG_BIN/pg_config" --pkglibdir)" = "$PRIV$SYS_LIB" ] \
-  || { echo "bench/run.sh: the private PostgreSQL tree is not relocatable" >&2; exit 1; }
+private_pg_tree "$PKG" "$PRIV" || exit 1
 # What is measured; bench.py checks that it stays the same throughout.
 export BENCH_SO_PATH="$PRIV$SYS_LIB/pg_worm.so"
 BENCH_SO_SHA256="$(sha256sum "$BENCH_SO_PATH" | cut -d' ' -f1)"

@@ -57,8 +57,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 SYS_LIB="$("$PG_CONFIG" --pkglibdir)"
-SYS_SHARE="$("$PG_CONFIG" --sharedir)"
-SYS_BIN="$("$PG_CONFIG" --bindir)"
 log "release build, packaged into target/package-tam"
 PKG="$ROOT/target/package-tam"
 rm -rf "$PKG"
@@ -66,17 +64,7 @@ rm -rf "$PKG"
   || { tail -n 30 /tmp/tam_prototype.build.log >&2; exit 1; }
 
 log "private PostgreSQL tree in $PRIV"
-mkdir -p "$PRIV$(dirname "$SYS_LIB")" "$PRIV$(dirname "$SYS_SHARE")"
-# pg_worm's own files are left out: other sessions may be installing them
-# (a file renamed away mid-copy), and the package's are copied below.
-copy_tree() { mkdir -p "$2" && tar -C "$1" --exclude='pg_worm*' -cf - . | tar -C "$2" -xf -; }
-copy_tree "$(dirname "$SYS_LIB")" "$PRIV$(dirname "$SYS_LIB")"
-copy_tree "$SYS_SHARE" "$PRIV$SYS_SHARE"
-cp "$PKG$SYS_LIB/pg_worm.so" "$PRIV$SYS_LIB/pg_worm.so"
-cp "$PKG$SYS_SHARE"/extension/pg_worm* "$PRIV$SYS_SHARE/extension/"
-chmod -R a+rX "$PRIV"
-PG_BIN="$PRIV$SYS_BIN"
-[ "$("$PG_BIN/pg_config" --pkglibdir)" = "$PRIV$SYS_LIB" ] || { echo "the private tree is not relocatable" >&2; exit 1; }
+private_pg_tree "$PKG" "$PRIV" || exit 1
 SO_SHA="$(sha256sum "$PRIV$SYS_LIB/pg_worm.so" | cut -c1-16)"
 
 start_cluster "$PORT" \

@@ -55,6 +55,28 @@ ensure_toolchain() {
 }
 
 # Build and install the extension into Debian's PostgreSQL. $1 = "release" or "debug".
+# private_pg_tree PKG PRIV: a copy of the installed PostgreSQL tree (bin,
+# lib, share) under PRIV, with pg_worm's files taken from the package PKG
+# (`cargo pgrx package --out-dir PKG`) instead of the system's; sets PG_BIN
+# to the copy's bin. PostgreSQL is relocatable, so the copy finds its own
+# libraries and extensions: a test run installing another build for everyone
+# meanwhile cannot change what a benchmark measures. pg_worm's own files are
+# left out of the copy (another session may be renaming them mid-copy).
+private_pg_tree() {
+  local pkg="$1" priv="$2" lib share bin
+  lib="$("$PG_CONFIG" --pkglibdir)" share="$("$PG_CONFIG" --sharedir)" bin="$("$PG_CONFIG" --bindir)"
+  local d
+  for d in "$(dirname "$lib")" "$share"; do
+    mkdir -p "$priv$d" && tar -C "$d" --exclude='pg_worm*' -cf - . | tar -C "$priv$d" -xf -
+  done
+  cp "$pkg$lib/pg_worm.so" "$priv$lib/pg_worm.so"
+  cp "$pkg$share"/extension/pg_worm* "$priv$share/extension/"
+  chmod -R a+rX "$priv"
+  PG_BIN="$priv$bin"
+  [ "$("$PG_BIN/pg_config" --pkglibdir)" = "$priv$lib" ] \
+    || { echo "the private PostgreSQL tree in $priv is not relocatable" >&2; return 1; }
+}
+
 install_extension() {
   local profile="${1:-debug}" libdir sharedir out f
   libdir="$("$PG_CONFIG" --pkglibdir)"
