@@ -405,6 +405,39 @@ pub unsafe fn index_last<R, const N: usize>(
 /// comparison function, value).
 pub type RangeKey = (i16, u16, u32, pg_sys::Datum);
 
+/// Scan keys on a protected table's chain index, `(worm_chain int4,
+/// worm_seq int8)`.
+pub mod chain_key {
+    use super::RangeKey;
+    use pgrx::pg_sys;
+
+    const LESS: u16 = pg_sys::BTLessStrategyNumber as u16;
+    const LESS_EQUAL: u16 = pg_sys::BTLessEqualStrategyNumber as u16;
+    const EQUAL: u16 = pg_sys::BTEqualStrategyNumber as u16;
+    const GREATER_EQUAL: u16 = pg_sys::BTGreaterEqualStrategyNumber as u16;
+
+    /// `worm_chain = c`.
+    pub fn chain_is(c: i32) -> RangeKey {
+        (1, EQUAL, pg_sys::F_INT4EQ, pg_sys::Datum::from(c))
+    }
+    /// `worm_chain < c`.
+    pub fn chain_below(c: i32) -> RangeKey {
+        (1, LESS, pg_sys::F_INT4LT, pg_sys::Datum::from(c))
+    }
+    /// `worm_chain >= c`.
+    pub fn chain_from(c: i32) -> RangeKey {
+        (1, GREATER_EQUAL, pg_sys::F_INT4GE, pg_sys::Datum::from(c))
+    }
+    /// `worm_seq >= seq`.
+    pub fn seq_from(seq: i64) -> RangeKey {
+        (2, GREATER_EQUAL, pg_sys::F_INT8GE, pg_sys::Datum::from(seq))
+    }
+    /// `worm_seq <= seq`.
+    pub fn seq_to(seq: i64) -> RangeKey {
+        (2, LESS_EQUAL, pg_sys::F_INT8LE, pg_sys::Datum::from(seq))
+    }
+}
+
 /// Forward scan of index `index_oid` over `rel` with the `keys` (equality or
 /// ranges), in index order: calls `f` on every visible row until it returns
 /// `Break(b)` (then `Some(b)`); `None` when every match was seen. Snapshot,

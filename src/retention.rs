@@ -914,22 +914,14 @@ pub(crate) fn expired_prefixes(
         };
         match index {
             Some(index) => {
-                let keys: [crate::pg::RangeKey; 1] = [(
-                    1,
-                    pg_sys::BTEqualStrategyNumber as u16,
-                    pg_sys::F_INT4EQ,
-                    pg_sys::Datum::from(c),
-                )];
+                let keys = [crate::pg::chain_key::chain_is(c)];
                 let each = |slot: crate::pg::Slot<'_>| {
-                    let (values, nulls) = slot.values();
-                    let get = |att: i16| {
-                        let i = usize::try_from(att - 1).ok()?;
-                        (!*nulls.get(i)?).then(|| values[i])
-                    };
-                    let seq = get(plan.seq_att).map(|d| d.value() as i64);
-                    let at = get(plan.inserted_at_att).map(|d| d.value() as i64);
+                    let seq = slot.get(plan.seq_att).map(|d| d.value() as i64);
+                    let at = slot.get(plan.inserted_at_att).map(|d| d.value() as i64);
                     // SAFETY: worm_hash is a bytea column of this row.
-                    let link = get(plan.hash_att).map(|d| unsafe { crate::pg::varlena_bytes(d) });
+                    let link = slot
+                        .get(plan.hash_att)
+                        .map(|d| unsafe { crate::pg::varlena_bytes(d) });
                     if p.take(seq, at, link) {
                         ControlFlow::Continue(())
                     } else {

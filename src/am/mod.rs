@@ -364,12 +364,10 @@ unsafe fn purge_may_delete(rel: pg_sys::Relation, tid: pg_sys::ItemPointer) -> b
         );
         let mut allowed = false;
         if found {
-            pg_sys::slot_getallattrs(slot);
-            let get = |att: i16| {
-                let i = (att - 1) as usize;
-                (!*(*slot).tts_isnull.add(i)).then(|| *(*slot).tts_values.add(i))
-            };
-            if let (Some(chain), Some(seq)) = (get(plan.chain_att), get(plan.seq_att)) {
+            if let (Some(chain), Some(seq)) = (
+                pg::slot_get(slot, plan.chain_att),
+                pg::slot_get(slot, plan.seq_att),
+            ) {
                 allowed = retention::purge_allows(relid, chain.value() as i32, seq.value() as i64);
             }
         }

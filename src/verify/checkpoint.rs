@@ -312,19 +312,9 @@ unsafe fn chain_tiles(
     c: i32,
     from: i64,
 ) -> Option<(Vec<Hash>, i64, Option<Hash>)> {
-    let keys: [crate::pg::RangeKey; 2] = [
-        (
-            1,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::F_INT4EQ,
-            pg_sys::Datum::from(c),
-        ),
-        (
-            2,
-            pg_sys::BTGreaterEqualStrategyNumber as u16,
-            pg_sys::F_INT8GE,
-            pg_sys::Datum::from(from),
-        ),
+    let keys = [
+        crate::pg::chain_key::chain_is(c),
+        crate::pg::chain_key::seq_from(from),
     ];
     let (seq_i, hash_i) = (
         usize::try_from(plan.seq_att - 1).ok()?,
@@ -576,19 +566,9 @@ unsafe fn stream_chain(
     start: Option<Anchor>,
     keep: (usize, usize),
 ) -> Streamed {
-    let keys: [crate::pg::RangeKey; 2] = [
-        (
-            1,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::F_INT4EQ,
-            pg_sys::Datum::from(c),
-        ),
-        (
-            2,
-            pg_sys::BTGreaterEqualStrategyNumber as u16,
-            pg_sys::F_INT8GE,
-            pg_sys::Datum::from(from),
-        ),
+    let keys = [
+        crate::pg::chain_key::chain_is(c),
+        crate::pg::chain_key::seq_from(from),
     ];
     let mut verifier = pg_worm_core::table_verify::ChainVerifier::new(uid, c, start.as_ref());
     let (mut tiles, mut tail, mut kept) = (Vec::new(), Vec::with_capacity(TILE), Vec::new());
@@ -1239,22 +1219,12 @@ unsafe fn chain_positions(
     mut f: impl FnMut(i64, Option<Hash>),
 ) {
     let (seq_att, hash_att) = (plan.seq_att, plan.hash_att);
-    let keys: [crate::pg::RangeKey; 1] = [(
-        1,
-        pg_sys::BTEqualStrategyNumber as u16,
-        pg_sys::F_INT4EQ,
-        pg_sys::Datum::from(c),
-    )];
+    let keys = [crate::pg::chain_key::chain_is(c)];
     let each = |slot: crate::pg::Slot<'_>| {
-        let (values, nulls) = slot.values();
-        let get = |att: i16| {
-            let i = usize::try_from(att - 1).ok()?;
-            (!*nulls.get(i)?).then(|| values[i])
-        };
-        if let Some(seq) = get(seq_att).map(|v| v.value() as i64) {
+        if let Some(seq) = slot.get(seq_att).map(|v| v.value() as i64) {
             // SAFETY: worm_hash is a bytea column of this row; a 32-byte link is
             // stored inline (short header), so nothing is allocated for it.
-            let link = get(hash_att).and_then(|v| {
+            let link = slot.get(hash_att).and_then(|v| {
                 pg_worm_core::hash_from_slice(unsafe { crate::pg::varlena_bytes(v) })
             });
             f(seq, link);

@@ -512,8 +512,6 @@ impl Misfit {
     }
 }
 
-const BT_EQUAL: u16 = pg_sys::BTEqualStrategyNumber as u16;
-
 /// What a streaming verification of one table reads.
 struct Streamed<'a> {
     rel: pg_sys::Relation,
@@ -547,9 +545,6 @@ impl FirstPass {
         }
     }
 }
-
-const BT_LESS: u16 = pg_sys::BTLessStrategyNumber as u16;
-const BT_GREATER_EQUAL: u16 = pg_sys::BTGreaterEqualStrategyNumber as u16;
 
 impl Streamed<'_> {
     fn in_range(&self, c: Option<i32>) -> Option<i32> {
@@ -659,13 +654,8 @@ impl Streamed<'_> {
     /// # Safety
     /// As for [`Streamed::verify`].
     unsafe fn outside(&self, first: &mut FirstPass) {
-        let below = (1, BT_LESS, pg_sys::F_INT4LT, pg_sys::Datum::from(0i32));
-        let above = (
-            1,
-            BT_GREATER_EQUAL,
-            pg_sys::F_INT4GE,
-            pg_sys::Datum::from(self.chains),
-        );
+        let below = pg::chain_key::chain_below(0);
+        let above = pg::chain_key::chain_from(self.chains);
         let mut per_row = PgMemoryContexts::new("pg_worm verify row");
         for key in [below, above] {
             let each = |slot: pg::Slot<'_>| {
@@ -746,7 +736,7 @@ impl Streamed<'_> {
         let mut mine = misfits.iter().filter(|m| m.chain == c).peekable();
         let mut last: Option<(i64, (u32, u16))> = None;
         let mut per_row = PgMemoryContexts::new("pg_worm verify row");
-        let keys: [pg::RangeKey; 1] = [(1, BT_EQUAL, pg_sys::F_INT4EQ, pg_sys::Datum::from(c))];
+        let keys = [pg::chain_key::chain_is(c)];
         let each = |slot: pg::Slot<'_>| {
             let tid = slot.tid();
             let (values, nulls) = slot.values();

@@ -203,15 +203,10 @@ impl ChainReader<'_> {
     pub(super) fn rows(&self, c: i32, from: i64, to: i64) -> Vec<RowRecord> {
         let mut out = Vec::new();
         let mut per_row = PgMemoryContexts::new("pg_worm verify_since row");
-        let keys: [pg::RangeKey; 3] = [
-            (1, BT_EQUAL, pg_sys::F_INT4EQ, pg_sys::Datum::from(c)),
-            (
-                2,
-                BT_GREATER_EQUAL,
-                pg_sys::F_INT8GE,
-                pg_sys::Datum::from(from),
-            ),
-            (2, BT_LESS_EQUAL, pg_sys::F_INT8LE, pg_sys::Datum::from(to)),
+        let keys = [
+            pg::chain_key::chain_is(c),
+            pg::chain_key::seq_from(from),
+            pg::chain_key::seq_to(to),
         ];
         let each = |slot: pg::Slot<'_>| {
             let (values, nulls) = slot.values();
@@ -234,13 +229,8 @@ impl ChainReader<'_> {
     pub(super) fn count_outside(&self, chains: i32) -> i64 {
         let mut n = 0i64;
         for key in [
-            (1, BT_LESS, pg_sys::F_INT4LT, pg_sys::Datum::from(0i32)),
-            (
-                1,
-                BT_GREATER_EQUAL,
-                pg_sys::F_INT4GE,
-                pg_sys::Datum::from(chains),
-            ),
+            pg::chain_key::chain_below(0),
+            pg::chain_key::chain_from(chains),
         ] {
             // SAFETY: as in `rows`.
             unsafe {
@@ -259,11 +249,6 @@ impl ChainReader<'_> {
         n
     }
 }
-
-const BT_LESS: u16 = pg_sys::BTLessStrategyNumber as u16;
-const BT_LESS_EQUAL: u16 = pg_sys::BTLessEqualStrategyNumber as u16;
-const BT_EQUAL: u16 = pg_sys::BTEqualStrategyNumber as u16;
-const BT_GREATER_EQUAL: u16 = pg_sys::BTGreaterEqualStrategyNumber as u16;
 
 /// One chain since the checkpoint's head `recorded` (seq, link): the head
 /// row still there with its link and content, every later row linked to it.

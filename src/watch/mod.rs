@@ -524,8 +524,6 @@ fn worm_guard_verification_log<'a>(
     WormError::ExtensionTable { table, operation }.raise()
 }
 
-const BT_EQUAL: u16 = pg_sys::BTEqualStrategyNumber as u16;
-
 /// The insertion time of the oldest row still in a protected table: the
 /// first row of each chain, read through the chain index (no table scan).
 /// worm.status adds the retention to it: when the next purge is due.
@@ -539,7 +537,7 @@ fn worm_oldest_row(tbl: pg_sys::Oid) -> Option<TimestampWithTimeZone> {
     let index = plan.index?;
     let mut oldest: Option<i64> = None;
     for c in 0..m.chains {
-        let keys: [pg::RangeKey; 1] = [(1, BT_EQUAL, pg_sys::F_INT4EQ, pg_sys::Datum::from(c))];
+        let keys = [pg::chain_key::chain_is(c)];
         let at_att = plan.inserted_at_att;
         // SAFETY: `rel` is open and `index` its (worm_chain, worm_seq)
         // btree; the key is an int4 of its first column.
