@@ -38,8 +38,8 @@ start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
   "max_parallel_workers_per_gather = 0"
 psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 
-psql_q >/dev/null <<'SQL'
-CREATE TABLE notes (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+psql_q >/dev/null <<SQL
+CREATE TABLE notes ($NOTES_COLUMNS);
 SELECT worm.protect('notes', chains => 32);
 CREATE TABLE digests (n serial, d jsonb);
 SQL
@@ -48,10 +48,7 @@ load() { # N: rows of the benchmark's shape, in transactions of 100,000
   while [ "$done" -lt "$n" ]; do
     step=$(( n - done < 100000 ? n - done : 100000 ))
     psql_q -c "INSERT INTO notes (patient_id, author, note, recorded_at, vitals)
-      SELECT gen_random_uuid(), 'dr.' || (i % 500),
-             'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
-             now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
-        FROM generate_series(1, $step) AS i" >/dev/null
+      $(notes_rows "$step")" >/dev/null
     done=$((done + step))
   done
 }

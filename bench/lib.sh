@@ -9,6 +9,18 @@ LIB="$(mktemp -d /tmp/pg_worm_benchlib.XXXXXX)"
 chmod 755 "$LIB"
 TEST_DIRS+=("$LIB")
 
+# The benchmark's row shape (bench/bench.py's notes table): NOTES_COLUMNS
+# defines the table; `notes_rows N` prints a SELECT of N such rows (a note of
+# about 200 characters, a jsonb of vitals) for
+# INSERT INTO t (patient_id, author, note, recorded_at, vitals).
+NOTES_COLUMNS="id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb"
+notes_rows() {
+  echo "SELECT gen_random_uuid(), 'dr.' || (i % 500),
+         'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
+         now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
+    FROM generate_series(1, $1) AS i"
+}
+
 # build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
 build() {
   local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"

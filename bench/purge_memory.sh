@@ -28,16 +28,13 @@ PER=$((ROWS / 4)); ROWS=$((PER * 4))
 # load T: a fresh table T of $ROWS rows, retention 1 second.
 load() {
   psql_q >/dev/null <<SQL
-CREATE TABLE $1 (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+CREATE TABLE $1 ($NOTES_COLUMNS);
 SELECT worm.protect('$1', retention => '1 second');
 SQL
   log "loading $ROWS rows into $1 with 4 sessions"
   for _ in 1 2 3 4; do
     psql_q -c "INSERT INTO $1 (patient_id, author, note, recorded_at, vitals)
-      SELECT gen_random_uuid(), 'dr.' || (i % 500),
-             'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
-             now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
-        FROM generate_series(1, $PER) AS i" >/dev/null &
+      $(notes_rows "$PER")" >/dev/null &
   done
   wait
   psql_q -c "VACUUM (ANALYZE) $1" >/dev/null

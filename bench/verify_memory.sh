@@ -43,7 +43,7 @@ psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 # ---- 1. the benchmark's table
 PER=$((ROWS / 4)); ROWS=$((PER * 4))
 psql_q >/dev/null <<SQL
-CREATE TABLE worm_notes (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+CREATE TABLE worm_notes ($NOTES_COLUMNS);
 SELECT worm.protect('worm_notes');
 CREATE TABLE tiny (x int);
 SELECT worm.protect('tiny', chains => 1);
@@ -52,10 +52,7 @@ log "loading $ROWS rows with 4 sessions"
 t0=$(date +%s)
 for _ in 1 2 3 4; do
   psql_q -c "INSERT INTO worm_notes (patient_id, author, note, recorded_at, vitals)
-    SELECT gen_random_uuid(), 'dr.' || (i % 500),
-           'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
-           now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
-      FROM generate_series(1, $PER) AS i" >/dev/null &
+    $(notes_rows "$PER")" >/dev/null &
 done
 wait
 LOAD_S=$(( $(date +%s) - t0 ))
@@ -65,16 +62,13 @@ HEAP_MB="$(psql_q -c "SELECT pg_relation_size('worm_notes') / 1048576")"
 
 # The same rows written by 32 clients, 20 rows per transaction.
 work_dir pg_worm_bench_verify
-cat >"$WORK/insert.sql" <<'SQL'
+cat >"$WORK/insert.sql" <<SQL
 INSERT INTO worm_notes32 (patient_id, author, note, recorded_at, vitals)
-  SELECT gen_random_uuid(), 'dr.' || (i % 500),
-         'Progress note ' || lpad((i % 100000)::text, 5, '0') || ': ' || left(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 179),
-         now(), jsonb_build_object('hr', 50 + i % 90, 'bp', (100 + i % 60) || '/' || (60 + i % 40), 'spo2', 90 + i % 10, 'temp', 36.5 + (i % 20) / 10.0)
-    FROM generate_series(1, 20) AS i;
+  $(notes_rows "20");
 SQL
 chown postgres: "$WORK/insert.sql"
 psql_q >/dev/null <<SQL
-CREATE TABLE worm_notes32 (id bigserial, patient_id uuid, author text, note text, recorded_at timestamptz, vitals jsonb);
+CREATE TABLE worm_notes32 ($NOTES_COLUMNS);
 SELECT worm.protect('worm_notes32');
 SQL
 log "loading $ROWS rows with 32 pgbench clients"
