@@ -21,6 +21,18 @@ notes_rows() {
     FROM generate_series(1, $1) AS i"
 }
 
+# load_notes4 TABLE PER: 4 sessions at once (so the rows spread over chains)
+# each insert PER rows of the benchmark's shape into TABLE, in one
+# transaction each; returns when all four are done.
+load_notes4() {
+  local s pids=()
+  for s in 1 2 3 4; do
+    psql_q -c "INSERT INTO $1 (patient_id, author, note, recorded_at, vitals) $(notes_rows "$2")" >/dev/null &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+
 # build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
 build() {
   local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"

@@ -32,11 +32,7 @@ CREATE TABLE $1 ($NOTES_COLUMNS);
 SELECT worm.protect('$1', retention => '1 second');
 SQL
   log "loading $ROWS rows into $1 with 4 sessions"
-  for _ in 1 2 3 4; do
-    psql_q -c "INSERT INTO $1 (patient_id, author, note, recorded_at, vitals)
-      $(notes_rows "$PER")" >/dev/null &
-  done
-  wait
+  load_notes4 "$1" "$PER"
   psql_q -c "VACUUM (ANALYZE) $1" >/dev/null
 }
 

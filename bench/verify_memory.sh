@@ -50,11 +50,7 @@ SELECT worm.protect('tiny', chains => 1);
 SQL
 log "loading $ROWS rows with 4 sessions"
 t0=$(date +%s)
-for _ in 1 2 3 4; do
-  psql_q -c "INSERT INTO worm_notes (patient_id, author, note, recorded_at, vitals)
-    $(notes_rows "$PER")" >/dev/null &
-done
-wait
+load_notes4 worm_notes "$PER"
 LOAD_S=$(( $(date +%s) - t0 ))
 psql_q -c "VACUUM (ANALYZE) worm_notes" >/dev/null
 HEAP_MB="$(psql_q -c "SELECT pg_relation_size('worm_notes') / 1048576")"

@@ -28,11 +28,7 @@ CREATE TABLE worm_notes ($NOTES_COLUMNS);
 SELECT worm.protect('worm_notes');
 SQL
 log "loading $ROWS rows with 4 sessions"
-for _ in 1 2 3 4; do
-  psql_q -c "INSERT INTO worm_notes (patient_id, author, note, recorded_at, vitals)
-    $(notes_rows "$PER")" >/dev/null &
-done
-wait
+load_notes4 worm_notes "$PER"
 psql_q -c "VACUUM (ANALYZE) worm_notes" >/dev/null
 [ "$(psql_q -c "SELECT count(*) FROM worm_notes")" = "$ROWS" ] || fail "rows loaded"
 chmod 777 "$CLUSTER_DIR"
