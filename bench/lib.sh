@@ -33,6 +33,20 @@ load_notes4() {
   wait "${pids[@]}"
 }
 
+# time_rss BINARY ARGS...: "max_rss_mib seconds exit" of one run of BINARY
+# under /usr/bin/time -v; its output in $CLUSTER_DIR/out.txt, time's report
+# in $CLUSTER_DIR/time.txt.
+time_rss() {
+  local tf="$CLUSTER_DIR/time.txt" rc
+  set +e
+  /usr/bin/time -v "$@" >"$CLUSTER_DIR/out.txt" 2>"$tf"
+  rc=$?
+  set -e
+  awk -v rc="$rc" '/Maximum resident set size/ {rss = $NF / 1024}
+       /Elapsed \(wall clock\)/ {n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]}
+       END {printf "%.0f %.1f %d\n", rss, s, rc}' "$tf"
+}
+
 # build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
 build() {
   local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"

@@ -33,23 +33,11 @@ psql_q -c "VACUUM (ANALYZE) worm_notes" >/dev/null
 [ "$(psql_q -c "SELECT count(*) FROM worm_notes")" = "$ROWS" ] || fail "rows loaded"
 chmod 777 "$CLUSTER_DIR"
 
-# measure BINARY ARGS...: "max_rss_mib seconds exit" of one worm-verify run.
-measure() {
-  local bin="$1"; shift
-  local tf="$CLUSTER_DIR/time.txt" rc
-  set +e
-  /usr/bin/time -v "$bin" "$@" >"$CLUSTER_DIR/out.txt" 2>"$tf"
-  rc=$?
-  set -e
-  awk -v rc="$rc" '/Maximum resident set size/ {rss = $NF / 1024}
-       /Elapsed \(wall clock\)/ {n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]}
-       END {printf "%.0f %.1f %d\n", rss, s, rc}' "$tf"
-}
 results=()
 run() { # LABEL BINARY ARGS...
   local label="$1" bin="$2"; shift 2
   "$bin" "$@" >/dev/null 2>&1 || true  # warm-up
-  read -r rss secs rc <<<"$(measure "$bin" "$@")"
+  read -r rss secs rc <<<"$(time_rss "$bin" "$@")"
   [ "$rc" = 0 ] || { cat "$CLUSTER_DIR/out.txt" "$CLUSTER_DIR/time.txt"; fail "$label: exit $rc"; }
   log "$label: max RSS ${rss} MiB, ${secs} s"
   results+=("| $label | ${rss} MiB | ${secs} s |")

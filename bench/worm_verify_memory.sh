@@ -80,14 +80,7 @@ SQL
 # measure BINARY ARGS...: "max_rss_mib seconds exit" of one `worm-verify table` run.
 measure() {
   local bin="$1"; shift
-  local tf="$CLUSTER_DIR/time.txt" rc
-  set +e
-  /usr/bin/time -v "$bin" table --db "$DB" "$T" "$@" >"$CLUSTER_DIR/out.txt" 2>"$tf"
-  rc=$?
-  set -e
-  awk -v rc="$rc" '/Maximum resident set size/ {rss = $NF / 1024}
-       /Elapsed \(wall clock\)/ {n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]}
-       END {printf "%.0f %.1f %d\n", rss, s, rc}' "$tf"
+  time_rss "$bin" table --db "$DB" "$T" "$@"
 }
 
 results=()
