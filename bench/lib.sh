@@ -47,6 +47,20 @@ time_rss() {
        END {printf "%.0f %.1f %d\n", rss, s, rc}' "$tf"
 }
 
+# start_with_builds PORT [SETTING...]: release builds "after" (the working
+# tree) and, when $BEFORE is set, "before" (that revision); a quiet cluster
+# that loads "after" first (dynamic_library_path), with the memory
+# benchmarks' settings and the SETTINGs given, and pg_worm created.
+start_with_builds() {
+  local port="$1"; shift
+  build after
+  [ -z "${BEFORE:-}" ] || build before "$BEFORE"
+  use after
+  start_test_cluster --quiet "$port" "dynamic_library_path = '$LIB:\$libdir'" \
+    "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" "$@"
+  psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
+}
+
 # build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
 build() {
   local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"

@@ -18,12 +18,7 @@ OUT="$ROOT/docs/verify-memory.md"
 source "$(dirname "$0")/lib.sh"
 
 
-build after
-[ -z "$BEFORE" ] || build before "$BEFORE"
-use after
-start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
-  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
-psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
+start_with_builds "$PORT"
 
 PER=$((ROWS / 4)); ROWS=$((PER * 4))
 psql_q >/dev/null <<SQL

@@ -30,15 +30,9 @@ OUT="$ROOT/docs/verify-memory.md"
 source "$(dirname "$0")/lib.sh"
 
 
-build after
-[ -z "$BEFORE" ] || build before "$BEFORE"
-use after
-start_test_cluster --quiet "$PORT" "dynamic_library_path = '$LIB:\$libdir'" \
-  "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
-  "max_parallel_workers_per_gather = 0"
 # (no parallel workers: worm.verify follows max_parallel_workers_per_gather by
 # default since parallel verification; this measures one backend, before and after)
-psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
+start_with_builds "$PORT" "max_parallel_workers_per_gather = 0"
 
 # ---- 1. the benchmark's table
 PER=$((ROWS / 4)); ROWS=$((PER * 4))
