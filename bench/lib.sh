@@ -61,6 +61,29 @@ start_with_builds() {
   psql_q -c "CREATE EXTENSION pg_worm" >/dev/null
 }
 
+# run_header SCRIPT: the line that dates a page written by bench/SCRIPT (time,
+# pg_worm commit, CPUs, load average) and the command that ran it, with
+# PG_WORM_BEFORE when $BEFORE is set.
+run_header() {
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD)$( [ -z "$(git -C "$ROOT" status --porcelain -- src core)" ] || echo ' (with uncommitted changes)'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
+  echo
+  echo '```sh'
+  if [ -z "${BEFORE:-}" ]; then echo "bash bench/$1"; else echo "PG_WORM_BEFORE=$BEFORE bash bench/$1"; fi
+  echo '```'
+}
+
+# replace_section HEADING SECTION: SECTION (a "## HEADING…" part of the page
+# $OUT) in place of the one $OUT has under that heading, up to the next "## "
+# heading, or appended; then printed.
+replace_section() {
+  if [ -f "$OUT" ]; then
+    awk -v h="## $1" 'BEGIN {skip = 0} index($0, h) == 1 {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" >"$OUT.tmp" \
+      && mv "$OUT.tmp" "$OUT"
+  fi
+  printf '\n%s\n' "$2" >>"$OUT"
+  echo "$2"
+}
+
 # build NAME [REV]: a release build of the working tree (or of REV) as $LIB/NAME.so.
 build() {
   local name="$1" rev="${2:-}" src="$ROOT" target="$ROOT/target"

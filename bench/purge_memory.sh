@@ -59,11 +59,7 @@ section="$(
   echo
   echo "<!-- Written by bench/purge_memory.sh; do not edit by hand. -->"
   echo
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
-  echo
-  echo '```sh'
-  [ -z "$BEFORE" ] && echo 'bash bench/purge_memory.sh' || echo "PG_WORM_BEFORE=$BEFORE bash bench/purge_memory.sh"
-  echo '```'
+  run_header purge_memory.sh
   echo
   echo "A table as above (4 sessions, 32 chains), retention 1 second, then one"
   echo "worm.purge_expired that verifies it, deletes every row (in batches of 10,000) and"
@@ -77,9 +73,4 @@ section="$(
   echo "the chain index up to its first row not expired, folding the links into an O(log n)"
   echo "Merkle frontier for the certificate's root (worm.retire the same)."
 )"
-if grep -q '^## worm.purge_expired' "$OUT"; then
-  # Only this section: up to the next heading of another section.
-  awk 'BEGIN {skip = 0} /^## worm.purge_expired/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
-fi
-printf '\n%s\n' "$section" >>"$OUT"
-echo "$section"
+replace_section "worm.purge_expired" "$section"

@@ -70,11 +70,7 @@ section="$(
   echo
   echo "<!-- Written by bench/verify_against_memory.sh; do not edit by hand. -->"
   echo
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD)$( [ -z "$(git -C "$ROOT" status --porcelain -- src core)" ] || echo ' (with uncommitted changes)'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
-  echo
-  echo '```sh'
-  [ -z "$BEFORE" ] && echo 'bash bench/verify_against_memory.sh' || echo "PG_WORM_BEFORE=$BEFORE bash bench/verify_against_memory.sh"
-  echo '```'
+  run_header verify_against_memory.sh
   echo
   echo "The same table shape and load as above (4 sessions, 32 chains), a checkpoint of it,"
   echo "then 10,000 rows more; verification against the checkpoint's digest checks all"
@@ -92,9 +88,4 @@ section="$(
   echo "its report stays word for word as before (about 150 bytes per row)."
 )"
 # Replace this script's section (from its heading to the end) or append it.
-if grep -q '^## worm.verify(tbl, against)' "$OUT"; then
-  # Only this section: up to the next heading of another section.
-  awk 'BEGIN {skip = 0} /^## worm.verify\(tbl, against\)/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
-fi
-printf '\n%s\n' "$section" >>"$OUT"
-echo "$section"
+replace_section "worm.verify(tbl, against)" "$section"

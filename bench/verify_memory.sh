@@ -154,11 +154,7 @@ KEEP="$(awk '/^## worm.verify\(tbl, against\)/ || /^## worm.purge_expired/ {keep
   echo
   echo "<!-- Written by bench/verify_memory.sh; do not edit by hand. -->"
   echo
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), pg_worm commit $(git -C "$ROOT" rev-parse --short=12 HEAD)$( [ -z "$(git -C "$ROOT" status --porcelain -- src core)" ] || echo ' (with uncommitted changes)'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), with"
-  echo
-  echo '```sh'
-  [ -z "$BEFORE" ] && echo 'bash bench/verify_memory.sh' || echo "PG_WORM_BEFORE=$BEFORE bash bench/verify_memory.sh"
-  echo '```'
+  run_header verify_memory.sh
   echo
   echo "Release builds (\`cargo build --release\`), loaded through \`dynamic_library_path\` in a"
   echo "throwaway cluster (\`shared_buffers = 1GB\`, \`max_parallel_workers_per_gather = 0\`)."
