@@ -401,6 +401,15 @@ pub unsafe fn index_last<R, const N: usize>(
     found.then(|| f(Slot::new(&slot)))
 }
 
+/// The OID of ACCESS METHOD worm_heap (names::AM_NAME) in this database, if
+/// the extension created it.
+pub fn worm_heap_oid() -> Option<Oid> {
+    let name = std::ffi::CString::new(crate::names::AM_NAME).ok()?;
+    // SAFETY: a syscache lookup by name; missing_ok returns InvalidOid.
+    let oid = unsafe { pg_sys::get_table_am_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
 /// A scan key of [`index_forward`]: (index column, btree strategy number,
 /// comparison function, value).
 pub type RangeKey = (i16, u16, u32, pg_sys::Datum);

@@ -143,18 +143,9 @@ pub unsafe extern "C-unwind" fn worm_heap_handler(
     pg_sys::Datum::from(publish(&ROUTINE, refusing_routine))
 }
 
-/// The OID of ACCESS METHOD worm_heap in this database, if the extension
-/// created it.
-pub fn am_oid() -> Option<pg_sys::Oid> {
-    let name = std::ffi::CString::new(AM_NAME).ok()?;
-    // SAFETY: a syscache lookup by name; missing_ok returns InvalidOid.
-    let oid = unsafe { pg_sys::get_table_am_oid(name.as_ptr(), true) };
-    (oid != pg_sys::InvalidOid).then_some(oid)
-}
-
 /// Whether table `relid` uses ACCESS METHOD worm_heap.
 pub fn uses_worm_heap(relid: pg_sys::Oid) -> bool {
-    let Some(am) = am_oid() else {
+    let Some(am) = pg::worm_heap_oid() else {
         return false;
     };
     pg::Rel::cached(relid).is_some_and(|r| r.form().relam == am)

@@ -320,12 +320,7 @@ unsafe fn notice_if_not_worm_heap(rel: pg_sys::Relation) {
     use crate::names::AM_NAME;
     // SAFETY: `rel` is open (caller).
     let (kind, relam) = unsafe { ((*(*rel).rd_rel).relkind as u8, (*(*rel).rd_rel).relam) };
-    let Ok(name) = std::ffi::CString::new(AM_NAME) else {
-        return;
-    };
-    // SAFETY: a syscache lookup by name; missing_ok returns InvalidOid.
-    let am = unsafe { pg_sys::get_table_am_oid(name.as_ptr(), true) };
-    if kind != pg_sys::RELKIND_RELATION || relam == am {
+    if kind != pg_sys::RELKIND_RELATION || pg::worm_heap_oid() == Some(relam) {
         return;
     }
     // SAFETY: as above.
